@@ -1,0 +1,152 @@
+// Typed errors. Every failure a user can meet is one of these classes, so the CLI can map it to
+// one clear line, a hint, and a distinct exit code, and library users can `instanceof` them.
+
+/** Process exit codes, stable for scripts. 1 is reserved for "something is outdated / a problem was found". */
+export const ExitCode = {
+  ok: 0,
+  findings: 1,
+  usage: 2,
+  generic: 3,
+  repoNotFound: 10,
+  revisionNotFound: 11,
+  entryNotFound: 12,
+  gatedRepo: 13,
+  unauthorized: 14,
+  rateLimited: 15,
+  offlineMiss: 16,
+  network: 17,
+  integrity: 18,
+  unsafePath: 19,
+  diskFull: 20,
+  server: 21,
+  manifest: 22,
+  interrupted: 130,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class HubcacheError extends Error {
+  /** Exit code the CLI uses for this error. */
+  readonly exitCode: ExitCodeValue = ExitCode.generic;
+  /** One short sentence telling the user what to do next, if there is something to do. */
+  hint?: string;
+  constructor(message: string, options?: { cause?: unknown; hint?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    if (options?.hint) this.hint = options.hint;
+  }
+}
+
+/** Bad command-line or API arguments. */
+export class UsageError extends HubcacheError {
+  override readonly exitCode = ExitCode.usage;
+}
+
+/** Errors that came from a hub's HTTP answer. */
+export class HubHttpError extends HubcacheError {
+  override readonly exitCode: ExitCodeValue = ExitCode.server;
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly url: string | undefined,
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    super(message, options);
+  }
+}
+
+export class RepoNotFoundError extends HubHttpError {
+  override readonly exitCode = ExitCode.repoNotFound;
+}
+export class RevisionNotFoundError extends HubHttpError {
+  override readonly exitCode = ExitCode.revisionNotFound;
+}
+export class EntryNotFoundError extends HubHttpError {
+  override readonly exitCode = ExitCode.entryNotFound;
+}
+export class GatedRepoError extends HubHttpError {
+  override readonly exitCode = ExitCode.gatedRepo;
+}
+export class UnauthorizedError extends HubHttpError {
+  override readonly exitCode = ExitCode.unauthorized;
+}
+export class RateLimitedError extends HubHttpError {
+  override readonly exitCode = ExitCode.rateLimited;
+  constructor(
+    message: string,
+    status: number | undefined,
+    url: string | undefined,
+    /** Seconds the server asked us to wait, when it said. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message, status, url);
+  }
+}
+/** A 5xx or other unexpected status, or a malformed answer (bad JSON, missing headers). */
+export class ServerError extends HubHttpError {}
+
+/** The network could not be reached (DNS, connection refused/reset, timeout, stalled stream). */
+export class NetworkError extends HubcacheError {
+  override readonly exitCode = ExitCode.network;
+}
+
+/** Offline (by choice or because the network is down) and the cache does not hold what was asked. */
+export class OfflineMissError extends HubcacheError {
+  override readonly exitCode = ExitCode.offlineMiss;
+  constructor(
+    message: string,
+    /** Repo paths that are missing from the cache, when known. */
+    readonly missing: string[] = [],
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Downloaded or cached bytes do not match the expected size or hash. */
+export class IntegrityError extends HubcacheError {
+  override readonly exitCode = ExitCode.integrity;
+  constructor(
+    readonly path: string,
+    readonly expected: string,
+    readonly actual: string,
+    readonly algorithm: 'sha256' | 'git-sha1' | 'size',
+  ) {
+    super(`${algorithm} mismatch for ${path}: expected ${expected}, got ${actual}`);
+  }
+}
+
+/** A file name from a server (or an archive) that would escape its folder or is otherwise unsafe. */
+export class UnsafePathError extends HubcacheError {
+  override readonly exitCode = ExitCode.unsafePath;
+}
+
+/** Not enough free disk space (checked up front, or ENOSPC mid-way). */
+export class DiskFullError extends HubcacheError {
+  override readonly exitCode = ExitCode.diskFull;
+  constructor(
+    message: string,
+    readonly neededBytes?: number,
+    readonly freeBytes?: number,
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    super(message, options);
+  }
+}
+
+/** hubcache.json / hubcache.lock problems. */
+export class ManifestError extends HubcacheError {
+  override readonly exitCode = ExitCode.manifest;
+}
+
+/** The operation was cancelled through an AbortSignal (Ctrl-C in the CLI). */
+export class AbortedError extends HubcacheError {
+  override readonly exitCode = ExitCode.interrupted;
+  constructor(message = 'Interrupted') {
+    super(message);
+  }
+}
+
+/** Throws AbortedError if the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortedError();
+}

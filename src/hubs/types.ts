@@ -1,0 +1,73 @@
+// Shared vocabulary of the remote side: which repo, which revision, which files.
+
+export type HubName = 'hf' | 'modelscope';
+export type RepoType = 'model' | 'dataset' | 'space';
+
+/** A repository on a hub. `revision` is what the user asked for (branch, tag, commit); absent = hub default. */
+export interface RepoRef {
+  hub: HubName;
+  type: RepoType;
+  /** `org/name` as the user spelled it (the HF cache is case-sensitive). */
+  id: string;
+  revision?: string;
+}
+
+/** One file of a snapshot, as the remote lists it. */
+export interface RemoteFile {
+  /** Repo-relative POSIX path, already validated as safe (see util/safe-path.ts). */
+  path: string;
+  size: number;
+  /** Lowercase hex sha256 of the content, when the hub knows it (HF LFS files, every ModelScope file). */
+  sha256?: string;
+  /** HF only: git blob oid (sha1 of "blob <len>\0" + content). For LFS files it is the pointer's oid. */
+  gitOid?: string;
+  /** HF only: true for LFS/Xet files (etag = sha256), false for plain git files (etag = git oid). */
+  lfs?: boolean;
+  /** ModelScope only: the per-file `Revision` from the file list, stored verbatim in `.msc`. */
+  msRevision?: string;
+}
+
+/** What a revision resolved to, with its complete file list. */
+export interface Snapshot {
+  repo: RepoRef;
+  /** The revision string that was requested (or the hub default: `main` / `master`). */
+  revision: string;
+  /**
+   * HF: the 40-hex commit. ModelScope: the resolved branch/tag name (the legacy SDK has no
+   * commit-addressed downloads), which is also what the download URLs use.
+   */
+  commit: string;
+  files: RemoteFile[];
+  /** Unix seconds when the revision was created, when the hub says (ModelScope `CreatedAt`). */
+  createdAt?: number;
+  /** ISO date of the last change, when the hub says (HF `lastModified`). */
+  lastModified?: string;
+}
+
+/** Where to GET a file's bytes from. `headers` already include auth when (and only when) safe. */
+export interface DownloadSource {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** Expected identity of a file's content; checked before anything is committed to the cache. */
+export interface ExpectedContent {
+  size: number;
+  sha256?: string;
+  gitSha1?: string;
+}
+
+/** HF blob name: the normalized etag (sha256 for LFS, git oid otherwise). */
+export function hfEtagOf(file: RemoteFile): string {
+  if (file.lfs && file.sha256) return file.sha256;
+  if (file.gitOid) return file.gitOid;
+  if (file.sha256) return file.sha256;
+  throw new Error(`no etag known for ${file.path}`);
+}
+
+export function expectedContentOf(file: RemoteFile): ExpectedContent {
+  const out: ExpectedContent = { size: file.size };
+  if (file.sha256) out.sha256 = file.sha256;
+  else if (file.gitOid && !file.lfs) out.gitSha1 = file.gitOid;
+  return out;
+}
