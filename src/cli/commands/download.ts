@@ -1,0 +1,83 @@
+// `hubcache download REPO [FILES...]`: flags follow `hf download` (and `modelscope download`).
+import { Command, Option } from 'commander';
+import { parseRepoRef } from '../../hubs/repo-ref.js';
+import type { DownloadOptions } from '../../download/types.js';
+import { humanBytes } from '../output.js';
+import { type CommandRunner } from '../main.js';
+
+interface DownloadFlags {
+  revision?: string;
+  include?: string[];
+  exclude?: string[];
+  localDir?: string;
+  dryRun?: boolean;
+  forceDownload?: boolean;
+  maxWorkers?: string;
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+export function downloadCommand(run: CommandRunner): Command {
+  return new Command('download')
+    .description('Download a repo (or some files of it) into the cache, or into a plain folder with --local-dir')
+    .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
+    .argument('[files...]', 'only these files (a name ending in / means a whole folder)')
+    .option('--revision <rev>', 'branch, tag, refs/pr/N or commit (default: main, or master on ModelScope)')
+    .option('--include <pattern>', 'only files matching this glob (repeatable, or comma-separated); * matches / too', collect)
+    .option('--exclude <pattern>', 'skip files matching this glob (repeatable, or comma-separated)', collect)
+    .option('--local-dir <dir>', 'write plain files here (like `hf download --local-dir`), with metadata for re-runs')
+    .option('--dry-run', 'show what would be downloaded, with sizes; change nothing')
+    .option('--force-download', 'download again even if cached')
+    .addOption(new Option('--max-workers <n>', 'files downloaded at once').default('8'))
+    .addHelpText(
+      'after',
+      `
+Prints the snapshot folder (or --local-dir) on stdout, so MODEL=$(hubcache download org/name) works.
+
+Examples:
+  hubcache download openai-community/gpt2
+  hubcache download org/name config.json model.safetensors --revision v1.0
+  hubcache download org/name --include "*.safetensors" --include "*.json" --exclude "*fp32*"
+  hubcache download org/name --local-dir ./models/name
+  hubcache download org/name --dry-run
+  HF_HUB_OFFLINE=1 hubcache download org/name      # cache only, no network`,
+    )
+    .action(async (repoArg: string, files: string[], _o: unknown, cmd: Command) =>
+      run(cmd, async (ctx, flags: DownloadFlags) => {
+        const repo = parseRepoRef(repoArg, {
+          ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+          ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+          ...(flags.revision ? { revision: flags.revision } : {}),
+        });
+        const opts: DownloadOptions = { repo, signal: ctx.signal, maxWorkers: Math.max(1, Number(flags.maxWorkers) || 8) };
+        if (files.length > 0) opts.files = files;
+        else {
+          if (flags.include) opts.include = flags.include;
+          if (flags.exclude) opts.exclude = flags.exclude;
+        }
+        if (flags.localDir) opts.localDir = flags.localDir;
+        if (flags.dryRun) opts.dryRun = true;
+        if (flags.forceDownload) opts.forceDownload = true;
+        const progress = ctx.out.progress();
+        opts.onProgress = (e) => progress.onEvent(e);
+        try {
+          const res = await ctx.cache.download(opts);
+          progress.stop();
+          if (flags.dryRun) {
+            const fetch = res.files.filter((f) => f.status === 'planned' || f.status === 'copied');
+            if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, files: res.files, downloadBytes: fetch.reduce((s, f) => s + f.size, 0) });
+            else {
+              for (const f of res.files) ctx.out.result(`${f.status === 'planned' ? 'download' : f.status.padEnd(8)}  ${humanBytes(f.size).padStart(9)}  ${f.path}`);
+              ctx.out.result(`total: ${fetch.length} of ${res.files.length} files to fetch, ${humanBytes(fetch.reduce((s, f) => s + f.size, 0))}`);
+            }
+            return 0;
+          }
+          if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, revision: res.revision, downloadedBytes: res.downloadedBytes, usedCacheFallback: res.usedCacheFallback, files: res.files });
+          else ctx.out.result(res.path);
+          return 0;
+        } finally {
+          progress.stop();
+        }
+      }, { hubFromRepo: repoArg }),
+    );
+}

@@ -1,0 +1,272 @@
+// Hugging Face download: resolve → plan → transfer → commit, into the HF cache or a local dir.
+// Follows huggingface_hub's snapshot_download (spec §5) so the two tools share one cache, with
+// one deliberate saving: the etag of each file comes from the tree listing, so no per-file HEAD
+// is needed except to find the CDN URL of LFS files that must actually be fetched.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { EntryNotFoundError, HubcacheError, NetworkError, OfflineMissError, RevisionNotFoundError } from '../errors.js';
+import { HfClient } from '../hubs/hf.js';
+import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
+import { expectedContentOf, hfEtagOf, type RemoteFile, type RepoRef } from '../hubs/types.js';
+import { formatTreeCache, HfRepoCache, parseTreeCache } from '../layouts/hf-cache.js';
+import { HfLocalDir } from '../layouts/hf-local-dir.js';
+import { acquireLock } from '../locks/flock.js';
+import type { TransferEngine } from '../transfer/engine.js';
+import { isFile, writeFileAtomic } from '../util/fs.js';
+import { matchesFilter } from '../util/fnmatch.js';
+import { sha256File } from '../util/hash.js';
+import { runPool } from '../util/pool.js';
+import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile, ProgressEvent } from './types.js';
+
+export interface HfDownloadContext {
+  cacheDir: string;
+  endpoint: string;
+  token?: string | undefined;
+  offline: boolean;
+  symlinks: boolean;
+  engine: TransferEngine;
+}
+
+/** Errors after which huggingface_hub falls back to a cached revision (spec §3.7, §5.1). */
+function canFallBackToCache(err: unknown): boolean {
+  return err instanceof HubcacheError && !(err instanceof RevisionNotFoundError) && !(err instanceof EntryNotFoundError);
+}
+
+export function selectFiles(all: readonly RemoteFile[], opts: Pick<DownloadOptions, 'files' | 'include' | 'exclude'>): RemoteFile[] {
+  if (opts.files && opts.files.length > 0) {
+    // A name ending in `/` means the whole folder (`hf download repo sub/`).
+    const wanted = opts.files.map((f) => f.replace(/\\/g, '/'));
+    return all.filter((f) => wanted.some((w) => (w.endsWith('/') ? f.path.startsWith(w) : f.path === w)));
+  }
+  return all.filter((f) => matchesFilter(f.path, { include: opts.include ?? [], exclude: opts.exclude ?? [] }));
+}
+
+export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: DownloadOptions): Promise<DownloadResult> {
+  const started = Date.now();
+  const emit = (e: ProgressEvent): void => opts.onProgress?.(e);
+  const revision = repo.revision ?? 'main';
+  const rc = new HfRepoCache(ctx.cacheDir, repo);
+  const client = new HfClient({ endpoint: ctx.endpoint, token: ctx.token });
+  const offline = opts.offline ?? ctx.offline;
+  const localDir = opts.localDir ? new HfLocalDir(path.resolve(opts.localDir)) : undefined;
+
+  // 1. resolve: commit + file list, from the cache when possible (no request at all for a
+  // cached full commit hash), else from the hub, falling back to the cache when it is unreachable.
+  let commit: string | undefined;
+  let files: RemoteFile[] | undefined;
+  let usedCacheFallback = false;
+  const local = await resolveFromCache(rc, revision, localDir);
+  if (offline || (local && isCommitHash(revision) && local.files && !opts.forceDownload)) {
+    if (!local) throw offlineMiss(repo, revision, offline);
+    ({ commit, files } = local);
+  } else {
+    try {
+      const snap = await client.snapshot(repo, revision, opts.signal);
+      commit = snap.commit;
+      files = snap.files;
+      // The tree listing goes where Python puts it: the repo folder, or the local dir's bookkeeping.
+      if (!opts.dryRun) await writeFileAtomic(localDir ? localDir.treePath(commit) : rc.treePath(commit), formatTreeCache(files));
+    } catch (err) {
+      if (!local || !canFallBackToCache(err)) throw err;
+      emit({ type: 'warning', message: `Hub unreachable (${(err as Error).message}); using cached ${formatRepoRef(repo)} at ${local.commit.slice(0, 8)}` });
+      ({ commit, files } = local);
+      usedCacheFallback = true;
+    }
+  }
+  const fromCacheOnly = offline || usedCacheFallback || files === undefined;
+
+  // 2. plan
+  let selected: RemoteFile[];
+  if (files) {
+    selected = selectFiles(files, opts);
+    const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !files!.some((f) => f.path === w));
+    if (missingNames.length > 0) {
+      if (!fromCacheOnly && !opts.dryRun) for (const m of missingNames) await rc.markMissing(commit, m);
+      throw new EntryNotFoundError(`Not in ${formatRepoRef(repo)} at ${commit.slice(0, 8)}: ${missingNames.join(', ')}`, 404, undefined);
+    }
+  } else {
+    // Offline without a tree listing: all we know is what the snapshot folder holds.
+    selected = await listSnapshotFiles(rc, commit, opts);
+  }
+
+  const planned = await Promise.all(selected.map((f) => planFile(rc, localDir, commit!, f, opts)));
+  const toFetch = planned.filter((p) => p.status === 'planned');
+  if (fromCacheOnly && toFetch.length > 0) {
+    throw new OfflineMissError(
+      `${toFetch.length} file(s) of ${formatRepoRef(repo)}@${revision} are not in the cache: ${toFetch.map((p) => p.path).join(', ')}`,
+      toFetch.map((p) => p.path),
+      { hint: offline ? 'Run the same command without --offline / HF_HUB_OFFLINE=1 to fetch them.' : 'The hub is unreachable; retry when the network is back.' },
+    );
+  }
+  const totalBytes = planned.reduce((s, p) => s + p.size, 0);
+  const downloadBytes = toFetch.reduce((s, p) => s + p.size, 0);
+  emit({ type: 'plan', repo: formatRepoRef(repo), revision, commit, files: planned, totalBytes, downloadBytes });
+  const resultPath = localDir ? localDir.dir : rc.snapshotDir(commit);
+  if (opts.dryRun) {
+    return { repo, revision, commit, path: resultPath, files: planned, downloadedBytes: 0, usedCacheFallback };
+  }
+
+  // 3+4. transfer and commit, file by file (each under its blob lock).
+  if (!fromCacheOnly) await rc.writeRef(revision, commit);
+  if (localDir) await localDir.init();
+  else if (toFetch.length > 0) await rc.writeCachedirTag();
+  let downloadedBytes = 0;
+  const byPath = new Map(selected.map((f) => [f.path, f]));
+  await runPool(planned, opts.maxWorkers ?? 8, async (p) => {
+    const f = byPath.get(p.path)!;
+    const status = localDir
+      ? await materializeLocal(ctx, client, rc, localDir, repo, commit!, f, p, opts)
+      : await materializeCached(ctx, client, rc, repo, commit!, f, p, opts);
+    if (status === 'downloaded') downloadedBytes += f.size;
+    p.status = status;
+    emit({ type: 'file-done', path: f.path, size: f.size, status });
+  });
+  // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
+  if (!localDir) await fs.mkdir(resultPath, { recursive: true });
+  emit({ type: 'done', path: resultPath, downloadedBytes, seconds: (Date.now() - started) / 1000 });
+  return { repo, revision, commit, path: resultPath, files: planned, downloadedBytes, usedCacheFallback };
+}
+
+function offlineMiss(repo: RepoRef, revision: string, offline: boolean): OfflineMissError {
+  return new OfflineMissError(`${formatRepoRef(repo)}@${revision} is not in the cache`, [], {
+    hint: offline ? 'Run once without --offline / HF_HUB_OFFLINE=1 to download it.' : undefined,
+  });
+}
+
+/** The commit and (when trees/<commit>.json exists) the file list, from disk only. */
+async function resolveFromCache(rc: HfRepoCache, revision: string, localDir: HfLocalDir | undefined): Promise<{ commit: string; files?: RemoteFile[] } | undefined> {
+  const commit = await rc.resolveLocal(revision);
+  if (!commit) return undefined;
+  const files = localDir ? await readTreeFile(localDir.treePath(commit)) : await rc.readTree(commit);
+  if (files) return { commit, files };
+  if (localDir) return undefined; // without its tree listing a local dir's completeness is unknowable
+  try {
+    await fs.access(rc.snapshotDir(commit));
+    return { commit };
+  } catch {
+    return undefined;
+  }
+}
+
+async function readTreeFile(p: string): Promise<RemoteFile[] | undefined> {
+  try {
+    return parseTreeCache(await fs.readFile(p, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+async function listSnapshotFiles(rc: HfRepoCache, commit: string, opts: DownloadOptions): Promise<RemoteFile[]> {
+  const root = rc.snapshotDir(commit);
+  const out: RemoteFile[] = [];
+  const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
+  for (const e of entries) {
+    if (e.isDirectory()) continue;
+    const abs = path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
+    const st = await fs.stat(abs).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    const rel = path.relative(root, abs).split(path.sep).join('/');
+    const etag = path.basename(await fs.realpath(abs));
+    const f: RemoteFile = { path: rel, size: st.size, lfs: etag.length === 64 };
+    if (etag.length === 64) f.sha256 = etag;
+    else f.gitOid = etag;
+    out.push(f);
+  }
+  const sel = selectFiles(out, opts);
+  const missing = (opts.files ?? []).filter((w) => !w.endsWith('/') && !sel.some((f) => f.path === w));
+  if (missing.length > 0) {
+    throw new OfflineMissError(`Not in the cache: ${missing.join(', ')}`, missing, { hint: 'Run without --offline to fetch them.' });
+  }
+  return sel;
+}
+
+async function planFile(rc: HfRepoCache, localDir: HfLocalDir | undefined, commit: string, f: RemoteFile, opts: DownloadOptions): Promise<PlannedFile> {
+  const etag = hfEtagOf(f);
+  if (localDir) {
+    const localPath = localDir.filePath(f.path);
+    let status: FileStatus = 'planned';
+    if (!opts.forceDownload && (await isFile(localPath))) {
+      const meta = await localDir.readMetadata(f.path);
+      if (meta?.etag === etag) status = 'cached';
+    }
+    if (status === 'planned' && !opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path).catch(() => false))) status = 'copied';
+    return { path: f.path, size: f.size, status, localPath };
+  }
+  const localPath = rc.snapshotPath(commit, f.path);
+  let status: FileStatus = 'planned';
+  if (!opts.forceDownload) {
+    if (await isFile(localPath)) status = 'cached';
+    else if (await rc.hasBlob(etag)) status = 'linked';
+  }
+  return { path: f.path, size: f.size, status, localPath };
+}
+
+function transferRequest(ctx: HfDownloadContext, client: HfClient, repo: RepoRef, commit: string, f: RemoteFile, partialDir: string, partialKey: string, finalPath: string, opts: DownloadOptions) {
+  return {
+    label: f.path,
+    source: () => client.downloadSource(repo, commit, f, opts.signal),
+    expected: expectedContentOf(f),
+    partialDir,
+    partialKey,
+    finalPath,
+    signal: opts.signal,
+    onProgress: (p: { bytes: number; total: number; resumedBytes: number }) =>
+      opts.onProgress?.({ type: 'file-progress', path: f.path, bytes: p.bytes, total: p.total, resumedBytes: p.resumedBytes }),
+  };
+}
+
+/** Cache mode: link an existing blob, or download it under its lock, then link it. */
+async function materializeCached(ctx: HfDownloadContext, client: HfClient, rc: HfRepoCache, repo: RepoRef, commit: string, f: RemoteFile, p: PlannedFile, opts: DownloadOptions): Promise<FileStatus> {
+  if (p.status === 'cached') return 'cached';
+  const etag = hfEtagOf(f);
+  const lock = await acquireLock(rc.lockPath(etag), { signal: opts.signal });
+  try {
+    if (!opts.forceDownload && (await rc.hasBlob(etag))) {
+      await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: false });
+      return 'linked';
+    }
+    if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return 'cached';
+    await fs.mkdir(rc.blobsDir(), { recursive: true });
+    await ctx.engine.download(transferRequest(ctx, client, repo, commit, f, rc.blobsDir(), etag, rc.blobPath(etag), opts));
+    await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
+    return 'downloaded';
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Local-dir mode (spec §5.4): reuse a matching file, copy from the cache, or download. */
+async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: HfRepoCache, ld: HfLocalDir, repo: RepoRef, commit: string, f: RemoteFile, p: PlannedFile, opts: DownloadOptions): Promise<FileStatus> {
+  const etag = hfEtagOf(f);
+  const target = ld.filePath(f.path);
+  const lock = await acquireLock(ld.lockPath(f.path), { signal: opts.signal });
+  try {
+    if (p.status === 'cached') {
+      const meta = await ld.readMetadata(f.path);
+      if (meta && meta.commit !== commit) await ld.writeMetadata(f.path, commit, etag);
+      return 'cached';
+    }
+    // A file with no metadata (copied by hand, or by an older tool) is kept if its hash matches.
+    if (!opts.forceDownload && f.lfs && f.sha256 && (await isFile(target)) && (await sha256File(target, opts.signal)) === f.sha256) {
+      await ld.writeMetadata(f.path, commit, etag);
+      return 'cached';
+    }
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    if (p.status === 'copied') {
+      const tmp = `${target}.${process.pid}.tmp`;
+      await fs.copyFile(rc.snapshotPath(commit, f.path), tmp);
+      await fs.rename(tmp, target);
+      await ld.writeMetadata(f.path, commit, etag);
+      return 'copied';
+    }
+    await fs.mkdir(ld.partialDir(f.path), { recursive: true });
+    await ctx.engine.download(transferRequest(ctx, client, repo, commit, f, ld.partialDir(f.path), ld.partialKey(f.path, etag), target, opts));
+    await ld.writeMetadata(f.path, commit, etag);
+    return 'downloaded';
+  } catch (err) {
+    if (err instanceof NetworkError) err.hint ??= 'Run the same command again: finished files are kept and partial ones resume.';
+    throw err;
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,54 @@
+// What callers pass to a download and what they get back, for every hub and layout.
+import type { RepoRef } from '../hubs/types.js';
+
+export type FileStatus = 'cached' | 'linked' | 'copied' | 'downloaded' | 'planned';
+
+export interface PlannedFile {
+  path: string;
+  size: number;
+  /** What happened (or, for a dry run, would happen) to this file. */
+  status: FileStatus;
+  /** Where the file is (or will be) on disk. */
+  localPath: string;
+}
+
+export type ProgressEvent =
+  | { type: 'plan'; repo: string; revision: string; commit: string; files: PlannedFile[]; totalBytes: number; downloadBytes: number }
+  | { type: 'file-progress'; path: string; bytes: number; total: number; resumedBytes: number }
+  | { type: 'file-done'; path: string; size: number; status: FileStatus }
+  | { type: 'warning'; message: string }
+  | { type: 'done'; path: string; downloadedBytes: number; seconds: number };
+
+export interface DownloadOptions {
+  /** `org/name`, `hf:org/name@rev`, `modelscope:org/name`, or a parsed RepoRef. */
+  repo: string | RepoRef;
+  revision?: string;
+  /** Explicit repo paths; when given, include/exclude are ignored (like `hf download`). */
+  files?: string[];
+  include?: string[];
+  exclude?: string[];
+  /** Plain files in this folder instead of the cache (`hf download --local-dir`). */
+  localDir?: string;
+  /** Never touch the network (also from HF_HUB_OFFLINE through Cache.fromEnv()). */
+  offline?: boolean;
+  /** Resolve and plan only: list what would be fetched, write nothing. */
+  dryRun?: boolean;
+  /** Re-download even if cached. */
+  forceDownload?: boolean;
+  /** Concurrent files (default 8). */
+  maxWorkers?: number;
+  signal?: AbortSignal;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+export interface DownloadResult {
+  repo: RepoRef;
+  revision: string;
+  commit: string;
+  /** Snapshot folder (cache mode) or the local dir. */
+  path: string;
+  files: PlannedFile[];
+  downloadedBytes: number;
+  /** True when the network was unreachable and the cached revision was used instead. */
+  usedCacheFallback: boolean;
+}

@@ -1,0 +1,255 @@
+// Hugging Face Hub protocol (spec: shared/spec/hf-hub.md §3-§4): revision → commit, recursive
+// tree listing with Link pagination, per-file metadata by HEAD on resolve/ without following the
+// CDN redirect, and the download source for the transfer engine.
+import type { Dispatcher } from 'undici';
+import {
+  EntryNotFoundError,
+  GatedRepoError,
+  HubHttpError,
+  RateLimitedError,
+  RepoNotFoundError,
+  RevisionNotFoundError,
+  ServerError,
+  UnauthorizedError,
+} from '../errors.js';
+import { assertSafeRepoPath } from '../util/safe-path.js';
+import { drain, httpRequest, readJson, readText, redactUrl, sameOrigin, type HttpResponse } from './http.js';
+import { isCommitHash } from './repo-ref.js';
+import type { DownloadSource, RemoteFile, RepoRef, RepoType, Snapshot } from './types.js';
+
+const TYPE_URL_PREFIX: Record<RepoType, string> = { model: '', dataset: 'datasets/', space: 'spaces/' };
+
+/** Python `quote(s, safe="")`: everything but A-Za-z0-9_.-~ is %-encoded. */
+export function quoteAll(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+/** Python `quote(path)`: like quoteAll but keeps `/`. */
+export function quotePath(s: string): string {
+  return s.split('/').map(quoteAll).join('/');
+}
+
+/** `W/"abc"` → `abc` (Python `lstrip("W/")` then strip quotes). */
+export function normalizeEtag(etag: string): string {
+  return etag.replace(/^[W/]+/, '').replace(/^"+|"+$/g, '');
+}
+
+export interface HfFileMetadata {
+  commit: string;
+  etag: string;
+  size: number;
+  /** Where to GET the bytes: the CDN URL from an absolute redirect, or the resolve URL. */
+  location: string;
+}
+
+export interface HfClientOptions {
+  endpoint: string;
+  token?: string | undefined;
+  dispatcher?: Dispatcher | undefined;
+  timeoutMs?: number;
+}
+
+interface TreeEntry {
+  type?: unknown;
+  path?: unknown;
+  size?: unknown;
+  oid?: unknown;
+  lfs?: { oid?: unknown; size?: unknown } | null;
+}
+
+/** Maps an error answer to a typed error (spec §3.6, first match wins). Never includes the token. */
+export async function hfErrorFor(res: HttpResponse, what: string): Promise<HubHttpError> {
+  const code = res.headers['x-error-code'];
+  let message = res.headers['x-error-message'];
+  if (!message) {
+    const body = await readText(res, 64 * 1024).catch(() => '');
+    try {
+      const j = JSON.parse(body) as { error?: unknown };
+      if (typeof j.error === 'string') message = j.error;
+    } catch {
+      /* not JSON */
+    }
+  } else {
+    await drain(res);
+  }
+  const url = res.url;
+  const detail = message ? `: ${message}` : '';
+  const s = res.status;
+  if (code === 'RevisionNotFound') return new RevisionNotFoundError(`Revision not found for ${what}${detail}`, s, url);
+  if (code === 'EntryNotFound') return new EntryNotFoundError(`File not found: ${what}${detail}`, s, url);
+  if (code === 'GatedRepo')
+    return new GatedRepoError(`Access to ${what} is restricted (gated repo)${detail}`, s, url, {
+      hint: 'Accept the conditions on the repo page, then pass a token: --token, HF_TOKEN, or `hf auth login`.',
+    });
+  if (message === 'Access to this resource is disabled.') return new HubHttpError(`Repo ${what} is disabled`, s, url);
+  if (code === 'RepoNotFound' || (s === 401 && message !== 'Invalid credentials in Authorization header'))
+    return new RepoNotFoundError(`Repository not found: ${what}`, s, url, {
+      hint: 'Check the name; if the repo is private or gated, pass a token (--token or HF_TOKEN).',
+    });
+  if (s === 401) return new UnauthorizedError(`Invalid token for ${what}${detail}`, s, url, { hint: 'Check HF_TOKEN / --token.' });
+  if (s === 429) {
+    const ra = Number.parseFloat(res.headers['retry-after'] ?? '');
+    return new RateLimitedError(`Rate limited by ${redactUrl(url)}${detail}`, s, url, Number.isFinite(ra) ? ra : undefined);
+  }
+  if (s === 403) return new UnauthorizedError(`Forbidden: ${what}${detail}`, s, url);
+  return new ServerError(`HTTP ${s} from ${redactUrl(url)}${detail}`, s, url);
+}
+
+export class HfClient {
+  readonly endpoint: string;
+  private readonly token: string | undefined;
+  private readonly dispatcher: Dispatcher | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(opts: HfClientOptions) {
+    this.endpoint = opts.endpoint.replace(/\/+$/, '');
+    this.token = opts.token;
+    this.dispatcher = opts.dispatcher;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  private authHeaders(url: string): Record<string, string> {
+    return this.token && sameOrigin(url, this.endpoint) ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
+  private async get(url: string, what: string, signal?: AbortSignal): Promise<HttpResponse> {
+    const res = await httpRequest(url, { headers: this.authHeaders(url), signal, dispatcher: this.dispatcher, timeoutMs: this.timeoutMs });
+    if (res.status >= 400) throw await hfErrorFor(res, what);
+    return res;
+  }
+
+  resolveUrl(repo: RepoRef, revision: string, path: string): string {
+    return `${this.endpoint}/${TYPE_URL_PREFIX[repo.type]}${repo.id}/resolve/${quoteAll(revision)}/${quotePath(path)}`;
+  }
+
+  private apiBase(repo: RepoRef): string {
+    return `${this.endpoint}/api/${repo.type}s/${repo.id}`;
+  }
+
+  /** GET /api/{type}s/{id}/revision/{rev}: the commit a branch/tag/PR/short hash points to. */
+  async repoInfo(repo: RepoRef, revision: string, signal?: AbortSignal): Promise<{ sha: string; lastModified?: string; private?: boolean; gated?: unknown }> {
+    const url = `${this.apiBase(repo)}/revision/${quoteAll(revision)}`;
+    const res = await this.get(url, `${repo.id}@${revision}`, signal);
+    const j = (await readJson(res)) as { sha?: unknown; lastModified?: unknown; private?: unknown; gated?: unknown };
+    if (typeof j?.sha !== 'string' || !isCommitHash(j.sha)) throw new ServerError(`No commit hash in repo info from ${redactUrl(url)}`, res.status, url);
+    const out: { sha: string; lastModified?: string; private?: boolean; gated?: unknown } = { sha: j.sha };
+    if (typeof j.lastModified === 'string') out.lastModified = j.lastModified;
+    if (typeof j.private === 'boolean') out.private = j.private;
+    if (j.gated !== undefined) out.gated = j.gated;
+    return out;
+  }
+
+  /** Recursive listing of every file at `commit`, following `Link: rel="next"` pages. */
+  async listFiles(repo: RepoRef, commit: string, signal?: AbortSignal): Promise<RemoteFile[]> {
+    let url: string | undefined = `${this.apiBase(repo)}/tree/${quoteAll(commit)}?recursive=true&expand=false`;
+    const files: RemoteFile[] = [];
+    const seen = new Set<string>();
+    for (let page = 0; url; page++) {
+      if (page > 100_000) throw new ServerError('Tree pagination does not end', undefined, url);
+      const res = await this.get(url, `${repo.id}@${commit}`, signal);
+      const next = parseNextLink(res.headers.link, url);
+      const body = await readJson(res);
+      if (!Array.isArray(body)) throw new ServerError(`Tree listing from ${redactUrl(url)} is not a JSON array`, res.status, url);
+      for (const e of body as TreeEntry[]) {
+        if (e?.type !== 'file') continue;
+        const f = parseTreeEntry(e, url);
+        if (seen.has(f.path)) continue;
+        seen.add(f.path);
+        files.push(f);
+      }
+      if (next && !sameOrigin(next, this.endpoint)) throw new ServerError(`Pagination link leaves the endpoint: ${redactUrl(next)}`, res.status, url);
+      url = next;
+    }
+    return files;
+  }
+
+  /** Revision → commit + full file list (one repo-info call unless `revision` is already a commit). */
+  async snapshot(repo: RepoRef, revision: string, signal?: AbortSignal): Promise<Snapshot> {
+    let commit = revision;
+    let lastModified: string | undefined;
+    if (!isCommitHash(revision)) {
+      const info = await this.repoInfo(repo, revision, signal);
+      commit = info.sha;
+      lastModified = info.lastModified;
+    }
+    const files = await this.listFiles(repo, commit, signal);
+    const snap: Snapshot = { repo, revision, commit, files };
+    if (lastModified) snap.lastModified = lastModified;
+    return snap;
+  }
+
+  /**
+   * HEAD on resolve/ (spec §3.3): follows only relative redirects (renamed repos), stops at an
+   * absolute one (the CDN) and reads commit, etag and size from the headers.
+   */
+  async fileMetadata(repo: RepoRef, revision: string, path: string, signal?: AbortSignal): Promise<HfFileMetadata> {
+    let url = this.resolveUrl(repo, revision, path);
+    for (let hop = 0; hop < 10; hop++) {
+      const res = await httpRequest(url, {
+        method: 'HEAD',
+        headers: { ...this.authHeaders(url), 'accept-encoding': 'identity' },
+        signal,
+        dispatcher: this.dispatcher,
+        timeoutMs: this.timeoutMs,
+      });
+      if (res.status >= 400) throw await hfErrorFor(res, `${repo.id}/${path}@${revision}`);
+      await drain(res);
+      const loc = res.headers.location;
+      if (res.status >= 300 && res.status < 400 && loc && !/^[a-z][a-z0-9+.-]*:/i.test(loc)) {
+        const u = new URL(url);
+        url = new URL(loc, u).toString(); // relative: same origin, new path
+        continue;
+      }
+      const commit = res.headers['x-repo-commit'];
+      const etagRaw = res.headers['x-linked-etag'] || res.headers.etag;
+      const sizeRaw = res.headers['x-linked-size'] ?? (res.status < 300 ? res.headers['content-length'] : undefined);
+      const size = Number(sizeRaw);
+      if (!commit || !etagRaw || sizeRaw === undefined || !Number.isSafeInteger(size) || size < 0) {
+        throw new ServerError(`Incomplete file metadata for ${path} from ${redactUrl(url)} (need X-Repo-Commit, ETag, size)`, res.status, url);
+      }
+      return { commit, etag: normalizeEtag(etagRaw), size, location: loc ? new URL(loc, url).toString() : url };
+    }
+    throw new ServerError(`Too many redirects for ${path}`, undefined, url);
+  }
+
+  /**
+   * Where to GET a file. LFS files redirect to a CDN: one HEAD finds the signed URL so every
+   * parallel range goes straight there, without the token. Plain git files come from resolve/.
+   */
+  async downloadSource(repo: RepoRef, commit: string, file: RemoteFile, signal?: AbortSignal): Promise<DownloadSource> {
+    const resolve = this.resolveUrl(repo, commit, file.path);
+    if (!file.lfs) return { url: resolve, headers: { ...this.authHeaders(resolve), 'accept-encoding': 'identity' } };
+    const meta = await this.fileMetadata(repo, commit, file.path, signal);
+    return { url: meta.location, headers: { ...this.authHeaders(meta.location), 'accept-encoding': 'identity' } };
+  }
+}
+
+function parseTreeEntry(e: TreeEntry, url: string): RemoteFile {
+  const p = e.path;
+  if (typeof p !== 'string') throw new ServerError(`Tree entry without a path from ${redactUrl(url)}`, undefined, url);
+  assertSafeRepoPath(p);
+  const size = e.size;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new ServerError(`Bad size for ${p} in tree listing`, undefined, url);
+  const f: RemoteFile = { path: p, size };
+  if (typeof e.oid === 'string' && /^[0-9a-f]{40}$/.test(e.oid)) f.gitOid = e.oid;
+  if (e.lfs && typeof e.lfs === 'object') {
+    const oid = e.lfs.oid;
+    if (typeof oid !== 'string' || !/^[0-9a-f]{64}$/.test(oid)) throw new ServerError(`Bad LFS oid for ${p} in tree listing`, undefined, url);
+    f.sha256 = oid;
+    f.lfs = true;
+    if (typeof e.lfs.size === 'number') f.size = e.lfs.size;
+  } else {
+    f.lfs = false;
+    if (!f.gitOid) throw new ServerError(`No oid for ${p} in tree listing`, undefined, url);
+  }
+  return f;
+}
+
+/** Extracts the `rel="next"` URL of an RFC 8288 Link header, resolved against the request URL. */
+export function parseNextLink(link: string | undefined, base: string): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(/,(?=\s*<)/)) {
+    const m = /<([^>]*)>\s*;(.*)/.exec(part.trim());
+    if (m && /\brel\s*=\s*"?next"?/i.test(m[2] ?? '')) return new URL(m[1] as string, base).toString();
+  }
+  return undefined;
+}

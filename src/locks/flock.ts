@@ -1,0 +1,468 @@
+// Cross-process file locks compatible with Python's `filelock` as used by huggingface_hub
+// (spec 2.9): flock(2) on the very same `<cache>/.locks/<repo>/<etag>.lock` path, so a hubcache
+// process and a Python process never download the same blob at the same time.
+//
+// Node has no flock, so a tiny N-API addon (native/flock.c, built by `npm install`) provides it.
+// Only non-blocking flock is used: a blocking call would freeze the event loop, so we poll.
+//
+// Locks are best effort: the transfer engine must stay correct without them (unique temp names +
+// atomic rename, spec 2.10). Without the addon, or on a file system whose flock fails with
+// ENOSYS/EOPNOTSUPP, we fall back to a "soft" lock file (see the soft-lock section below).
+
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, existsSync, type Stats } from 'node:fs';
+import { link, mkdir, open, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { AbortedError, HubcacheError, throwIfAborted } from '../errors.js';
+
+/** Which mechanism a lock was taken with. `none` = locking disabled (setLocksDisabled). */
+export type LockKind = 'flock' | 'soft' | 'none';
+
+/** A held lock. Release it (or `await using` it); releasing twice is harmless. */
+export interface FileLock extends AsyncDisposable {
+  readonly path: string;
+  readonly kind: LockKind;
+  readonly released: boolean;
+  /** Unlocks and closes the fd. The `.lock` file is left on disk, like Python's filelock does. */
+  release(): Promise<void>;
+}
+
+export interface AcquireLockOptions {
+  signal?: AbortSignal;
+  /** Upper bound of the poll interval in ms (backoff starts at 10 ms). Default 200. */
+  pollMs?: number;
+  /** Called about every `onWaitIntervalMs` (default 2000) while another process holds the lock. */
+  onWait?: (waitedMs: number) => void;
+  onWaitIntervalMs?: number;
+  /** Give up with LockTimeoutError after this long. Default: wait forever, like huggingface_hub. */
+  timeoutMs?: number;
+}
+
+/** acquireLock gave up after `timeoutMs`. */
+export class LockTimeoutError extends HubcacheError {
+  constructor(
+    readonly lockPath: string,
+    readonly waitedMs: number,
+  ) {
+    super(`Timed out after ${Math.round(waitedMs)} ms waiting for lock ${lockPath}`, {
+      hint: 'Another process (hubcache or huggingface_hub) is downloading the same file; retry later.',
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addon loading
+
+interface FlockAddon {
+  flock(fd: number, exclusive: boolean, nonBlocking: boolean): boolean;
+  unlock(fd: number): void;
+}
+
+let addonState: { addon: FlockAddon } | { error: string } | undefined;
+
+/** The package root is the first ancestor holding binding.gyp: works from src/ (tsx) and dist/. */
+function findPackageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'binding.gyp'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+function loadAddon(): FlockAddon | undefined {
+  if (addonState === undefined) {
+    const root = findPackageRoot();
+    const addonPath = root === undefined ? undefined : join(root, 'build', 'Release', 'flock.node');
+    try {
+      if (addonPath === undefined) throw new Error('package root (binding.gyp) not found');
+      const loaded: unknown = createRequire(import.meta.url)(addonPath);
+      if (!isFlockAddon(loaded)) throw new Error(`${addonPath} does not export flock/unlock`);
+      addonState = { addon: loaded };
+    } catch (err) {
+      // First line only: require() appends a multi-line "Require stack".
+      const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+      addonState = { error: `${message} (run \`npm rebuild hubcache\`, or \`npm run install\` in a checkout)` };
+    }
+  }
+  return 'addon' in addonState ? addonState.addon : undefined;
+}
+
+function isFlockAddon(value: unknown): value is FlockAddon {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.flock === 'function' && typeof v.unlock === 'function';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Switches
+
+let locksDisabled = false;
+let softForced = false;
+
+/**
+ * Tests: when disabled, acquireLock/tryAcquireLock return a no-op lock at once and isLocked is
+ * always false. Models NFS, where flock may "succeed" without excluding anyone.
+ */
+export function setLocksDisabled(disabled: boolean): void {
+  locksDisabled = disabled;
+}
+
+/** Tests: use the soft-lock fallback even though the addon is available. */
+export function setSoftLocksForced(forced: boolean): void {
+  softForced = forced;
+}
+
+/** Whether real flock(2) locks (interoperable with Python) are used. */
+export function lockingAvailable(): boolean {
+  return !softForced && loadAddon() !== undefined;
+}
+
+/** Why flock is not available (for `doctor`-style output), or undefined when it is. */
+export function lockingUnavailableReason(): string | undefined {
+  if (softForced) return 'soft locks forced';
+  loadAddon();
+  return addonState !== undefined && 'error' in addonState
+    ? `native flock addon not loaded: ${addonState.error}`
+    : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+/**
+ * Waits until the exclusive lock on `lockPath` is held. Polls a non-blocking flock with a backoff
+ * of 10 ms up to `pollMs` (200). Throws AbortedError when the signal fires (no fd is left open)
+ * and LockTimeoutError after `timeoutMs`.
+ */
+export async function acquireLock(lockPath: string, opts: AcquireLockOptions = {}): Promise<FileLock> {
+  const { signal } = opts;
+  throwIfAborted(signal);
+  if (locksDisabled) return noopLock(lockPath);
+  await mkdir(dirname(lockPath), { recursive: true });
+
+  const cap = Math.max(1, opts.pollMs ?? 200);
+  const reportEvery = Math.max(1, opts.onWaitIntervalMs ?? 2000);
+  const started = performance.now();
+  let nextReport = reportEvery;
+  let delay = Math.min(10, cap);
+  const attempt = attempter(lockPath);
+  for (;;) {
+    const lock = await attempt();
+    if (lock) {
+      // An abort that raced with a successful attempt still wins: callers never get a lock back
+      // after their signal fired.
+      if (signal?.aborted) {
+        await lock.release();
+        throw new AbortedError();
+      }
+      return lock;
+    }
+    const waited = performance.now() - started;
+    if (opts.timeoutMs !== undefined && waited >= opts.timeoutMs) throw new LockTimeoutError(lockPath, waited);
+    if (opts.onWait && waited >= nextReport) {
+      opts.onWait(waited);
+      while (nextReport <= waited) nextReport += reportEvery;
+    }
+    let pause = delay;
+    if (opts.timeoutMs !== undefined) pause = Math.max(1, Math.min(pause, opts.timeoutMs - waited));
+    try {
+      await sleep(pause, undefined, signal ? { signal } : undefined);
+    } catch (err) {
+      if (signal?.aborted) throw new AbortedError();
+      throw err;
+    }
+    delay = Math.min(delay * 1.5, cap);
+  }
+}
+
+/** One non-blocking attempt: the lock, or null when someone else holds it. */
+export async function tryAcquireLock(lockPath: string): Promise<FileLock | null> {
+  if (locksDisabled) return noopLock(lockPath);
+  await mkdir(dirname(lockPath), { recursive: true });
+  return attempter(lockPath)();
+}
+
+/**
+ * Whether some process holds the lock (used by cleanup commands to skip in-use files).
+ * Note: a lock held by *this* process through another fd also counts, flock being per open file.
+ */
+export async function isLocked(lockPath: string): Promise<boolean> {
+  if (locksDisabled) return false;
+  const addon = softForced ? undefined : loadAddon();
+  if (addon) {
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(lockPath, fsConstants.O_RDONLY);
+    } catch (err) {
+      if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err;
+    }
+    if (handle) {
+      try {
+        // A shared lock conflicts only with an exclusive holder, and never blocks other readers.
+        if (!addon.flock(handle.fd, false, true)) return true;
+        addon.unlock(handle.fd);
+      } catch (err) {
+        if (!isUnsupported(err)) throw err;
+      } finally {
+        await handle.close();
+      }
+    }
+  }
+  // Also honour soft locks: a hubcache without the addon (or on a no-flock FS) may hold one.
+  return softLockHeld(softPathOf(lockPath));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Implementation
+
+class HeldLock implements FileLock {
+  #releaser: (() => Promise<void>) | undefined;
+  #releasing: Promise<void> | undefined;
+  constructor(
+    readonly path: string,
+    readonly kind: LockKind,
+    releaser: () => Promise<void>,
+  ) {
+    this.#releaser = releaser;
+  }
+  get released(): boolean {
+    return this.#releaser === undefined;
+  }
+  release(): Promise<void> {
+    if (this.#releasing) return this.#releasing;
+    const releaser = this.#releaser;
+    this.#releaser = undefined;
+    this.#releasing = releaser ? releaser() : Promise.resolve();
+    return this.#releasing;
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+}
+
+function noopLock(lockPath: string): FileLock {
+  return new HeldLock(lockPath, 'none', () => Promise.resolve());
+}
+
+const UNSUPPORTED = Symbol('flock unsupported');
+
+/**
+ * Returns a function making one attempt. It starts with flock when the addon is there and
+ * switches to the soft lock for good once the file system says flock is not supported.
+ */
+function attempter(lockPath: string): () => Promise<FileLock | null> {
+  const addon = softForced ? undefined : loadAddon();
+  let useFlock = addon !== undefined;
+  return async () => {
+    if (useFlock && addon) {
+      const result = await tryFlock(lockPath, addon);
+      if (result !== UNSUPPORTED) return result;
+      useFlock = false;
+    }
+    return trySoftLock(lockPath);
+  };
+}
+
+/**
+ * Like filelock's UnixFileLock: open(O_RDWR|O_CREAT|O_TRUNC, 0o664) afresh on every attempt
+ * (so a lock file deleted by a cleanup is re-created rather than locking an orphaned inode),
+ * flock(LOCK_EX|LOCK_NB), close on failure.
+ */
+async function tryFlock(lockPath: string, addon: FlockAddon): Promise<FileLock | null | typeof UNSUPPORTED> {
+  const handle = await openLockFile(lockPath);
+  let locked: boolean;
+  try {
+    locked = addon.flock(handle.fd, true, true);
+  } catch (err) {
+    await handle.close();
+    if (isUnsupported(err)) return UNSUPPORTED;
+    throw err;
+  }
+  if (!locked) {
+    await handle.close();
+    return null;
+  }
+  return new HeldLock(lockPath, 'flock', async () => {
+    try {
+      addon.unlock(handle.fd);
+    } catch {
+      // Closing the fd below drops the lock anyway.
+    }
+    await handle.close();
+  });
+}
+
+async function openLockFile(lockPath: string): Promise<FileHandle> {
+  const { O_RDWR, O_CREAT, O_TRUNC, O_RDONLY } = fsConstants;
+  let handle: FileHandle;
+  try {
+    handle = await open(lockPath, O_RDWR | O_CREAT | O_TRUNC, 0o664);
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) {
+      // The .locks folder was removed under us (cache cleanup): re-create it once.
+      await mkdir(dirname(lockPath), { recursive: true });
+      handle = await open(lockPath, O_RDWR | O_CREAT | O_TRUNC, 0o664);
+    } else if (isCode(err, 'EACCES', 'EPERM', 'EROFS')) {
+      // Shared cache where another user created the lock file 0o644, or a read-only mount:
+      // flock does not need write access on local file systems, so lock a read-only fd.
+      try {
+        return await open(lockPath, O_RDONLY);
+      } catch {
+        throw err;
+      }
+    } else {
+      throw err;
+    }
+  }
+  // filelock fchmods too, so the umask cannot stop other users of a shared cache from locking.
+  await handle.chmod(0o664).catch(() => undefined);
+  return handle;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Soft locks
+//
+// Why `<lockPath>.soft` and not `<lockPath>`: huggingface_hub's own soft fallback creates the
+// .lock path itself with O_EXCL, but that path is also the flock target of every Python process
+// and is left on disk after release, so an O_EXCL lock there would look "held" forever. A separate
+// name cannot clash with flock users. The file holds {pid, hostname, time}; it is refreshed every
+// minute while held and counts as stale (and is broken) when its pid is dead on this host or it
+// was not refreshed for 10 minutes (a crashed process on another host of a shared cache).
+
+const SOFT_STALE_MS = 10 * 60_000;
+const SOFT_REFRESH_MS = 60_000;
+
+interface SoftOwner {
+  pid: number;
+  hostname: string;
+  time: number;
+}
+
+function softPathOf(lockPath: string): string {
+  return `${lockPath}.soft`;
+}
+
+async function trySoftLock(lockPath: string): Promise<FileLock | null> {
+  const softPath = softPathOf(lockPath);
+  const { O_WRONLY, O_CREAT, O_EXCL } = fsConstants;
+  for (let round = 0; round < 2; round++) {
+    let handle: FileHandle;
+    try {
+      handle = await open(softPath, O_WRONLY | O_CREAT | O_EXCL, 0o664);
+    } catch (err) {
+      if (!isCode(err, 'EEXIST')) throw err;
+      if (round === 0 && (await breakSoftLockIfStale(softPath))) continue;
+      return null;
+    }
+    let ours: Stats;
+    try {
+      const owner: SoftOwner = { pid: process.pid, hostname: hostname(), time: Date.now() };
+      await handle.writeFile(`${JSON.stringify(owner)}\n`);
+      ours = await handle.stat();
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await unlink(softPath).catch(() => undefined);
+      throw err;
+    }
+    await handle.close();
+    const refresh = setInterval(() => {
+      const now = new Date();
+      utimes(softPath, now, now).catch(() => undefined);
+    }, SOFT_REFRESH_MS);
+    refresh.unref();
+    return new HeldLock(lockPath, 'soft', async () => {
+      clearInterval(refresh);
+      // Only delete the file if it is still ours (someone may have judged us stale and re-locked).
+      const current = await stat(softPath).catch(() => undefined);
+      if (current && sameFile(current, ours)) await unlink(softPath).catch(() => undefined);
+    });
+  }
+  return null;
+}
+
+async function readSoftOwner(softPath: string): Promise<SoftOwner | undefined> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(softPath, 'utf8'));
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const o = parsed as Record<string, unknown>;
+    if (typeof o.pid !== 'number' || typeof o.hostname !== 'string' || typeof o.time !== 'number') return undefined;
+    return { pid: o.pid, hostname: o.hostname, time: o.time };
+  } catch {
+    // Missing, or being written right now (empty): judge by mtime only.
+    return undefined;
+  }
+}
+
+function isSoftLockStale(owner: SoftOwner | undefined, st: Stats): boolean {
+  if (owner && owner.hostname === hostname() && !pidAlive(owner.pid)) return true;
+  return Date.now() - st.mtimeMs > SOFT_STALE_MS;
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return isCode(err, 'EPERM'); // exists, owned by someone else
+  }
+}
+
+async function softLockHeld(softPath: string): Promise<boolean> {
+  const st = await stat(softPath).catch(() => undefined);
+  if (!st) return false;
+  return !isSoftLockStale(await readSoftOwner(softPath), st);
+}
+
+/**
+ * Removes a stale soft lock; true when the caller should retry creating it. Renaming the file
+ * aside first (instead of unlinking by name) makes sure that, when two waiters break the same
+ * stale lock, the slower one cannot delete the fresh lock the faster one just created.
+ */
+async function breakSoftLockIfStale(softPath: string): Promise<boolean> {
+  const st = await stat(softPath).catch(() => undefined);
+  if (!st) return true;
+  if (!isSoftLockStale(await readSoftOwner(softPath), st)) return false;
+  const aside = `${softPath}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await rename(softPath, aside);
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return true;
+    throw err;
+  }
+  const moved = await stat(aside).catch(() => undefined);
+  if (moved && !sameFile(moved, st)) {
+    // We moved a lock someone created after our check: put it back unless yet another exists.
+    await link(aside, softPath).catch(() => undefined);
+  }
+  await unlink(aside).catch(() => undefined);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function sameFile(a: Stats, b: Stats): boolean {
+  return a.ino === b.ino && a.dev === b.dev;
+}
+
+function isCode(err: unknown, ...codes: string[]): boolean {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    'code' in err &&
+    typeof err.code === 'string' &&
+    codes.includes(err.code)
+  );
+}
+
+/** flock errors meaning "this file system cannot flock"; ENOLCK is NFS without a lock daemon. */
+function isUnsupported(err: unknown): boolean {
+  return isCode(err, 'ENOSYS', 'EOPNOTSUPP', 'ENOTSUP', 'ENOLCK');
+}
