@@ -388,7 +388,7 @@ describe('hostile and malformed input', () => {
     }
     const sys4 = fx.evil.find((c) => c.name === 'global' && c.proto === 4);
     assert.ok(sys4);
-    expectPickleError(() => decodePickle(hex(sys4.hex)), /refusing pickle opcode STACK_GLOBAL \(0x93\).*import or call code at offset 29/);
+    expectPickleError(() => decodePickle(hex(sys4.hex)), /refusing pickle opcode STACK_GLOBAL \(0x93\).*import or call code at offset 28/);
     const reduce2 = fx.evil.find((c) => c.name === 'reduce' && c.proto === 2);
     assert.ok(reduce2);
     expectPickleError(() => decodePickle(hex(reduce2.hex)), /refusing pickle opcode GLOBAL \(0x63\)/);
@@ -397,7 +397,7 @@ describe('hostile and malformed input', () => {
 
   test('hand-made malformed pickles', () => {
     const cases: Array<[string, RegExp]> = [
-      ['', /truncated: no STOP at offset 0/],
+      ['', /truncated: no STOP opcode at offset 0/],
       ['80 02', /no STOP/],
       ['80', /truncated/],
       ['80 06 5d 2e', /unsupported pickle protocol 6/],
@@ -408,7 +408,7 @@ describe('hostile and malformed input', () => {
       ['80 02 68 05 2e', /memo key 5 not found/],
       ['80 02 6a ffffffff 2e', /memo key 4294967295 not found/],
       ['80 02 94 2e', /stack underflow/],
-      ['28 70 2d 31 0a 2e', /stack underflow/],
+      ['28 70 30 0a 2e', /stack underflow/],
       ['80 02 2e', /STOP with 0 items/],
       ['80 02 5d 5d 2e', /STOP with 2 items/],
       ['80 02 5d 28 2e', /open MARK/],
@@ -428,21 +428,24 @@ describe('hostile and malformed input', () => {
       ['80 02 8a 08 0000000000000080 2e', /outside the safe range/],
       ['80 02 8a 07 00000000000020 2e', /outside the safe range/],
       ['80 02 58 02000000 c328 2e', /not valid UTF-8/],
-      ['80 02 58 03000000 eda0 2e', /truncated/],
+      ['80 02 58 03000000 eda0', /truncated/],
+      ['80 02 58 02000000 c080 2e', /not valid UTF-8/],
       ['80 02 58 03000000 e08080 2e', /not valid UTF-8/],
       ['80 02 ff 2e', /unknown pickle opcode 0xff at offset 2/],
       ['80 02 00 2e', /unknown pickle opcode 0x00/],
       ['80 02 53 27 61 27 0a 2e', /unsupported pickle opcode STRING \(0x53\)/],
       ['80 02 43 01 61 2e', /unsupported pickle opcode SHORT_BINBYTES/],
       ['80 02 4e 32 5d 2e', /unsupported pickle opcode DUP/],
-      ['80 02 5d 71 00 68 00 61 2e', /shared or recursive/],
+      ['80 02 5d 71 00 68 00 61 2e', /recursive/],
+      ['80 02 5d 5d 71 00 61 68 00 61 2e', /shared or recursive/],
       ['80 02 5d 71 00 28 68 00 74 61 2e', /recursive/],
       ['56 61 5c 75 30 30 34 0a 2e', /truncated \\uXXXX/],
       ['56 5c 55 30 30 31 31 30 30 30 30 0a 2e', /out of range/],
       ['49 30 31 30 0a 2e', /malformed integer/],
       ['49 31 32 33', /missing end of line/],
       ['46 31 2e 35 78 0a 2e', /malformed float/],
-      ['70 2d 31 0a', /malformed|stack underflow/],
+      ['4e 70 2d 31 0a 2e', /negative memo index/],
+      ['4e 70 30 31 0a 2e', /malformed integer/],
     ];
     for (const [h, re] of cases) expectPickleError(() => decodePickle(hex(h)), re);
   });
@@ -458,7 +461,7 @@ describe('hostile and malformed input', () => {
     assert.equal(decodePickle(hex('80 02 8b 01000000 ff 2e')), -1);
     assert.equal(decodePickle(hex('80 02 58 03000000 efbbbf 2e')), '\uFEFF');
     assert.equal(decodePickle(hex('80 02 58 03000000 edb280 2e')), '\uDC80');
-    assert.deepEqual(decodePickle(hex('80 02 7d 58 01000000 61 4b 01 58 01000000 61 4b 02 73 73 2e')), { a: 2 });
+    assert.deepEqual(decodePickle(hex('80 02 7d 58 01000000 61 4b 01 73 58 01000000 61 4b 02 73 2e')), { a: 2 });
     // Accepts a Uint8Array view that is not a Buffer.
     const view = new Uint8Array([0, 0x80, 0x02, 0x5d, 0x2e, 0]).subarray(1, 5);
     assert.deepEqual(decodePickle(view), []);
@@ -488,7 +491,7 @@ describe('hostile and malformed input', () => {
   test('every truncation of CPython output is a PickleError', { skip: skipPy }, () => {
     for (const c of fx.good.filter((g) => g.name !== 'big_dict')) {
       const full = hex(c.hex);
-      const step = full.length > 4096 ? Math.ceil(full.length / 300) : 1;
+      const step = Math.max(1, Math.ceil(full.length / (full.length > 8192 ? 30 : 200)));
       for (let n = 0; n < full.length; n += step) expectPickleError(() => decodePickle(full.subarray(0, n)));
     }
   });
