@@ -39,9 +39,10 @@ describe('interop with @huggingface/hub', () => {
     assert.deepEqual([...revs.keys()].sort(), [c1, c2].sort());
     assert.deepEqual(revs.get(c1)!.refs, ['v1']);
     assert.deepEqual(revs.get(c2)!.refs, ['main']);
-    // shared blobs (weights, vocab) counted once: 200000 + 4 + two 7-byte configs
-    assert.equal(repo.size, WEIGHTS.length + 4 + 7 + 7);
-    assert.equal(revs.get(c2)!.files.length, 3);
+    // Shared blobs counted once. hfjs's scanSnapshotDir does not descend into sub-folders (a known
+    // gap of the JS client, unlike Python's scan), so sub/vocab.txt is not in its figures.
+    assert.equal(repo.size, WEIGHTS.length + 7 + 7);
+    assert.deepEqual(revs.get(c2)!.files.map((f) => path.basename(f.path)).sort(), ['config.json', 'model.safetensors']);
   });
 
   test('blobs downloaded by downloadFileToCacheDir are reused without fetching bodies', async () => {
