@@ -12,11 +12,14 @@ import {
 } from './config.js';
 import { UsageError } from './errors.js';
 import { downloadHf } from './download/hf.js';
+import { downloadModelScope } from './download/modelscope.js';
 import type { DownloadOptions, DownloadResult } from './download/types.js';
+import { importDir, type ImportOptions, type ImportResult } from './import/import-dir.js';
 import { parseRepoRef } from './hubs/repo-ref.js';
 import type { RepoRef } from './hubs/types.js';
 import { TransferEngine } from './transfer/engine.js';
 import type { TransferOptions } from './transfer/types.js';
+import * as care from './care/index.js';
 
 export interface HubSettings {
   /** Cache root for this hub's layout. */
@@ -27,7 +30,11 @@ export interface HubSettings {
 
 export interface CacheConfig {
   hf: HubSettings & { offline: boolean; symlinks: boolean };
-  modelscope: HubSettings;
+  /**
+   * `cacheDir` has MODELSCOPE_CACHE semantics. `offline` defaults to `hf.offline` (the one
+   * `--offline` switch); `v2Dir` is the base of modelscope ≥1.38's layout (default: cacheDir).
+   */
+  modelscope: HubSettings & { offline?: boolean; v2Dir?: string };
   transfer?: Partial<TransferOptions>;
 }
 
@@ -85,7 +92,13 @@ export class Cache {
         offline: hf.offline,
         symlinks: !hf.disableSymlinks,
       },
-      modelscope: { cacheDir: realpathOrSelf(ms.cacheDir), endpoint: ms.endpoint, token: ms.token },
+      modelscope: {
+        cacheDir: realpathOrSelf(ms.cacheDir),
+        endpoint: ms.endpoint,
+        token: ms.token,
+        // modelscope ≥1.38 keeps its own layout in MODELSCOPE_CACHE, else in ~/.cache/modelscope (no `hub`).
+        ...(env.MODELSCOPE_CACHE ? {} : { v2Dir: path.dirname(realpathOrSelf(ms.cacheDir)) }),
+      },
       ...(overrides.transfer ? { transfer: overrides.transfer } : {}),
     });
   }
@@ -104,12 +117,100 @@ export class Cache {
 
   /** Downloads (or plans, with dryRun) a repo or part of it; returns the snapshot or local-dir path. */
   async download(opts: DownloadOptions): Promise<DownloadResult> {
+    const res = await this.downloadOnly(opts);
+    if (!opts.dryRun && !opts.localDir) await this.applyCachePolicy(res, opts);
+    return res;
+  }
+
+  /** download() without the cache policy (`<cache>/.hubcache/policy.json`) that follows it. */
+  private async downloadOnly(opts: DownloadOptions): Promise<DownloadResult> {
     const repo = this.parseRepo(opts.repo, opts.revision);
     if (repo.hub === 'hf') {
       const hf = this.config.hf;
       return downloadHf({ cacheDir: hf.cacheDir, endpoint: hf.endpoint, token: hf.token, offline: hf.offline, symlinks: hf.symlinks, engine: this.engine }, repo, opts);
     }
+    if (repo.hub === 'modelscope') {
+      const ms = this.config.modelscope;
+      const offline = ms.offline ?? this.config.hf.offline;
+      return downloadModelScope({ cacheDir: ms.cacheDir, v2Dir: ms.v2Dir, endpoint: ms.endpoint, token: ms.token, offline, engine: this.engine }, repo, opts);
+    }
     throw new UsageError(`Hub ${repo.hub} is not supported yet`);
+  }
+
+  /**
+   * Adopts files already on disk (`opts.dir`, laid out by repo path) into this cache after
+   * checking them against the hub's hashes; reports mismatches and missing files, downloads nothing.
+   */
+  async importDir(opts: Omit<ImportOptions, 'repo'> & { repo: string | RepoRef; revision?: string }): Promise<ImportResult> {
+    return importDir(this.config, { ...opts, repo: this.parseRepo(opts.repo, opts.revision) });
+  }
+
+  // --- cache care: see, check, refresh and clean what is cached (src/care/) ---
+
+  /** What the care functions need: both layouts' roots, how to reach each hub, and this cache's download. */
+  careContext(): care.CareContext {
+    const { hf, modelscope: ms } = this.config;
+    return {
+      roots: { hf: hf.cacheDir, modelscope: ms.cacheDir, ...(ms.v2Dir ? { modelscopeV2: ms.v2Dir } : {}) },
+      hf: { endpoint: hf.endpoint, token: hf.token },
+      modelscope: { endpoint: ms.endpoint, token: ms.token },
+      offline: hf.offline,
+      download: (opts) => this.download(opts),
+    };
+  }
+
+  /** Everything cached, both hubs and layouts: repos, revisions, files, sizes, and warnings. Never throws on damage. */
+  scan(): Promise<care.CacheScan> {
+    return care.scan(this.careContext().roots);
+  }
+
+  /** Re-hashes cached files against their expected hashes; `fix` downloads bad ones again. */
+  async verify(opts: care.VerifyOptions = {}): Promise<care.VerifyReport> {
+    return care.verify(this.careContext(), await this.scan(), opts);
+  }
+
+  /** Cached refs vs what the hub (or several endpoints) serves now. */
+  async status(opts: care.StatusOptions = {}): Promise<care.StatusReport> {
+    return care.status(this.careContext(), await this.scan(), opts);
+  }
+
+  /** Removes repos / revisions (`dryRun`: only report what would go). */
+  remove(opts: care.RemoveOptions): Promise<care.DeleteReport> {
+    return care.removeRevisions(this.careContext(), opts);
+  }
+
+  /** Removes detached revisions, stale partial downloads, broken links, orphan blobs, empty folders. */
+  prune(opts: care.PruneOptions = {}): Promise<care.DeleteReport> {
+    return care.pruneCache(this.careContext(), opts);
+  }
+
+  /** Removes least recently used revisions until the cache fits in `maxSizeBytes`. */
+  gc(opts: care.GcOptions): Promise<care.DeleteReport> {
+    return care.gcCache(this.careContext(), opts);
+  }
+
+  /** Carries out a plan from a dry run (after the user confirmed it); every deletion is re-checked. */
+  executeDeletePlan(plan: care.DeletePlan, opts: { signal?: AbortSignal } = {}): Promise<care.DeleteReport> {
+    return care.executePlan(plan, opts);
+  }
+
+  /** The gc policy applied after every download, if one was saved. */
+  readCachePolicy(): Promise<care.CachePolicy | undefined> {
+    return care.readPolicy(this.config.hf.cacheDir);
+  }
+
+  saveCachePolicy(policy: care.CachePolicy): Promise<string> {
+    return care.savePolicy(this.config.hf.cacheDir, policy);
+  }
+
+  /** Runs the saved gc policy, keeping what was just downloaded; a failure is only a warning. */
+  private async applyCachePolicy(res: DownloadResult, opts: DownloadOptions): Promise<void> {
+    try {
+      const report = await care.applyCachePolicy(this.careContext(), res);
+      if (report && report.freedBytes > 0) opts.onProgress?.({ type: 'warning', message: `Cache policy: removed ${report.plan.revisions.length + report.plan.repos.length} old revision(s), freed ${report.freedBytes} bytes` });
+    } catch (err) {
+      opts.onProgress?.({ type: 'warning', message: `Cache policy not applied: ${(err as Error).message}` });
+    }
   }
 
   /** One file: downloads it if needed and returns its path on disk. */

@@ -45,6 +45,7 @@ export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal):
     const dir = path.resolve(flags.cacheDir);
     c.hf.cacheDir = dir;
     c.modelscope.cacheDir = dir;
+    c.modelscope.v2Dir = dir; // as with MODELSCOPE_CACHE=dir
   }
   if (flags.endpoint) {
     // --endpoint applies to the hub of the command's repo (default HF).

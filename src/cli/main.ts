@@ -6,6 +6,20 @@ import { parseRepoRef } from '../hubs/repo-ref.js';
 import { VERSION } from '../version.js';
 import { allOpts, makeContext, type CliIo, type CommandContext, type GlobalFlags } from './context.js';
 import { downloadCommand } from './commands/download.js';
+import { importCommand } from './commands/import.js';
+import { initCommand } from './commands/init.js';
+import { addCommand } from './commands/add.js';
+import { lockCommand } from './commands/lock.js';
+import { installCommand } from './commands/install.js';
+import { outdatedCommand } from './commands/outdated.js';
+import { updateCommand } from './commands/update.js';
+import { pathCommand } from './commands/path.js';
+import { lsCommand } from './commands/ls.js';
+import { verifyCommand } from './commands/verify.js';
+import { statusCommand } from './commands/status.js';
+import { rmCommand } from './commands/rm.js';
+import { pruneCommand } from './commands/prune.js';
+import { gcCommand } from './commands/gc.js';
 
 export type CommandRunner = <F>(
   cmd: Command,
@@ -64,6 +78,20 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride();
   program.addCommand(downloadCommand(run));
+  program.addCommand(importCommand(run));
+  program.addCommand(initCommand(run));
+  program.addCommand(addCommand(run));
+  program.addCommand(lockCommand(run));
+  program.addCommand(installCommand(run));
+  program.addCommand(outdatedCommand(run));
+  program.addCommand(updateCommand(run));
+  program.addCommand(pathCommand(run));
+  program.addCommand(lsCommand(run));
+  program.addCommand(verifyCommand(run));
+  program.addCommand(statusCommand(run));
+  program.addCommand(rmCommand(run));
+  program.addCommand(pruneCommand(run));
+  program.addCommand(gcCommand(run));
   program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }));
 
   try {

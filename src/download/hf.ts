@@ -15,8 +15,8 @@ import type { TransferEngine } from '../transfer/engine.js';
 import { isFile, writeFileAtomic } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
-import { runPool } from '../util/pool.js';
-import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile, ProgressEvent } from './types.js';
+import { emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
+import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
 
 export interface HfDownloadContext {
   cacheDir: string;
@@ -43,7 +43,7 @@ export function selectFiles(all: readonly RemoteFile[], opts: Pick<DownloadOptio
 
 export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: DownloadOptions): Promise<DownloadResult> {
   const started = Date.now();
-  const emit = (e: ProgressEvent): void => opts.onProgress?.(e);
+  const emit = emitterFor(opts);
   const revision = repo.revision ?? 'main';
   const rc = new HfRepoCache(ctx.cacheDir, repo);
   const client = new HfClient({ endpoint: ctx.endpoint, token: ctx.token });
@@ -98,9 +98,7 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
       { hint: offline ? 'Run the same command without --offline / HF_HUB_OFFLINE=1 to fetch them.' : 'The hub is unreachable; retry when the network is back.' },
     );
   }
-  const totalBytes = planned.reduce((s, p) => s + p.size, 0);
-  const downloadBytes = toFetch.reduce((s, p) => s + p.size, 0);
-  emit({ type: 'plan', repo: formatRepoRef(repo), revision, commit, files: planned, totalBytes, downloadBytes });
+  emit(planEvent(formatRepoRef(repo), revision, commit, planned));
   const resultPath = localDir ? localDir.dir : rc.snapshotDir(commit);
   if (opts.dryRun) {
     return { repo, revision, commit, path: resultPath, files: planned, downloadedBytes: 0, usedCacheFallback };
@@ -110,16 +108,12 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   if (!fromCacheOnly) await rc.writeRef(revision, commit);
   if (localDir) await localDir.init();
   else if (toFetch.length > 0) await rc.writeCachedirTag();
-  let downloadedBytes = 0;
   const byPath = new Map(selected.map((f) => [f.path, f]));
-  await runPool(planned, opts.maxWorkers ?? 8, async (p) => {
+  const downloadedBytes = await materializeAll(planned, opts, emit, async (p) => {
     const f = byPath.get(p.path)!;
-    const status = localDir
-      ? await materializeLocal(ctx, client, rc, localDir, repo, commit!, f, p, opts)
-      : await materializeCached(ctx, client, rc, repo, commit!, f, p, opts);
-    if (status === 'downloaded') downloadedBytes += f.size;
-    p.status = status;
-    emit({ type: 'file-done', path: f.path, size: f.size, status });
+    return localDir
+      ? materializeLocal(ctx, client, rc, localDir, repo, commit!, f, p, opts)
+      : materializeCached(ctx, client, rc, repo, commit!, f, p, opts);
   });
   // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
   if (!localDir) await fs.mkdir(resultPath, { recursive: true });
@@ -201,18 +195,9 @@ async function planFile(rc: HfRepoCache, localDir: HfLocalDir | undefined, commi
   return { path: f.path, size: f.size, status, localPath };
 }
 
-function transferRequest(ctx: HfDownloadContext, client: HfClient, repo: RepoRef, commit: string, f: RemoteFile, partialDir: string, partialKey: string, finalPath: string, opts: DownloadOptions) {
-  return {
-    label: f.path,
-    source: () => client.downloadSource(repo, commit, f, opts.signal),
-    expected: expectedContentOf(f),
-    partialDir,
-    partialKey,
-    finalPath,
-    signal: opts.signal,
-    onProgress: (p: { bytes: number; total: number; resumedBytes: number }) =>
-      opts.onProgress?.({ type: 'file-progress', path: f.path, bytes: p.bytes, total: p.total, resumedBytes: p.resumedBytes }),
-  };
+function hfTransfer(client: HfClient, repo: RepoRef, commit: string, f: RemoteFile, partialDir: string, partialKey: string, finalPath: string, opts: DownloadOptions) {
+  const source = () => client.downloadSource(repo, commit, f, opts.signal);
+  return transferRequest({ path: f.path, source, expected: expectedContentOf(f), partialDir, partialKey, finalPath }, opts);
 }
 
 /** Cache mode: link an existing blob, or download it under its lock, then link it. */
@@ -227,7 +212,7 @@ async function materializeCached(ctx: HfDownloadContext, client: HfClient, rc: H
     }
     if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return 'cached';
     await fs.mkdir(rc.blobsDir(), { recursive: true });
-    await ctx.engine.download(transferRequest(ctx, client, repo, commit, f, rc.blobsDir(), etag, rc.blobPath(etag), opts));
+    await ctx.engine.download(hfTransfer(client, repo, commit, f, rc.blobsDir(), etag, rc.blobPath(etag), opts));
     await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
     return 'downloaded';
   } finally {
@@ -260,7 +245,7 @@ async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: Hf
       return 'copied';
     }
     await fs.mkdir(ld.partialDir(f.path), { recursive: true });
-    await ctx.engine.download(transferRequest(ctx, client, repo, commit, f, ld.partialDir(f.path), ld.partialKey(f.path, etag), target, opts));
+    await ctx.engine.download(hfTransfer(client, repo, commit, f, ld.partialDir(f.path), ld.partialKey(f.path, etag), target, opts));
     await ld.writeMetadata(f.path, commit, etag);
     return 'downloaded';
   } catch (err) {

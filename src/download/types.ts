@@ -37,6 +37,12 @@ export interface DownloadOptions {
   forceDownload?: boolean;
   /** Concurrent files (default 8). */
   maxWorkers?: number;
+  /**
+   * ModelScope only: `v1` (default) writes the legacy layout `models/<owner>/<name___>` with its
+   * `.msc` index, read by every modelscope version; `v2` writes modelscope ≥1.38's
+   * `models/<owner>--<name>/snapshots/<revision>/`.
+   */
+  msLayout?: 'v1' | 'v2';
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
 }

@@ -26,8 +26,13 @@ export interface TransferRequest {
   partialDir: string;
   /**
    * Stable base name of partial data for this content, e.g. the blob etag. Partial files are
-   * `<partialDir>/<partialKey>.<writerId>.incomplete` (+ a state file beside it), so a later
-   * process finds and resumes them, and huggingface_hub's cleanup (`*.incomplete`) sees them.
+   * `<partialDir>/<partialKey>.<writerId>.incomplete` (writerId = `hc` + 20 hex: host tag, pid,
+   * random). Large files keep
+   * their resume state *inside* that file (a trailer after the data), so there is exactly one
+   * file per partial: huggingface_hub's cleanup (`<repo>/blobs/<name>.incomplete`) removes all of it, and
+   * taking over a dead writer's partial is a single atomic rename.
+   * huggingface_hub's own `<partialKey>.<8hex>.incomplete` / `<partialKey>.incomplete` are
+   * adopted as a tentative prefix once stale.
    */
   partialKey: string;
   /** Where the verified file is renamed to (atomic commit). Parent dir must exist. */
@@ -38,23 +43,95 @@ export interface TransferRequest {
 
 export interface TransferResult {
   finalPath: string;
-  /** Bytes received over the network in this call. */
+  /** Bytes received over the network in this call (including bytes thrown away by restarts). */
   downloadedBytes: number;
   /** Bytes taken from an earlier partial file (resume). */
   resumedBytes: number;
+  /** Hex sha256 of the committed content; absent when another writer committed it for us. */
   sha256?: string;
+  /** True when the file was already there or another writer committed it while we waited. */
+  reused?: boolean;
+}
+
+/**
+ * Test-only seams. Production code never sets these. A hook may throw (e.g. an Error with
+ * `code: 'ENOSPC'`) or kill the process to simulate a crash at an exact point.
+ */
+export interface TransferFsHooks {
+  /** Before every positional write of downloaded bytes into a partial file. */
+  beforeWrite?: (info: { path: string; position: number; length: number }) => void;
+  /** After a resume-state checkpoint has been written (data synced first). */
+  afterCheckpoint?: (info: { path: string; seq: number; doneBytes: number }) => void;
+  /** During commit, after the hash check, truncate, fsync and chmod, right before the rename. */
+  beforeCommitRename?: (info: { path: string; finalPath: string }) => void;
 }
 
 export interface TransferOptions {
   /** Max parallel connections for one large file. */
   connections: number;
-  /** Files smaller than this use a single stream (no range machinery). */
+  /** Max connections across all downloads of one engine (the shared connection budget). */
+  maxConnections: number;
+  /** Files smaller than this use a single stream (no range machinery, no resume state). */
   parallelThreshold: number;
+  /** Range size for parallel downloads; also the unit of resume bookkeeping. */
+  chunkSize: number;
+  /** Bytes of out-of-order chunk data an engine may hold in memory for in-order hashing. */
+  hashMemoryBudget: number;
   /** Seconds without a byte before a connection counts as stalled and is retried. */
   stallTimeoutSeconds: number;
-  /** Attempts per range for transient failures. */
+  /** Consecutive failed attempts without progress, per range, before giving up. */
   maxRetries: number;
+  /** First retry delay; doubles per consecutive failure (with jitter) up to `maxRetryDelayMs`. */
+  retryBaseDelayMs: number;
+  maxRetryDelayMs: number;
+  /** A 429 asking to wait longer than this fails at once with RateLimitedError. */
+  maxRetryAfterSeconds: number;
+  /** How often a writer checkpoints its resume state and proves it is alive. */
+  heartbeatIntervalMs: number;
+  /** A hubcache writer whose heartbeat is older than this is dead and its partial is taken over. */
+  staleAfterSeconds: number;
+  /** Same, for huggingface_hub's partials (judged by mtime; Python writes 10 MiB at a time). */
+  foreignStaleAfterSeconds: number;
+  /**
+   * While another live writer downloads the same content, wait for it; if its progress stalls
+   * for this long, download into our own partial instead.
+   */
+  liveWriterWaitSeconds: number;
+  /** Poll period while waiting for another writer. */
+  pollIntervalMs: number;
+  /** Minimum time between two progress callbacks of one file. */
+  progressIntervalMs: number;
+  /** Sent as `user-agent` unless the source headers set one. */
+  userAgent: string;
   dispatcher?: Dispatcher;
-  /** Test switch: pretend locks do not exist (models NFS where flock lies). */
+  /**
+   * Test switch: pretend locks do not exist (models NFS where flock lies). The engine itself
+   * never takes a lock and is correct without one; callers that lock around `download()` read
+   * this to skip it.
+   */
   disableLocks?: boolean;
+  fsHooks?: TransferFsHooks;
 }
+
+const MiB = 1024 * 1024;
+
+/** Defaults chosen from loopback measurements (see the transfer engine report / bench fixture). */
+export const defaultTransferOptions: Readonly<TransferOptions> = Object.freeze({
+  connections: 8,
+  maxConnections: 16,
+  parallelThreshold: 32 * MiB,
+  chunkSize: 16 * MiB,
+  hashMemoryBudget: 64 * MiB,
+  stallTimeoutSeconds: 30,
+  maxRetries: 5,
+  retryBaseDelayMs: 1000,
+  maxRetryDelayMs: 30_000,
+  maxRetryAfterSeconds: 300,
+  heartbeatIntervalMs: 2000,
+  staleAfterSeconds: 20,
+  foreignStaleAfterSeconds: 60,
+  liveWriterWaitSeconds: 60,
+  pollIntervalMs: 500,
+  progressIntervalMs: 100,
+  userAgent: 'hubcache/0.1.0; hf_hub/js; node',
+});

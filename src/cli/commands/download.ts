@@ -13,6 +13,7 @@ interface DownloadFlags {
   dryRun?: boolean;
   forceDownload?: boolean;
   maxWorkers?: string;
+  msLayout?: 'v1' | 'v2';
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -29,6 +30,7 @@ export function downloadCommand(run: CommandRunner): Command {
     .option('--dry-run', 'show what would be downloaded, with sizes; change nothing')
     .option('--force-download', 'download again even if cached')
     .addOption(new Option('--max-workers <n>', 'files downloaded at once').default('8'))
+    .addOption(new Option('--ms-layout <layout>', 'ModelScope layout: v1 (legacy models/org/name___ + .msc, read by every modelscope version) or v2 (≥1.38 snapshots/<rev>/)').choices(['v1', 'v2']))
     .addHelpText(
       'after',
       `
@@ -58,6 +60,7 @@ Examples:
         if (flags.localDir) opts.localDir = flags.localDir;
         if (flags.dryRun) opts.dryRun = true;
         if (flags.forceDownload) opts.forceDownload = true;
+        if (flags.msLayout) opts.msLayout = flags.msLayout;
         const progress = ctx.out.progress();
         opts.onProgress = (e) => progress.onEvent(e);
         try {

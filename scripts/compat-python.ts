@@ -1,0 +1,126 @@
+// By-hand compatibility check against the real Python clients (not part of `npm test`: CI has no
+// way to get their sources). Set them up with shared/tools/official-clients.sh, then:
+//   PYCLIENTS=/path/to/dest npm run compat
+// Each check shares one cache between hubcache and a Python client against the test hub on
+// loopback, and asserts that the second tool downloads nothing the first one already has.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { main } from '../src/cli/main.js';
+import { startTestHub, type TestHub } from '../test/fixtures/test-hub.js';
+
+const PY = process.env.PYCLIENTS;
+if (!PY) {
+  console.error('Set PYCLIENTS to the folder made by shared/tools/official-clients.sh');
+  process.exit(2);
+}
+
+// Async on purpose: the test hub runs in this process, so a blocking exec would starve it.
+async function py(client: 'hfpy' | 'mspy' | 'mshubpy', code: string, env: Record<string, string>): Promise<string> {
+  const { stdout } = await promisify(execFile)(path.join(PY!, client), ['-c', code], { env: { PATH: process.env.PATH ?? '', HOME: os.tmpdir(), ...env }, encoding: 'utf8', timeout: 120_000 });
+  return stdout.trim();
+}
+
+async function hubcache(args: string[], env: Record<string, string>): Promise<string> {
+  let out = '';
+  let err = '';
+  const code = await main(args, { env: { HOME: os.tmpdir(), ...env }, isTTY: false, stdout: { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream, stderr: { write: (s: string) => ((err += s), true) } as unknown as NodeJS.WritableStream });
+  assert.equal(code, 0, `hubcache ${args.join(' ')} failed: ${err}`);
+  return out.trim();
+}
+
+const bodies = (hub: TestHub): number => hub.requests.filter((r) => r.method === 'GET' && (r.host === 'cdn' || r.path.includes('/resolve/') || r.path.includes('/repo?'))).length;
+const tmp = (): Promise<string> => fs.mkdtemp(path.join(os.tmpdir(), 'compat-'));
+const results: string[] = [];
+const check = async (name: string, fn: () => Promise<void>): Promise<void> => {
+  try {
+    await fn();
+    results.push(`PASS ${name}`);
+  } catch (err) {
+    results.push(`FAIL ${name}: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`);
+  }
+};
+
+const hub = await startTestHub();
+try {
+  const repo = hub.hf.createRepo('org/compat');
+  const c1 = repo.commit({ 'config.json': '{"a":1}', 'model.safetensors': { size: 1_500_000, seed: 3 }, 'sub/tokenizer.json': '{"t":1}' });
+  repo.tag('v1', c1);
+  repo.commit({ 'config.json': '{"a":2}' });
+  const hfEnv = (cache: string): Record<string, string> => ({ HF_HUB_CACHE: cache, HF_ENDPOINT: hub.hfEndpoint, HF_HUB_DISABLE_XET: '1' });
+
+  await check('HF: Python reads a hubcache cache offline (snapshot_download, hf_hub_download, scan_cache_dir)', async () => {
+    const cache = await tmp();
+    const ours = await hubcache(['download', 'org/compat'], hfEnv(cache));
+    await hubcache(['download', 'org/compat', '--revision', 'v1', 'config.json'], hfEnv(cache));
+    const got = await py('hfpy', `
+from huggingface_hub import snapshot_download, hf_hub_download, scan_cache_dir
+p = snapshot_download('org/compat', local_files_only=True)
+f = hf_hub_download('org/compat', 'sub/tokenizer.json', local_files_only=True)
+v = hf_hub_download('org/compat', 'config.json', revision='v1', local_files_only=True)
+info = scan_cache_dir()
+assert not info.warnings, info.warnings
+r = list(info.repos)[0]
+print(p); print(open(v).read()); print(len(r.revisions), sorted(x for rev in r.revisions for x in rev.refs))`, { ...hfEnv(cache), HF_HUB_OFFLINE: '1' });
+    const [p, v, revs] = got.split('\n');
+    assert.equal(p, ours);
+    assert.equal(v, '{"a":1}');
+    assert.equal(revs, "2 ['main', 'v1']");
+    hub.resetRequests();
+    await py('hfpy', `from huggingface_hub import snapshot_download; snapshot_download('org/compat')`, hfEnv(cache));
+    assert.equal(bodies(hub), 0, 'Python online fetched no file body');
+  });
+
+  await check('HF: hubcache reuses a cache written by Python (offline and online)', async () => {
+    const cache = await tmp();
+    const theirs = await py('hfpy', `from huggingface_hub import snapshot_download; print(snapshot_download('org/compat'))`, hfEnv(cache));
+    const off = await hubcache(['download', 'org/compat', '--offline'], hfEnv(cache));
+    assert.equal(off, theirs);
+    hub.resetRequests();
+    await hubcache(['download', 'org/compat'], hfEnv(cache));
+    assert.equal(bodies(hub), 0);
+  });
+
+  await check('HF: --local-dir shared both ways', async () => {
+    const cache = await tmp();
+    const dir = path.join(await tmp(), 'ld');
+    await py('hfpy', `from huggingface_hub import snapshot_download; snapshot_download('org/compat', local_dir='${dir}')`, hfEnv(cache));
+    hub.resetRequests();
+    await hubcache(['download', 'org/compat', '--local-dir', dir], hfEnv(cache));
+    assert.equal(bodies(hub), 0, 'hubcache skipped files Python put in the local dir');
+    const dir2 = path.join(await tmp(), 'ld2');
+    await hubcache(['download', 'org/compat', '--local-dir', dir2], hfEnv(cache));
+    hub.resetRequests();
+    await py('hfpy', `from huggingface_hub import snapshot_download; snapshot_download('org/compat', local_dir='${dir2}')`, hfEnv(cache));
+    assert.equal(bodies(hub), 0, 'Python skipped files hubcache put in the local dir');
+  });
+
+  const msRepo = hub.ms.createRepo('org/ms.compat-1.5');
+  msRepo.commit({ 'configuration.json': '{"x":1}', 'model.safetensors': { size: 1_200_000, seed: 4 }, 'sub/vocab.txt': 'a\nb\n' });
+  const msEnv = (cache: string): Record<string, string> => ({ MODELSCOPE_CACHE: cache, MODELSCOPE_ENDPOINT: hub.msEndpoint });
+  for (const client of ['mspy', 'mshubpy'] as const) {
+    const sd = client === 'mspy' ? 'from modelscope.hub.snapshot_download import snapshot_download' : 'from modelscope_hub.compat.snapshot_download import snapshot_download';
+    await check(`ModelScope (${client}): Python finds hubcache's files cached`, async () => {
+      const cache = await tmp();
+      await hubcache(['download', 'modelscope:org/ms.compat-1.5'], msEnv(cache));
+      hub.resetRequests();
+      const p = await py(client, `${sd}\nprint(snapshot_download('org/ms.compat-1.5', endpoint='${hub.msEndpoint}'))`, msEnv(cache));
+      assert.ok(p.includes('ms___compat-1___5'), p);
+      assert.equal(bodies(hub), 0, `${client} fetched no file body`);
+    });
+    await check(`ModelScope (${client}): hubcache reuses Python's download`, async () => {
+      const cache = await tmp();
+      await py(client, `${sd}\nsnapshot_download('org/ms.compat-1.5', endpoint='${hub.msEndpoint}')`, msEnv(cache));
+      hub.resetRequests();
+      await hubcache(['download', 'modelscope:org/ms.compat-1.5'], msEnv(cache));
+      assert.equal(bodies(hub), 0);
+    });
+  }
+} finally {
+  await hub.close();
+}
+console.log(results.join('\n'));
+process.exitCode = results.some((r) => r.startsWith('FAIL')) ? 1 : 0;

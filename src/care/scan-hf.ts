@@ -1,0 +1,228 @@
+// Scan of one huggingface_hub repo folder (spec hf-hub.md §6.1), with two differences that
+// make it useful for repairs: a damaged repo is reported with its damage instead of being
+// skipped, and orphan blobs / partial downloads are listed (with sizes) instead of ignored.
+//
+// Speed: a snapshot entry's blob is found by readlink + path arithmetic (`../../blobs/<etag>`),
+// and each blob is stat'ed once, in parallel batches; realpath is used only for the odd link
+// that points somewhere else.
+import type { Stats } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
+import { parseRepoFolderName } from '../layouts/hf-cache.js';
+import { isInside, JUNK_NAMES, readdirSafe, readlinkMany, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
+import { repoOf, revisionOf, type CachedFile, type CachedRepo, type CachedRevision, type CacheWarning } from './model.js';
+
+const BLOB_RE = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
+/** Temp names of atomic writes: `refs/main.1a2b3c4d.tmp` (Python), `<link>.1a2b3c4d.tmp` (hubcache). */
+export const ATOMIC_TMP_RE = /\.[0-9a-f]{8}\.tmp$/;
+
+/** `<cache>/.locks/<repo folder>/<etag>.lock`: the lock huggingface_hub and hubcache take per blob. */
+export function hfBlobLockPath(root: string, repoFolder: string, etag: string): string {
+  return path.join(root, '.locks', repoFolder, `${etag}.lock`);
+}
+
+/** The etag part of a blob or partial name (`<etag>`, `<etag>.<id>.incomplete`). */
+export function etagOfBlobName(name: string): string | undefined {
+  const etag = name.split('.')[0] ?? '';
+  return BLOB_RE.test(etag) ? etag : undefined;
+}
+
+interface BlobInfo {
+  path: string;
+  stat: Stats;
+  /** A blob entry that is a link to a file outside the cache (moved to another disk). */
+  outside: boolean;
+}
+
+export async function scanHfRepo(root: string, folder: string, warnings: CacheWarning[]): Promise<CachedRepo | undefined> {
+  const dir = path.join(root, folder);
+  const parsed = parseRepoFolderName(folder);
+  if (!parsed) {
+    warnings.push({ kind: 'foreign', path: dir, message: `Not a cache repo folder (expected models--org--name): ${folder}` });
+    return undefined;
+  }
+  const repoKey = formatRepoRef({ hub: 'hf', ...parsed });
+  const warn = (w: Omit<CacheWarning, 'repo'>): void => {
+    warnings.push({ ...w, repo: repoKey });
+  };
+  const blobsDir = path.join(dir, 'blobs');
+  const [blobs, refs, snapshotEntries, dirStat] = await Promise.all([
+    scanBlobs(root, folder, blobsDir, warn),
+    readRefs(path.join(dir, 'refs'), warn),
+    fs.readdir(path.join(dir, 'snapshots'), { withFileTypes: true }).catch(() => undefined),
+    fs.stat(dir),
+  ]);
+  if (!snapshotEntries) warn({ kind: 'corrupted', path: dir, message: `No snapshots/ folder in ${folder}` });
+
+  const revisions: CachedRevision[] = [];
+  const referenced = new Set<string>();
+  await Promise.all(
+    (snapshotEntries ?? []).map(async (e) => {
+      if (JUNK_NAMES.has(e.name)) return;
+      const snapDir = path.join(dir, 'snapshots', e.name);
+      if (!e.isDirectory()) {
+        warn({ kind: 'foreign', path: snapDir, message: `Not a snapshot folder: ${snapDir}` });
+        return;
+      }
+      const rev = await scanRevision(root, snapDir, e.name, blobsDir, blobs, warn);
+      for (const f of rev.files) referenced.add(f.blobPath);
+      revisions.push(rev);
+    }),
+  );
+  revisions.sort((a, b) => (a.commit < b.commit ? -1 : 1));
+
+  const byCommit = new Map(revisions.map((r) => [r.commit, r]));
+  for (const [name, commit] of Object.entries(refs)) {
+    const rev = byCommit.get(commit);
+    if (rev) rev.refs.push(name);
+    else {
+      const why = isCommitHash(commit) ? `points to ${commit}, which has no snapshot` : `does not hold a commit hash (${JSON.stringify(commit.slice(0, 60))})`;
+      warn({ kind: 'missing-commit', path: path.join(dir, 'refs', name), message: `Ref ${name} of ${repoKey} ${why}` });
+    }
+  }
+  for (const r of revisions) r.refs.sort();
+
+  for (const b of blobs.values()) {
+    if (referenced.has(b.path)) continue;
+    warn({
+      kind: 'orphan-blob',
+      path: b.path,
+      size: b.stat.size,
+      lastModifiedMs: b.stat.mtimeMs,
+      lockPath: hfBlobLockPath(root, folder, path.basename(b.path)),
+      message: `Blob not used by any snapshot of ${repoKey}: ${path.basename(b.path)}`,
+    });
+  }
+
+  return repoOf({ hub: 'hf', ...parsed, key: repoKey, layout: 'hf', path: dir, root, refs, revisions }, dirStat);
+}
+
+/** blobs/: the blobs by name (stat'ed), partial downloads and strays reported. */
+async function scanBlobs(root: string, folder: string, blobsDir: string, warn: (w: Omit<CacheWarning, 'repo'>) => void): Promise<Map<string, BlobInfo>> {
+  const entries = (await readdirSafe(blobsDir)).filter((e) => !JUNK_NAMES.has(e.name));
+  const paths = entries.map((e) => path.join(blobsDir, e.name));
+  const stats = await statMany(paths);
+  const blobs = new Map<string, BlobInfo>();
+  const linked = entries.filter((e) => e.isSymbolicLink()).map((e) => path.join(blobsDir, e.name));
+  const outside = new Set<string>();
+  await Promise.all(
+    linked.map(async (p) => {
+      const real = await fs.realpath(p).catch(() => undefined);
+      if (real && !isInside(root, real)) {
+        outside.add(p);
+        warn({ kind: 'outside-link', path: p, message: `Blob points outside the cache (${real}): ${p}` });
+      }
+    }),
+  );
+  entries.forEach((e, i) => {
+    const p = paths[i] as string;
+    const st = stats[i];
+    if (e.name.endsWith('.incomplete')) {
+      const etag = etagOfBlobName(e.name);
+      warn({
+        kind: 'incomplete',
+        path: p,
+        size: st?.size ?? 0,
+        lastModifiedMs: st?.mtimeMs ?? 0,
+        ...(etag ? { lockPath: hfBlobLockPath(root, folder, etag) } : {}),
+        message: `Partial download: ${p}`,
+      });
+    } else if (st?.isFile() && BLOB_RE.test(e.name)) {
+      blobs.set(e.name, { path: p, stat: st, outside: outside.has(p) });
+    } else if (!st) {
+      warn({ kind: 'broken-link', path: p, message: `Blob is a broken symlink: ${p}` });
+    } else {
+      warn({ kind: 'foreign', path: p, size: st.size, message: `Unexpected entry in blobs/: ${e.name}` });
+    }
+  });
+  return blobs;
+}
+
+/** refs/**: ref name → content, unstripped like Python (a trailing newline makes it invalid). */
+async function readRefs(refsDir: string, warn: (w: Omit<CacheWarning, 'repo'>) => void): Promise<Record<string, string>> {
+  const st = await fs.stat(refsDir).catch(() => undefined);
+  if (!st) return {};
+  if (!st.isDirectory()) {
+    warn({ kind: 'corrupted', path: refsDir, message: `refs is a file, not a folder: ${refsDir}` });
+    return {};
+  }
+  const refs: Record<string, string> = {};
+  const files = await walkFiles(refsDir);
+  await Promise.all(
+    files.map(async (f) => {
+      if (ATOMIC_TMP_RE.test(f.rel)) {
+        const s = await fs.lstat(f.abs).catch(() => undefined);
+        warn({ kind: 'stale-temp', path: f.abs, size: s?.size ?? 0, lastModifiedMs: s?.mtimeMs ?? 0, message: `Leftover temp file: ${f.abs}` });
+        return;
+      }
+      const value = await fs.readFile(f.abs, 'utf8').catch(() => undefined);
+      if (value !== undefined) refs[f.rel] = value;
+    }),
+  );
+  return refs;
+}
+
+async function scanRevision(
+  root: string,
+  snapDir: string,
+  commit: string,
+  blobsDir: string,
+  blobs: Map<string, BlobInfo>,
+  warn: (w: Omit<CacheWarning, 'repo'>) => void,
+): Promise<CachedRevision> {
+  const entries = await walkFiles(snapDir);
+  const links = entries.filter((e) => e.kind === 'symlink');
+  const targets = await readlinkMany(links.map((l) => l.abs));
+  const files: CachedFile[] = [];
+  const missing: string[] = [];
+  const slow: WalkEntry[] = [];
+  const temps: WalkEntry[] = [];
+  links.forEach((l, i) => {
+    const t = targets[i];
+    if (t !== undefined && ATOMIC_TMP_RE.test(l.rel)) {
+      temps.push(l);
+      return;
+    }
+    const abs = t === undefined ? undefined : path.resolve(path.dirname(l.abs), t);
+    const blob = abs !== undefined && path.dirname(abs) === blobsDir ? blobs.get(path.basename(abs)) : undefined;
+    if (blob) files.push(fileOf(l, blob.path, blob.stat, blob.outside));
+    else slow.push(l); // dangling, or pointing somewhere unusual: settle it with stat + realpath
+  });
+  slow.push(...entries.filter((e) => e.kind !== 'symlink'));
+  await Promise.all(
+    temps.map(async (l) => {
+      const st = await fs.lstat(l.abs).catch(() => undefined);
+      warn({ kind: 'stale-temp', path: l.abs, size: 0, lastModifiedMs: st?.mtimeMs ?? Date.now(), message: `Leftover temp link: ${l.abs}` });
+    }),
+  );
+  const stats = await statMany(slow.map((s) => s.abs));
+  await Promise.all(
+    slow.map(async (e, i) => {
+      const st = stats[i];
+      if (!st) {
+        missing.push(e.rel);
+        warn({ kind: 'broken-link', path: e.abs, message: `Blob missing (broken symlink): ${e.abs}` });
+        return;
+      }
+      if (!st.isFile()) {
+        warn({ kind: 'foreign', path: e.abs, message: `Not a regular file in a snapshot: ${e.abs}` });
+        return;
+      }
+      const real = e.kind === 'symlink' ? await fs.realpath(e.abs).catch(() => e.abs) : e.abs;
+      const out = !isInside(root, real);
+      if (out) warn({ kind: 'outside-link', path: e.abs, size: st.size, message: `Points outside the cache (${real}): ${e.abs}` });
+      files.push(fileOf(e, real, st, out));
+    }),
+  );
+  files.sort((a, b) => (a.path < b.path ? -1 : 1));
+  missing.sort();
+  const folder = files.length === 0 ? await fs.stat(snapDir).catch(() => undefined) : undefined;
+  return revisionOf(commit, snapDir, files, missing, folder ?? { atimeMs: 0, mtimeMs: 0 });
+}
+
+function fileOf(e: WalkEntry, blobPath: string, st: Stats, outside: boolean): CachedFile {
+  const f: CachedFile = { path: e.rel, linkPath: e.abs, blobPath, size: st.size, lastAccessedMs: st.atimeMs, lastModifiedMs: st.mtimeMs };
+  if (outside) f.outside = true;
+  return f;
+}

@@ -1,0 +1,145 @@
+// `status` (alias `outdated`): is what the cache holds still what the hub serves?
+//   HF: for each ref (main, a tag...), the cached commit vs the commit the hub resolves it to now
+//       (repo info), with dates; with several endpoints (the hub and a mirror), which one lags.
+//   ModelScope: the per-file revisions in `.msc` (legacy) or the file sizes (≥1.38 layout, which
+//       keeps no revisions) vs the hub's file listing of that revision.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { HfClient } from '../hubs/hf.js';
+import { sameOrigin } from '../hubs/http.js';
+import { ModelScopeClient } from '../hubs/modelscope.js';
+import type { RepoRefDefaults } from '../hubs/repo-ref.js';
+import type { RemoteFile } from '../hubs/types.js';
+import { mscEntryMatches } from '../layouts/modelscope-cache.js';
+import { runPool } from '../util/pool.js';
+import type { CareContext, HubAccess } from './context.js';
+import type { CachedRepo, CachedRevision, CacheScan } from './model.js';
+import { requireTargets } from './select.js';
+
+export interface StatusOptions {
+  targets?: string[];
+  defaults?: Pick<RepoRefDefaults, 'hub' | 'type'>;
+  /** Endpoints to compare, per hub (default: the cache's own endpoint). */
+  endpoints?: { hf?: string[]; modelscope?: string[] };
+  signal?: AbortSignal;
+}
+
+export interface RemoteState {
+  endpoint: string;
+  /** HF: the commit the ref resolves to there. ModelScope: the revision name. */
+  commit?: string;
+  dateMs?: number;
+  /** ModelScope: cached files whose content differs there (changed or gone). */
+  changedFiles?: string[];
+  error?: string;
+}
+
+export type RefState = 'up-to-date' | 'outdated' | 'unknown';
+
+export interface RefStatus {
+  repo: string;
+  hub: CachedRepo['hub'];
+  ref: string;
+  local: { commit: string; dateMs: number };
+  remotes: RemoteState[];
+  /** Against the newest endpoint (the only one, usually). */
+  state: RefState;
+  /** Endpoints that serve an older commit than another endpoint. */
+  laggingEndpoints: string[];
+}
+
+export interface StatusReport {
+  refs: RefStatus[];
+  outdated: number;
+  unknown: number;
+  /** Refs where some endpoint lags another. */
+  lagging: number;
+}
+
+export async function status(ctx: CareContext, scan: CacheScan, opts: StatusOptions = {}): Promise<StatusReport> {
+  const selections = opts.targets?.length ? requireTargets(scan, opts.targets, opts.defaults) : scan.repos.map((repo) => ({ repo, revisions: repo.revisions }));
+  const jobs: Array<{ repo: CachedRepo; ref: string; rev: CachedRevision }> = [];
+  for (const { repo, revisions } of selections) {
+    for (const rev of revisions) for (const ref of rev.refs) jobs.push({ repo, ref, rev });
+  }
+  const refs = await runPool(jobs, 8, (j) => (j.repo.hub === 'hf' ? hfRefStatus(ctx, j.repo, j.ref, j.rev, opts) : msRefStatus(ctx, j.repo, j.ref, j.rev, opts)));
+  return {
+    refs,
+    outdated: refs.filter((r) => r.state === 'outdated').length,
+    unknown: refs.filter((r) => r.state === 'unknown').length,
+    lagging: refs.filter((r) => r.laggingEndpoints.length > 0).length,
+  };
+}
+
+/** The token goes only to the configured endpoint's origin, never to another endpoint. */
+function accessFor(configured: HubAccess, endpoint: string): HubAccess {
+  return { endpoint, token: configured.token && sameOrigin(endpoint, configured.endpoint) ? configured.token : undefined };
+}
+
+function endpointsFor(ctx: CareContext, hub: CachedRepo['hub'], opts: StatusOptions): string[] {
+  const list = hub === 'hf' ? opts.endpoints?.hf : opts.endpoints?.modelscope;
+  return list && list.length > 0 ? list : [hub === 'hf' ? ctx.hf.endpoint : ctx.modelscope.endpoint];
+}
+
+async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: StatusOptions): Promise<RefStatus> {
+  const refFile = await fs.stat(path.join(repo.path, 'refs', ...ref.split('/'))).catch(() => undefined);
+  const local = { commit: rev.commit, dateMs: refFile?.mtimeMs ?? rev.lastModifiedMs };
+  const remotes = await Promise.all(
+    endpointsFor(ctx, 'hf', opts).map(async (endpoint): Promise<RemoteState> => {
+      if (ctx.offline) return { endpoint, error: 'offline' };
+      try {
+        const info = await new HfClient(accessFor(ctx.hf, endpoint)).repoInfo(repo, ref, opts.signal);
+        const out: RemoteState = { endpoint, commit: info.sha };
+        const date = info.lastModified ? Date.parse(info.lastModified) : NaN;
+        if (Number.isFinite(date)) out.dateMs = date;
+        return out;
+      } catch (err) {
+        return { endpoint, error: (err as Error).message };
+      }
+    }),
+  );
+  const answered = remotes.filter((r) => r.commit !== undefined);
+  // The newest answer wins: by date when endpoints give one, else the first endpoint.
+  const newest = [...answered].sort((a, b) => (b.dateMs ?? 0) - (a.dateMs ?? 0))[0];
+  const state: RefState = !newest ? 'unknown' : newest.commit === local.commit ? 'up-to-date' : 'outdated';
+  const laggingEndpoints = newest ? answered.filter((r) => r.commit !== newest.commit).map((r) => r.endpoint) : [];
+  return { repo: repo.key, hub: 'hf', ref, local, remotes, state, laggingEndpoints };
+}
+
+async function msRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: StatusOptions): Promise<RefStatus> {
+  const local = { commit: rev.commit, dateMs: rev.lastModifiedMs };
+  const remotes = await Promise.all(
+    endpointsFor(ctx, 'modelscope', opts).map(async (endpoint): Promise<RemoteState> => {
+      if (ctx.offline) return { endpoint, error: 'offline' };
+      try {
+        const snap = await new ModelScopeClient(accessFor(ctx.modelscope, endpoint)).snapshot(repo, ref, opts.signal);
+        const out: RemoteState = { endpoint, commit: snap.commit, changedFiles: changedFiles(rev, snap.files) };
+        if (snap.createdAt !== undefined) out.dateMs = snap.createdAt * 1000;
+        return out;
+      } catch (err) {
+        return { endpoint, error: (err as Error).message };
+      }
+    }),
+  );
+  const primary = remotes.find((r) => r.changedFiles !== undefined);
+  const state: RefState = !primary ? 'unknown' : (primary.changedFiles?.length ?? 0) > 0 ? 'outdated' : 'up-to-date';
+  // Without commit dates the endpoints cannot be ordered: one that differs from the primary lags.
+  const laggingEndpoints = primary ? remotes.filter((r) => r.changedFiles !== undefined && r !== primary && !sameList(r.changedFiles, primary.changedFiles)).map((r) => r.endpoint) : [];
+  return { repo: repo.key, hub: 'modelscope', ref, local, remotes, state, laggingEndpoints };
+}
+
+/** Cached files whose remote version differs: by per-file revision (legacy) or size (≥1.38). */
+function changedFiles(rev: CachedRevision, listing: readonly RemoteFile[]): string[] {
+  const remote = new Map(listing.map((f) => [f.path, f]));
+  const out: string[] = [];
+  for (const f of rev.files) {
+    const r = remote.get(f.path);
+    if (!r) out.push(f.path);
+    else if (f.msRevision !== undefined ? !mscEntryMatches({ Path: f.path, Revision: f.msRevision }, r) : r.size !== f.size) out.push(f.path);
+  }
+  return out;
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  return (a ?? []).join('\0') === (b ?? []).join('\0');
+}

@@ -1,0 +1,59 @@
+// `hubcache add REPO`: adds (or updates) one entry of hubcache.json. Nothing is downloaded:
+// `hubcache install` locks and fetches it.
+import { Command } from 'commander';
+import { parseRepoRef } from '../../hubs/repo-ref.js';
+import { addModel, loadManifest } from '../../manifest/manifest.js';
+import { type CommandRunner } from '../main.js';
+import { collectPatterns, manifestLocation, MANIFEST_OPTION_HELP } from './lock.js';
+
+interface AddFlags {
+  as?: string;
+  revision?: string;
+  include?: string[];
+  exclude?: string[];
+  localDir?: string;
+  manifest?: string;
+}
+
+export function addCommand(run: CommandRunner): Command {
+  return new Command('add')
+    .description('Add a model to hubcache.json (then `hubcache install` locks and downloads it)')
+    .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
+    .option('--as <alias>', 'name of the entry (default: the repo name)')
+    .option('--revision <rev>', 'branch, tag or commit to follow (default: main, master on ModelScope)')
+    .option('--include <pattern>', 'only files matching this glob (repeatable, or comma-separated)', collectPatterns)
+    .option('--exclude <pattern>', 'skip files matching this glob (repeatable, or comma-separated)', collectPatterns)
+    .option('--local-dir <dir>', 'install as plain files in this folder instead of the shared cache')
+    .option('--manifest <file>', MANIFEST_OPTION_HELP)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  hubcache add openai-community/gpt2 --include "*.safetensors" --include "*.json"
+  hubcache add Qwen/Qwen2.5-0.5B --as qwen --revision v1.0
+  hubcache add modelscope:damo/nlp_model --local-dir ./models/nlp`,
+    )
+    .action(async (repoArg: string, _o: unknown, cmd: Command) =>
+      run(cmd, async (ctx, flags: AddFlags) => {
+        const repo = parseRepoRef(repoArg, {
+          ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+          ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+        });
+        const manifest = await loadManifest(manifestLocation(flags));
+        const res = await addModel(manifest, {
+          repo,
+          ...(flags.as ? { alias: flags.as } : {}),
+          ...(flags.revision ? { revision: flags.revision } : {}),
+          ...(flags.include ? { include: flags.include } : {}),
+          ...(flags.exclude ? { exclude: flags.exclude } : {}),
+          ...(flags.localDir ? { localDir: flags.localDir } : {}),
+        });
+        if (ctx.flags.json) ctx.out.json({ manifest: manifest.file, alias: res.alias, entry: res.model, replaced: res.replaced });
+        else {
+          ctx.out.result(res.alias);
+          ctx.out.info(`${res.replaced ? 'updated' : 'added'} "${res.alias}" (${repoArg}) in ${manifest.file}; run \`hubcache install\``);
+        }
+        return 0;
+      }, { hubFromRepo: repoArg }),
+    );
+}

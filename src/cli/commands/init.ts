@@ -1,0 +1,21 @@
+// `hubcache init`: creates an empty hubcache.json here (or at --manifest).
+import path from 'node:path';
+import { Command } from 'commander';
+import { initManifest, MANIFEST_NAME } from '../../manifest/manifest.js';
+import { type CommandRunner } from '../main.js';
+
+export function initCommand(run: CommandRunner): Command {
+  return new Command('init')
+    .description(`Create an empty ${MANIFEST_NAME} in this folder (the list of models this project needs)`)
+    .option('--manifest <file>', `where to create it (default: ./${MANIFEST_NAME})`)
+    .addHelpText('after', '\nThen: hubcache add org/name, hubcache install.')
+    .action(async (_o: unknown, cmd: Command) =>
+      run(cmd, async (ctx, flags: { manifest?: string }) => {
+        const file = await initManifest(path.resolve(flags.manifest ?? '.'));
+        if (ctx.flags.json) ctx.out.json({ manifest: file });
+        else ctx.out.result(file);
+        ctx.out.info('next: hubcache add org/name, then hubcache install');
+        return 0;
+      }),
+    );
+}

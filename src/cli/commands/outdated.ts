@@ -1,0 +1,34 @@
+// `hubcache outdated`: locked entries whose branch/tag moved upstream. Exit 1 when there are any
+// (like `npm outdated`), so CI can notice.
+import { Command } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { formatRepoRef } from '../../hubs/repo-ref.js';
+import { outdated } from '../../manifest/outdated.js';
+import { type CommandRunner } from '../main.js';
+import { changeLines, MANIFEST_OPTION_HELP, projectOptions } from './lock.js';
+
+const short = (c: string): string => (/^[0-9a-f]{40}$/.test(c) ? c.slice(0, 8) : c);
+
+export function outdatedCommand(run: CommandRunner): Command {
+  return new Command('outdated')
+    .description('List models whose branch or tag moved since hubcache.lock was written (exit 1 if any)')
+    .argument('[aliases...]', 'only these entries')
+    .option('--manifest <file>', MANIFEST_OPTION_HELP)
+    .option('--details', 'also list the files that changed (one tree listing per outdated model)')
+    .action(async (aliases: string[], _o: unknown, cmd: Command) =>
+      run(cmd, async (ctx, flags: { manifest?: string; details?: boolean }) => {
+        const found = await outdated({ ...projectOptions(ctx, flags), aliases, ...(flags.details ? { details: true } : {}) });
+        if (ctx.flags.json) ctx.out.json(found);
+        else if (found.length === 0) ctx.out.info('everything is up to date');
+        else {
+          const width = Math.max(...found.map((e) => e.alias.length));
+          for (const e of found) {
+            ctx.out.result(`${e.alias.padEnd(width)}  ${formatRepoRef({ hub: e.hub, type: e.type, id: e.repo, revision: e.revision })}  ${short(e.locked)} → ${short(e.latest)}`);
+            if (e.changes) for (const line of changeLines(e.changes)) ctx.out.result(line);
+          }
+          ctx.out.info(`${found.length} outdated; run \`hubcache update\` to move the pins`);
+        }
+        return found.length > 0 ? ExitCode.findings : ExitCode.ok;
+      }),
+    );
+}

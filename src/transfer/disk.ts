@@ -1,0 +1,144 @@
+// File-system helpers: free-space checks, full-disk mapping, positional writes, file mode.
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+import { DiskFullError } from '../errors.js';
+import type { TransferFsHooks } from './types.js';
+
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DISK_FULL_CODES.has(code);
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+const FULL_HINT = 'Free some space (e.g. `hf cache prune`) or point the cache to a larger disk; the partial download is kept and resumes.';
+
+export function diskFullError(dir: string, err: unknown): DiskFullError {
+  return new DiskFullError(`No space left on device while writing into ${dir}`, undefined, undefined, {
+    cause: err,
+    hint: FULL_HINT,
+  });
+}
+
+/** Throws DiskFullError when the file system of `dir` cannot take `needed` more bytes. */
+export async function ensureFreeSpace(dir: string, needed: number): Promise<void> {
+  if (needed <= 0) return;
+  let free: number;
+  try {
+    const st = await fsp.statfs(dir);
+    free = st.bavail * st.bsize;
+  } catch {
+    return; // statfs unsupported here: the write path still maps ENOSPC
+  }
+  if (free < needed) {
+    throw new DiskFullError(
+      `Not enough disk space in ${dir}: need ${formatBytes(needed)}, ${formatBytes(free)} free`,
+      needed,
+      free,
+      { hint: FULL_HINT },
+    );
+  }
+}
+
+/** Write all of `bufs` at `position` (handles short writes), mapping a full disk to DiskFullError. */
+export async function writeAllAt(
+  fh: FileHandle,
+  filePath: string,
+  bufs: Buffer[],
+  position: number,
+  hooks: TransferFsHooks | undefined,
+): Promise<void> {
+  let pending = bufs;
+  let pos = position;
+  try {
+    while (pending.length > 0) {
+      const length = pending.reduce((a, b) => a + b.length, 0);
+      hooks?.beforeWrite?.({ path: filePath, position: pos, length });
+      const { bytesWritten } = await fh.writev(pending, pos);
+      if (bytesWritten === length) return;
+      if (bytesWritten === 0) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+      pos += bytesWritten;
+      pending = dropPrefix(pending, bytesWritten);
+    }
+  } catch (err) {
+    if (isDiskFull(err)) throw diskFullError(path.dirname(filePath), err);
+    throw err;
+  }
+}
+
+function dropPrefix(bufs: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = n;
+  for (const b of bufs) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}
+
+let cachedUmask: number | undefined;
+
+/** The process umask, read without changing it (umask() can only be read by setting it). */
+export function currentUmask(): number {
+  if (cachedUmask !== undefined) return cachedUmask;
+  try {
+    const old = process.umask(0o022);
+    process.umask(old);
+    cachedUmask = old;
+  } catch {
+    cachedUmask = 0o022; // worker threads cannot call umask
+  }
+  return cachedUmask;
+}
+
+/** Mode a freshly created file gets, as huggingface_hub sets on blobs (not mkstemp's 0600). */
+export function defaultFileMode(): number {
+  return 0o666 & ~currentUmask();
+}
+
+/** fsync a directory so a rename in it survives power loss; best effort (not all FS allow it). */
+export async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Not supported on this file system; the rename is still atomic.
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+export async function unlinkQuiet(p: string): Promise<void> {
+  try {
+    await fsp.unlink(p);
+  } catch {
+    // already gone or not ours to remove
+  }
+}
+
+/** True when `p` is a regular file of exactly `size` bytes. */
+export async function existsWithSize(p: string, size: number): Promise<boolean> {
+  try {
+    const st = await fsp.stat(p);
+    return st.isFile() && st.size === size;
+  } catch {
+    return false;
+  }
+}

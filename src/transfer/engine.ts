@@ -1,0 +1,242 @@
+// The transfer engine: gets one file's bytes from HTTP onto disk, resumable, verified, atomic.
+//
+// Flow of download(): already committed? → acquire a partial (wait for a live writer, take over
+// a dead one, or start fresh) → single stream or parallel ranges, hashing in file order →
+// verify size + hash → fsync, chmod, rename to finalPath. Bad content is deleted and fetched
+// once more from scratch; any other failure keeps the partial (with its state) for resume.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { Agent, type Dispatcher } from 'undici';
+import { AbortedError, IntegrityError, UsageError } from '../errors.js';
+import { defaultFileMode, existsWithSize, syncDir, unlinkQuiet } from './disk.js';
+import { SourceHolder } from './http-range.js';
+import { RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
+import { MemoryBudget, Semaphore } from './limiter.js';
+import { verifyDigest, type Digest } from './ordered-hasher.js';
+import { acquirePartial, activeWriters, OwnedPartial, OwnershipLostError, resumeBytes } from './ownership.js';
+import { newWriterId } from './partial-state.js';
+import { ProgressReporter } from './progress.js';
+import { downloadRanged } from './ranged.js';
+import { downloadSingle } from './single.js';
+import { defaultTransferOptions, type TransferOptions, type TransferRequest, type TransferResult } from './types.js';
+
+export class TransferEngine {
+  readonly options: Readonly<TransferOptions>;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownDispatcher: Agent | undefined;
+  private readonly connections: Semaphore;
+  private readonly budget: MemoryBudget;
+  /** Same finalPath requested twice in this engine: the second call joins the first. */
+  private readonly inflight = new Map<string, Promise<TransferResult>>();
+
+  constructor(opts: Partial<TransferOptions> = {}) {
+    const o: TransferOptions = { ...defaultTransferOptions, ...stripUndefined(opts) };
+    validateOptions(o);
+    this.options = Object.freeze(o);
+    if (o.dispatcher) {
+      this.dispatcher = o.dispatcher;
+    } else {
+      this.ownDispatcher = new Agent({
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 600_000,
+        connections: o.maxConnections,
+        connect: { timeout: 30_000 },
+      });
+      this.dispatcher = this.ownDispatcher;
+    }
+    this.connections = new Semaphore(o.maxConnections);
+    this.budget = new MemoryBudget(o.hashMemoryBudget);
+  }
+
+  /** Closes the connection pool the engine created (not a dispatcher passed in). */
+  async close(): Promise<void> {
+    await this.ownDispatcher?.close();
+  }
+
+  download(req: TransferRequest): Promise<TransferResult> {
+    validateRequest(req);
+    const key = path.resolve(req.finalPath);
+    const running = this.inflight.get(key);
+    if (running) return joinRunning(running, req);
+    const p = this.run(req).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private async run(req: TransferRequest): Promise<TransferResult> {
+    const size = req.expected.size;
+    const progress = new ProgressReporter(req.label, size, this.options.progressIntervalMs, req.onProgress);
+    if (req.signal?.aborted) throw new AbortedError();
+    if (await existsWithSize(req.finalPath, size)) return reused(req, progress);
+    await fsp.mkdir(req.partialDir, { recursive: true });
+    const job: FileJob = {
+      label: req.label,
+      expected: req.expected,
+      size,
+      dir: req.partialDir,
+      source: new SourceHolder(req.source),
+      opts: this.options,
+      dispatcher: this.dispatcher,
+      connections: this.connections,
+      budget: this.budget,
+      progress,
+      signal: req.signal,
+      stats: { downloaded: 0 },
+    };
+    const writerId = newWriterId();
+    activeWriters.add(writerId);
+    try {
+      return await this.attempts(req, job, writerId);
+    } finally {
+      activeWriters.delete(writerId);
+    }
+  }
+
+  /** Acquire → transfer → commit, repeated after bad content (once from scratch) or a lost partial. */
+  private async attempts(req: TransferRequest, job: FileJob, writerId: string): Promise<TransferResult> {
+    const o = this.options;
+    let freshIntegrityFailures = 0;
+    let single = job.size < o.parallelThreshold;
+    for (;;) {
+      const acquired = await acquirePartial({
+        dir: req.partialDir,
+        key: req.partialKey,
+        finalPath: req.finalPath,
+        expected: req.expected,
+        writerId,
+        staleAfterMs: o.staleAfterSeconds * 1000,
+        foreignStaleAfterMs: o.foreignStaleAfterSeconds * 1000,
+        liveWriterWaitMs: o.liveWriterWaitSeconds * 1000,
+        pollIntervalMs: o.pollIntervalMs,
+        signal: req.signal,
+        // Show the other writer's progress while we wait for it.
+        onWaiting: (bytes) => job.progress.reset(bytes, 0),
+      });
+      if (acquired.kind === 'final') return reused(req, job.progress, job.stats.downloaded);
+      const owned = acquired.partial;
+      const resumedAtStart = resumeBytes(owned.resume);
+      try {
+        const digest = single ? await downloadSingle(job, owned) : await downloadRanged(job, owned);
+        const bad = verifyDigest(req.label, req.expected, digest);
+        if (bad) throw bad;
+        const outcome = await commit(owned, req, o);
+        job.progress.finish();
+        return result(req, job, digest, outcome === 'discarded');
+      } catch (err) {
+        if (err instanceof IntegrityError || err instanceof RemoteChangedError) {
+          await owned.discard();
+          // Resumed bytes may be what was wrong (torn or foreign partial): a free restart.
+          if (resumedAtStart > 0 || err instanceof RemoteChangedError) continue;
+          if (++freshIntegrityFailures <= 1) continue;
+          throw err;
+        }
+        if (err instanceof RangeUnsupportedError) {
+          await owned.discard();
+          single = true;
+          continue;
+        }
+        if (err instanceof OwnershipLostError) {
+          await owned.close();
+          continue; // another writer owns it now: wait for it or take it back when it dies
+        }
+        if (job.progress.bytes === 0) await owned.discard();
+        else await owned.abandon();
+        throw err;
+      }
+    }
+  }
+}
+
+/**
+ * fsync, drop the resume trailer, chmod, rename. The rename is the only moment finalPath
+ * appears. If another writer committed first we keep theirs (same verified content).
+ */
+async function commit(owned: OwnedPartial, req: TransferRequest, o: TransferOptions): Promise<'committed' | 'discarded'> {
+  const fh = owned.fh;
+  await fh.sync(); // the long part; the heartbeat still runs so nobody thinks we died
+  await owned.stopHeartbeat();
+  if ((await fh.stat()).size !== req.expected.size) {
+    await fh.truncate(req.expected.size);
+    await fh.sync();
+  }
+  try {
+    await fh.chmod(defaultFileMode());
+  } catch {
+    // Python only warns when chmod fails; so do we (silently).
+  }
+  o.fsHooks?.beforeCommitRename?.({ path: owned.path, finalPath: req.finalPath });
+  await owned.checkOwned();
+  await owned.close();
+  if (await existsWithSize(req.finalPath, req.expected.size)) {
+    await unlinkQuiet(owned.path);
+    return 'discarded';
+  }
+  try {
+    await fsp.rename(owned.path, req.finalPath);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') throw new OwnershipLostError(owned.path);
+    throw err;
+  }
+  await syncDir(path.dirname(req.finalPath));
+  return 'committed';
+}
+
+function result(req: TransferRequest, job: FileJob, digest: Digest, discarded: boolean): TransferResult {
+  const out: TransferResult = {
+    finalPath: req.finalPath,
+    downloadedBytes: job.stats.downloaded,
+    resumedBytes: job.progress.resumedBytes,
+    sha256: digest.sha256,
+  };
+  if (discarded) out.reused = true;
+  return out;
+}
+
+function reused(req: TransferRequest, progress: ProgressReporter, downloadedBytes = 0): TransferResult {
+  progress.finish();
+  return { finalPath: req.finalPath, downloadedBytes, resumedBytes: 0, reused: true };
+}
+
+async function joinRunning(running: Promise<TransferResult>, req: TransferRequest): Promise<TransferResult> {
+  const signal = req.signal;
+  const abort = new Promise<never>((_, reject) => {
+    if (signal?.aborted) reject(new AbortedError());
+    signal?.addEventListener('abort', () => reject(new AbortedError()), { once: true });
+  });
+  abort.catch(() => undefined);
+  const r = await Promise.race([running, abort]);
+  req.onProgress?.({ label: req.label, bytes: req.expected.size, total: req.expected.size, resumedBytes: 0, done: true });
+  return { finalPath: r.finalPath, downloadedBytes: 0, resumedBytes: 0, reused: true };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function validateOptions(o: TransferOptions): void {
+  const positive: Array<keyof TransferOptions> = [
+    'connections',
+    'maxConnections',
+    'chunkSize',
+    'stallTimeoutSeconds',
+    'heartbeatIntervalMs',
+    'staleAfterSeconds',
+    'pollIntervalMs',
+  ];
+  for (const k of positive) {
+    const v = o[k];
+    if (typeof v !== 'number' || !(v > 0)) throw new UsageError(`transfer option ${k} must be a positive number`);
+  }
+  if (o.maxRetries < 0) throw new UsageError('transfer option maxRetries must be >= 0');
+  if (o.staleAfterSeconds * 1000 <= 2 * o.heartbeatIntervalMs) {
+    throw new UsageError('staleAfterSeconds must be well above the heartbeat interval');
+  }
+}
+
+function validateRequest(req: TransferRequest): void {
+  const size = req.expected.size;
+  if (!Number.isSafeInteger(size) || size < 0) throw new UsageError(`invalid expected size for ${req.label}`);
+  if (!req.partialKey || /[/\\\0]/.test(req.partialKey) || req.partialKey === '.' || req.partialKey === '..') {
+    throw new UsageError(`invalid partialKey for ${req.label}`);
+  }
+}

@@ -1,0 +1,45 @@
+// What a single-file transfer needs from the engine, shared by the single and ranged paths.
+import type { Dispatcher } from 'undici';
+import type { ExpectedContent } from '../hubs/types.js';
+import { ServerError } from '../errors.js';
+import type { SourceHolder, OpenedResponse } from './http-range.js';
+import type { MemoryBudget, Semaphore } from './limiter.js';
+import type { ProgressReporter } from './progress.js';
+import { headerValue } from './retry.js';
+import type { TransferOptions } from './types.js';
+
+export interface FileJob {
+  label: string;
+  expected: ExpectedContent;
+  size: number;
+  /** Directory of the partial (for free-space checks and messages). */
+  dir: string;
+  source: SourceHolder;
+  opts: TransferOptions;
+  dispatcher: Dispatcher;
+  connections: Semaphore;
+  budget: MemoryBudget;
+  progress: ProgressReporter;
+  /** The caller's signal. */
+  signal: AbortSignal | undefined;
+  stats: { downloaded: number };
+}
+
+/** The server changed what it serves under this URL since a partial was started. */
+export class RemoteChangedError extends Error {}
+
+/** The server answered a ranged GET with 200: it ignores Range, use one plain stream. */
+export class RangeUnsupportedError extends Error {}
+
+/** Bytes on disk must be the stored representation; a compressed body cannot be ranged or sized. */
+export function assertIdentityEncoding(res: OpenedResponse, label: string): void {
+  const enc = headerValue(res.headers, 'content-encoding')?.trim().toLowerCase();
+  if (enc && enc !== 'identity') {
+    res.body.destroy();
+    throw new ServerError(`server sent ${enc}-encoded content for ${label} despite Accept-Encoding: identity`, res.status, undefined);
+  }
+}
+
+export function combinedSignal(outer: AbortSignal | undefined, inner: AbortSignal): AbortSignal {
+  return outer ? AbortSignal.any([outer, inner]) : inner;
+}
