@@ -55,6 +55,13 @@ describe('care: status', () => {
     assert.match(human.stdout, new RegExp(`org/model\\s+main\\s+${c1.slice(0, 12)} \\(.*\\)\\s+${c2.slice(0, 12)} \\(.*\\)\\s+outdated`));
   });
 
+  test('`outdated` outside a project is the same check as `status` (cwd has no hubcache.json)', async () => {
+    const r = await runCli(['outdated', '--cache', '--json'], { HF_HUB_CACHE: root, HF_ENDPOINT: primary.hfEndpoint });
+    assert.equal(r.code, 1, r.stderr);
+    const rep = JSON.parse(r.stdout) as StatusReport;
+    assert.equal(rep.refs.find((x) => x.ref === 'main')?.state, 'outdated');
+  });
+
   test('two endpoints: the mirror lags the hub on main', async () => {
     const r = await runCli(['status', 'org/model', '--endpoint', primary.hfEndpoint, '--endpoint', mirror.hfEndpoint, '--json'], { HF_HUB_CACHE: root });
     assert.equal(r.code, 1, r.stderr);

@@ -22,7 +22,7 @@ export function humanBytes(n: number): string {
     v /= 1000;
     i++;
   }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+  return i === 0 ? `${Math.round(n)} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
 export class Output {

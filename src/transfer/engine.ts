@@ -8,12 +8,20 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
 import { AbortedError, IntegrityError, UsageError } from '../errors.js';
-import { defaultFileMode, existsWithSize, syncDir, unlinkQuiet } from './disk.js';
+import { defaultFileMode, diskFullError, existsWithSize, isDiskFull, syncDir, unlinkQuiet } from './disk.js';
 import { SourceHolder } from './http-range.js';
 import { RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
 import { MemoryBudget, Semaphore } from './limiter.js';
 import { verifyDigest, type Digest } from './ordered-hasher.js';
-import { acquirePartial, activeWriters, OwnedPartial, OwnershipLostError, resumeBytes } from './ownership.js';
+import {
+  acquirePartial,
+  activeWriters,
+  OwnedPartial,
+  OwnershipLostError,
+  resumeBytes,
+  type AcquireOptions,
+  type Acquired,
+} from './ownership.js';
 import { newWriterId } from './partial-state.js';
 import { ProgressReporter } from './progress.js';
 import { downloadRanged } from './ranged.js';
@@ -98,7 +106,7 @@ export class TransferEngine {
     let freshIntegrityFailures = 0;
     let single = job.size < o.parallelThreshold;
     for (;;) {
-      const acquired = await acquirePartial({
+      const acquired = await acquirePartialTyped({
         dir: req.partialDir,
         key: req.partialKey,
         finalPath: req.finalPath,
@@ -179,6 +187,15 @@ async function commit(owned: OwnedPartial, req: TransferRequest, o: TransferOpti
   }
   await syncDir(path.dirname(req.finalPath));
   return 'committed';
+}
+
+async function acquirePartialTyped(o: AcquireOptions): Promise<Acquired> {
+  try {
+    return await acquirePartial(o);
+  } catch (err) {
+    if (isDiskFull(err)) throw diskFullError(o.dir, err);
+    throw err;
+  }
 }
 
 function result(req: TransferRequest, job: FileJob, digest: Digest, discarded: boolean): TransferResult {

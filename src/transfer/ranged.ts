@@ -217,18 +217,13 @@ class ChunkWorkers {
     try {
       for (;;) {
         if (this.signal.aborted) return;
-        await this.job.connections.acquire(this.signal);
+        const chunk = this.nextChunk();
+        if (!chunk) return;
+        this.active.add(chunk.index);
         try {
-          const chunk = this.nextChunk();
-          if (!chunk) return;
-          this.active.add(chunk.index);
-          try {
-            await this.fetchChunk(chunk);
-          } finally {
-            this.active.delete(chunk.index);
-          }
+          await this.fetchChunk(chunk);
         } finally {
-          this.job.connections.release();
+          this.active.delete(chunk.index);
         }
       }
     } catch (err) {
@@ -241,7 +236,13 @@ class ChunkWorkers {
     while (chunk.written < chunkLength(chunk)) {
       const before = chunk.written;
       try {
-        await this.fetchOnce(chunk);
+        // A connection slot per attempt: backoff waits do not hold one.
+        await this.job.connections.acquire(this.signal);
+        try {
+          await this.fetchOnce(chunk);
+        } finally {
+          this.job.connections.release();
+        }
       } catch (raw) {
         const err = raw instanceof RangeUnsupportedError || raw instanceof RemoteChangedError ? raw : asTypedError(raw, this.signal);
         if (err instanceof AbortedError) throw err;

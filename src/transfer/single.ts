@@ -41,7 +41,12 @@ export async function downloadSingle(job: FileJob, owned: OwnedPartial): Promise
   while (st.written < job.size) {
     const before = st.written;
     try {
-      await streamOnce(job, owned, st, signal);
+      await job.connections.acquire(signal);
+      try {
+        await streamOnce(job, owned, st, signal);
+      } finally {
+        job.connections.release();
+      }
     } catch (raw) {
       if (failure) throw failure;
       const err = asTypedError(raw, signal);

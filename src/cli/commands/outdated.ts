@@ -1,9 +1,12 @@
-// `hubcache outdated`: locked entries whose branch/tag moved upstream. Exit 1 when there are any
-// (like `npm outdated`), so CI can notice.
+// `hubcache outdated`: in a project (a hubcache.json is found, or --manifest), locked entries whose
+// branch/tag moved upstream; elsewhere, or with --cache, the same as `hubcache status` (cached refs
+// vs the hub). Exit 1 when anything is outdated (like `npm outdated`), so CI can notice.
 import { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { formatRepoRef } from '../../hubs/repo-ref.js';
+import { findManifest } from '../../manifest/manifest.js';
 import { outdated } from '../../manifest/outdated.js';
+import { cacheStatus } from './status.js';
 import { type CommandRunner } from '../main.js';
 import { changeLines, MANIFEST_OPTION_HELP, projectOptions } from './lock.js';
 
@@ -11,12 +14,14 @@ const short = (c: string): string => (/^[0-9a-f]{40}$/.test(c) ? c.slice(0, 8) :
 
 export function outdatedCommand(run: CommandRunner): Command {
   return new Command('outdated')
-    .description('List models whose branch or tag moved since hubcache.lock was written (exit 1 if any)')
-    .argument('[aliases...]', 'only these entries')
+    .description('List models whose branch or tag moved upstream: hubcache.lock pins in a project, else the cache (exit 1 if any)')
+    .argument('[names...]', 'manifest aliases (project mode) or repos (cache mode)')
+    .option('--cache', 'check what is cached (like `hubcache status`) even inside a project')
     .option('--manifest <file>', MANIFEST_OPTION_HELP)
     .option('--details', 'also list the files that changed (one tree listing per outdated model)')
     .action(async (aliases: string[], _o: unknown, cmd: Command) =>
-      run(cmd, async (ctx, flags: { manifest?: string; details?: boolean }) => {
+      run(cmd, async (ctx, flags: { manifest?: string; details?: boolean; cache?: boolean }) => {
+        if (flags.cache || (!flags.manifest && !(await findManifest(process.cwd())))) return cacheStatus(ctx, aliases, cmd);
         const found = await outdated({ ...projectOptions(ctx, flags), aliases, ...(flags.details ? { details: true } : {}) });
         if (ctx.flags.json) ctx.out.json(found);
         else if (found.length === 0) ctx.out.info('everything is up to date');

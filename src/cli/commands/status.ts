@@ -4,10 +4,11 @@ import { Command } from 'commander';
 import { normalizeMsEndpoint } from '../../config.js';
 import type { RefStatus } from '../../care/status.js';
 import { age, formatTable } from '../care-output.js';
+import type { CommandContext } from '../context.js';
 import { type CommandRunner } from '../main.js';
 
 export function statusCommand(run: CommandRunner): Command {
-  // (`outdated` is the manifest's command: hubcache.lock pins vs the hub.)
+  // `outdated` runs this too when there is no hubcache.json (see outdated.ts).
   return new Command('status')
     .description('Compare cached refs (main, tags...) with the commit the hub serves now; with several --endpoint, say which one lags')
     .argument('[repos...]', 'only these repos (default: everything cached)')
@@ -24,34 +25,35 @@ Examples:
   hubcache status org/name
   hubcache status org/name --endpoint https://huggingface.co --endpoint https://mirror.example`,
     )
-    .action(async (repos: string[], _o: unknown, cmd: Command) =>
-      run(cmd, async (ctx) => {
-        // The global --endpoint keeps only its last value; every occurrence counts here.
-        const endpoints = allValues(cmd, '--endpoint');
-        const hub = ctx.flags.hub ?? 'hf';
-        const normalized = endpoints.map((e) => (hub === 'modelscope' ? normalizeMsEndpoint(e) : e.replace(/\/+$/, '')));
-        const report = await ctx.cache.status({
-          ...(repos.length > 0 ? { targets: repos } : {}),
-          defaults: { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) },
-          ...(normalized.length > 0 ? { endpoints: { [hub]: normalized } } : {}),
-          signal: ctx.signal,
-        });
-        if (ctx.flags.json) ctx.out.json(report);
-        else if (report.refs.length === 0) ctx.out.result('No cached refs to check.');
-        else {
-          const width = Math.max(...report.refs.map((r) => r.remotes.length));
-          const rows = report.refs.map((r) => [r.repo, r.ref, `${short(r.local.commit)} (${age(r.local.dateMs)})`, ...remoteCells(r, width), verdict(r)]);
-          const names = report.refs[0]!.remotes.map((x) => x.endpoint);
-          const sameEndpoints = report.refs.every((r) => r.remotes.map((x) => x.endpoint).join(' ') === names.join(' '));
-          const remoteHeaders = width === 1 ? ['HUB'] : sameEndpoints ? names : Array.from({ length: width }, (_, i) => `ENDPOINT ${i + 1}`);
-          const headers = ['REPO', 'REF', 'CACHED', ...remoteHeaders, 'STATE'];
-          ctx.out.result(formatTable(headers, rows));
-          for (const r of report.refs) for (const x of r.remotes) if (x.error) ctx.out.warn(`${r.repo}@${r.ref} on ${x.endpoint}: ${x.error}`);
-          ctx.out.result(`\n${report.refs.length} ref(s): ${report.outdated} outdated, ${report.lagging} with a lagging endpoint, ${report.unknown} unknown.`);
-        }
-        return report.outdated > 0 || report.lagging > 0 ? 1 : 0;
-      }),
-    );
+    .action(async (repos: string[], _o: unknown, cmd: Command) => run(cmd, async (ctx) => cacheStatus(ctx, repos, cmd)));
+}
+
+/** The body of `status`, shared with `outdated` when no manifest is in play. */
+export async function cacheStatus(ctx: CommandContext, repos: string[], cmd: Command): Promise<number> {
+    // The global --endpoint keeps only its last value; every occurrence counts here.
+    const endpoints = allValues(cmd, '--endpoint');
+    const hub = ctx.flags.hub ?? 'hf';
+    const normalized = endpoints.map((e) => (hub === 'modelscope' ? normalizeMsEndpoint(e) : e.replace(/\/+$/, '')));
+    const report = await ctx.cache.status({
+      ...(repos.length > 0 ? { targets: repos } : {}),
+      defaults: { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) },
+      ...(normalized.length > 0 ? { endpoints: { [hub]: normalized } } : {}),
+      signal: ctx.signal,
+    });
+    if (ctx.flags.json) ctx.out.json(report);
+    else if (report.refs.length === 0) ctx.out.result('No cached refs to check.');
+    else {
+      const width = Math.max(...report.refs.map((r) => r.remotes.length));
+      const rows = report.refs.map((r) => [r.repo, r.ref, `${short(r.local.commit)} (${age(r.local.dateMs)})`, ...remoteCells(r, width), verdict(r)]);
+      const names = report.refs[0]!.remotes.map((x) => x.endpoint);
+      const sameEndpoints = report.refs.every((r) => r.remotes.map((x) => x.endpoint).join(' ') === names.join(' '));
+      const remoteHeaders = width === 1 ? ['HUB'] : sameEndpoints ? names : Array.from({ length: width }, (_, i) => `ENDPOINT ${i + 1}`);
+      const headers = ['REPO', 'REF', 'CACHED', ...remoteHeaders, 'STATE'];
+      ctx.out.result(formatTable(headers, rows));
+      for (const r of report.refs) for (const x of r.remotes) if (x.error) ctx.out.warn(`${r.repo}@${r.ref} on ${x.endpoint}: ${x.error}`);
+      ctx.out.result(`\n${report.refs.length} ref(s): ${report.outdated} outdated, ${report.lagging} with a lagging endpoint, ${report.unknown} unknown.`);
+    }
+    return report.outdated > 0 || report.lagging > 0 ? 1 : 0;
 }
 
 function short(commit: string): string {
