@@ -20,6 +20,10 @@ import type { RepoRef } from './hubs/types.js';
 import { TransferEngine } from './transfer/engine.js';
 import type { TransferOptions } from './transfer/types.js';
 import * as care from './care/index.js';
+import { dedup, type DedupOptions, type DedupReport } from './care/dedup.js';
+import { doctor, type DoctorOptions, type DoctorReport } from './care/doctor.js';
+import { pack, type PackOptions, type PackReport } from './care/pack.js';
+import { unpack, type UnpackOptions, type UnpackReport } from './care/unpack.js';
 
 export interface HubSettings {
   /** Cache root for this hub's layout. */
@@ -211,6 +215,26 @@ export class Cache {
     } catch (err) {
       opts.onProgress?.({ type: 'warning', message: `Cache policy not applied: ${(err as Error).message}` });
     }
+  }
+
+  /** What goes wrong in practice (environment, file systems, locks, damage, incomplete repos, duplicates), each with a fix. */
+  doctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
+    return doctor(this.careContext(), opts);
+  }
+
+  /** Cached repos (layout and metadata) into one tar for a machine with no network. */
+  pack(opts: PackOptions): Promise<PackReport> {
+    return pack(this.careContext(), opts);
+  }
+
+  /** Verifies a `pack` archive completely, then merges it into this cache (existing blobs and refs kept). */
+  unpack(opts: UnpackOptions): Promise<UnpackReport> {
+    return unpack(this.careContext(), { symlinks: this.config.hf.symlinks, ...opts });
+  }
+
+  /** Hard-links identical files across this cache's layouts (and `also` caches); reports the bytes freed. */
+  dedup(opts: DedupOptions = {}): Promise<DedupReport> {
+    return dedup(this.careContext(), opts);
   }
 
   /** One file: downloads it if needed and returns its path on disk. */

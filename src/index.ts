@@ -26,3 +26,12 @@ export type {
   ListOptions, ListRow,
 } from './care/index.js';
 export { listRows, parseSize, parseDuration } from './care/index.js';
+// Doctor, pack/unpack, dedup (the Cache methods of the same names) and --local-dir link modes.
+export type { DoctorOptions, DoctorReport, DoctorDir } from './care/doctor.js';
+export type { DoctorFinding, Severity, MountEntry } from './care/doctor-checks.js';
+export { parseMounts } from './care/doctor-checks.js';
+export type { PackOptions, PackReport, PackEvent } from './care/pack.js';
+export type { PackManifest, PackedRepo, ManifestEntry } from './care/pack-format.js';
+export { ArchiveError, type UnpackOptions, type UnpackReport, type UnpackEvent, type UnpackChange, type RefChange } from './care/unpack.js';
+export type { DedupOptions, DedupReport, DedupGroup, DedupEvent } from './care/dedup.js';
+export { materializeFile, LINK_MODES, type LinkMode, type LinkMethod } from './layouts/link-mode.js';

@@ -200,7 +200,7 @@ describe('manifest + lock (HF)', () => {
     assert.equal(await fs.readFile(f, 'utf8'), '# demo');
   });
 
-  test('update + install of a localDir entry whose file changed upstream at the same size', { todo: 'src/download/hf.ts local-dir mode hands the plain target path to the transfer engine as finalPath, and the engine treats an existing same-size file there as already downloaded: the stale bytes stay (install then fails verification, exit 18)' }, async () => {
+  test('update + install of a localDir entry whose file changed upstream at the same size', async () => {
     const dir = await tempDir('hubcache-project-');
     const file = path.join(dir, 'hubcache.json');
     const r = hub.hf.createRepo('org/same-size');

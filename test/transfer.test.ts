@@ -18,7 +18,7 @@ import {
   UnauthorizedError,
 } from '../src/errors.js';
 import { patternBytes, sha256, TransferServer } from './fixtures/transfer-server.js';
-import { fastOptions, KiB, layout, MiB, partials, readFinal, request } from './fixtures/transfer-helpers.js';
+import { fastOptions, KiB, layout, MiB, partials, readFinal, removeTempDirs, request, tempDir } from './fixtures/transfer-helpers.js';
 
 let server: TransferServer;
 let engine: TransferEngine;
@@ -32,6 +32,7 @@ before(async () => {
 after(async () => {
   await engine.close();
   await server.close();
+  await removeTempDirs();
 });
 
 function fresh(p: string, data: Buffer, faults = {}): void {
@@ -371,7 +372,7 @@ test('ENOSPC mid-way (injected) → DiskFullError, partial kept, next run resume
 });
 
 test('real tiny tmpfs: up-front free-space check, and ENOSPC mid-way', async (t) => {
-  const mnt = path.join(await (await import('./fixtures/transfer-helpers.js')).tempDir('hc-tmpfs-'), 'm');
+  const mnt = path.join(await tempDir('hc-tmpfs-'), 'm');
   await fsp.mkdir(mnt);
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
@@ -414,4 +415,49 @@ test('real tiny tmpfs: up-front free-space check, and ENOSPC mid-way', async (t)
   } finally {
     execFileSync('umount', [mnt]);
   }
+});
+
+test('resume state: a torn newest slot falls back to the older valid one', async () => {
+  const { writeSlot, readTrailer, TRAILER_SIZE, SLOT_SIZE, encodeBitmap } = await import('../src/transfer/partial-state.js');
+  const l = await layout();
+  const p = path.join(l.blobs, 'torn');
+  const fh = await fsp.open(p, 'w+');
+  try {
+    const size = 1000;
+    await fh.truncate(size + TRAILER_SIZE);
+    const base = {
+      v: 1 as const, writerId: 'hc' + '0'.repeat(20), pid: 1, host: 'h', heartbeat: 1, size,
+      chunkSize: 100, done: encodeBitmap([true]), partial: [] as Array<[number, number]>, createdAt: 0,
+    };
+    await writeSlot(fh, { ...base, seq: 5 }, 0);
+    await writeSlot(fh, { ...base, seq: 6 }, 1);
+    assert.equal((await readTrailer(fh, size + TRAILER_SIZE))?.state.seq, 6);
+    await fh.write(Buffer.from('X'), 0, 1, size + SLOT_SIZE + 60); // torn write inside slot 1
+    const r = await readTrailer(fh, size + TRAILER_SIZE);
+    assert.equal(r?.state.seq, 5);
+    assert.equal(r?.slot, 0);
+    assert.equal(await readTrailer(fh, size + TRAILER_SIZE + 1), undefined, 'length must match the recorded size');
+  } finally {
+    await fh.close();
+  }
+});
+
+test('Retry-After / RateLimit parsing and partial name classification', async () => {
+  const { parseRetryAfter } = await import('../src/transfer/retry.js');
+  const { classifyPartialName, newWriterId, parseWriterId } = await import('../src/transfer/partial-state.js');
+  const now = Date.parse('2025-01-01T00:00:00Z');
+  assert.equal(parseRetryAfter({ 'retry-after': '7' }, now), 7);
+  assert.equal(parseRetryAfter({ 'retry-after': 'Wed, 01 Jan 2025 00:00:30 GMT' }, now), 30);
+  assert.equal(parseRetryAfter({ ratelimit: '"api";r=0;t=55' }, now), 55);
+  assert.equal(parseRetryAfter({ ratelimit: '"api";r=10;t=55' }, now), undefined);
+  assert.equal(parseRetryAfter({}, now), undefined);
+  const id = newWriterId();
+  assert.equal(parseWriterId(id)?.pid, process.pid);
+  const key = 'a'.repeat(64);
+  assert.deepEqual(classifyPartialName(`${key}.${id}.incomplete`, key), { kind: 'ours', writerId: id });
+  assert.deepEqual(classifyPartialName(`${key}.1a2b3c4d.incomplete`, key), { kind: 'hf', writerId: '1a2b3c4d' });
+  assert.deepEqual(classifyPartialName(`${key}.incomplete`, key), { kind: 'hf', writerId: '' });
+  assert.equal(classifyPartialName(`${key}`, key), undefined);
+  assert.equal(classifyPartialName(`${key}.x.y.incomplete`, key), undefined);
+  assert.equal(classifyPartialName(`b${key}.1a2b3c4d.incomplete`, key), undefined);
 });

@@ -20,6 +20,10 @@ import { statusCommand } from './commands/status.js';
 import { rmCommand } from './commands/rm.js';
 import { pruneCommand } from './commands/prune.js';
 import { gcCommand } from './commands/gc.js';
+import { doctorCommand } from './commands/doctor.js';
+import { packCommand } from './commands/pack.js';
+import { unpackCommand } from './commands/unpack.js';
+import { dedupCommand } from './commands/dedup.js';
 
 export type CommandRunner = <F>(
   cmd: Command,
@@ -92,6 +96,10 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
   program.addCommand(rmCommand(run));
   program.addCommand(pruneCommand(run));
   program.addCommand(gcCommand(run));
+  program.addCommand(doctorCommand(run));
+  program.addCommand(packCommand(run));
+  program.addCommand(unpackCommand(run));
+  program.addCommand(dedupCommand(run));
   program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }));
 
   try {

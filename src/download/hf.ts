@@ -10,12 +10,14 @@ import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import { expectedContentOf, hfEtagOf, type RemoteFile, type RepoRef } from '../hubs/types.js';
 import { formatTreeCache, HfRepoCache, parseTreeCache } from '../layouts/hf-cache.js';
 import { HfLocalDir } from '../layouts/hf-local-dir.js';
+import { materializeFile } from '../layouts/link-mode.js';
 import { acquireLock } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
 import { isFile, writeFileAtomic } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
 import { emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
+import { commitStaged, stagedPath } from './staging.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
 
 export interface HfDownloadContext {
@@ -118,7 +120,9 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
   if (!localDir) await fs.mkdir(resultPath, { recursive: true });
   emit({ type: 'done', path: resultPath, downloadedBytes, seconds: (Date.now() - started) / 1000 });
-  return { repo, revision, commit, path: resultPath, files: planned, downloadedBytes, usedCacheFallback };
+  const result: DownloadResult = { repo, revision, commit, path: resultPath, files: planned, downloadedBytes, usedCacheFallback };
+  if (localDir) result.savedBytes = planned.reduce((s, p) => s + (p.savedBytes ?? 0), 0);
+  return result;
 }
 
 function offlineMiss(repo: RepoRef, revision: string, offline: boolean): OfflineMissError {
@@ -238,14 +242,19 @@ async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: Hf
     }
     await fs.mkdir(path.dirname(target), { recursive: true });
     if (p.status === 'copied') {
-      const tmp = `${target}.${process.pid}.tmp`;
-      await fs.copyFile(rc.snapshotPath(commit, f.path), tmp);
-      await fs.rename(tmp, target);
+      const placed = await materializeFile(rc.snapshotPath(commit, f.path), target, opts.linkMode ?? 'copy');
+      p.linkMethod = placed.method;
+      p.savedBytes = placed.savedBytes;
       await ld.writeMetadata(f.path, commit, etag);
       return 'copied';
     }
-    await fs.mkdir(ld.partialDir(f.path), { recursive: true });
-    await ctx.engine.download(hfTransfer(client, repo, commit, f, ld.partialDir(f.path), ld.partialKey(f.path, etag), target, opts));
+    // Staged, then renamed: a stale file of the same size at `target` must not pass for this content.
+    const partialDir = ld.partialDir(f.path);
+    const key = ld.partialKey(f.path, etag);
+    const staged = stagedPath(partialDir, key, f.path);
+    await fs.mkdir(partialDir, { recursive: true });
+    await ctx.engine.download(hfTransfer(client, repo, commit, f, partialDir, key, staged, opts));
+    await commitStaged(staged, target);
     await ld.writeMetadata(f.path, commit, etag);
     return 'downloaded';
   } catch (err) {

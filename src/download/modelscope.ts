@@ -5,7 +5,6 @@
 // adopted when its sha256 matches, instead of being downloaded again.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { EntryNotFoundError, NetworkError, OfflineMissError, ServerError } from '../errors.js';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import { formatRepoRef } from '../hubs/repo-ref.js';
@@ -23,6 +22,7 @@ import type { TransferEngine } from '../transfer/engine.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runPool } from '../util/pool.js';
 import { emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
+import { commitStaged, stagedPath } from './staging.js';
 import { selectFiles } from './hf.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
 
@@ -234,11 +234,10 @@ async function fetchFile(engine: TransferEngine, client: ModelScopeClient, targe
   // a stale file at the repo path could pass), then we rename that into place.
   await fs.mkdir(target.partialDir, { recursive: true });
   const key = f.sha256 ?? `nosha-${createHash('sha1').update(`${f.path}\0${f.msRevision ?? ''}`).digest('hex')}`;
-  const staged = path.join(target.partialDir, `${key}.${createHash('sha1').update(f.path).digest('hex').slice(0, 16)}.staged`);
+  const staged = stagedPath(target.partialDir, key, f.path);
   const source = async () => client.downloadSource(repo, revisionName, f);
   await engine.download(transferRequest({ path: f.path, source, expected: expectedContentOf(f), partialDir: target.partialDir, partialKey: key, finalPath: staged }, opts));
-  await fs.mkdir(path.dirname(dest), { recursive: true });
-  await fs.rename(staged, dest);
+  await commitStaged(staged, dest);
   return 'downloaded';
 }
 

@@ -1,5 +1,6 @@
 // What callers pass to a download and what they get back, for every hub and layout.
 import type { RepoRef } from '../hubs/types.js';
+import type { LinkMethod, LinkMode } from '../layouts/link-mode.js';
 
 export type FileStatus = 'cached' | 'linked' | 'copied' | 'downloaded' | 'planned';
 
@@ -10,6 +11,9 @@ export interface PlannedFile {
   status: FileStatus;
   /** Where the file is (or will be) on disk. */
   localPath: string;
+  /** Local-dir files taken from the cache: how (`--link-mode`), and the bytes that were not copied. */
+  linkMethod?: LinkMethod;
+  savedBytes?: number;
 }
 
 export type ProgressEvent =
@@ -29,6 +33,11 @@ export interface DownloadOptions {
   exclude?: string[];
   /** Plain files in this folder instead of the cache (`hf download --local-dir`). */
   localDir?: string;
+  /**
+   * With `localDir`, how files already in the cache get there (HF): `copy` (default, like
+   * huggingface_hub), `reflink`, `hardlink`, `symlink`, or `auto` (reflink, else hard link, else copy).
+   */
+  linkMode?: LinkMode;
   /** Never touch the network (also from HF_HUB_OFFLINE through Cache.fromEnv()). */
   offline?: boolean;
   /** Resolve and plan only: list what would be fetched, write nothing. */
@@ -57,4 +66,6 @@ export interface DownloadResult {
   downloadedBytes: number;
   /** True when the network was unreachable and the cached revision was used instead. */
   usedCacheFallback: boolean;
+  /** Local dir: bytes not written twice thanks to `linkMode` (reflinks, hard links, symlinks). */
+  savedBytes?: number;
 }

@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
-import { AbortedError, IntegrityError, UsageError } from '../errors.js';
+import { AbortedError, IntegrityError, ServerError, UsageError } from '../errors.js';
 import { defaultFileMode, diskFullError, existsWithSize, isDiskFull, syncDir, unlinkQuiet } from './disk.js';
 import { SourceHolder } from './http-range.js';
 import { RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
@@ -62,7 +62,11 @@ export class TransferEngine {
   }
 
   download(req: TransferRequest): Promise<TransferResult> {
-    validateRequest(req);
+    try {
+      validateRequest(req);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const key = path.resolve(req.finalPath);
     const running = this.inflight.get(key);
     if (running) return joinRunning(running, req);
@@ -134,8 +138,9 @@ export class TransferEngine {
         if (err instanceof IntegrityError || err instanceof RemoteChangedError) {
           await owned.discard();
           // Resumed bytes may be what was wrong (torn or foreign partial): a free restart.
-          if (resumedAtStart > 0 || err instanceof RemoteChangedError) continue;
+          if (resumedAtStart > 0) continue;
           if (++freshIntegrityFailures <= 1) continue;
+          if (err instanceof RemoteChangedError) throw new ServerError(`${err.message}; giving up`, undefined, undefined);
           throw err;
         }
         if (err instanceof RangeUnsupportedError) {
@@ -147,9 +152,11 @@ export class TransferEngine {
           await owned.close();
           continue; // another writer owns it now: wait for it or take it back when it dies
         }
-        if (job.progress.bytes === 0) await owned.discard();
-        else await owned.abandon();
-        throw err;
+        // Keep anything worth resuming (even if this attempt had not re-hashed it yet).
+        if (resumedAtStart > 0 || job.progress.bytes > 0) await owned.abandon();
+        else await owned.discard();
+        // fsync can report a full disk too (delayed allocation, NFS).
+        throw isDiskFull(err) ? diskFullError(req.partialDir, err) : err;
       }
     }
   }

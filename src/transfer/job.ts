@@ -1,4 +1,5 @@
 // What a single-file transfer needs from the engine, shared by the single and ranged paths.
+import { setMaxListeners } from 'node:events';
 import type { Dispatcher } from 'undici';
 import type { ExpectedContent } from '../hubs/types.js';
 import { ServerError } from '../errors.js';
@@ -40,6 +41,10 @@ export function assertIdentityEncoding(res: OpenedResponse, label: string): void
   }
 }
 
+/** One signal for a file's requests; every connection and waiter listens to it. */
 export function combinedSignal(outer: AbortSignal | undefined, inner: AbortSignal): AbortSignal {
-  return outer ? AbortSignal.any([outer, inner]) : inner;
+  const s = outer ? AbortSignal.any([outer, inner]) : inner;
+  // Up to two listeners per connection (request + slot wait): not a leak, however many.
+  setMaxListeners(0, s);
+  return s;
 }

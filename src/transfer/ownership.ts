@@ -165,6 +165,7 @@ interface Candidate {
   writerId: string;
   length: number;
   mtimeMs: number;
+  ctimeMs: number;
   trailer: TrailerRead | undefined;
 }
 
@@ -255,7 +256,7 @@ async function inspect(p: string, kind: PartialKind, writerId: string): Promise<
     const st = await fh.stat();
     if (!st.isFile()) return undefined;
     const trailer = kind === 'ours' ? await readTrailer(fh, st.size) : undefined;
-    return { path: p, kind, writerId, length: st.size, mtimeMs: st.mtimeMs, trailer };
+    return { path: p, kind, writerId, length: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, trailer };
   } catch {
     return undefined; // vanished while we looked
   } finally {
@@ -292,10 +293,13 @@ function isDead(c: Candidate, obs: Observation, now: number, o: AcquireOptions):
   const stale = c.kind === 'hf' ? o.foreignStaleAfterMs : o.staleAfterMs;
   // Watched without change for the whole window: dead whatever the clocks say.
   if (now - obs.changedAt > stale) return true;
-  const s = c.trailer?.state;
+  // A state written by someone else than the name says: just taken over, not checkpointed yet.
+  const s = c.trailer?.state.writerId === c.writerId ? c.trailer.state : undefined;
   if (s?.heartbeat === 0) return true;
   if (s ? s.host === HOST && !pidAlive(s.pid, s.writerId) : deadByName(c)) return true;
-  return now - (s ? s.heartbeat : c.mtimeMs) > stale;
+  // The rename of a takeover bumps ctime, not mtime.
+  const lastSign = s ? s.heartbeat : c.trailer ? Math.max(c.mtimeMs, c.ctimeMs) : c.mtimeMs;
+  return now - lastSign > stale;
 }
 
 /** A partial without state: its name still says which host and pid wrote it. */
@@ -324,7 +328,7 @@ async function takeOver(c: Candidate, o: AcquireOptions): Promise<OwnedPartial |
   try {
     const st = await fh.stat();
     // Re-read what we now own: the previous writer may have checkpointed after our scan.
-    const c2: Candidate = { ...c, path: mine, length: st.size, mtimeMs: st.mtimeMs };
+    const c2: Candidate = { ...c, path: mine, length: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
     if (c.kind === 'ours') c2.trailer = await readTrailer(fh, st.size);
     const resume = usableResume(c2, o.expected) ?? { kind: 'none' };
     if (resume.kind === 'none') await fh.truncate(0);

@@ -72,8 +72,8 @@ export async function downloadRanged(job: FileJob, owned: OwnedPartial): Promise
   if (signal.aborted) throw new AbortedError();
   try {
     await ordered.done();
-  } catch {
-    throw failure ?? new AbortedError();
+  } catch (err) {
+    throw failure ?? (signal.aborted ? new AbortedError() : err);
   }
   return content.digest();
 }

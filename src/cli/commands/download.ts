@@ -1,7 +1,9 @@
 // `hubcache download REPO [FILES...]`: flags follow `hf download` (and `modelscope download`).
 import { Command, Option } from 'commander';
+import { UsageError } from '../../errors.js';
 import { parseRepoRef } from '../../hubs/repo-ref.js';
 import type { DownloadOptions } from '../../download/types.js';
+import { LINK_MODES, type LinkMode } from '../../layouts/link-mode.js';
 import { humanBytes } from '../output.js';
 import { type CommandRunner } from '../main.js';
 
@@ -13,7 +15,9 @@ interface DownloadFlags {
   dryRun?: boolean;
   forceDownload?: boolean;
   maxWorkers?: string;
+  connections?: string;
   msLayout?: 'v1' | 'v2';
+  linkMode?: LinkMode;
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -30,6 +34,8 @@ export function downloadCommand(run: CommandRunner): Command {
     .option('--dry-run', 'show what would be downloaded, with sizes; change nothing')
     .option('--force-download', 'download again even if cached')
     .addOption(new Option('--max-workers <n>', 'files downloaded at once').default('8'))
+    .option('--connections <n>', 'parallel connections (byte ranges) per large file (default 16)')
+    .addOption(new Option('--link-mode <mode>', 'with --local-dir, how files already cached get there: copy (default), reflink, hardlink, symlink, or auto (reflink, else hard link, else copy); hard-linked files share bytes with the cache: do not edit them in place').choices([...LINK_MODES]))
     .addOption(new Option('--ms-layout <layout>', 'ModelScope layout: v1 (legacy models/org/name___ + .msc, read by every modelscope version) or v2 (≥1.38 snapshots/<rev>/)').choices(['v1', 'v2']))
     .addHelpText(
       'after',
@@ -41,6 +47,7 @@ Examples:
   hubcache download org/name config.json model.safetensors --revision v1.0
   hubcache download org/name --include "*.safetensors" --include "*.json" --exclude "*fp32*"
   hubcache download org/name --local-dir ./models/name
+  hubcache download org/name --local-dir ./models/name --link-mode auto   # no second copy of cached files
   hubcache download org/name --dry-run
   HF_HUB_OFFLINE=1 hubcache download org/name      # cache only, no network`,
     )
@@ -51,6 +58,11 @@ Examples:
           ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
           ...(flags.revision ? { revision: flags.revision } : {}),
         });
+        if (flags.connections) {
+          const n = Number(flags.connections);
+          if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError('--connections takes a whole number from 1 to 64');
+          ctx.cache.config.transfer = { ...ctx.cache.config.transfer, connections: n, maxConnections: Math.max(n, ctx.cache.config.transfer?.maxConnections ?? 0) };
+        }
         const opts: DownloadOptions = { repo, signal: ctx.signal, maxWorkers: Math.max(1, Number(flags.maxWorkers) || 8) };
         if (files.length > 0) opts.files = files;
         else {
@@ -61,6 +73,7 @@ Examples:
         if (flags.dryRun) opts.dryRun = true;
         if (flags.forceDownload) opts.forceDownload = true;
         if (flags.msLayout) opts.msLayout = flags.msLayout;
+        if (flags.linkMode) opts.linkMode = flags.linkMode;
         const progress = ctx.out.progress();
         opts.onProgress = (e) => progress.onEvent(e);
         try {
@@ -75,8 +88,11 @@ Examples:
             }
             return 0;
           }
-          if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, revision: res.revision, downloadedBytes: res.downloadedBytes, usedCacheFallback: res.usedCacheFallback, files: res.files });
-          else ctx.out.result(res.path);
+          if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, revision: res.revision, downloadedBytes: res.downloadedBytes, usedCacheFallback: res.usedCacheFallback, files: res.files, ...(res.savedBytes !== undefined ? { savedBytes: res.savedBytes } : {}) });
+          else {
+            if (res.savedBytes) ctx.out.info(`${humanBytes(res.savedBytes)} not copied (--link-mode ${flags.linkMode ?? 'copy'}: ${[...new Set(res.files.map((f) => f.linkMethod).filter(Boolean))].join(', ')})`);
+            ctx.out.result(res.path);
+          }
           return 0;
         } finally {
           progress.stop();
