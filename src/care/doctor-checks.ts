@@ -180,14 +180,20 @@ export function mountFor(p: string, mounts: readonly MountEntry[]): MountEntry |
 const RAM_FS = new Set(['tmpfs', 'ramfs']);
 const NETWORK_FS = new Set(['nfs', 'nfs4', 'cifs', 'smb3', 'smbfs', 'fuse.sshfs', 'afs', '9p', 'fuse.s3fs', 'fuse.gcsfuse', 'fuse.ossfs', 'fuse.rclone']);
 
+/** Folders that systems clean up (at boot, or by age with systemd-tmpfiles). */
+export const TEMP_DIRS: readonly string[] = ['/tmp', '/var/tmp'];
+
 /** A cache on RAM, in a temp folder, in a container's writable layer, or on a network file system. */
-export function storageFindings(role: string, dir: string, mount: MountEntry | undefined, inContainer: boolean): DoctorFinding[] {
+export function storageFindings(role: string, dir: string, mount: MountEntry | undefined, inContainer: boolean, tempDirs: readonly string[] = TEMP_DIRS): DoctorFinding[] {
   const out: DoctorFinding[] = [];
   const hint = `Point ${role.startsWith('ModelScope') ? 'MODELSCOPE_CACHE' : 'HF_HUB_CACHE'} at a persistent disk, e.g. export ${role.startsWith('ModelScope') ? 'MODELSCOPE_CACHE=$HOME/.cache/modelscope/hub' : 'HF_HUB_CACHE=$HOME/.cache/huggingface/hub'}`;
   if (mount && RAM_FS.has(mount.fsType)) {
     out.push({ check: 'fs.tmpfs', severity: 'error', path: dir, message: `${role} ${dir} is on ${mount.fsType} (${mount.mountPoint}), i.e. in RAM: the cache vanishes after a restart and its size counts against memory`, fix: hint });
-  } else if (/^\/(?:var\/)?tmp(?:\/|$)/.test(dir)) {
-    out.push({ check: 'fs.temp-dir', severity: 'warning', path: dir, message: `${role} ${dir} is under ${dir.startsWith('/var/') ? '/var/tmp' : '/tmp'}: it may vanish after a restart, and systemd-tmpfiles deletes files unused for ${dir.startsWith('/var/') ? '30' : '10'} days`, fix: hint });
+  } else {
+    const temp = tempDirs.find((t) => dir === t || dir.startsWith(`${t}/`));
+    if (temp) {
+      out.push({ check: 'fs.temp-dir', severity: 'warning', path: dir, message: `${role} ${dir} is under ${temp}: it may vanish after a restart, and systemd-tmpfiles deletes files unused for ${temp === '/var/tmp' ? '30' : '10'} days`, fix: hint });
+    }
   }
   if (mount && inContainer && mount.fsType === 'overlay') {
     out.push({

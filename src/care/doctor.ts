@@ -54,6 +54,8 @@ export interface DoctorOptions {
   /** Test seams: the mounts table (parsed, or /proc/mounts text), container, uid, locking, thresholds. */
   mounts?: MountEntry[] | string;
   inContainer?: boolean;
+  /** Folders cleaned at boot or by age (default /tmp and /var/tmp). */
+  tempDirs?: string[];
   uid?: number;
   locking?: { available: boolean; reason?: string | undefined };
   space?: SpaceThresholds;
@@ -111,7 +113,7 @@ export async function doctor(ctx: CareContext, opts: DoctorOptions = {}): Promis
     const role = d.roles.join(' + ');
     if (!d.exists) findings.push({ check: 'fs.missing', severity: 'info', path: d.path, message: `${role} ${d.path} does not exist yet (the first download creates it)` });
     const mount = mounts ? mountFor(d.checked, mounts) : undefined;
-    findings.push(...storageFindings(role, d.path, mount, inContainer));
+    findings.push(...storageFindings(role, d.path, mount, inContainer, opts.tempDirs));
     const probe: DirProbe = { exists: d.exists, checked: d.checked, writable: d.writable, ...(d.ownerUid !== undefined ? { ownerUid: d.ownerUid } : {}) };
     findings.push(...permissionFindings(role, d.path, probe, uid));
     findings.push(...spaceFindings(role, d.path, d.freeBytes, d.totalBytes, opts.space ?? DEFAULT_SPACE_THRESHOLDS));
