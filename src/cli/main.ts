@@ -80,6 +80,19 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     .option('-q, --quiet', 'no progress, only results and errors')
     .enablePositionalOptions(false)
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  hubcache download org/name                          # whole repo into the HF cache; prints its path
+  hubcache download modelscope:org/name --include "*.safetensors"
+  hubcache ls                                         # what is cached (both hubs)
+  hubcache verify org/name --fix                      # re-hash, re-download what is damaged
+  hubcache doctor                                     # what is wrong with this setup, and how to fix it
+  hubcache init && hubcache add org/name && hubcache install   # pin models for a project
+
+Run \`hubcache <command> --help\` for a command's flags and examples. Exit codes: see the README.`,
+    )
     .exitOverride();
   program.addCommand(downloadCommand(run));
   program.addCommand(importCommand(run));
