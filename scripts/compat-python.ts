@@ -56,6 +56,8 @@ try {
     const cache = await tmp();
     const ours = await hubcache(['download', 'org/compat'], hfEnv(cache));
     await hubcache(['download', 'org/compat', '--revision', 'v1', 'config.json'], hfEnv(cache));
+    // hubcache's own state (the gc policy) must not show up as a warning in Python's scan
+    await hubcache(['gc', '--max-size', '1T', '--save-policy', '--yes'], hfEnv(cache));
     const got = await py('hfpy', `
 from huggingface_hub import snapshot_download, hf_hub_download, scan_cache_dir
 p = snapshot_download('org/compat', local_files_only=True)

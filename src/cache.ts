@@ -126,7 +126,7 @@ export class Cache {
     return res;
   }
 
-  /** download() without the cache policy (`<cache>/.hubcache/policy.json`) that follows it. */
+  /** download() without the cache policy (`<cache>/.locks/hubcache/policy.json`) that follows it. */
   private async downloadOnly(opts: DownloadOptions): Promise<DownloadResult> {
     const repo = this.parseRepo(opts.repo, opts.revision);
     if (repo.hub === 'hf') {

@@ -146,7 +146,7 @@ describe('care: gc with downloads', () => {
     for (const b of await fs.readdir(old)) await age(path.join(old, b), 5 * DAY);
     const saved = await runCli(['gc', '--max-size', '50k', '--keep', 'org/c', '--save-policy', '-y'], env);
     assert.equal(saved.code, 0, saved.stderr);
-    assert.deepEqual(JSON.parse(await fs.readFile(path.join(root, '.hubcache', 'policy.json'), 'utf8')), { maxSize: '50k', keep: ['org/c'] });
+    assert.deepEqual(JSON.parse(await fs.readFile(path.join(root, '.locks', 'hubcache', 'policy.json'), 'utf8')), { maxSize: '50k', keep: ['org/c'] });
     assert.deepEqual(await ids(root), ['org/a'], 'under the limit: nothing removed yet');
     // org/b pushes the cache over 50k: the least recently used (org/a) goes, org/b stays.
     const b = await runCli(['download', 'org/b'], env);

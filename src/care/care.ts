@@ -29,7 +29,7 @@ export function gcCache(ctx: CareContext, opts: GcOptions): Promise<DeleteReport
 }
 
 /**
- * After a download: if `<cache>/.hubcache/policy.json` sets a maximum size, run gc with it,
+ * After a download: if `<cache>/.locks/hubcache/policy.json` sets a maximum size, run gc with it,
  * pinning the revision just downloaded (it is what the caller is about to use).
  */
 export async function applyCachePolicy(ctx: CareContext, downloaded: DownloadResult | undefined): Promise<DeleteReport | undefined> {

@@ -62,6 +62,8 @@ export interface DedupReport {
   hashedBytes: number;
   /** Identical content on different file systems (hard links cannot cross them). */
   crossDevice: { files: number; bytes: number };
+  /** Blobs whose bytes did not match their name, replaced by a verified copy. */
+  repaired: string[];
   skipped: Array<{ path: string; reason: string }>;
   seconds: number;
 }
@@ -93,6 +95,8 @@ export interface CachedInode {
   sha256?: string;
   /** sha256 was computed here (not taken from a name). */
   verified: boolean;
+  /** Its bytes hash to this, not to its name: a corrupt blob (replaced when a good copy exists). */
+  mismatch?: string;
 }
 
 /** The scans dedup and doctor look at: this cache, plus each `also` folder as both layouts. */
@@ -145,7 +149,7 @@ export async function collectInodes(scans: readonly CacheScan[]): Promise<Cached
   return [...inodes.values()];
 }
 
-function identity(st: Stats): Omit<CachedInode, 'copies' | 'verified' | 'sha256'> {
+function identity(st: Stats): Omit<CachedInode, 'copies' | 'verified' | 'sha256' | 'mismatch'> {
   return { dev: st.dev, ino: st.ino, size: st.size, nlink: st.nlink, uid: st.uid, mode: st.mode, mtimeMs: st.mtimeMs };
 }
 
@@ -178,7 +182,7 @@ export async function dedup(ctx: CareContext, opts: DedupOptions = {}): Promise<
   const cacheOrder = scans.map((s) => s.roots.hf);
   const inodes = await collectInodes(scans);
   const collisions = sizeCollisions(inodes, opts.minSize ?? 1);
-  const report: DedupReport = { dryRun: !!opts.dryRun, groups: [], savedBytes: 0, linkedFiles: 0, hashedFiles: 0, hashedBytes: 0, crossDevice: { files: 0, bytes: 0 }, skipped: [], seconds: 0 };
+  const report: DedupReport = { dryRun: !!opts.dryRun, groups: [], savedBytes: 0, linkedFiles: 0, hashedFiles: 0, hashedBytes: 0, crossDevice: { files: 0, bytes: 0 }, repaired: [], skipped: [], seconds: 0 };
 
   // 1. hash what has no name-given sha256, and only where a size collides
   const unknown = collisions.flat().filter((i) => !i.sha256);
@@ -208,6 +212,7 @@ export async function dedup(ctx: CareContext, opts: DedupOptions = {}): Promise<
       }
       // Only an inode that lost its last link frees space (a link elsewhere keeps it alive).
       if (replaced > 0 && replaced === victim.nlink) g.savedBytes += victim.size;
+      if (replaced > 0 && victim.mismatch) report.repaired.push(...victim.copies.map((c) => c.path));
     }
     if (g.linked.length === 0) continue;
     report.groups.push(g);
@@ -243,8 +248,7 @@ async function hashInto(targets: CachedInode[], report: DedupReport, opts: Dedup
     report.hashedBytes += r.size;
     if (r.size !== inode.size) return; // changed while being hashed: leave it alone
     if (inode.sha256 && inode.sha256 !== r.hex) {
-      delete inode.sha256;
-      report.skipped.push({ path: jobs[k]?.path ?? '', reason: `its content does not match its name (sha256 ${r.hex}); run \`hubcache verify --fix\`` });
+      inode.mismatch = r.hex; // still grouped by its name: a good copy may replace it
       return;
     }
     inode.sha256 = r.hex;
@@ -254,7 +258,8 @@ async function hashInto(targets: CachedInode[], report: DedupReport, opts: Dedup
 
 /**
  * The copy to keep: one already hashed here, else the one with most links, else the first cache
- * scanned. An unverified keeper is hashed first; one whose bytes do not match its name is dropped.
+ * scanned. An unverified keeper is hashed first: one whose bytes do not match its name stays in
+ * the group as a copy to replace, an unreadable one leaves it.
  */
 async function chooseKeeper(group: CachedInode[], cacheOrder: string[], report: DedupReport, opts: DedupOptions, emit: (e: DedupEvent) => void): Promise<CachedInode | undefined> {
   const rank = (i: CachedInode): number => {
@@ -265,9 +270,12 @@ async function chooseKeeper(group: CachedInode[], cacheOrder: string[], report: 
   const want = (group[0] as CachedInode).sha256;
   const ordered = [...group].sort((a, b) => Number(b.verified) - Number(a.verified) || b.nlink - a.nlink || rank(a) - rank(b));
   for (const candidate of ordered) {
-    if (!candidate.verified) await hashInto([candidate], report, opts, emit);
+    if (!candidate.verified && !candidate.mismatch) await hashInto([candidate], report, opts, emit);
     if (candidate.verified && candidate.sha256 === want) return candidate;
-    group.splice(group.indexOf(candidate), 1); // unreadable or corrupt: neither kept nor replaced
+    if (!candidate.mismatch) group.splice(group.indexOf(candidate), 1); // unreadable: neither kept nor replaced
+  }
+  for (const i of group) {
+    if (i.mismatch) report.skipped.push({ path: (i.copies[0] as CachedCopy).path, reason: `its content does not match its name (sha256 ${i.mismatch}) and no good copy exists; run \`hubcache verify --fix\`` });
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 // `gc`: keeps the cache under a size by removing the least recently used revisions (by the last
 // access of their blobs), never pinned ones (`keep`) and never ones a download is using. The
-// policy can be saved in `<cache>/.hubcache/policy.json`, which Cache.download applies after
+// policy can be saved in `<cache>/.locks/hubcache/policy.json`, which Cache.download applies after
 // every download.
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -25,7 +25,7 @@ export interface GcOptions {
   signal?: AbortSignal;
 }
 
-/** `<cache>/.hubcache/policy.json`. Sizes as users write them (`200G`). */
+/** `<cache>/.locks/hubcache/policy.json`. Sizes as users write them (`200G`). */
 export interface CachePolicy {
   maxSize: string;
   keep?: string[];

@@ -17,7 +17,7 @@ export function gcCommand(run: CommandRunner): Command {
     .description('Remove least recently used revisions until the cache fits in --max-size; pinned (--keep) and in-use ones stay')
     .option('--max-size <size>', 'target size: 200G, 500MB, 1.5T (default: the saved policy)')
     .option('--keep <repo>', 'never remove this repo (org/name) or revision (org/name@rev); repeatable', repeatable)
-    .option('--save-policy', 'save --max-size/--keep to <cache>/.hubcache/policy.json: every download then runs this gc')
+    .option('--save-policy', 'save --max-size/--keep to <cache>/.locks/hubcache/policy.json: every download then runs this gc')
     .option('--dry-run', 'show what would be removed and how much it frees; change nothing')
     .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
