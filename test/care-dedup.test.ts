@@ -95,16 +95,22 @@ describe('care: dedup', () => {
     assert.equal(rep.linkedFiles, 1);
   });
 
-  test('a corrupt HF blob is never kept: the good copy replaces it', async () => {
-    const { env, hfFile, msFile } = await twoCaches();
-    // Same size, wrong bytes, right name: only hashing can tell.
-    const bad = Buffer.from(await fs.readFile(hfFile));
+  test('a corrupt HF blob is never kept: a verified copy replaces it', async () => {
+    const { env, hfFile } = await twoCaches();
+    const other = await tempDir();
+    const o = await runCli(['download', 'org/w'], { ...env, HF_HUB_CACHE: other });
+    assert.equal(o.code, 0, o.stderr);
+    const otherBlob = await blobOf(path.join(o.stdout.trim(), 'model.safetensors'));
+    const good = await fs.readFile(hfFile);
+    // Same size, wrong bytes, right name: only hashing can tell. The main cache's copy would be kept first.
+    const bad = Buffer.from(good);
     bad[10] = (bad[10] as number) ^ 0xff;
     await fs.writeFile(hfFile, bad);
-    const rep = await Cache.fromEnv(env).dedup({ hashMode: 'inline' });
-    assert.equal(rep.linkedFiles, 0, 'the names differ from the hashes: not identical');
-    // The ModelScope file hashes to the blob's name; the blob's real hash differs. Nothing is linked
-    // to the corrupt blob; `verify --fix` is the way to repair it.
-    assert.notEqual(await ino(hfFile), await ino(msFile));
+    // Without the ModelScope copy (--min-size above it is not possible: same size), keep HF caches only.
+    const cache = Cache.at(env.HF_HUB_CACHE as string);
+    const rep = await cache.dedup({ also: [other], hashMode: 'inline' });
+    assert.deepEqual(rep.repaired, [hfFile]);
+    assert.equal(await ino(hfFile), await ino(otherBlob));
+    assert.deepEqual(await fs.readFile(hfFile), good);
   });
 });

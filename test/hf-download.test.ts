@@ -92,6 +92,20 @@ describe('hf download', () => {
     c2 = c3;
   });
 
+  test('refs/pr/N and a short commit hash resolve like huggingface_hub (nested ref file / ref named by the hash)', async () => {
+    const cache = await tempDir();
+    const repo = hub.hf.repo('org/model');
+    const pr = repo.openPr(c1);
+    const r = await runCli(['download', 'org/model', 'config.json', '--revision', pr], env(cache));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await fs.readFile(path.join(cache, 'models--org--model', 'refs', ...pr.split('/')), 'utf8'), c1);
+    const short = c1.slice(0, 7);
+    const s = await runCli(['download', 'org/model', 'config.json', '--revision', short], env(cache));
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(s.stdout.trim(), path.join(cache, 'models--org--model', 'snapshots', c1));
+    assert.equal(await fs.readFile(path.join(cache, 'models--org--model', 'refs', short), 'utf8'), c1);
+  });
+
   test('dry run lists what would be fetched and writes nothing', async () => {
     const cache = await tempDir();
     const r = await runCli(['download', 'org/model', '--dry-run'], env(cache));
