@@ -19,7 +19,7 @@ describe('care: dedup', () => {
   before(async () => {
     hub = await startTestHub();
     hub.hf.createRepo('org/w').commit({ 'config.json': '{"hf":1}', 'model.safetensors': WEIGHTS });
-    hub.ms.createRepo('org/w-ms').commit({ 'configuration.json': '{"ms":1}', 'model.safetensors': WEIGHTS });
+    hub.ms.createRepo('org/w-ms').commit({ 'configuration.json': '{"modelscope":1}', 'model.safetensors': WEIGHTS });
   });
   after(async () => hub.close());
 
@@ -106,7 +106,7 @@ describe('care: dedup', () => {
     const bad = Buffer.from(good);
     bad[10] = (bad[10] as number) ^ 0xff;
     await fs.writeFile(hfFile, bad);
-    // Without the ModelScope copy (--min-size above it is not possible: same size), keep HF caches only.
+    // HF caches only (Cache.at does not see the ModelScope cache): the first candidate to keep is the corrupt one.
     const cache = Cache.at(env.HF_HUB_CACHE as string);
     const rep = await cache.dedup({ also: [other], hashMode: 'inline' });
     assert.deepEqual(rep.repaired, [hfFile]);

@@ -142,7 +142,7 @@ class LineProgress implements ProgressReporter {
 class BarProgress implements ProgressReporter {
   private multi: cliProgress.MultiBar;
   private total: cliProgress.SingleBar | undefined;
-  private bars = new Map<string, cliProgress.SingleBar>();
+  private bars = new Map<string, { bar: cliProgress.SingleBar; started: number; startBytes: number }>();
   private t = new Totals();
   constructor(private readonly out: NodeJS.WritableStream) {
     this.multi = new cliProgress.MultiBar(
@@ -168,16 +168,17 @@ class BarProgress implements ProgressReporter {
       if (e.downloadBytes > 0) this.total = this.multi.create(e.downloadBytes, 0, this.payload('total', 0, e.downloadBytes, 0));
     } else if (e.type === 'file-progress') {
       this.t.update(e.path, e.bytes);
-      let bar = this.bars.get(e.path);
-      if (!bar) {
+      let b = this.bars.get(e.path);
+      if (!b) {
         this.t.resumed += e.resumedBytes;
-        bar = this.multi.create(e.total, 0, this.payload(e.path, 0, e.total, 0));
-        this.bars.set(e.path, bar);
+        b = { bar: this.multi.create(e.total, 0, this.payload(e.path, 0, e.total, 0)), started: Date.now(), startBytes: e.bytes };
+        this.bars.set(e.path, b);
       }
-      bar.update(e.bytes, this.payload(e.path, e.bytes, e.total, 0));
+      const secs = (Date.now() - b.started) / 1000;
+      b.bar.update(e.bytes, this.payload(e.path, e.bytes, e.total, secs > 0 ? (e.bytes - b.startBytes) / secs : 0));
       this.total?.update(this.t.done, this.payload('total', this.t.done, this.t.total, this.t.speed()));
     } else if (e.type === 'file-done') {
-      const bar = this.bars.get(e.path);
+      const bar = this.bars.get(e.path)?.bar;
       if (bar) {
         this.multi.remove(bar);
         this.bars.delete(e.path);
