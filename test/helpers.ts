@@ -35,7 +35,10 @@ export async function runCli(args: string[], env: Record<string, string | undefi
 }
 
 /** Runs the CLI as a real child process (for locks, kills and concurrency). */
-export function spawnCli(args: string[], env: Record<string, string | undefined> = {}): { done: Promise<CliResult>; pid: number | undefined; kill: (sig?: NodeJS.Signals) => void } {
+export function spawnCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): { done: Promise<CliResult>; pid: number | undefined; kill: (sig?: NodeJS.Signals) => void; stderrMatches: (re: RegExp) => Promise<void> } {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/fixtures/cli-child.ts'), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env },
@@ -44,9 +47,17 @@ export function spawnCli(args: string[], env: Record<string, string | undefined>
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const waiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+    for (const w of waiters.splice(0)) if (w.re.test(stderr)) w.resolve();
+    else waiters.push(w);
+  });
+  /** Resolves once stderr matches: a sure sign the child got that far (no guessing with sleeps). */
+  const stderrMatches = (re: RegExp): Promise<void> =>
+    new Promise((resolve) => (re.test(stderr) ? resolve() : waiters.push({ re, resolve })));
   const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
-  return { done, pid: child.pid, kill: (sig = 'SIGKILL') => child.kill(sig) };
+  return { done, pid: child.pid, kill: (sig = 'SIGKILL') => child.kill(sig), stderrMatches };
 }
 
 /** Every file under `dir` (relative POSIX paths), following nothing. */

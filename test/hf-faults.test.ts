@@ -53,7 +53,8 @@ describe('hf download under faults', () => {
     const cache = await tempDir();
     slow.resetRequests();
     const child = spawnCli(['download', 'org/w', '--connections', '1'], env(slow, cache));
-    await sleep(900);
+    await child.stderrMatches(/files, \d+ to download/); // the plan is out: SIGINT is handled now
+    await sleep(600);
     child.kill('SIGINT');
     const r = await child.done;
     assert.equal(r.code, ExitCode.interrupted, r.stderr);
@@ -72,7 +73,8 @@ describe('hf download under faults', () => {
   test('kill -9 mid-download: the cache stays valid and the next run completes', async () => {
     const cache = await tempDir();
     const child = spawnCli(['download', 'org/w'], env(slow, cache));
-    await sleep(700);
+    await child.stderrMatches(/files, \d+ to download/);
+    await sleep(500);
     child.kill('SIGKILL');
     await child.done;
     const snapDir = path.join(cache, 'models--org--w', 'snapshots');

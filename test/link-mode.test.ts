@@ -102,6 +102,9 @@ describe('download --local-dir --link-mode', () => {
     }
     const cli = await runCli(['download', 'org/m', '--local-dir', path.join(dir, 'x'), '--link-mode', 'bogus'], env());
     assert.equal(cli.code, ExitCode.usage);
+    const noDir = await runCli(['download', 'org/m', '--link-mode', 'hardlink'], env());
+    assert.equal(noDir.code, ExitCode.usage);
+    assert.match(noDir.stderr, /--link-mode needs --local-dir/);
   });
 
   test('an upstream change replaces a hard-linked local file without touching the cached blob', async () => {

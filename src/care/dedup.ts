@@ -18,6 +18,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { tryAcquireLock } from '../locks/flock.js';
 import type { CareContext } from './context.js';
+import { statMany } from './fs-walk.js';
 import { hashFiles, type HashJob } from './hash-pool.js';
 import { lockHeld } from './in-use.js';
 import type { CacheScan } from './model.js';
@@ -134,8 +135,10 @@ export async function collectInodes(scans: readonly CacheScan[]): Promise<Cached
     }
   }
   const inodes = new Map<string, CachedInode>();
-  for (const copy of copies.values()) {
-    const st = await fs.lstat(copy.path).catch(() => undefined);
+  const list = [...copies.values()];
+  const stats = await statMany(list.map((c) => c.path));
+  for (const [k, copy] of list.entries()) {
+    const st = stats[k];
     if (!st?.isFile()) continue;
     const key = `${st.dev}:${st.ino}`;
     const known = inodes.get(key);

@@ -5,6 +5,7 @@ import { envBool, hfSettingsFromEnv, modelscopeSettingsFromEnv, type Env } from 
 import type { RemoteFile } from '../hubs/types.js';
 import { sameContent, sizeCollisions, type CachedInode } from './dedup.js';
 import type { CachedRepo, CachedRevision, CacheWarning, WarningKind } from './model.js';
+import { formatBytes } from '../util/format.js';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -21,16 +22,6 @@ export interface DoctorFinding {
 
 const GiB = 1024 ** 3;
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}
 
 const shq = (s: string): string => (/^[\w@%+=:,./~-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
@@ -305,21 +296,31 @@ export function oldMsLayoutFindings(root: string, oldDirs: readonly string[]): D
 interface WarningRule {
   severity: Severity;
   what: string;
-  fix?: (repo: string | undefined) => string;
+  fix?: (repo: string | undefined, warnings: readonly CacheWarning[]) => string;
 }
 
+/** `hubcache <verb> [REPO] [rest]`, for fixes that name the repo when there is one. */
+const cmd = (verb: string, repo: string | undefined, rest = ''): string => ['hubcache', verb, repo, rest].filter(Boolean).join(' ');
+
 const WARNING_RULES: Partial<Record<WarningKind, WarningRule>> = {
-  'broken-link': { severity: 'error', what: 'broken link(s): the file is gone', fix: (r) => `hubcache verify ${r ?? ''} --fix`.replace(/ {2}/, ' ') },
-  corrupted: { severity: 'error', what: 'unreadable repo folder(s)', fix: (r) => (r ? `hubcache rm ${r} (then download it again)` : 'inspect it, then `hubcache rm` it') },
-  'missing-commit': { severity: 'warning', what: 'ref(s) pointing to a missing commit (huggingface_hub reports the repo as corrupted)', fix: (r) => (r ? `hubcache download ${r} (fetches the revision again), or delete the ref file` : 'delete the ref file') },
+  'broken-link': { severity: 'error', what: 'broken link(s): the file is gone', fix: (r) => cmd('verify', r, '--fix') },
+  corrupted: { severity: 'error', what: 'unreadable repo folder(s)', fix: (r) => (r ? `${cmd('rm', r)} (then download it again)` : 'inspect it, then `hubcache rm` it') },
+  'missing-commit': { severity: 'warning', what: 'ref(s) pointing to a missing commit (huggingface_hub reports the repo as corrupted)', fix: (r, ws) => {
+      const refs = ws.map((w) => w.path.split(`${path.sep}refs${path.sep}`).pop() ?? '').filter(Boolean);
+      return r && refs.length > 0 ? `${refs.map((ref) => cmd('download', r, `--revision ${shq(ref)}`)).join('; ')} (fetches it again), or delete ${ws.length === 1 ? 'the ref file' : 'those ref files'}` : 'delete the ref file';
+    },
+  },
   incomplete: { severity: 'warning', what: 'partial download(s) left by interrupted downloads', fix: () => 'hubcache prune --incomplete-older-than 1h (partials still being written are kept)' },
-  'missing-file': { severity: 'warning', what: 'file(s) listed in .msc but missing', fix: (r) => `hubcache download ${r ?? ''}`.trim() },
-  untracked: { severity: 'warning', what: 'file(s) without a .msc entry: modelscope ≤1.37 downloads them again', fix: (r) => `hubcache download ${r ?? ''} (adopts files whose sha256 matches, without downloading)`.replace(/ {2}/, ' ') },
+  'missing-file': { severity: 'warning', what: 'file(s) listed in .msc but missing', fix: (r) => cmd('download', r) },
+  untracked: { severity: 'warning', what: 'file(s) without a .msc entry: modelscope ≤1.37 downloads them again', fix: (r) => `${cmd('download', r)} (adopts files whose sha256 matches, without downloading)` },
   'orphan-blob': { severity: 'info', what: 'blob(s) no snapshot uses', fix: () => 'hubcache prune' },
   'stale-temp': { severity: 'info', what: 'leftover temp file(s)', fix: () => 'hubcache prune' },
   'outside-link': { severity: 'info', what: 'link(s) to files outside the cache' },
   foreign: { severity: 'info', what: 'entries that belong to no known layout (left alone)' },
 };
+
+/** Warnings whose own message says more than their path. */
+const SELF_EXPLAINING = new Set(['corrupted', 'missing-commit']);
 
 /**
  * The scan's warnings, one finding per (kind, repo). `inUse` says which partial downloads are
@@ -343,8 +344,8 @@ export function scanFindings(warnings: readonly CacheWarning[], inUse: ReadonlyS
       ? { check: 'cache.in-progress', severity: 'info', message: `${repo || 'cache'}: ${ws.length} download(s) in progress${size}: ${sample}` }
       : (() => {
           const rule = WARNING_RULES[kind as WarningKind] ?? { severity: 'info' as const, what: kind };
-          const finding: DoctorFinding = { check: `cache.${kind}`, severity: rule.severity, message: `${repo || 'cache'}: ${ws.length} ${rule.what}${size}: ${ws.length === 1 ? first.message : sample}` };
-          if (rule.fix) finding.fix = rule.fix(repo || undefined);
+          const finding: DoctorFinding = { check: `cache.${kind}`, severity: rule.severity, message: `${repo || 'cache'}: ${ws.length} ${rule.what}${size}: ${ws.length === 1 && SELF_EXPLAINING.has(kind) ? first.message : sample}` };
+          if (rule.fix) finding.fix = rule.fix(repo || undefined, ws);
           return finding;
         })();
     if (repo) f.repo = repo;
@@ -510,7 +511,7 @@ export function duplicateFindings(inodes: readonly CachedInode[], also: readonly
   const cmd = `hubcache dedup${also.map((a) => ` --also ${shq(a)}`).join('')}`;
   if (exactFiles + likelyFiles > 0) {
     const parts = [];
-    if (exactFiles > 0) parts.push(`${exactFiles} file(s) (${formatBytes(exactBytes)}) are stored twice`);
+    if (exactFiles > 0) parts.push(`${exactFiles} redundant cop${exactFiles === 1 ? 'y' : 'ies'} of identical files (${formatBytes(exactBytes)})`);
     if (likelyFiles > 0) parts.push(`${likelyFiles} more (${formatBytes(likelyBytes)}) have a same-size twin and are probably identical`);
     out.push({ check: 'cache.duplicates', severity: 'warning', message: `${parts.join('; ')}, across ${[...caches].sort().join(', ')}`, fix: `${cmd} --dry-run, then ${cmd}` });
   }

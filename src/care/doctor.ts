@@ -94,6 +94,7 @@ export interface DoctorReport {
 }
 
 const MAX_METADATA_BYTES = 32 << 20;
+const ALSO_ROLE = '--also cache';
 
 export async function doctor(ctx: CareContext, opts: DoctorOptions = {}): Promise<DoctorReport> {
   const started = Date.now();
@@ -109,14 +110,21 @@ export async function doctor(ctx: CareContext, opts: DoctorOptions = {}): Promis
 
   // 2. each cache folder: storage, permissions, space, symlinks
   const dirs = await probeDirs(cacheFolders(ctx, also), mounts);
+  const spaceReported = new Set<string>();
   for (const d of dirs) {
     const role = d.roles.join(' + ');
-    if (!d.exists) findings.push({ check: 'fs.missing', severity: 'info', path: d.path, message: `${role} ${d.path} does not exist yet (the first download creates it)` });
+    if (!d.exists) {
+      const given = d.roles.every((r) => r === ALSO_ROLE);
+      findings.push({ check: 'fs.missing', severity: given ? 'warning' : 'info', path: d.path, message: given ? `${d.path} (--also) does not exist` : `${role} ${d.path} does not exist yet (the first download creates it)` });
+    }
     const mount = mounts ? mountFor(d.checked, mounts) : undefined;
     findings.push(...storageFindings(role, d.path, mount, inContainer, opts.tempDirs));
     const probe: DirProbe = { exists: d.exists, checked: d.checked, writable: d.writable, ...(d.ownerUid !== undefined ? { ownerUid: d.ownerUid } : {}) };
     findings.push(...permissionFindings(role, d.path, probe, uid));
-    findings.push(...spaceFindings(role, d.path, d.freeBytes, d.totalBytes, opts.space ?? DEFAULT_SPACE_THRESHOLDS));
+    // One file system, one report of its free space.
+    const fsKey = d.mountPoint ?? d.checked;
+    if (!spaceReported.has(fsKey)) findings.push(...spaceFindings(role, d.path, d.freeBytes, d.totalBytes, opts.space ?? DEFAULT_SPACE_THRESHOLDS));
+    spaceReported.add(fsKey);
     if (d.roles.some((r) => r.startsWith('HF'))) findings.push(...symlinkFindings(role, d.path, d.symlinks, envBool(env.HF_HUB_DISABLE_SYMLINKS)));
   }
 
@@ -163,7 +171,7 @@ function cacheFolders(ctx: CareContext, also: readonly string[]): Map<string, st
   add(ctx.roots.hf, 'HF hub cache');
   add(ctx.roots.modelscope, 'ModelScope cache');
   if (ctx.roots.modelscopeV2) add(ctx.roots.modelscopeV2, 'ModelScope ≥1.38 cache');
-  for (const a of also) add(a, '--also cache');
+  for (const a of also) add(a, ALSO_ROLE);
   return folders;
 }
 

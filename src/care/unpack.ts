@@ -26,7 +26,7 @@ import { isFile, writeFileAtomic } from '../util/fs.js';
 import { safeJoin } from '../util/safe-path.js';
 import { readTar, TarFormatError, type TarEntry } from '../util/tar.js';
 import type { CareContext } from './context.js';
-import { archivePrefix, classifyMember, PACK_FORMAT, PACK_MANIFEST, PACK_VERSION, symlinkBlobTarget, type ManifestEntry, type MemberRole, type PackedRepo, type PackManifest } from './pack-format.js';
+import { archivePrefix, assertSafeMemberName, classifyMember, PACK_FORMAT, PACK_MANIFEST, PACK_VERSION, symlinkBlobTarget, type ManifestEntry, type MemberRole, type PackedRepo, type PackManifest } from './pack-format.js';
 import { HUBCACHE_DIR } from './scan.js';
 
 export interface UnpackOptions {
@@ -109,8 +109,10 @@ export async function unpack(ctx: CareContext, opts: UnpackOptions): Promise<Unp
   let staging: string | undefined;
   if (!opts.dryRun) {
     await checkSpace(hfRoot, archiveSize);
-    for (const dir of [hfRoot, path.join(hfRoot, HUBCACHE_DIR)]) {
-      if (!(await fs.stat(dir).then(() => true, () => false))) cleanup.unshift(dir);
+    // Folders created only for staging are removed again (deepest first, and only when empty).
+    for (let dir = path.join(hfRoot, HUBCACHE_DIR); ; dir = path.dirname(dir)) {
+      if (!(await fs.stat(dir).then(() => true, () => false))) cleanup.push(dir);
+      if (dir === hfRoot || path.dirname(dir) === dir) break;
     }
     staging = path.join(hfRoot, HUBCACHE_DIR, `unpack-${randomBytes(6).toString('hex')}`);
     await fs.mkdir(staging, { recursive: true });
@@ -206,11 +208,12 @@ async function readArchive(archive: string, total: number, staging: string | und
   return { observed, manifest };
 }
 
+/** Folder members create nothing (files bring their parents); they only have to be safe names under a layout. */
 function classifyDir(name: string): void {
   const trimmed = name.replace(/\/+$/, '');
-  if (trimmed === 'hf' || trimmed === 'ms' || trimmed === 'msv2') return;
-  // A folder is fine wherever a file could be.
-  classifyMember(`${trimmed}/x`);
+  assertSafeMemberName(trimmed);
+  const top = trimmed.split('/')[0];
+  if (top !== 'hf' && top !== 'ms' && top !== 'msv2') classifyMember(trimmed); // refuses it
 }
 
 async function collect(entry: TarEntry): Promise<Buffer> {

@@ -6,7 +6,7 @@ import type { DeleteReport } from '../care/delete.js';
 import type { CacheWarning } from '../care/model.js';
 import { formatAge } from '../care/units.js';
 import type { CommandContext } from './context.js';
-import { humanBytes } from './output.js';
+import { formatBytes } from '../util/format.js';
 
 /** For repeatable options: `--keep a --keep b`. */
 export const repeatable = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -47,12 +47,12 @@ export function printWarnings(ctx: CommandContext, warnings: readonly CacheWarni
 export function describeDeletion(report: DeleteReport): string[] {
   const { plan } = report;
   const lines: string[] = [];
-  for (const r of plan.repos) lines.push(`  ${r.repo}  (whole repo, ${humanBytes(r.size)})`);
-  for (const r of plan.revisions) lines.push(`  ${r.repo}@${r.commit.slice(0, 12)}${r.refs.length ? ` [${r.refs.join(', ')}]` : ' (detached)'}  ${humanBytes(r.size)}`);
+  for (const r of plan.repos) lines.push(`  ${r.repo}  (whole repo, ${formatBytes(r.size)})`);
+  for (const r of plan.revisions) lines.push(`  ${r.repo}@${r.commit.slice(0, 12)}${r.refs.length ? ` [${r.refs.join(', ')}]` : ' (detached)'}  ${formatBytes(r.size)}`);
   const byReason = new Map<string, { n: number; bytes: number }>();
   for (const b of plan.blobs.filter((x) => x.reason === 'orphan-blob')) bump(byReason, 'orphan blob', b.size);
   for (const f of plan.files) bump(byReason, f.reason === 'incomplete' ? 'partial download' : f.reason === 'broken-link' ? 'broken link' : 'leftover temp file', f.size);
-  for (const [what, { n, bytes }] of byReason) lines.push(`  ${n} ${what}${n > 1 ? 's' : ''}  ${humanBytes(bytes)}`);
+  for (const [what, { n, bytes }] of byReason) lines.push(`  ${n} ${what}${n > 1 ? 's' : ''}  ${formatBytes(bytes)}`);
   return lines;
 }
 
@@ -89,7 +89,7 @@ export async function confirmDeletion(ctx: CommandContext, report: DeleteReport,
     else {
       ctx.out.result(`Would ${verb}:`);
       for (const l of describeDeletion(report)) ctx.out.result(l);
-      ctx.out.result(`Would free ${humanBytes(report.freedBytes)}.`);
+      ctx.out.result(`Would free ${formatBytes(report.freedBytes)}.`);
     }
     return false;
   }
@@ -97,7 +97,7 @@ export async function confirmDeletion(ctx: CommandContext, report: DeleteReport,
   if (!(ctx.io.isTTY && process.stdin.isTTY)) {
     throw new UsageError(`Refusing to ${verb} without confirmation (not a terminal)`, { hint: 'Add --yes to confirm, or --dry-run to see what would be removed.' });
   }
-  ctx.io.stderr.write(`About to ${verb}:\n${describeDeletion(report).join('\n')}\nThis frees ${humanBytes(report.freedBytes)}.\n`);
+  ctx.io.stderr.write(`About to ${verb}:\n${describeDeletion(report).join('\n')}\nThis frees ${formatBytes(report.freedBytes)}.\n`);
   const rl = createInterface({ input: process.stdin, output: ctx.io.stderr });
   try {
     const answer = await rl.question('Proceed? [y/N] ');
@@ -127,6 +127,6 @@ export function printDeleteResult(ctx: CommandContext, report: DeleteReport): nu
   for (const s of report.skipped) ctx.out.warn(`left ${s.what}: ${s.reason}`);
   for (const e of report.errors) ctx.out.warn(`could not remove ${e.path}: ${e.message}`);
   if (ctx.flags.json) ctx.out.json(jsonReport(report));
-  else ctx.out.result(`Removed ${report.deleted.length} item(s), freed ${humanBytes(report.freedBytes)}.`);
+  else ctx.out.result(`Removed ${report.deleted.length} item(s), freed ${formatBytes(report.freedBytes)}.`);
   return report.errors.length > 0 ? 3 : 0;
 }

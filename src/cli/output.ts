@@ -4,6 +4,7 @@
 import cliProgress from 'cli-progress';
 import { ExitCode, HubcacheError, OfflineMissError, type ExitCodeValue } from '../errors.js';
 import type { ProgressEvent } from '../download/types.js';
+import { formatBytes } from '../util/format.js';
 
 export interface OutputOptions {
   json: boolean;
@@ -14,16 +15,6 @@ export interface OutputOptions {
   stderr: NodeJS.WritableStream;
 }
 
-export function humanBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${Math.round(n)} B` : `${v.toFixed(1)} ${units[i]}`;
-}
 
 export class Output {
   constructor(readonly o: OutputOptions) {}
@@ -119,20 +110,20 @@ class LineProgress implements ProgressReporter {
     if (e.type === 'plan') {
       this.t.total = e.downloadBytes;
       const n = e.files.filter((f) => f.status === 'planned').length;
-      this.out.write(`${e.repo} @ ${e.commit.slice(0, 8)}: ${e.files.length} files, ${n} to download (${humanBytes(e.downloadBytes)})\n`);
+      this.out.write(`${e.repo} @ ${e.commit.slice(0, 8)}: ${e.files.length} files, ${n} to download (${formatBytes(e.downloadBytes)})\n`);
     } else if (e.type === 'file-progress') {
       this.t.update(e.path, e.bytes);
       const now = Date.now();
       if (now - this.lastLine > 5000) {
         this.lastLine = now;
-        this.out.write(`  ${humanBytes(this.t.done)} / ${humanBytes(this.t.total)} at ${humanBytes(this.t.speed())}/s\n`);
+        this.out.write(`  ${formatBytes(this.t.done)} / ${formatBytes(this.t.total)} at ${formatBytes(this.t.speed())}/s\n`);
       }
     } else if (e.type === 'file-done' && e.status === 'downloaded') {
-      this.out.write(`  done ${e.path} (${humanBytes(e.size)})\n`);
+      this.out.write(`  done ${e.path} (${formatBytes(e.size)})\n`);
     } else if (e.type === 'warning') {
       this.out.write(`warning: ${e.message}\n`);
     } else if (e.type === 'done') {
-      this.out.write(`downloaded ${humanBytes(e.downloadedBytes)} in ${e.seconds.toFixed(1)} s\n`);
+      this.out.write(`downloaded ${formatBytes(e.downloadedBytes)} in ${e.seconds.toFixed(1)} s\n`);
     }
   }
   stop(): void {}
@@ -160,7 +151,7 @@ class BarProgress implements ProgressReporter {
     );
   }
   private payload(name: string, done: number, size: number, speed: number) {
-    return { name: name.length > 40 ? `…${name.slice(-39)}` : name.padEnd(40), done: humanBytes(done), size: humanBytes(size), speed: humanBytes(speed) };
+    return { name: name.length > 40 ? `…${name.slice(-39)}` : name.padEnd(40), done: formatBytes(done), size: formatBytes(size), speed: formatBytes(speed) };
   }
   onEvent(e: ProgressEvent): void {
     if (e.type === 'plan') {
@@ -182,7 +173,7 @@ class BarProgress implements ProgressReporter {
       if (bar) {
         this.multi.remove(bar);
         this.bars.delete(e.path);
-        if (e.status === 'downloaded') this.multi.log(`done ${e.path} (${humanBytes(e.size)})\n`);
+        if (e.status === 'downloaded') this.multi.log(`done ${e.path} (${formatBytes(e.size)})\n`);
       }
     } else if (e.type === 'warning') {
       this.multi.log(`warning: ${e.message}\n`);

@@ -4,6 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { DiskFullError } from '../errors.js';
 import type { TransferFsHooks } from './types.js';
+import { formatBytes } from '../util/format.js';
 
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
 
@@ -12,16 +13,6 @@ export function isDiskFull(err: unknown): boolean {
   return typeof code === 'string' && DISK_FULL_CODES.has(code);
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
 
 const FULL_HINT = 'Free some space (e.g. `hf cache prune`) or point the cache to a larger disk; the partial download is kept and resumes.';
 

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { parseSize } from '../../care/units.js';
 import { repeatable } from '../care-output.js';
 import { type CommandRunner } from '../main.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 
 interface DedupFlags {
   also?: string[];
@@ -37,7 +37,7 @@ Examples:
           signal: ctx.signal,
           onEvent: (e) => {
             if (e.type === 'warning') ctx.out.warn(e.message);
-            else if (e.type === 'dedup-plan' && e.hashFiles > 0) ctx.out.info(`Hashing ${e.hashFiles} file(s) whose size matches another one (${humanBytes(e.hashBytes)})`);
+            else if (e.type === 'dedup-plan' && e.hashFiles > 0) ctx.out.info(`Hashing ${e.hashFiles} file(s) whose size matches another one (${formatBytes(e.hashBytes)})`);
           },
         });
         if (ctx.flags.json) {
@@ -46,12 +46,12 @@ Examples:
         }
         for (const s of report.skipped) ctx.out.warn(`skipped ${s.path}: ${s.reason}`);
         for (const g of report.groups) {
-          ctx.out.info(`${humanBytes(g.size).padStart(9)}  ${g.keep}`);
+          ctx.out.info(`${formatBytes(g.size).padStart(9)}  ${g.keep}`);
           for (const l of g.linked) ctx.out.info(`           = ${l}`);
         }
-        if (report.crossDevice.files > 0) ctx.out.info(`${report.crossDevice.files} duplicate(s) (${humanBytes(report.crossDevice.bytes)}) are on another file system and cannot be linked.`);
+        if (report.crossDevice.files > 0) ctx.out.info(`${report.crossDevice.files} duplicate(s) (${formatBytes(report.crossDevice.bytes)}) are on another file system and cannot be linked.`);
         const verb = report.dryRun ? 'Would link' : 'Linked';
-        ctx.out.result(`${verb} ${report.linkedFiles} file(s) in ${report.groups.length} group(s), ${report.dryRun ? 'freeing' : 'freed'} ${humanBytes(report.savedBytes)}.`);
+        ctx.out.result(`${verb} ${report.linkedFiles} file(s) in ${report.groups.length} group(s), ${report.dryRun ? 'freeing' : 'freed'} ${formatBytes(report.savedBytes)}.`);
         return 0;
       }),
     );

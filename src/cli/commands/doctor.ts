@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { DoctorFinding } from '../../care/doctor-checks.js';
 import { repeatable } from '../care-output.js';
 import { type CommandRunner } from '../main.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 
 interface DoctorFlags {
   also?: string[];
@@ -34,7 +34,7 @@ Examples:
           return report.problems > 0 ? 1 : 0;
         }
         for (const d of report.dirs) {
-          const where = [d.fsType, d.freeBytes !== undefined ? `${humanBytes(d.freeBytes)} free` : undefined, d.exists ? undefined : 'not created yet'].filter(Boolean).join(', ');
+          const where = [d.fsType, d.freeBytes !== undefined ? `${formatBytes(d.freeBytes)} free` : undefined, d.exists ? undefined : 'not created yet'].filter(Boolean).join(', ');
           ctx.out.result(`${d.roles.join(' + ')}: ${d.path}${where ? ` (${where})` : ''}`);
         }
         ctx.out.result('');

@@ -4,7 +4,7 @@ import { UsageError } from '../../errors.js';
 import { parseRepoRef } from '../../hubs/repo-ref.js';
 import type { DownloadOptions } from '../../download/types.js';
 import { LINK_MODES, type LinkMode } from '../../layouts/link-mode.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 import { type CommandRunner } from '../main.js';
 
 interface DownloadFlags {
@@ -73,6 +73,7 @@ Examples:
         if (flags.dryRun) opts.dryRun = true;
         if (flags.forceDownload) opts.forceDownload = true;
         if (flags.msLayout) opts.msLayout = flags.msLayout;
+        if (flags.linkMode && !flags.localDir) throw new UsageError('--link-mode needs --local-dir', { hint: 'It says how cached files get into the --local-dir folder; the cache itself always links snapshots to blobs.' });
         if (flags.linkMode) opts.linkMode = flags.linkMode;
         const progress = ctx.out.progress();
         opts.onProgress = (e) => progress.onEvent(e);
@@ -83,14 +84,14 @@ Examples:
             const fetch = res.files.filter((f) => f.status === 'planned' || f.status === 'copied');
             if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, files: res.files, downloadBytes: fetch.reduce((s, f) => s + f.size, 0) });
             else {
-              for (const f of res.files) ctx.out.result(`${f.status === 'planned' ? 'download' : f.status.padEnd(8)}  ${humanBytes(f.size).padStart(9)}  ${f.path}`);
-              ctx.out.result(`total: ${fetch.length} of ${res.files.length} files to fetch, ${humanBytes(fetch.reduce((s, f) => s + f.size, 0))}`);
+              for (const f of res.files) ctx.out.result(`${f.status === 'planned' ? 'download' : f.status.padEnd(8)}  ${formatBytes(f.size).padStart(9)}  ${f.path}`);
+              ctx.out.result(`total: ${fetch.length} of ${res.files.length} files to fetch, ${formatBytes(fetch.reduce((s, f) => s + f.size, 0))}`);
             }
             return 0;
           }
           if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, revision: res.revision, downloadedBytes: res.downloadedBytes, usedCacheFallback: res.usedCacheFallback, files: res.files, ...(res.savedBytes !== undefined ? { savedBytes: res.savedBytes } : {}) });
           else {
-            if (res.savedBytes) ctx.out.info(`${humanBytes(res.savedBytes)} not copied (--link-mode ${flags.linkMode ?? 'copy'}: ${[...new Set(res.files.map((f) => f.linkMethod).filter(Boolean))].join(', ')})`);
+            if (res.savedBytes) ctx.out.info(`${formatBytes(res.savedBytes)} not copied (--link-mode ${flags.linkMode ?? 'copy'}: ${[...new Set(res.files.map((f) => f.linkMethod).filter(Boolean))].join(', ')})`);
             ctx.out.result(res.path);
           }
           return 0;

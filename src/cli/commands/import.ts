@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { ExitCode, UsageError } from '../../errors.js';
 import { formatRepoRef, parseRepoRef } from '../../hubs/repo-ref.js';
 import type { ImportedFile, ImportMode } from '../../import/import-dir.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 import { type CommandRunner } from '../main.js';
 
 interface ImportFlags {
@@ -26,7 +26,7 @@ function modeOf(flags: ImportFlags): ImportMode {
 function describe(f: ImportedFile, dryRun: boolean): string {
   switch (f.status) {
     case 'adopted':
-      return `${dryRun ? 'would adopt' : 'adopted'}  ${f.path} (${f.method ?? 'moved'}, ${humanBytes(f.size)})`;
+      return `${dryRun ? 'would adopt' : 'adopted'}  ${f.path} (${f.method ?? 'moved'}, ${formatBytes(f.size)})`;
     case 'cached':
       return `cached   ${f.path}`;
     case 'mismatch':

@@ -2,7 +2,7 @@
 // changed, unless --frozen), then checks every file's size and hash against the lock.
 import { Command } from 'commander';
 import { install } from '../../manifest/install.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 import { type CommandRunner } from '../main.js';
 import { MANIFEST_OPTION_HELP, printLockResult, projectOptions } from './lock.js';
 
@@ -45,7 +45,7 @@ Examples:
             onProgress: (e) => {
               if (e.type === 'verify-start') {
                 progress.stop();
-                if (e.files > 0 && flags.hash !== false) ctx.out.info(`verifying ${e.files} files (${humanBytes(e.bytes)})`);
+                if (e.files > 0 && flags.hash !== false) ctx.out.info(`verifying ${e.files} files (${formatBytes(e.bytes)})`);
               } else if (e.type !== 'verify-done') progress.onEvent(e);
             },
           });
@@ -57,7 +57,7 @@ Examples:
           if (res.lock) printLockResult(ctx, res.lock, { showUnchanged: false, asInfo: true });
           const width = Math.max(0, ...res.models.map((m) => m.alias.length));
           for (const m of res.models) ctx.out.result(`${m.alias.padEnd(width)}  ${m.path}`);
-          ctx.out.info(`${res.models.length} model(s) installed: ${humanBytes(res.downloadedBytes)} downloaded, ${res.hashedFiles} files (${humanBytes(res.hashedBytes)}) verified in ${res.seconds.toFixed(1)} s`);
+          ctx.out.info(`${res.models.length} model(s) installed: ${formatBytes(res.downloadedBytes)} downloaded, ${res.hashedFiles} files (${formatBytes(res.hashedBytes)}) verified in ${res.seconds.toFixed(1)} s`);
           return 0;
         } finally {
           progress.stop();

@@ -7,7 +7,7 @@ import type { FileChanges } from '../../manifest/lockfile.js';
 import type { ManifestLocation } from '../../manifest/manifest.js';
 import type { LockedModel } from '../../manifest/schema.js';
 import type { CommandContext } from '../context.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 import { type CommandRunner } from '../main.js';
 
 export const MANIFEST_OPTION_HELP = 'hubcache.json to use (default: the nearest one in this folder or a parent)';
@@ -28,14 +28,14 @@ const short = (commit: string | undefined): string => (commit === undefined ? '-
 function entrySummary(m: LockedModel | undefined): string {
   if (!m) return '';
   const files = Object.values(m.files);
-  return `${files.length} file${files.length === 1 ? '' : 's'}, ${humanBytes(files.reduce((s, f) => s + f.size, 0))}`;
+  return `${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(files.reduce((s, f) => s + f.size, 0))}`;
 }
 
 export function changeLines(c: FileChanges): string[] {
   return [
-    ...c.added.map((a) => `  + ${a.path} (${humanBytes(a.size)})`),
-    ...c.removed.map((r) => `  - ${r.path} (${humanBytes(r.size)})`),
-    ...c.changed.map((x) => `  ~ ${x.path} (${x.oldSize === x.newSize ? humanBytes(x.newSize) : `${humanBytes(x.oldSize)} → ${humanBytes(x.newSize)}`}, ${x.oldHash.slice(0, 12)} → ${x.newHash.slice(0, 12)})`),
+    ...c.added.map((a) => `  + ${a.path} (${formatBytes(a.size)})`),
+    ...c.removed.map((r) => `  - ${r.path} (${formatBytes(r.size)})`),
+    ...c.changed.map((x) => `  ~ ${x.path} (${x.oldSize === x.newSize ? formatBytes(x.newSize) : `${formatBytes(x.oldSize)} → ${formatBytes(x.newSize)}`}, ${x.oldHash.slice(0, 12)} → ${x.newHash.slice(0, 12)})`),
   ];
 }
 

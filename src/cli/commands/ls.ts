@@ -6,7 +6,7 @@ import { requireTargets } from '../../care/select.js';
 import { age, formatTable, printWarnings, repeatable } from '../care-output.js';
 import type { CommandContext } from '../context.js';
 import { type CommandRunner } from '../main.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 
 interface LsFlags {
   sort?: string;
@@ -63,16 +63,16 @@ Examples:
           return 0;
         }
         if (flags.revisions) {
-          const table = rows.map(({ repo, revision: v }) => [repo.hub, repo.type, repo.id, v!.commit, v!.refs.join(',') || '(detached)', String(v!.fileCount), humanBytes(v!.size), age(v!.lastAccessedMs), age(v!.lastModifiedMs)]);
+          const table = rows.map(({ repo, revision: v }) => [repo.hub, repo.type, repo.id, v!.commit, v!.refs.join(',') || '(detached)', String(v!.fileCount), formatBytes(v!.size), age(v!.lastAccessedMs), age(v!.lastModifiedMs)]);
           ctx.out.result(formatTable(['HUB', 'TYPE', 'ID', 'REVISION', 'REFS', 'FILES', 'SIZE', 'LAST ACCESSED', 'LAST MODIFIED'], table, new Set([5, 6])));
         } else {
-          const table = rows.map(({ repo }) => [repo.hub, repo.type, repo.id, Object.keys(repo.refs).sort().join(',') || '-', String(repo.revisions.length), String(repo.fileCount), humanBytes(repo.size), age(repo.lastAccessedMs), age(repo.lastModifiedMs)]);
+          const table = rows.map(({ repo }) => [repo.hub, repo.type, repo.id, Object.keys(repo.refs).sort().join(',') || '-', String(repo.revisions.length), String(repo.fileCount), formatBytes(repo.size), age(repo.lastAccessedMs), age(repo.lastModifiedMs)]);
           ctx.out.result(formatTable(['HUB', 'TYPE', 'ID', 'REFS', 'REVISIONS', 'FILES', 'SIZE', 'LAST ACCESSED', 'LAST MODIFIED'], table, new Set([4, 5, 6])));
         }
         const repos = new Set(rows.map((r) => r.repo));
         const revisions = flags.revisions ? rows.length : [...repos].reduce((n, r) => n + r.revisions.length, 0);
         const bytes = flags.revisions ? rows.reduce((n, r) => n + (r.revision?.size ?? 0), 0) : [...repos].reduce((n, r) => n + r.size, 0);
-        ctx.out.result(`\n${repos.size} repo(s), ${revisions} revision(s), ${humanBytes(bytes)} on disk.`);
+        ctx.out.result(`\n${repos.size} repo(s), ${revisions} revision(s), ${formatBytes(bytes)} on disk.`);
         return 0;
       }),
     );
@@ -88,10 +88,10 @@ function showRepo(ctx: CommandContext, selections: ReturnType<typeof requireTarg
     return 0;
   }
   for (const { repo, revisions } of selections) {
-    ctx.out.result(`${repo.key}  (${repo.hub}, ${repo.type}, ${repo.layout} layout)  ${humanBytes(repo.size)}  ${repo.path}`);
+    ctx.out.result(`${repo.key}  (${repo.hub}, ${repo.type}, ${repo.layout} layout)  ${formatBytes(repo.size)}  ${repo.path}`);
     for (const rev of revisions) {
-      ctx.out.result(`\n  revision ${rev.commit}  ${rev.refs.length ? `[${rev.refs.join(', ')}]` : '(detached)'}  ${rev.fileCount} files, ${humanBytes(rev.size)}, modified ${age(rev.lastModifiedMs)}`);
-      const rows = rev.files.map((f) => [`    ${f.path}`, humanBytes(f.size), age(f.lastAccessedMs)]);
+      ctx.out.result(`\n  revision ${rev.commit}  ${rev.refs.length ? `[${rev.refs.join(', ')}]` : '(detached)'}  ${rev.fileCount} files, ${formatBytes(rev.size)}, modified ${age(rev.lastModifiedMs)}`);
+      const rows = rev.files.map((f) => [`    ${f.path}`, formatBytes(f.size), age(f.lastAccessedMs)]);
       for (const m of rev.missing) rows.push([`    ${m}`, 'MISSING', '-']);
       if (rows.length > 0) ctx.out.result(formatTable(['    FILE', 'SIZE', 'LAST ACCESSED'], rows, new Set([1])));
     }

@@ -1,7 +1,7 @@
 // `hubcache pack REPO[@REV]... -o bundle.tar`: cached repos into one archive for an offline machine.
 import { Command } from 'commander';
 import { type CommandRunner } from '../main.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 
 interface PackFlags {
   output: string;
@@ -32,16 +32,16 @@ Examples:
           signal: ctx.signal,
           onEvent: (e) => {
             if (e.type === 'warning') ctx.out.warn(e.message);
-            else if (e.type === 'pack-plan') ctx.out.info(`Packing ${e.repos} repo(s): ${e.files} file(s), ${humanBytes(e.bytes)}`);
+            else if (e.type === 'pack-plan') ctx.out.info(`Packing ${e.repos} repo(s): ${e.files} file(s), ${formatBytes(e.bytes)}`);
             else if (Date.now() - last > 2000 && e.bytes < e.total) {
               last = Date.now();
-              ctx.out.info(`  ${humanBytes(e.bytes)} / ${humanBytes(e.total)}`);
+              ctx.out.info(`  ${formatBytes(e.bytes)} / ${formatBytes(e.total)}`);
             }
           },
         });
         if (ctx.flags.json) ctx.out.json(report);
         else {
-          ctx.out.info(`Packed ${report.files} file(s) and ${report.links} link(s) of ${report.repos.map((r) => r.key).join(', ')}: ${humanBytes(report.archiveBytes)} in ${report.seconds.toFixed(1)} s`);
+          ctx.out.info(`Packed ${report.files} file(s) and ${report.links} link(s) of ${report.repos.map((r) => r.key).join(', ')}: ${formatBytes(report.archiveBytes)} in ${report.seconds.toFixed(1)} s`);
           ctx.out.result(report.output);
         }
         return 0;

@@ -1,7 +1,7 @@
 // `hubcache unpack bundle.tar`: verify a `pack` archive completely, then merge it into the cache.
 import { Command } from 'commander';
 import { type CommandRunner } from '../main.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 
 interface UnpackFlags {
   updateRefs?: boolean;
@@ -37,7 +37,7 @@ Examples:
             if (e.type === 'warning') ctx.out.warn(e.message);
             else if (Date.now() - last > 2000 && e.bytes < e.total) {
               last = Date.now();
-              ctx.out.info(`  read ${humanBytes(e.bytes)} / ${humanBytes(e.total)}`);
+              ctx.out.info(`  read ${formatBytes(e.bytes)} / ${formatBytes(e.total)}`);
             }
           },
         });
@@ -49,7 +49,7 @@ Examples:
         for (const r of report.refs) if (r.action !== 'unchanged' && r.action !== 'kept') ctx.out.info(`ref ${r.repo}@${r.ref}: ${r.action} → ${r.commit.slice(0, 12)}`);
         const verb = report.dryRun ? 'Would add' : 'Added';
         ctx.out.result(
-          `Verified ${report.verified} member(s), ${humanBytes(report.bytes)}. ${verb} ${report.added}, kept ${report.kept} already cached` +
+          `Verified ${report.verified} member(s), ${formatBytes(report.bytes)}. ${verb} ${report.added}, kept ${report.kept} already cached` +
             `${report.replaced ? `, replaced ${report.replaced}` : ''}${report.conflicts.length ? `, ${report.conflicts.length} conflict(s) left as cached` : ''}: ${report.repos.map((r) => r.key).join(', ')}`,
         );
         return 0;

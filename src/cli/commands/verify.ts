@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { FileCheck, VerifyEvent } from '../../care/verify.js';
 import type { CommandContext } from '../context.js';
 import { type CommandRunner } from '../main.js';
-import { humanBytes } from '../output.js';
+import { formatBytes } from '../../util/format.js';
 
 interface VerifyFlags {
   fix?: boolean;
@@ -47,7 +47,7 @@ Examples:
           for (const p of report.problems) ctx.out.result(`${p.verdict.padEnd(12)} ${where(p)}${detail(p)}`);
           for (const p of report.unverifiable) ctx.out.info(`unverifiable ${where(p)}: ${p.reason ?? ''}`);
           ctx.out.result(
-            `Checked ${report.blobs} blob(s), ${humanBytes(report.bytes)} in ${report.seconds.toFixed(1)} s: ${report.ok} ok, ` +
+            `Checked ${report.blobs} blob(s), ${formatBytes(report.bytes)} in ${report.seconds.toFixed(1)} s: ${report.ok} ok, ` +
               `${report.problems.length} problem(s)${report.fixed.length ? `, ${report.fixed.length} fixed` : ''}, ${report.unverifiable.length} unverifiable.`,
           );
           if (report.problems.length > 0 && !flags.fix) ctx.out.info('hint: `hubcache verify --fix` downloads the bad files again.');
@@ -82,7 +82,7 @@ function progressPrinter(ctx: CommandContext): (e: VerifyEvent) => void {
     if (e.type === 'warning') ctx.out.warn(e.message);
     else if (e.type === 'verify-plan') {
       planned = true;
-      ctx.out.info(`Hashing ${e.blobs} blob(s), ${humanBytes(e.bytes)}${e.unverifiable ? ` (${e.unverifiable} file(s) unverifiable)` : ''}`);
+      ctx.out.info(`Hashing ${e.blobs} blob(s), ${formatBytes(e.bytes)}${e.unverifiable ? ` (${e.unverifiable} file(s) unverifiable)` : ''}`);
     } else if (e.type === 'verify-fix') {
       ctx.out.info(`Downloading again: ${e.repo}@${e.revision.slice(0, 12)} ${e.files.join(', ')}`);
     } else if (e.type === 'verify-progress' && planned && e.bytes >= 0) {
@@ -90,7 +90,7 @@ function progressPrinter(ctx: CommandContext): (e: VerifyEvent) => void {
       if (now - last < 1000 && e.bytes < e.total) return;
       last = now;
       const pct = e.total > 0 ? Math.floor((e.bytes / e.total) * 100) : 100;
-      ctx.io.stderr.write(ctx.io.isTTY ? `\r  ${pct}% ${humanBytes(e.bytes)} / ${humanBytes(e.total)}   ` : `  ${pct}% ${humanBytes(e.bytes)} / ${humanBytes(e.total)}\n`);
+      ctx.io.stderr.write(ctx.io.isTTY ? `\r  ${pct}% ${formatBytes(e.bytes)} / ${formatBytes(e.total)}   ` : `  ${pct}% ${formatBytes(e.bytes)} / ${formatBytes(e.total)}\n`);
     } else if (e.type === 'verify-progress' && e.bytes < 0 && ctx.io.isTTY && planned) {
       ctx.io.stderr.write('\n');
     }
