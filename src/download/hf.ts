@@ -13,7 +13,7 @@ import { HfLocalDir } from '../layouts/hf-local-dir.js';
 import { materializeFile } from '../layouts/link-mode.js';
 import { acquireLock } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
-import { isFile, writeFileAtomic } from '../util/fs.js';
+import { exists, isFile, writeFileAtomic } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
 import { emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
@@ -91,7 +91,11 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
     selected = await listSnapshotFiles(rc, commit, opts);
   }
 
-  const planned = await Promise.all(selected.map((f) => planFile(rc, localDir, commit!, f, opts)));
+  // A repo never fetched before has no snapshot or blob folder: then no file needs a stat of its own.
+  const cacheEmpty = !localDir && !(await exists(rc.snapshotDir(commit))) && !(await exists(rc.blobsDir()));
+  const planned = await Promise.all(
+    selected.map((f): PlannedFile | Promise<PlannedFile> => (cacheEmpty ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit!, f.path) } : planFile(rc, localDir, commit!, f, opts))),
+  );
   const toFetch = planned.filter((p) => p.status === 'planned');
   if (fromCacheOnly && toFetch.length > 0) {
     throw new OfflineMissError(
@@ -109,7 +113,10 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   // 3+4. transfer and commit, file by file (each under its blob lock).
   if (!fromCacheOnly) await rc.writeRef(revision, commit);
   if (localDir) await localDir.init();
-  else if (toFetch.length > 0) await rc.writeCachedirTag();
+  else if (toFetch.length > 0) {
+    await rc.writeCachedirTag();
+    await fs.mkdir(rc.blobsDir(), { recursive: true }); // once here, not once per file
+  }
   const byPath = new Map(selected.map((f) => [f.path, f]));
   const downloadedBytes = await materializeAll(planned, opts, emit, async (p) => {
     const f = byPath.get(p.path)!;
@@ -215,7 +222,6 @@ async function materializeCached(ctx: HfDownloadContext, client: HfClient, rc: H
       return 'linked';
     }
     if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return 'cached';
-    await fs.mkdir(rc.blobsDir(), { recursive: true });
     await ctx.engine.download(hfTransfer(client, repo, commit, f, rc.blobsDir(), etag, rc.blobPath(etag), opts));
     await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
     return 'downloaded';

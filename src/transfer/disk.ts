@@ -23,21 +23,28 @@ export function diskFullError(dir: string, err: unknown): DiskFullError {
   });
 }
 
-/** Throws DiskFullError when the file system of `dir` cannot take `needed` more bytes. */
-export async function ensureFreeSpace(dir: string, needed: number): Promise<void> {
-  if (needed <= 0) return;
-  let free: number;
+/** Bytes free for us in the file system of `dir`; undefined where statfs is unsupported. */
+export async function freeBytes(dir: string): Promise<number | undefined> {
   try {
     const st = await fsp.statfs(dir);
-    free = st.bavail * st.bsize;
+    return st.bavail * st.bsize;
   } catch {
-    return; // statfs unsupported here: the write path still maps ENOSPC
+    return undefined; // the write path still maps ENOSPC
   }
-  if (free < needed) {
+}
+
+/**
+ * Throws DiskFullError when the file system of `dir` cannot take `needed` more bytes. `free`
+ * may be given (a recent statfs shared by many small files).
+ */
+export async function ensureFreeSpace(dir: string, needed: number, free?: Promise<number | undefined>): Promise<void> {
+  if (needed <= 0) return;
+  const available = await (free ?? freeBytes(dir));
+  if (available !== undefined && available < needed) {
     throw new DiskFullError(
-      `Not enough disk space in ${dir}: need ${formatBytes(needed)}, ${formatBytes(free)} free`,
+      `Not enough disk space in ${dir}: need ${formatBytes(needed)}, ${formatBytes(available)} free`,
       needed,
-      free,
+      available,
       { hint: FULL_HINT },
     );
   }

@@ -4,20 +4,29 @@
 // a dead one, or start fresh) → single stream or parallel ranges, hashing in file order →
 // verify size + hash → fsync, chmod, rename to finalPath. Bad content is deleted and fetched
 // once more from scratch; any other failure keeps the partial (with its state) for resume.
+//
+// Small files (below parallelThreshold) take a short way, since per-file file-system calls, not
+// bytes, are their cost: one shared directory listing instead of a scan per file, the partial
+// folder created only if missing, one shared statfs, and no fsync/chmod/stat at commit (see
+// commitSmall). Large files are hashed in a worker thread reading back from the page cache
+// (prefix-hasher.ts), and all downloads share one bounded buffer memory (bufferMemory).
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
 import { AbortedError, IntegrityError, ServerError, UsageError } from '../errors.js';
-import { defaultFileMode, diskFullError, existsWithSize, isDiskFull, syncDir, unlinkQuiet } from './disk.js';
+import { defaultFileMode, diskFullError, existsWithSize, freeBytes, isDiskFull, syncDir, unlinkQuiet } from './disk.js';
 import { SourceHolder } from './http-range.js';
-import { RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
-import { MemoryBudget, Semaphore } from './limiter.js';
+import { WRITE_DEPTH } from './body-pump.js';
+import { bufferSizes, RangeUnsupportedError, RemoteChangedError, type BufferSizes, type FileJob } from './job.js';
+import { Semaphore } from './limiter.js';
 import { verifyDigest, type Digest } from './ordered-hasher.js';
 import {
   acquirePartial,
+  acquireSmallPartial,
   activeWriters,
   OwnedPartial,
   OwnershipLostError,
+  PartialListing,
   resumeBytes,
   type AcquireOptions,
   type Acquired,
@@ -33,9 +42,12 @@ export class TransferEngine {
   private readonly dispatcher: Dispatcher;
   private readonly ownDispatcher: Agent | undefined;
   private readonly connections: Semaphore;
-  private readonly budget: MemoryBudget;
+  private readonly buffers: BufferSizes;
   /** Same finalPath requested twice in this engine: the second call joins the first. */
   private readonly inflight = new Map<string, Promise<TransferResult>>();
+  /** Small files share one directory listing and one statfs per directory for a while. */
+  private readonly listing = new PartialListing(SMALL_FILE_SHARING_MS);
+  private readonly recentFree = new Map<string, { at: number; free: Promise<number | undefined> }>();
 
   constructor(opts: Partial<TransferOptions> = {}) {
     const o: TransferOptions = { ...defaultTransferOptions, ...stripUndefined(opts) };
@@ -53,7 +65,7 @@ export class TransferEngine {
       this.dispatcher = this.ownDispatcher;
     }
     this.connections = new Semaphore(o.maxConnections);
-    this.budget = new MemoryBudget(o.hashMemoryBudget);
+    this.buffers = bufferSizes(o.bufferMemory, o.maxConnections, WRITE_DEPTH);
   }
 
   /** Closes the connection pool the engine created (not a dispatcher passed in). */
@@ -80,7 +92,9 @@ export class TransferEngine {
     const progress = new ProgressReporter(req.label, size, this.options.progressIntervalMs, req.onProgress);
     if (req.signal?.aborted) throw new AbortedError();
     if (await existsWithSize(req.finalPath, size)) return reused(req, progress);
-    await fsp.mkdir(req.partialDir, { recursive: true });
+    const small = size < this.options.parallelThreshold;
+    // Small files create the directory only if opening their partial says it is missing.
+    if (!small) await fsp.mkdir(req.partialDir, { recursive: true });
     const job: FileJob = {
       label: req.label,
       expected: req.expected,
@@ -90,9 +104,10 @@ export class TransferEngine {
       opts: this.options,
       dispatcher: this.dispatcher,
       connections: this.connections,
-      budget: this.budget,
       progress,
       signal: req.signal,
+      buffers: this.buffers,
+      freeBytes: small ? () => this.sharedFreeBytes(req.partialDir) : () => freeBytes(req.partialDir),
       stats: { downloaded: 0 },
     };
     const writerId = newWriterId();
@@ -104,13 +119,28 @@ export class TransferEngine {
     }
   }
 
+  /** One statfs per directory per SMALL_FILE_SHARING_MS, shared by the small files written there. */
+  private sharedFreeBytes(dir: string): Promise<number | undefined> {
+    const now = Date.now();
+    const hit = this.recentFree.get(dir);
+    if (hit && now - hit.at <= SMALL_FILE_SHARING_MS) return hit.free;
+    const free = freeBytes(dir);
+    this.recentFree.set(dir, { at: now, free });
+    return free;
+  }
+
   /** Acquire → transfer → commit, repeated after bad content (once from scratch) or a lost partial. */
   private async attempts(req: TransferRequest, job: FileJob, writerId: string): Promise<TransferResult> {
     const o = this.options;
     let freshIntegrityFailures = 0;
-    let single = job.size < o.parallelThreshold;
+    const small = job.size < o.parallelThreshold;
+    let single = small;
+    // Only a small file's first attempt takes the short way; any retry runs the full protocol.
+    let quick = small;
     for (;;) {
-      const acquired = await acquirePartialTyped({
+      const acquire = quick ? (a: AcquireOptions) => acquireSmallPartial(a, this.listing) : acquirePartial;
+      quick = false;
+      const acquired = await acquirePartialTyped(acquire, {
         dir: req.partialDir,
         key: req.partialKey,
         finalPath: req.finalPath,
@@ -131,7 +161,7 @@ export class TransferEngine {
         const digest = single ? await downloadSingle(job, owned) : await downloadRanged(job, owned);
         const bad = verifyDigest(req.label, req.expected, digest);
         if (bad) throw bad;
-        const outcome = await commit(owned, req, o);
+        const outcome = small && owned.created ? await commitSmall(owned, req, o) : await commit(owned, req, o);
         job.progress.finish();
         return result(req, job, digest, outcome === 'discarded');
       } catch (err) {
@@ -186,19 +216,45 @@ async function commit(owned: OwnedPartial, req: TransferRequest, o: TransferOpti
     await unlinkQuiet(owned.path);
     return 'discarded';
   }
-  try {
-    await fsp.rename(owned.path, req.finalPath);
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') throw new OwnershipLostError(owned.path);
-    throw err;
-  }
+  await renameOwned(owned, req.finalPath);
   await syncDir(path.dirname(req.finalPath));
   return 'committed';
 }
 
-async function acquirePartialTyped(o: AcquireOptions): Promise<Acquired> {
+/**
+ * commit() for a small file we created: no fsync of the file or its directory, no chmod (it was
+ * created 0666 & ~umask) and no extra stats. huggingface_hub syncs nothing either. What a kill -9
+ * cannot break stays: the hash was verified before this rename, and the partial only ever
+ * appears under its final name complete. After a power cut, a small blob may be torn or empty
+ * (the rename reached the disk before the data); `hubcache verify` finds it by its hash and
+ * `verify --fix` fetches it again. Large files keep the fsyncs (commit()).
+ */
+async function commitSmall(owned: OwnedPartial, req: TransferRequest, o: TransferOptions): Promise<'committed'> {
+  await owned.stopHeartbeat();
+  o.fsHooks?.beforeCommitRename?.({ path: owned.path, finalPath: req.finalPath });
+  await owned.close();
+  await renameOwned(owned, req.finalPath);
+  return 'committed';
+}
+
+/** The commit rename; our partial gone means another writer took it over (OwnershipLostError). */
+async function renameOwned(owned: OwnedPartial, finalPath: string): Promise<void> {
   try {
-    return await acquirePartial(o);
+    await fsp.rename(owned.path, finalPath);
+  } catch (err) {
+    // ENOENT also means a missing target directory: only a vanished partial is a lost partial.
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    const gone = await fsp.access(owned.path).then(() => false, () => true);
+    throw gone ? new OwnershipLostError(owned.path) : err;
+  }
+}
+
+/** How long small files share a directory listing and a statfs. */
+const SMALL_FILE_SHARING_MS = 1000;
+
+async function acquirePartialTyped(acquire: (o: AcquireOptions) => Promise<Acquired>, o: AcquireOptions): Promise<Acquired> {
+  try {
+    return await acquire(o);
   } catch (err) {
     if (isDiskFull(err)) throw diskFullError(o.dir, err);
     throw err;
@@ -242,6 +298,7 @@ function validateOptions(o: TransferOptions): void {
     'connections',
     'maxConnections',
     'chunkSize',
+    'bufferMemory',
     'stallTimeoutSeconds',
     'heartbeatIntervalMs',
     'staleAfterSeconds',

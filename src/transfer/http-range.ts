@@ -17,7 +17,6 @@ import { asTypedError, headerValue, parseRetryAfter } from './retry.js';
 type Body = Dispatcher.ResponseData['body'];
 
 const MAX_REDIRECTS = 10;
-const BODY_HIGH_WATER_MARK = 1024 * 1024;
 
 /**
  * The current URL of one file. Remembers where redirects led (so each range skips the hop)
@@ -84,6 +83,8 @@ export interface OpenOptions {
   headersTimeoutMs: number;
   userAgent: string;
   label: string;
+  /** Body bytes buffered before the socket is paused (part of the engine's buffer memory). */
+  highWaterMark: number;
 }
 
 /** A 403 that carries the source generation, so the caller can decide to refresh. */
@@ -107,8 +108,7 @@ export async function openGet(opts: OpenOptions): Promise<OpenedResponse> {
         signal: opts.signal,
         headersTimeout: opts.headersTimeoutMs,
         bodyTimeout: 0, // stalls are detected by our own watchdog, which ignores disk backpressure
-        // Bigger socket reads: ~1.6x less CPU per byte on fast links (measured on loopback).
-        highWaterMark: BODY_HIGH_WATER_MARK,
+        highWaterMark: opts.highWaterMark,
       });
     } catch (err) {
       throw asTypedError(err, opts.signal);

@@ -1,4 +1,4 @@
-// Shared budgets of one engine: connections (a FIFO semaphore) and hash buffer memory.
+// The shared connection budget of one engine: a FIFO semaphore.
 import { AbortedError } from '../errors.js';
 
 /** FIFO counting semaphore; waiters leave the queue when their signal aborts. */
@@ -37,25 +37,5 @@ export class Semaphore {
     const next = this.waiters.shift();
     if (next) next.grant();
     else this.available++;
-  }
-}
-
-/** Byte budget for out-of-order data kept in memory; callers spill to disk when it says no. */
-export class MemoryBudget {
-  private used = 0;
-  constructor(readonly limit: number) {}
-
-  tryTake(bytes: number): boolean {
-    if (this.used + bytes > this.limit) return false;
-    this.used += bytes;
-    return true;
-  }
-
-  release(bytes: number): void {
-    this.used = Math.max(0, this.used - bytes);
-  }
-
-  get inUse(): number {
-    return this.used;
   }
 }

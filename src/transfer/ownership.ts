@@ -56,6 +56,7 @@ export class OwnedPartial {
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
   private beat: (() => Promise<void>) | undefined;
+  private tick: (() => void) | undefined;
   private stopped = true;
   private closed = false;
   /** Mode-specific "leave it for others" (final checkpoint); default: make the mtime stale. */
@@ -65,12 +66,16 @@ export class OwnedPartial {
     readonly path: string,
     readonly writerId: string,
     readonly fh: FileHandle,
-    readonly ino: number,
+    /** Inode of our file; undefined until first needed (read from our own descriptor). */
+    private ino: number | undefined,
     public resume: Resume,
+    /** True when we created the file (its mode is already 0666 & ~umask). */
+    readonly created = false,
   ) {}
 
   /** Throws OwnershipLostError when our name no longer points at our inode. */
   async checkOwned(): Promise<void> {
+    this.ino ??= (await this.fh.stat()).ino;
     try {
       const st = await fsp.stat(this.path);
       if (st.ino === this.ino) return;
@@ -89,7 +94,16 @@ export class OwnedPartial {
         if (!this.stopped) this.timer = setTimeout(tick, intervalMs);
       });
     };
+    this.tick = tick;
     this.timer = setTimeout(tick, intervalMs);
+  }
+
+  /** Run the next heartbeat now (unless one is running); the period restarts after it. */
+  beatNow(): void {
+    if (this.stopped || this.beating || !this.tick) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.tick();
   }
 
   private async runBeat(onLost: (err: Error) => void): Promise<void> {
@@ -132,13 +146,10 @@ export class OwnedPartial {
   /** Close and delete (bad content). */
   async discard(): Promise<void> {
     await this.stopHeartbeat();
+    // Checked while our descriptor is open (it tells our inode).
+    const ours = await this.checkOwned().then(() => true, () => false);
     await this.close();
-    try {
-      await this.checkOwned();
-      await unlinkQuiet(this.path);
-    } catch {
-      // someone else's now
-    }
+    if (ours) await unlinkQuiet(this.path);
   }
 }
 
@@ -341,9 +352,76 @@ async function takeOver(c: Candidate, o: AcquireOptions): Promise<OwnedPartial |
 
 async function createFresh(o: AcquireOptions): Promise<OwnedPartial> {
   const mine = partialPath(o.dir, o.key, o.writerId);
-  const fh = await fsp.open(mine, fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC, 0o666);
-  const st = await fh.stat();
-  return new OwnedPartial(mine, o.writerId, fh, st.ino, { kind: 'none' });
+  const flags = fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC;
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(mine, flags, 0o666);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    await fsp.mkdir(o.dir, { recursive: true }); // created lazily: one syscall less per file
+    fh = await fsp.open(mine, flags, 0o666);
+  }
+  return new OwnedPartial(mine, o.writerId, fh, undefined, { kind: 'none' }, true);
+}
+
+/**
+ * Partial names in a directory, listed once and reused for `ttlMs`. Small files look here
+ * instead of listing the directory each (200 small files of one repo: one readdir, not 200 of a
+ * directory that grows to 200 entries). A partial created after the listing by another live
+ * process is missed: both then download the same small file into their own partials and the
+ * second rename replaces the first with identical verified bytes; the blob lock normally
+ * prevents even that.
+ */
+export class PartialListing {
+  private readonly dirs = new Map<string, { at: number; heads: Promise<Map<string, string[]>> }>();
+  constructor(private readonly ttlMs: number) {}
+
+  /** Names in `dir` that are partials of `key` (ours or huggingface_hub's). */
+  async partialsOf(dir: string, key: string): Promise<string[]> {
+    const now = Date.now();
+    let entry = this.dirs.get(dir);
+    if (!entry || now - entry.at > this.ttlMs) {
+      entry = { at: now, heads: listByHead(dir) };
+      this.dirs.set(dir, entry);
+    }
+    const names = (await entry.heads).get(headOf(key)) ?? [];
+    return names.filter((n) => classifyPartialName(n, key) !== undefined);
+  }
+}
+
+/** Names up to their first dot: a partial `<key>.<id>.incomplete` shares it with its key. */
+function headOf(name: string): string {
+  const i = name.indexOf('.');
+  return i < 0 ? name : name.slice(0, i);
+}
+
+async function listByHead(dir: string): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    if (!n.endsWith('.incomplete')) continue;
+    const h = headOf(n);
+    const list = out.get(h);
+    if (list) list.push(n);
+    else out.set(h, [n]);
+  }
+  return out;
+}
+
+/**
+ * acquirePartial for a small file: when the listing shows no partial of its key (the usual
+ * case) a fresh partial is created at once, without the full scan and the "who started first"
+ * check (racing small downloads cost at most one duplicate small download, never a wrong file).
+ */
+export async function acquireSmallPartial(o: AcquireOptions, listing: PartialListing): Promise<Acquired> {
+  if (o.signal?.aborted) throw new AbortedError();
+  if ((await listing.partialsOf(o.dir, o.key)).length > 0) return acquirePartial(o);
+  return { kind: 'owned', partial: await createFresh(o) };
 }
 
 /**

@@ -49,8 +49,11 @@ export function hostTag(host = hostname()): string {
  * partial without state (single stream, or a crash mid-commit) be judged dead at once.
  */
 export function newWriterId(): string {
-  return `hc${hostTag()}${process.pid.toString(16).padStart(8, '0')}${randomBytes(4).toString('hex')}`;
+  ownHostTag ??= hostTag();
+  return `hc${ownHostTag}${process.pid.toString(16).padStart(8, '0')}${randomBytes(4).toString('hex')}`;
 }
+/** Computed once per process (ownership.ts judges "same host" by the name it had at load too). */
+let ownHostTag: string | undefined;
 
 export function parseWriterId(id: string): { hostTag: string; pid: number } | undefined {
   const m = /^hc([0-9a-f]{4})([0-9a-f]{8})[0-9a-f]{8}$/.exec(id);

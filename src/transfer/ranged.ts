@@ -1,19 +1,19 @@
 // Parallel ranged download of one large file into a preallocated (sparse) partial.
+//
+// The file is a map of chunks (the resume unit, ≤ 1 MiB). Workers, one per connection, claim
+// stretches of consecutive missing chunks in file order and fetch each stretch with one GET;
+// stretches shrink as the file nears completion (ChunkWorkers). Every completed write moves the
+// file's contiguous written prefix, which a worker thread hashes by reading it back
+// (PrefixHasher). The resume state is checkpointed on the heartbeat and every 64 MiB.
 import { hostname } from 'node:os';
 import { AbortedError, IntegrityError, NetworkError, ServerError } from '../errors.js';
 import { drain, ForbiddenStatusError, openGet } from './http-range.js';
 import { pumpBody } from './body-pump.js';
 import { ensureFreeSpace, writeAllAt } from './disk.js';
 import { assertIdentityEncoding, combinedSignal, RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
-import {
-  chunkLength,
-  ContentHasher,
-  makeChunks,
-  OrderedHasher,
-  type Chunk,
-  type Digest,
-} from './ordered-hasher.js';
+import { chunkLength, makeChunks, type Chunk, type Digest } from './ordered-hasher.js';
 import type { OwnedPartial } from './ownership.js';
+import { PrefixHasher } from './prefix-hasher.js';
 import {
   decodeBitmap,
   encodeBitmap,
@@ -55,39 +55,69 @@ export async function downloadRanged(job: FileJob, owned: OwnedPartial): Promise
 
   const internal = new AbortController();
   const signal = combinedSignal(job.signal, internal.signal);
-  const content = new ContentHasher(job.size, Boolean(job.expected.gitSha1));
-  const ordered = new OrderedHasher(chunks, owned.fh, content, job.budget);
+  // Hashes what is on disk, in file order, trailing the writes (resumed chunks included).
+  const hasher = new PrefixHasher(owned.fh, job.size, Boolean(job.expected.gitSha1));
+  const prefix = new WrittenPrefix(chunks);
+  hasher.advance(prefix.length());
   let failure: Error | undefined;
   const fail = (err: Error): void => {
     failure ??= err;
     internal.abort();
-    ordered.stop();
   };
-  signal.addEventListener('abort', () => ordered.stop(), { once: true });
   owned.onRelease = () => checkpoint.write(true);
   owned.startHeartbeat(job.opts.heartbeatIntervalMs, () => checkpoint.write(false), fail);
-
-  await new ChunkWorkers(job, owned, chunks, ordered, meta, signal, fail).run();
-  if (failure) throw failure;
-  if (signal.aborted) throw new AbortedError();
+  const onWritten = (chunk: Chunk, len: number): void => {
+    if (chunk.index === prefix.headIndex) hasher.advance(prefix.length());
+    checkpoint.noteWritten(len);
+  };
   try {
-    await ordered.done();
+    await new ChunkWorkers(job, owned, chunks, meta, signal, fail, onWritten).run();
+    if (failure) throw failure;
+    if (signal.aborted) throw new AbortedError();
+    // Some chunks may have been complete from the start (resume): the prefix can jump over them.
+    hasher.advance(prefix.length());
+    return await Promise.race([hasher.digest(), rejectOnAbort(signal)]);
   } catch (err) {
     throw failure ?? (signal.aborted ? new AbortedError() : err);
+  } finally {
+    // The worker reads through our descriptor: it must be gone before anyone closes it.
+    await hasher.close();
   }
-  return content.digest();
+}
+
+/** The file's contiguous written prefix: complete chunks from the start, plus the head chunk's bytes. */
+class WrittenPrefix {
+  private head = 0;
+  constructor(private readonly chunks: Chunk[]) {}
+
+  /** Index of the first incomplete chunk (only its writes can move the prefix). */
+  get headIndex(): number {
+    return this.head;
+  }
+
+  length(): number {
+    let c = this.chunks[this.head];
+    while (c && c.written === chunkLength(c)) c = this.chunks[++this.head];
+    return c ? c.start + c.written : (this.chunks.at(-1)?.end ?? 0);
+  }
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(new AbortedError());
+    signal.addEventListener('abort', () => reject(new AbortedError()), { once: true });
+  });
 }
 
 /**
- * `chunkSize`, but smaller for mid-sized files so every connection gets a few chunks (a 48 MiB
- * file in 16 MiB chunks could only use 3 connections), and larger for huge files so the chunk
- * count fits in a state slot.
+ * The unit of resume bookkeeping (a "chunk"): a quarter of the largest request, at most 1 MiB,
+ * so a run's progress is recorded finely and the last requests of a file can be small; larger
+ * for huge files so the chunk map fits in a state slot. Requests span several chunks (see runs).
  */
-export function pickChunkSize(size: number, chunkSize: number, connections: number): number {
+export function pickChunkSize(size: number, maxRequest: number): number {
   const min = Math.ceil(size / MAX_CHUNKS);
-  if (min > chunkSize) return Math.ceil(min / MiB) * MiB;
-  const spread = Math.ceil(size / (connections * 4) / MiB) * MiB;
-  return Math.min(chunkSize, Math.max(MiB, spread));
+  const unit = Math.max(1, Math.min(MiB, Math.ceil(maxRequest / 4)));
+  return min > unit ? Math.ceil(min / MiB) * MiB : unit;
 }
 
 async function prepare(job: FileJob, owned: OwnedPartial): Promise<{ chunks: Chunk[]; meta: StateMeta }> {
@@ -111,7 +141,7 @@ async function prepare(job: FileJob, owned: OwnedPartial): Promise<{ chunks: Chu
     if (s.etag) meta.etag = s.etag;
     return { chunks, meta };
   }
-  const chunkSize = pickChunkSize(job.size, job.opts.chunkSize, job.opts.connections);
+  const chunkSize = pickChunkSize(job.size, job.opts.chunkSize);
   const chunks = makeChunks(job.size, chunkSize);
   const prefix = r.kind === 'prefix' ? r.length : 0;
   for (const c of chunks) c.written = Math.max(0, Math.min(chunkLength(c), prefix - c.start));
@@ -121,9 +151,16 @@ async function prepare(job: FileJob, owned: OwnedPartial): Promise<{ chunks: Chu
   return { chunks, meta: { ...base, chunkSize, createdAt: Date.now(), seq: 0, slot: 1 } };
 }
 
+/**
+ * Checkpoint every this many new bytes too, not only on the heartbeat: the data reaches the disk
+ * while the download runs (the final fsync has little left to write) and a crash loses less.
+ */
+const CHECKPOINT_EVERY_BYTES = 64 * MiB;
+
 /** Writes the resume state into the trailer, strictly after the data it describes is synced. */
 class Checkpointer {
   private running: Promise<void> | undefined;
+  private sinceLast = 0;
 
   constructor(
     private readonly job: FileJob,
@@ -131,6 +168,14 @@ class Checkpointer {
     private readonly chunks: Chunk[],
     readonly meta: StateMeta,
   ) {}
+
+  /** Counts written bytes; past CHECKPOINT_EVERY_BYTES, asks for a heartbeat (which checkpoints) now. */
+  noteWritten(len: number): void {
+    this.sinceLast += len;
+    if (this.sinceLast < CHECKPOINT_EVERY_BYTES || this.running) return;
+    this.sinceLast = 0;
+    this.owned.beatNow();
+  }
 
   async write(released: boolean): Promise<void> {
     while (this.running) await this.running.catch(() => undefined);
@@ -179,21 +224,37 @@ class Checkpointer {
 }
 
 
-/** Up to `connections` workers; each takes the next missing chunk in file order. */
+/** Consecutive chunks one request covers: [first, last]. */
+interface Run {
+  first: number;
+  last: number;
+}
+
+/**
+ * Up to `connections` workers; each takes the next missing stretch of the file in file order
+ * and fetches it with one request. Stretches shrink as the file nears completion (guided
+ * scheduling: a share of what is left, between one chunk and `chunkSize`): early requests are
+ * few and long, the last ones short, so all connections finish together and little data lands
+ * ahead of the hash at the end.
+ */
 class ChunkWorkers {
   private readonly active = new Set<number>();
   private readonly running: Array<Promise<void>> = [];
   private confirmed = false;
+  /** Bytes still missing in chunks no worker has claimed. */
+  private unclaimed: number;
 
   constructor(
     private readonly job: FileJob,
     private readonly owned: OwnedPartial,
     private readonly chunks: Chunk[],
-    private readonly ordered: OrderedHasher,
     private readonly meta: StateMeta,
     private readonly signal: AbortSignal,
     private readonly fail: (err: Error) => void,
-  ) {}
+    private readonly onWritten: (chunk: Chunk, len: number) => void,
+  ) {
+    this.unclaimed = chunks.reduce((a, c) => a + missing(c), 0);
+  }
 
   async run(): Promise<void> {
     // One probe worker first: if the server ignores Range, only one full body was started.
@@ -204,26 +265,47 @@ class ChunkWorkers {
   private confirmRanges(): void {
     if (this.confirmed) return;
     this.confirmed = true;
-    const missing = this.chunks.filter((c) => c.written < chunkLength(c)).length;
-    const extra = Math.min(this.job.opts.connections, missing) - 1;
+    const missingChunks = this.chunks.filter((c) => missing(c) > 0 && !this.active.has(c.index)).length;
+    const extra = Math.min(this.job.opts.connections - 1, missingChunks);
     for (let i = 0; i < extra; i++) this.running.push(this.worker());
   }
 
-  private nextChunk(): Chunk | undefined {
-    return this.chunks.find((c) => c.written < chunkLength(c) && !this.active.has(c.index));
+  /** Claims the next stretch: the first unclaimed missing chunk plus untouched chunks after it. */
+  private claimRun(): Run | undefined {
+    const first = this.chunks.find((c) => missing(c) > 0 && !this.active.has(c.index));
+    if (!first) return undefined;
+    const share = Math.ceil(this.unclaimed / (2 * this.job.opts.connections));
+    const want = Math.min(this.job.opts.chunkSize, Math.max(chunkLength(first), share));
+    let last = first;
+    let bytes = missing(first);
+    for (;;) {
+      const next = this.chunks[last.index + 1];
+      if (!next || bytes + chunkLength(next) > want || next.written > 0 || this.active.has(next.index)) break;
+      last = next;
+      bytes += chunkLength(next);
+    }
+    for (let i = first.index; i <= last.index; i++) this.active.add(i);
+    this.unclaimed -= bytes;
+    return { first: first.index, last: last.index };
+  }
+
+  private releaseRun(run: Run): void {
+    for (let i = run.first; i <= run.last; i++) {
+      this.active.delete(i);
+      this.unclaimed += missing(this.chunks[i] as Chunk);
+    }
   }
 
   private async worker(): Promise<void> {
     try {
       for (;;) {
         if (this.signal.aborted) return;
-        const chunk = this.nextChunk();
-        if (!chunk) return;
-        this.active.add(chunk.index);
+        const run = this.claimRun();
+        if (!run) return;
         try {
-          await this.fetchChunk(chunk);
+          await this.fetchRun(run);
         } finally {
-          this.active.delete(chunk.index);
+          this.releaseRun(run);
         }
       }
     } catch (err) {
@@ -231,15 +313,24 @@ class ChunkWorkers {
     }
   }
 
-  private async fetchChunk(chunk: Chunk): Promise<void> {
+  /** The first chunk of the run that still misses bytes, or undefined when the run is done. */
+  private headOf(run: Run): Chunk | undefined {
+    for (let i = run.first; i <= run.last; i++) {
+      const c = this.chunks[i] as Chunk;
+      if (missing(c) > 0) return c;
+    }
+    return undefined;
+  }
+
+  private async fetchRun(run: Run): Promise<void> {
     const tracker = new RetryTracker(this.job.opts, this.signal);
-    while (chunk.written < chunkLength(chunk)) {
-      const before = chunk.written;
+    for (let head = this.headOf(run); head; head = this.headOf(run)) {
+      const before = head.start + head.written;
       try {
         // A connection slot per attempt: backoff waits do not hold one.
         await this.job.connections.acquire(this.signal);
         try {
-          await this.fetchOnce(chunk);
+          await this.fetchOnce(head, this.chunks[run.last] as Chunk);
         } finally {
           this.job.connections.release();
         }
@@ -247,22 +338,25 @@ class ChunkWorkers {
         const err = raw instanceof RangeUnsupportedError || raw instanceof RemoteChangedError ? raw : asTypedError(raw, this.signal);
         if (err instanceof AbortedError) throw err;
         if (err instanceof ForbiddenStatusError && (await this.job.source.refreshAfter403(err.generation))) continue;
-        await tracker.onFailure(err, chunk.written > before);
+        const now = this.headOf(run);
+        await tracker.onFailure(err, !now || now.start + now.written > before);
       }
     }
   }
 
-  private async fetchOnce(chunk: Chunk): Promise<void> {
+  /** One GET for the bytes from `head`'s first missing byte to the end of `last`. */
+  private async fetchOnce(head: Chunk, last: Chunk): Promise<void> {
     const job = this.job;
-    const from = chunk.start + chunk.written;
+    const from = head.start + head.written;
     const res = await openGet({
       source: job.source,
       dispatcher: job.dispatcher,
-      range: { start: from, end: chunk.end - 1 },
+      range: { start: from, end: last.end - 1 },
       signal: this.signal,
       headersTimeoutMs: job.opts.stallTimeoutSeconds * 1000,
       userAgent: job.opts.userAgent,
       label: job.label,
+      highWaterMark: job.buffers.highWaterMark,
     });
     if (res.status !== 206) {
       res.body.destroy();
@@ -280,23 +374,29 @@ class ChunkWorkers {
     }
     this.checkEtag(headerValue(res.headers, 'etag'), res);
     this.confirmRanges();
-    const limit = Math.min(r.end + 1, chunk.end) - from;
-    let issued = chunk.written;
+    const limit = Math.min(r.end + 1, last.end) - from;
+    let issued = from;
+    let credit = head;
     const { received } = await pumpBody(res.body, {
       maxBytes: limit,
       stallMs: job.opts.stallTimeoutSeconds * 1000,
+    batchBytes: job.buffers.batch,
       write: (bufs, len) => {
-        const at = chunk.start + issued;
+        const at = issued;
         issued += len;
         return writeAllAt(this.owned.fh, this.owned.path, bufs, at, job.opts.fsHooks);
       },
       // In order: `written` must only ever cover bytes that are on disk (checkpoints record it).
-      onWritten: (bufs, len) => {
-        const off = chunk.written;
-        chunk.written = off + len;
-        this.ordered.onWritten(chunk.index, off, bufs);
+      onWritten: (_bufs, len) => {
         job.progress.add(len);
         job.stats.downloaded += len;
+        for (let left = len; left > 0; ) {
+          if (missing(credit) === 0) credit = this.chunks[credit.index + 1] as Chunk;
+          const n = Math.min(left, missing(credit));
+          credit.written += n;
+          left -= n;
+          this.onWritten(credit, n);
+        }
       },
     });
     if (received < limit) throw new NetworkError(`connection closed after ${received} of ${limit} bytes`);
@@ -317,4 +417,8 @@ class ChunkWorkers {
       throw new RemoteChangedError(`ETag of ${this.job.label} changed from ${this.meta.etag} to ${etag}`);
     }
   }
+}
+
+function missing(c: Chunk): number {
+  return chunkLength(c) - c.written;
 }

@@ -31,11 +31,12 @@ export async function downloadSingle(job: FileJob, owned: OwnedPartial): Promise
   }, fail);
 
   const prefix = contiguousPrefix(owned.resume, job.size);
-  await owned.fh.truncate(prefix);
+  // Without a resume source the file is empty already (created or truncated on acquire).
+  if (owned.resume.kind !== 'none') await owned.fh.truncate(prefix);
   const st: StreamState = { written: prefix, hasher: new ContentHasher(job.size, Boolean(job.expected.gitSha1)) };
   await hashFromDisk(owned.fh, st.hasher, prefix, signal);
   job.progress.reset(prefix, prefix);
-  await ensureFreeSpace(job.dir, job.size - prefix);
+  await ensureFreeSpace(job.dir, job.size - prefix, job.freeBytes());
 
   const tracker = new RetryTracker(job.opts, signal);
   while (st.written < job.size) {
@@ -98,6 +99,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
     headersTimeoutMs: job.opts.stallTimeoutSeconds * 1000,
     userAgent: job.opts.userAgent,
     label: job.label,
+    highWaterMark: job.buffers.highWaterMark,
   });
   assertIdentityEncoding(res, job.label);
   if (res.status === 206) {
@@ -129,6 +131,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
   const { received, ended } = await pumpBody(res.body, {
     maxBytes: remaining,
     stallMs: job.opts.stallTimeoutSeconds * 1000,
+    batchBytes: job.buffers.batch,
     write: (bufs, len) => {
       const at = issued;
       issued += len;

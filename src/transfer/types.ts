@@ -74,13 +74,17 @@ export interface TransferOptions {
   /** Files smaller than this use a single stream (no range machinery, no resume state). */
   parallelThreshold: number;
   /**
-   * Range size for parallel downloads (the unit of work and of resume bookkeeping). Files with
-   * fewer than 4 chunks per connection use smaller chunks (down to 1 MiB); huge files larger
-   * ones (the chunk map must fit the resume state).
+   * Largest byte range one request of a parallel download asks for. Requests get shorter as a
+   * file nears completion, so all connections finish together. Resume progress is recorded per
+   * chunk of a quarter of this, at most 1 MiB (more for huge files: the map must fit the state).
    */
   chunkSize: number;
-  /** Bytes of out-of-order chunk data an engine may hold in memory for in-order hashing. */
-  hashMemoryBudget: number;
+  /**
+   * Bytes of downloaded data the engine may hold in memory at once over all its connections
+   * (socket buffers and write batches), split evenly between `maxConnections`. Hashing holds none:
+   * it reads the bytes back from the page cache.
+   */
+  bufferMemory: number;
   /** Seconds without a byte before a connection counts as stalled and is retried. */
   stallTimeoutSeconds: number;
   /** Consecutive failed attempts without progress, per range, before giving up. */
@@ -120,16 +124,18 @@ export interface TransferOptions {
 const MiB = 1024 * 1024;
 
 /**
- * Defaults chosen from loopback measurements (test/fixtures/transfer-bench.ts): with a 40 MB/s
- * per-connection cap, 8 connections give ~300 MB/s and even a 16 MiB file gets ~5x from ranges;
- * chunk sizes 4-64 MiB perform alike, 16 MiB keeps requests few and resume loss small.
+ * Defaults chosen from loopback measurements (bench/run.ts, test/fixtures/transfer-bench.ts):
+ * with a 40 MB/s per-connection cap, 16 connections match aria2c -x16 on 1 GiB and even a
+ * 16 MiB file gets ~5x from ranges; requests of up to 32 MiB keep them few (each costs a round
+ * trip) while the shrinking last ones keep the tail short. maxConnections leaves room for other
+ * files next to one large file.
  */
 export const defaultTransferOptions: Readonly<TransferOptions> = Object.freeze({
-  connections: 8,
-  maxConnections: 16,
+  connections: 16,
+  maxConnections: 32,
   parallelThreshold: 16 * MiB,
-  chunkSize: 16 * MiB,
-  hashMemoryBudget: 64 * MiB,
+  chunkSize: 32 * MiB,
+  bufferMemory: 32 * MiB,
   stallTimeoutSeconds: 30,
   maxRetries: 5,
   retryBaseDelayMs: 1000,
