@@ -77,6 +77,14 @@ export class HfRepoCache {
     return path.join(this.dir, 'trees', `${commit}.json`);
   }
 
+  /** Folders this instance already created: a repo of many files needs each mkdir only once. */
+  private readonly madeDirs = new Set<string>();
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
+  }
+
   /** The commit a ref points to, read unstripped like Python (a stray newline makes it invalid). */
   async readRef(revision: string): Promise<string | undefined> {
     try {
@@ -156,17 +164,31 @@ export class HfRepoCache {
     const etag = hfEtagOf(file);
     const blob = this.blobPath(etag);
     const ptr = this.snapshotPath(commit, file.path);
-    await fs.mkdir(path.dirname(ptr), { recursive: true });
+    await this.ensureDir(path.dirname(ptr));
     if (opts.symlinks) {
       const target = path.relative(path.dirname(ptr), blob);
       const tmp = `${ptr}.${randomBytes(4).toString('hex')}.tmp`;
       try {
+        // Usually nothing is there yet: link in place (one syscall). Something there (an old
+        // copy, a link to another blob) is replaced atomically through a temp link + rename.
+        const made = await fs.symlink(target, ptr).then(
+          () => true,
+          (err: NodeJS.ErrnoException) => {
+            if (err.code === 'EEXIST') return false;
+            throw err;
+          },
+        );
+        if (made) return ptr;
         await fs.symlink(target, tmp);
-        await fs.rename(tmp, ptr); // atomic replace: a reader sees the old entry or the new link
+        await fs.rename(tmp, ptr); // a reader sees the old entry or the new link, never none
         return ptr;
       } catch (err) {
         await fs.rm(tmp, { force: true });
         const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && this.madeDirs.delete(path.dirname(ptr))) {
+          // The folder was removed since we made it (a concurrent prune): make it again, once.
+          return this.linkSnapshot(commit, file, opts);
+        }
         if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EINVAL') throw err;
       }
     }
