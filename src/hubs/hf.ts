@@ -2,16 +2,8 @@
 // tree listing with Link pagination, per-file metadata by HEAD on resolve/ without following the
 // CDN redirect, and the download source for the transfer engine.
 import type { Dispatcher } from 'undici';
-import {
-  EntryNotFoundError,
-  GatedRepoError,
-  HubHttpError,
-  RateLimitedError,
-  RepoNotFoundError,
-  RevisionNotFoundError,
-  ServerError,
-  UnauthorizedError,
-} from '../errors.js';
+import { type HubHttpError, ServerError } from '../errors.js';
+import { hubErrorFor } from './http-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
 import { drain, httpRequest, readJson, readText, redactUrl, sameOrigin, type HttpResponse } from './http.js';
 import { isCommitHash } from './repo-ref.js';
@@ -56,9 +48,8 @@ interface TreeEntry {
   lfs?: { oid?: unknown; size?: unknown } | null;
 }
 
-/** Maps an error answer to a typed error (spec §3.6, first match wins). Never includes the token. */
+/** Reads an error answer's message (header or JSON body) and maps it (hubs/http-errors.ts). */
 export async function hfErrorFor(res: HttpResponse, what: string): Promise<HubHttpError> {
-  const code = res.headers['x-error-code'];
   let message = res.headers['x-error-message'];
   if (!message) {
     const body = await readText(res, 64 * 1024).catch(() => '');
@@ -71,27 +62,16 @@ export async function hfErrorFor(res: HttpResponse, what: string): Promise<HubHt
   } else {
     await drain(res);
   }
-  const url = res.url;
-  const detail = message ? `: ${message}` : '';
-  const s = res.status;
-  if (code === 'RevisionNotFound') return new RevisionNotFoundError(`Revision not found for ${what}${detail}`, s, url);
-  if (code === 'EntryNotFound') return new EntryNotFoundError(`File not found: ${what}${detail}`, s, url);
-  if (code === 'GatedRepo')
-    return new GatedRepoError(`Access to ${what} is restricted (gated repo)${detail}`, s, url, {
-      hint: 'Accept the conditions on the repo page, then pass a token: --token, HF_TOKEN, or `hf auth login`.',
-    });
-  if (message === 'Access to this resource is disabled.') return new HubHttpError(`Repo ${what} is disabled`, s, url);
-  if (code === 'RepoNotFound' || (s === 401 && message !== 'Invalid credentials in Authorization header'))
-    return new RepoNotFoundError(`Repository not found: ${what}`, s, url, {
-      hint: 'Check the name; if the repo is private or gated, pass a token (--token or HF_TOKEN).',
-    });
-  if (s === 401) return new UnauthorizedError(`Invalid token for ${what}${detail}`, s, url, { hint: 'Check HF_TOKEN / --token.' });
-  if (s === 429) {
-    const ra = Number.parseFloat(res.headers['retry-after'] ?? '');
-    return new RateLimitedError(`Rate limited by ${redactUrl(url)}${detail}`, s, url, Number.isFinite(ra) ? ra : undefined);
-  }
-  if (s === 403) return new UnauthorizedError(`Forbidden: ${what}${detail}`, s, url);
-  return new ServerError(`HTTP ${s} from ${redactUrl(url)}${detail}`, s, url);
+  const ra = Number.parseFloat(res.headers['retry-after'] ?? '');
+  return hubErrorFor({
+    status: res.status,
+    code: res.headers['x-error-code'],
+    message,
+    url: redactUrl(res.url),
+    what,
+    retryAfterSeconds: Number.isFinite(ra) ? ra : undefined,
+    hubUrl: true,
+  });
 }
 
 export class HfClient {

@@ -2,16 +2,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { request, type Dispatcher } from 'undici';
 import type { DownloadSource } from '../hubs/types.js';
-import {
-  EntryNotFoundError,
-  GatedRepoError,
-  HubHttpError,
-  RateLimitedError,
-  RepoNotFoundError,
-  RevisionNotFoundError,
-  ServerError,
-  UnauthorizedError,
-} from '../errors.js';
+import { HubHttpError, ServerError } from '../errors.js';
+import { redactUrl } from '../hubs/http.js';
+import { hubErrorFor } from '../hubs/http-errors.js';
 import { asTypedError, headerValue, parseRetryAfter } from './retry.js';
 
 type Body = Dispatcher.ResponseData['body'];
@@ -116,7 +109,7 @@ export async function openGet(opts: OpenOptions): Promise<OpenedResponse> {
     const location = headerValue(res.headers, 'location');
     if (res.statusCode >= 300 && res.statusCode < 400 && location) {
       await drain(res.body);
-      if (hop >= MAX_REDIRECTS) throw new ServerError(`too many redirects for ${opts.label}`, res.statusCode, redact(src.url));
+      if (hop >= MAX_REDIRECTS) throw new ServerError(`too many redirects for ${opts.label}`, res.statusCode, redactUrl(src.url));
       src = redirectTarget(src, location);
       opts.source.pin(src, generation);
       continue;
@@ -153,15 +146,6 @@ export function redirectTarget(src: DownloadSource, location: string): DownloadS
   return { url: to.href, headers };
 }
 
-/** URL safe to show: no query string (signatures, tokens) and no userinfo. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.origin}${u.pathname}`;
-  } catch {
-    return '<invalid url>';
-  }
-}
 
 export function parseContentRange(v: string | undefined): OpenedResponse['range'] {
   const m = v ? /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(v) : null;
@@ -214,21 +198,12 @@ async function statusError(
   generation: number,
 ): Promise<Error> {
   const status = res.statusCode;
-  const url = redact(rawUrl);
+  const url = redactUrl(rawUrl);
   const code = headerValue(res.headers, 'x-error-code');
-  const serverMsg = headerValue(res.headers, 'x-error-message') ?? (await readErrorMessage(res.body));
-  const detail = serverMsg ? `: ${serverMsg}` : '';
-  const what = `HTTP ${status} downloading ${label}${detail}`;
-  if (code === 'EntryNotFound' || status === 404) return new EntryNotFoundError(what, status, url);
-  if (code === 'RevisionNotFound') return new RevisionNotFoundError(what, status, url);
-  if (code === 'RepoNotFound') return new RepoNotFoundError(what, status, url);
-  if (code === 'GatedRepo') {
-    return new GatedRepoError(what, status, url, { hint: 'Request access to the repo on the Hub, then use a token that has it.' });
+  const message = headerValue(res.headers, 'x-error-message') ?? (await readErrorMessage(res.body));
+  // A bare 403 from a CDN usually means an expired signed URL: the caller may refresh it.
+  if (status === 403 && !code) {
+    return new ForbiddenStatusError(`HTTP 403 downloading ${label}${message ? `: ${message}` : ''}`, url, generation, 'Your token may lack access to this repo, or the download link expired.');
   }
-  if (status === 401) return new UnauthorizedError(what, status, url, { hint: 'Check your token (HF_TOKEN / `hf auth login`).' });
-  if (status === 403) return new ForbiddenStatusError(what, url, generation, 'Your token may lack access to this repo, or the download link expired.');
-  if (status === 429) {
-    return new RateLimitedError(what, status, url, parseRetryAfter(res.headers));
-  }
-  return new ServerError(what, status, url);
+  return hubErrorFor({ status, code, message, url, what: label, retryAfterSeconds: parseRetryAfter(res.headers), plain404IsEntry: true });
 }
