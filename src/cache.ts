@@ -14,16 +14,21 @@ import { UsageError } from './errors.js';
 import { downloadHf } from './download/hf.js';
 import { downloadModelScope } from './download/modelscope.js';
 import type { DownloadOptions, DownloadResult } from './download/types.js';
-import { importDir, type ImportOptions, type ImportResult } from './import/import-dir.js';
+import type { ImportOptions, ImportResult } from './import/import-dir.js';
 import { parseRepoRef } from './hubs/repo-ref.js';
 import type { RepoRef } from './hubs/types.js';
 import { TransferEngine } from './transfer/engine.js';
 import type { TransferOptions } from './transfer/types.js';
-import * as care from './care/index.js';
-import { dedup, type DedupOptions, type DedupReport } from './care/dedup.js';
-import { doctor, type DoctorOptions, type DoctorReport } from './care/doctor.js';
-import { pack, type PackOptions, type PackReport } from './care/pack.js';
-import { unpack, type UnpackOptions, type UnpackReport } from './care/unpack.js';
+import type * as care from './care/index.js';
+import type { DedupOptions, DedupReport } from './care/dedup.js';
+import type { DoctorOptions, DoctorReport } from './care/doctor.js';
+import type { PackOptions, PackReport } from './care/pack.js';
+import type { UnpackOptions, UnpackReport } from './care/unpack.js';
+import { policyPath } from './care/paths.js';
+
+// Cache care and import are loaded on first use: a download (the hot path of short-lived CLI
+// runs and of applications starting up) does not pay for parsing them.
+const careModule = (): Promise<typeof care> => import('./care/index.js');
 
 export interface HubSettings {
   /** Cache root for this hub's layout. */
@@ -146,6 +151,7 @@ export class Cache {
    * checking them against the hub's hashes; reports mismatches and missing files, downloads nothing.
    */
   async importDir(opts: Omit<ImportOptions, 'repo'> & { repo: string | RepoRef; revision?: string }): Promise<ImportResult> {
+    const { importDir } = await import('./import/import-dir.js');
     return importDir(this.config, { ...opts, repo: this.parseRepo(opts.repo, opts.revision) });
   }
 
@@ -164,53 +170,54 @@ export class Cache {
   }
 
   /** Everything cached, both hubs and layouts: repos, revisions, files, sizes, and warnings. Never throws on damage. */
-  scan(): Promise<care.CacheScan> {
-    return care.scan(this.careContext().roots);
+  async scan(): Promise<care.CacheScan> {
+    return (await careModule()).scan(this.careContext().roots);
   }
 
   /** Re-hashes cached files against their expected hashes; `fix` downloads bad ones again. */
   async verify(opts: care.VerifyOptions = {}): Promise<care.VerifyReport> {
-    return care.verify(this.careContext(), await this.scan(), opts);
+    return (await careModule()).verify(this.careContext(), await this.scan(), opts);
   }
 
   /** Cached refs vs what the hub (or several endpoints) serves now. */
   async status(opts: care.StatusOptions = {}): Promise<care.StatusReport> {
-    return care.status(this.careContext(), await this.scan(), opts);
+    return (await careModule()).status(this.careContext(), await this.scan(), opts);
   }
 
   /** Removes repos / revisions (`dryRun`: only report what would go). */
-  remove(opts: care.RemoveOptions): Promise<care.DeleteReport> {
-    return care.removeRevisions(this.careContext(), opts);
+  async remove(opts: care.RemoveOptions): Promise<care.DeleteReport> {
+    return (await careModule()).removeRevisions(this.careContext(), opts);
   }
 
   /** Removes detached revisions, stale partial downloads, broken links, orphan blobs, empty folders. */
-  prune(opts: care.PruneOptions = {}): Promise<care.DeleteReport> {
-    return care.pruneCache(this.careContext(), opts);
+  async prune(opts: care.PruneOptions = {}): Promise<care.DeleteReport> {
+    return (await careModule()).pruneCache(this.careContext(), opts);
   }
 
   /** Removes least recently used revisions until the cache fits in `maxSizeBytes`. */
-  gc(opts: care.GcOptions): Promise<care.DeleteReport> {
-    return care.gcCache(this.careContext(), opts);
+  async gc(opts: care.GcOptions): Promise<care.DeleteReport> {
+    return (await careModule()).gcCache(this.careContext(), opts);
   }
 
   /** Carries out a plan from a dry run (after the user confirmed it); every deletion is re-checked. */
-  executeDeletePlan(plan: care.DeletePlan, opts: { signal?: AbortSignal } = {}): Promise<care.DeleteReport> {
-    return care.executePlan(plan, opts);
+  async executeDeletePlan(plan: care.DeletePlan, opts: { signal?: AbortSignal } = {}): Promise<care.DeleteReport> {
+    return (await careModule()).executePlan(plan, opts);
   }
 
   /** The gc policy applied after every download, if one was saved. */
-  readCachePolicy(): Promise<care.CachePolicy | undefined> {
-    return care.readPolicy(this.config.hf.cacheDir);
+  async readCachePolicy(): Promise<care.CachePolicy | undefined> {
+    return (await careModule()).readPolicy(this.config.hf.cacheDir);
   }
 
-  saveCachePolicy(policy: care.CachePolicy): Promise<string> {
-    return care.savePolicy(this.config.hf.cacheDir, policy);
+  async saveCachePolicy(policy: care.CachePolicy): Promise<string> {
+    return (await careModule()).savePolicy(this.config.hf.cacheDir, policy);
   }
 
   /** Runs the saved gc policy, keeping what was just downloaded; a failure is only a warning. */
   private async applyCachePolicy(res: DownloadResult, opts: DownloadOptions): Promise<void> {
+    if (!fs.existsSync(policyPath(this.config.hf.cacheDir))) return;
     try {
-      const report = await care.applyCachePolicy(this.careContext(), res);
+      const report = await (await careModule()).applyCachePolicy(this.careContext(), res);
       if (report && report.freedBytes > 0) opts.onProgress?.({ type: 'warning', message: `Cache policy: removed ${report.plan.revisions.length + report.plan.repos.length} old revision(s), freed ${report.freedBytes} bytes` });
     } catch (err) {
       opts.onProgress?.({ type: 'warning', message: `Cache policy not applied: ${(err as Error).message}` });
@@ -218,22 +225,26 @@ export class Cache {
   }
 
   /** What goes wrong in practice (environment, file systems, locks, damage, incomplete repos, duplicates), each with a fix. */
-  doctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
+  async doctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
+    const { doctor } = await import('./care/doctor.js');
     return doctor(this.careContext(), opts);
   }
 
   /** Cached repos (layout and metadata) into one tar for a machine with no network. */
-  pack(opts: PackOptions): Promise<PackReport> {
+  async pack(opts: PackOptions): Promise<PackReport> {
+    const { pack } = await import('./care/pack.js');
     return pack(this.careContext(), opts);
   }
 
   /** Verifies a `pack` archive completely, then merges it into this cache (existing blobs and refs kept). */
-  unpack(opts: UnpackOptions): Promise<UnpackReport> {
+  async unpack(opts: UnpackOptions): Promise<UnpackReport> {
+    const { unpack } = await import('./care/unpack.js');
     return unpack(this.careContext(), { symlinks: this.config.hf.symlinks, ...opts });
   }
 
   /** Hard-links identical files across this cache's layouts (and `also` caches); reports the bytes freed. */
-  dedup(opts: DedupOptions = {}): Promise<DedupReport> {
+  async dedup(opts: DedupOptions = {}): Promise<DedupReport> {
+    const { dedup } = await import('./care/dedup.js');
     return dedup(this.careContext(), opts);
   }
 

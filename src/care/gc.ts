@@ -11,7 +11,7 @@ import { emptyPlan, planRevisions, type DeletePlan } from './delete.js';
 import { repoBusy, revisionInUse } from './in-use.js';
 import type { CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { lastUsedMs } from './remove.js';
-import { HUBCACHE_DIR } from './scan.js';
+import { policyPath } from './paths.js';
 import { selectTargets } from './select.js';
 import { parseSize } from './units.js';
 
@@ -31,9 +31,7 @@ export interface CachePolicy {
   keep?: string[];
 }
 
-export function policyPath(root: string): string {
-  return path.join(root, HUBCACHE_DIR, 'policy.json');
-}
+export { policyPath };
 
 export async function readPolicy(root: string): Promise<CachePolicy | undefined> {
   let raw: string;

@@ -7,12 +7,7 @@ import type { CacheScan, CacheWarning, CachedRepo } from './model.js';
 import { scanHfRepo } from './scan-hf.js';
 import { MS_TEMP_DIR, scanModelScopeRoot } from './scan-modelscope.js';
 
-/**
- * Where hubcache keeps its own state inside a cache root (the gc policy, unpack staging): under
- * `.locks/`, the one root folder huggingface_hub's cache scan skips, so `hf cache ls` shows no
- * warning for it (spec §6.1, §8.11).
- */
-export const HUBCACHE_DIR = path.join('.locks', 'hubcache');
+export { HUBCACHE_DIR } from './paths.js';
 
 /** Root entries that belong to the HF layout but are not repos. */
 const HF_ROOT_META = new Set(['.locks', 'CACHEDIR.TAG']);

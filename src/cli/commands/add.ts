@@ -2,7 +2,6 @@
 // `hubcache install` locks and fetches it.
 import { Command } from 'commander';
 import { parseRepoRef } from '../../hubs/repo-ref.js';
-import { addModel, loadManifest } from '../../manifest/manifest.js';
 import { type CommandRunner } from '../main.js';
 import { collectPatterns, manifestLocation, MANIFEST_OPTION_HELP } from './lock.js';
 
@@ -35,6 +34,7 @@ Examples:
     )
     .action(async (repoArg: string, _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: AddFlags) => {
+        const { addModel, loadManifest } = await import('../../manifest/manifest.js');
         const repo = parseRepoRef(repoArg, {
           ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
           ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),

@@ -1,7 +1,6 @@
 // `hubcache install`: downloads exactly what hubcache.lock pins (locking first if the manifest
 // changed, unless --frozen), then checks every file's size and hash against the lock.
 import { Command } from 'commander';
-import { install } from '../../manifest/install.js';
 import { formatBytes } from '../../util/format.js';
 import { type CommandRunner } from '../main.js';
 import { MANIFEST_OPTION_HELP, printLockResult, projectOptions } from './lock.js';
@@ -34,6 +33,7 @@ Examples:
     )
     .action(async (_o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: InstallFlags) => {
+        const { install } = await import('../../manifest/install.js');
         const progress = ctx.out.progress();
         try {
           const res = await install({

@@ -2,7 +2,7 @@
 // and writes hubcache.lock. Also home of what the other project commands share (flags, printing).
 import { Command } from 'commander';
 import { formatRepoRef } from '../../hubs/repo-ref.js';
-import { lock, type LockResult } from '../../manifest/lock.js';
+import type { LockResult } from '../../manifest/lock.js';
 import type { FileChanges } from '../../manifest/lockfile.js';
 import type { ManifestLocation } from '../../manifest/manifest.js';
 import type { LockedModel } from '../../manifest/schema.js';
@@ -73,6 +73,7 @@ To move pins to what their branches point to now, use \`hubcache update\`.`,
     )
     .action(async (_o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: { manifest?: string; dryRun?: boolean }) => {
+        const { lock } = await import('../../manifest/lock.js');
         const res = await lock({ ...projectOptions(ctx, flags), ...(flags.dryRun ? { dryRun: true } : {}) });
         printLockResult(ctx, res, { showUnchanged: true });
         return 0;

@@ -1,8 +1,7 @@
 // `hubcache ls [REPO]`: what the cache holds, both hubs and layouts (like `hf cache ls`).
 import { Command } from 'commander';
-import { listRows } from '../../care/list.js';
 import type { CachedRepo, CachedRevision } from '../../care/model.js';
-import { requireTargets } from '../../care/select.js';
+import type { requireTargets } from '../../care/select.js';
 import { age, formatTable, printWarnings, repeatable } from '../care-output.js';
 import type { CommandContext } from '../context.js';
 import { type CommandRunner } from '../main.js';
@@ -40,6 +39,7 @@ Examples:
     )
     .action(async (repoArg: string | undefined, _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: LsFlags) => {
+        const [{ listRows }, { requireTargets }] = await Promise.all([import('../../care/list.js'), import('../../care/select.js')]);
         const scan = await ctx.cache.scan();
         if (repoArg) {
           const selections = requireTargets(scan, [repoArg], defaultsOf(ctx));

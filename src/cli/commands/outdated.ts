@@ -4,8 +4,6 @@
 import { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { formatRepoRef } from '../../hubs/repo-ref.js';
-import { findManifest } from '../../manifest/manifest.js';
-import { outdated } from '../../manifest/outdated.js';
 import { cacheStatus } from './status.js';
 import { type CommandRunner } from '../main.js';
 import { changeLines, MANIFEST_OPTION_HELP, projectOptions } from './lock.js';
@@ -21,6 +19,8 @@ export function outdatedCommand(run: CommandRunner): Command {
     .option('--details', 'also list the files that changed (one tree listing per outdated model)')
     .action(async (aliases: string[], _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: { manifest?: string; details?: boolean; cache?: boolean }) => {
+        const { findManifest } = await import('../../manifest/manifest.js');
+        const { outdated } = await import('../../manifest/outdated.js');
         if (flags.cache || (!flags.manifest && !(await findManifest(process.cwd())))) return cacheStatus(ctx, aliases, cmd);
         const found = await outdated({ ...projectOptions(ctx, flags), aliases, ...(flags.details ? { details: true } : {}) });
         if (ctx.flags.json) ctx.out.json(found);

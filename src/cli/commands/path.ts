@@ -1,7 +1,6 @@
 // `hubcache path ALIAS [FILE]`: where an installed model (or one of its files) is, for scripts:
 //   python serve.py --model "$(hubcache path llama)"
 import { Command } from 'commander';
-import { modelPath } from '../../manifest/path.js';
 import { type CommandRunner } from '../main.js';
 import { MANIFEST_OPTION_HELP, projectOptions } from './lock.js';
 
@@ -14,6 +13,7 @@ export function pathCommand(run: CommandRunner): Command {
     .addHelpText('after', '\nFails (exit 16) when the model is not installed; run `hubcache install` first.')
     .action(async (alias: string, file: string | undefined, _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: { manifest?: string }) => {
+        const { modelPath } = await import('../../manifest/path.js');
         const p = await modelPath({ ...projectOptions(ctx, flags), alias, ...(file !== undefined ? { file } : {}) });
         if (ctx.flags.json) ctx.out.json({ alias, file, path: p });
         else ctx.out.result(p);

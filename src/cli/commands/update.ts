@@ -1,7 +1,6 @@
 // `hubcache update [ALIAS...]`: moves pins to what their branches/tags point to now and prints
 // which files were added, removed or changed.
 import { Command } from 'commander';
-import { update } from '../../manifest/lock.js';
 import { type CommandRunner } from '../main.js';
 import { MANIFEST_OPTION_HELP, printLockResult, projectOptions } from './lock.js';
 
@@ -14,6 +13,7 @@ export function updateCommand(run: CommandRunner): Command {
     .addHelpText('after', '\nThen run `hubcache install` to download the new files.')
     .action(async (aliases: string[], _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: { manifest?: string; dryRun?: boolean }) => {
+        const { update } = await import('../../manifest/lock.js');
         const res = await update({ ...projectOptions(ctx, flags), aliases, ...(flags.dryRun ? { dryRun: true } : {}) });
         printLockResult(ctx, res, { showUnchanged: false });
         if (!ctx.flags.json && res.entries.some((e) => e.status !== 'unchanged' && e.status !== 'removed')) ctx.out.info('next: hubcache install');
