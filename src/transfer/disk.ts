@@ -50,6 +50,23 @@ export async function ensureFreeSpace(dir: string, needed: number, free?: Promis
   }
 }
 
+/**
+ * A body pump's `write`: each batch lands right after the previous one, starting at `from`. The
+ * offset advances when a write is issued, so batches in flight never overlap.
+ */
+export function writerFrom(
+  file: { fh: FileHandle; path: string },
+  from: number,
+  hooks: TransferFsHooks | undefined,
+): (bufs: Buffer[], len: number) => Promise<void> {
+  let issued = from;
+  return (bufs, len) => {
+    const at = issued;
+    issued += len;
+    return writeAllAt(file.fh, file.path, bufs, at, hooks);
+  };
+}
+
 /** Write all of `bufs` at `position` (handles short writes), mapping a full disk to DiskFullError. */
 export async function writeAllAt(
   fh: FileHandle,

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { AbortedError, IntegrityError, NetworkError, ServerError } from '../errors.js';
 import { drain, ForbiddenStatusError, openGet } from './http-range.js';
 import { pumpBody } from './body-pump.js';
-import { ensureFreeSpace, writeAllAt } from './disk.js';
+import { ensureFreeSpace, writerFrom } from './disk.js';
 import { assertIdentityEncoding, combinedSignal, RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
 import { chunkLength, makeChunks, type Chunk, type Digest } from './ordered-hasher.js';
 import type { OwnedPartial } from './ownership.js';
@@ -375,17 +375,12 @@ class ChunkWorkers {
     this.checkEtag(headerValue(res.headers, 'etag'), res);
     this.confirmRanges();
     const limit = Math.min(r.end + 1, last.end) - from;
-    let issued = from;
     let credit = head;
     const { received } = await pumpBody(res.body, {
       maxBytes: limit,
       stallMs: job.opts.stallTimeoutSeconds * 1000,
-    batchBytes: job.buffers.batch,
-      write: (bufs, len) => {
-        const at = issued;
-        issued += len;
-        return writeAllAt(this.owned.fh, this.owned.path, bufs, at, job.opts.fsHooks);
-      },
+      batchBytes: job.buffers.batch,
+      write: writerFrom(this.owned, from, job.opts.fsHooks),
       // In order: `written` must only ever cover bytes that are on disk (checkpoints record it).
       onWritten: (_bufs, len) => {
         job.progress.add(len);

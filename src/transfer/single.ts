@@ -3,7 +3,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, IntegrityError, NetworkError, ServerError } from '../errors.js';
 import { pumpBody } from './body-pump.js';
-import { ensureFreeSpace, writeAllAt } from './disk.js';
+import { ensureFreeSpace, writerFrom } from './disk.js';
 import { ForbiddenStatusError, openGet } from './http-range.js';
 import { assertIdentityEncoding, combinedSignal, type FileJob } from './job.js';
 import { ContentHasher, makeChunks, type Digest } from './ordered-hasher.js';
@@ -127,16 +127,11 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
     }
   }
   const remaining = job.size - st.written;
-  let issued = st.written;
   const { received, ended } = await pumpBody(res.body, {
     maxBytes: remaining,
     stallMs: job.opts.stallTimeoutSeconds * 1000,
     batchBytes: job.buffers.batch,
-    write: (bufs, len) => {
-      const at = issued;
-      issued += len;
-      return writeAllAt(owned.fh, owned.path, bufs, at, job.opts.fsHooks);
-    },
+    write: writerFrom(owned, st.written, job.opts.fsHooks),
     onWritten: (bufs, len) => {
       for (const b of bufs) st.hasher.update(b);
       st.written += len;
