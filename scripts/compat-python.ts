@@ -86,6 +86,22 @@ print(p); print(open(v).read()); print(len(r.revisions), sorted(x for rev in r.r
     assert.equal(bodies(hub), 0);
   });
 
+  await check('HF: pack → unpack into an empty cache, then Python reads it offline', async () => {
+    const src = await tmp();
+    await hubcache(['download', 'org/compat'], hfEnv(src));
+    const bundle = path.join(await tmp(), 'bundle.tar');
+    await hubcache(['pack', 'org/compat', '-o', bundle], hfEnv(src));
+    const dst = await tmp();
+    await hubcache(['unpack', bundle], hfEnv(dst));
+    const out = await py('hfpy', `
+from huggingface_hub import snapshot_download, scan_cache_dir
+p = snapshot_download('org/compat', local_files_only=True)
+info = scan_cache_dir()
+assert not info.warnings, info.warnings
+print(sorted(f.file_name for r in info.repos for rev in r.revisions for f in rev.files))`, { ...hfEnv(dst), HF_HUB_OFFLINE: '1' });
+    assert.equal(out, "['config.json', 'model.safetensors', 'tokenizer.json']");
+  });
+
   await check('HF: --local-dir shared both ways', async () => {
     const cache = await tmp();
     const dir = path.join(await tmp(), 'ld');
