@@ -19,7 +19,7 @@ import path from 'node:path';
 import { tryAcquireLock } from '../locks/flock.js';
 import type { CareContext } from './context.js';
 import { statMany } from './fs-walk.js';
-import { hashFiles, type HashJob } from './hash-pool.js';
+import { hashFilesWithProgress, type HashJob } from './hash-pool.js';
 import { lockHeld } from './in-use.js';
 import type { CacheScan } from './model.js';
 import { scan, type CacheRoots } from './scan.js';
@@ -230,17 +230,8 @@ export async function dedup(ctx: CareContext, opts: DedupOptions = {}): Promise<
 async function hashInto(targets: CachedInode[], report: DedupReport, opts: DedupOptions, emit: (e: DedupEvent) => void): Promise<void> {
   if (targets.length === 0) return;
   const total = targets.reduce((s, i) => s + i.size, 0);
-  let done = 0;
   const jobs: HashJob[] = targets.map((i) => ({ path: (i.copies[0] as CachedCopy).path, algorithm: 'sha256' }));
-  const results = await hashFiles(jobs, {
-    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-    ...(opts.hashMode ? { mode: opts.hashMode } : {}),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    onBytes: (n) => {
-      done += n;
-      emit({ type: 'dedup-progress', bytes: done, total });
-    },
-  });
+  const results = await hashFilesWithProgress(jobs, opts, (bytes) => emit({ type: 'dedup-progress', bytes, total }));
   targets.forEach((inode, k) => {
     const r = results[k];
     report.hashedFiles++;

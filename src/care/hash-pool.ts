@@ -71,6 +71,24 @@ export function defaultHashConcurrency(): number {
 }
 
 /** Hashes every job; results in job order. A failure of one file is its result, not an exception. */
+/** What callers of the pool usually carry: their own concurrency / mode / signal choices. */
+export interface HashCallerOptions {
+  concurrency?: number;
+  hashMode?: 'threads' | 'inline';
+  signal?: AbortSignal;
+}
+
+/** hashFiles with a caller's options, reporting the running total of bytes hashed so far. */
+export function hashFilesWithProgress(jobs: readonly HashJob[], opts: HashCallerOptions, onProgress: (bytesDone: number) => void): Promise<HashResult[]> {
+  let done = 0;
+  return hashFiles(jobs, {
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+    ...(opts.hashMode ? { mode: opts.hashMode } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    onBytes: (n) => onProgress((done += n)),
+  });
+}
+
 export async function hashFiles(jobs: readonly HashJob[], opts: HashPoolOptions = {}): Promise<HashResult[]> {
   const concurrency = Math.max(1, Math.min(opts.concurrency ?? defaultHashConcurrency(), jobs.length || 1));
   if (jobs.length === 0) return [];

@@ -13,7 +13,7 @@ import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { acquireLock } from '../locks/flock.js';
 import type { CareContext } from './context.js';
 import { isInside } from './fs-walk.js';
-import { hashFiles, type HashAlgorithm, type HashJob } from './hash-pool.js';
+import { hashFiles, hashFilesWithProgress, type HashAlgorithm, type HashJob } from './hash-pool.js';
 import type { CachedFile, CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { etagOfBlobName, hfBlobLockPath } from './scan-hf.js';
 import { requireTargets } from './select.js';
@@ -180,16 +180,7 @@ async function hashChecks(checks: Check[], opts: VerifyOptions, emit: (e: Verify
     total += c.file.size;
   }
   emit({ type: 'verify-plan', blobs: jobs.length, bytes: total, unverifiable: checks.filter((c) => !c.expect).length });
-  let done = 0;
-  const hashed = await hashFiles(jobs, {
-    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-    ...(opts.hashMode ? { mode: opts.hashMode } : {}),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    onBytes: (n) => {
-      done += n;
-      emit({ type: 'verify-progress', bytes: done, total });
-    },
-  });
+  const hashed = await hashFilesWithProgress(jobs, opts, (bytes) => emit({ type: 'verify-progress', bytes, total }));
   const results = checks.map((c): FileCheck => {
     const base: FileCheck = { repo: c.repo.key, revision: c.rev.commit, path: c.file.path, blobPath: c.file.blobPath, verdict: 'unverifiable', size: c.file.size };
     if (!c.expect) return { ...base, reason: c.reason ?? 'no expected hash' };
