@@ -4,7 +4,7 @@
 // is needed except to find the CDN URL of LFS files that must actually be fetched.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { EntryNotFoundError, HubcacheError, NetworkError, OfflineMissError, RevisionNotFoundError } from '../errors.js';
+import { EntryNotFoundError, HubcacheError, OfflineMissError, RevisionNotFoundError } from '../errors.js';
 import { HfClient } from '../hubs/hf.js';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import { expectedContentOf, hfEtagOf, type RemoteFile, type RepoRef } from '../hubs/types.js';
@@ -167,7 +167,7 @@ async function listSnapshotFiles(rc: HfRepoCache, commit: string, opts: Download
   const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
   for (const e of entries) {
     if (e.isDirectory()) continue;
-    const abs = path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
+    const abs = path.join(e.parentPath, e.name);
     const st = await fs.stat(abs).catch(() => undefined);
     if (!st?.isFile()) continue;
     const rel = path.relative(root, abs).split(path.sep).join('/');
@@ -263,9 +263,6 @@ async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: Hf
     await commitStaged(staged, target);
     await ld.writeMetadata(f.path, commit, etag);
     return 'downloaded';
-  } catch (err) {
-    if (err instanceof NetworkError) err.hint ??= 'Run the same command again: finished files are kept and partial ones resume.';
-    throw err;
   } finally {
     await lock.release();
   }
