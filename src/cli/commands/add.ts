@@ -3,7 +3,8 @@
 import { Command } from 'commander';
 import { parseRepoRef } from '../../hubs/repo-ref.js';
 import { type CommandRunner } from '../main.js';
-import { collectPatterns, manifestLocation, MANIFEST_OPTION_HELP } from './lock.js';
+import { withPatternOptions } from '../options.js';
+import { manifestLocation, MANIFEST_OPTION_HELP } from './lock.js';
 
 interface AddFlags {
   as?: string;
@@ -15,13 +16,13 @@ interface AddFlags {
 }
 
 export function addCommand(run: CommandRunner): Command {
-  return new Command('add')
-    .description('Add a model to hubcache.json (then `hubcache install` locks and downloads it)')
-    .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
-    .option('--as <alias>', 'name of the entry (default: the repo name)')
-    .option('--revision <rev>', 'branch, tag or commit to follow (default: main, master on ModelScope)')
-    .option('--include <pattern>', 'only files matching this glob (repeatable, or comma-separated)', collectPatterns)
-    .option('--exclude <pattern>', 'skip files matching this glob (repeatable, or comma-separated)', collectPatterns)
+  return withPatternOptions(
+    new Command('add')
+      .description('Add a model to hubcache.json (then `hubcache install` locks and downloads it)')
+      .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
+      .option('--as <alias>', 'name of the entry (default: the repo name)')
+      .option('--revision <rev>', 'branch, tag or commit to follow (default: main, master on ModelScope)'),
+  )
     .option('--local-dir <dir>', 'install as plain files in this folder instead of the shared cache')
     .option('--manifest <file>', MANIFEST_OPTION_HELP)
     .addHelpText(

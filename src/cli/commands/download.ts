@@ -6,6 +6,7 @@ import type { DownloadOptions } from '../../download/types.js';
 import { LINK_MODES, type LinkMode } from '../../layouts/link-mode.js';
 import { formatBytes } from '../../util/format.js';
 import { type CommandRunner } from '../main.js';
+import { withPatternOptions } from '../options.js';
 
 interface DownloadFlags {
   revision?: string;
@@ -20,16 +21,14 @@ interface DownloadFlags {
   linkMode?: LinkMode;
 }
 
-const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
-
 export function downloadCommand(run: CommandRunner): Command {
-  return new Command('download')
-    .description('Download a repo (or some files of it) into the cache, or into a plain folder with --local-dir')
-    .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
-    .argument('[files...]', 'only these files (a name ending in / means a whole folder)')
-    .option('--revision <rev>', 'branch, tag, refs/pr/N or commit (default: main, or master on ModelScope)')
-    .option('--include <pattern>', 'only files matching this glob (repeatable, or comma-separated); * matches / too', collect)
-    .option('--exclude <pattern>', 'skip files matching this glob (repeatable, or comma-separated)', collect)
+  return withPatternOptions(
+    new Command('download')
+      .description('Download a repo (or some files of it) into the cache, or into a plain folder with --local-dir')
+      .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
+      .argument('[files...]', 'only these files (a name ending in / means a whole folder)')
+      .option('--revision <rev>', 'branch, tag, refs/pr/N or commit (default: main, or master on ModelScope)'),
+  )
     .option('--local-dir <dir>', 'write plain files here (like `hf download --local-dir`), with metadata for re-runs')
     .option('--dry-run', 'show what would be downloaded, with sizes; change nothing')
     .option('--force-download', 'download again even if cached')

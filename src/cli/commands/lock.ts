@@ -12,7 +12,6 @@ import { type CommandRunner } from '../main.js';
 
 export const MANIFEST_OPTION_HELP = 'hubcache.json to use (default: the nearest one in this folder or a parent)';
 
-export const collectPatterns = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 
 export function manifestLocation(flags: { manifest?: string }): ManifestLocation {
   return flags.manifest !== undefined ? { manifest: flags.manifest } : {};
