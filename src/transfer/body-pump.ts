@@ -1,31 +1,46 @@
-// Reading a response body into disk-sized batches, with a stall watchdog and a short
-// write-behind queue.
-//
-// The body is read with 'data' events, not an async iterator: the iterator's read() joins
-// buffered socket chunks into a fresh buffer (one more copy and one more allocation of every
-// byte, which on a fast link doubles the garbage and the peak memory). Chunks go to disk as they
-// came, gathered by writev, and backpressure pauses the socket while too many writes are pending.
-import type { Readable } from 'node:stream';
+// Moving a response body to disk: the socket reads straight into write batches taken from a
+// pool, each full batch is written at its file position, and at most WRITE_DEPTH writes of a
+// connection are in flight before its socket pauses. A stall watchdog cuts silent connections.
 import { NetworkError } from '../errors.js';
+import type { BodyConsumer, Http1Response } from './http1/client.js';
 
 /** A slow link still gets its bytes onto disk (and into progress) this often. */
 const MAX_BATCH_AGE_MS = 50;
 /** Writes in flight per connection: the socket keeps being read while the disk works. */
 export const WRITE_DEPTH = 2;
 
+/**
+ * Write batches, reused: at 1 GiB/s, fresh buffers per read would keep the garbage collector
+ * busier than the hash. Holds at most `keep` idle buffers.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    readonly size: number,
+    private readonly keep: number,
+  ) {}
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+
+  give(buf: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(buf);
+  }
+}
+
 export interface PumpOptions {
   /** Stop after this many bytes (a server sending more than asked is cut off). */
   maxBytes: number;
   stallMs: number;
-  /** Bytes collected before one positional write (a connection holds up to WRITE_DEPTH + 1 batches). */
-  batchBytes: number;
+  pool: BufferPool;
   /**
-   * Start writing the next `length` bytes of the body (the callee tracks the position: calls
-   * come in body order). Up to WRITE_DEPTH writes run at once.
+   * Start writing `buf[0, length)` right after the previous batch (the callee tracks the file
+   * position: calls come in body order). Up to WRITE_DEPTH writes run at once.
    */
-  write: (bufs: Buffer[], length: number) => Promise<void>;
-  /** Called in body order once a write and every write before it completed. */
-  onWritten: (bufs: Buffer[], length: number) => void;
+  write: (buf: Buffer, length: number) => Promise<void>;
+  /** Called in body order once a write and every write before it completed; `buf` is reused after. */
+  onWritten: (buf: Buffer, length: number) => void;
 }
 
 export interface PumpResult {
@@ -36,23 +51,23 @@ export interface PumpResult {
 
 interface InFlight {
   done: Promise<void>;
-  bufs: Buffer[];
+  buf: Buffer;
   len: number;
 }
 
 /**
- * Streams `body` to disk. Bytes that arrived before a network error are still written, so a
- * retry resumes after them. The watchdog only counts time spent waiting for the network,
- * never time spent writing to a slow disk.
+ * Streams the body of `res` to disk. Bytes that arrived before a network error are still
+ * written, so a retry resumes after them. The watchdog only counts time spent waiting for the
+ * network, never time spent writing to a slow disk.
  */
-export function pumpBody(body: Readable, o: PumpOptions): Promise<PumpResult> {
-  return new Pump(body, o).run();
+export function pumpBody(res: Http1Response, o: PumpOptions): Promise<PumpResult> {
+  return new Pump(res, o).run();
 }
 
-class Pump {
-  private pending: Buffer[] = [];
-  private pendingLen = 0;
-  private pendingSince = 0;
+class Pump implements BodyConsumer {
+  private batch: Buffer;
+  private fill = 0;
+  private fillSince = 0;
   private readonly inflight: InFlight[] = [];
   private received = 0;
   /** Waiting for a write to finish (socket paused): the stall clock stops. */
@@ -66,9 +81,11 @@ class Pump {
   private writeFailed: Error | undefined;
 
   constructor(
-    private readonly body: Readable,
+    private readonly res: Http1Response,
     private readonly o: PumpOptions,
-  ) {}
+  ) {
+    this.batch = o.pool.take();
+  }
 
   run(): Promise<PumpResult> {
     const done = new Promise<PumpResult>((resolve, reject) => {
@@ -78,58 +95,81 @@ class Pump {
     const stallMs = this.o.stallMs;
     this.watchdog = setInterval(() => {
       if (!this.blocked && Date.now() - this.lastData > stallMs) {
-        this.body.destroy(new NetworkError(`no data received for ${Math.round(stallMs / 1000)} s (stalled connection)`));
+        this.res.destroy(new NetworkError(`no data received for ${Math.round(stallMs / 1000)} s (stalled connection)`));
       }
     }, Math.max(50, Math.min(1000, stallMs / 4)));
     this.watchdog.unref();
-    this.body.on('data', this.onData);
-    this.body.once('end', () => void this.finish(true, undefined));
-    this.body.once('error', (err) => void this.finish(false, err));
-    // A body destroyed without an error (aborted request) ends nothing: count it as closed early.
-    this.body.once('close', () => void this.finish(false, undefined));
+    this.res.consume(this);
     return done;
   }
 
-  private readonly onData = (chunk: Buffer): void => {
-    if (this.finished) return;
-    this.lastData = Date.now();
-    // Read on to the end at maxBytes so the keep-alive connection is reusable; more is a cut.
-    if (this.received >= this.o.maxBytes) {
-      void this.finish(false, undefined);
-      return;
-    }
-    let buf = chunk;
-    if (this.received + buf.length > this.o.maxBytes) buf = buf.subarray(0, this.o.maxBytes - this.received);
-    this.received += buf.length;
-    if (this.pendingLen === 0) this.pendingSince = this.lastData;
-    this.pending.push(buf);
-    this.pendingLen += buf.length;
-    if (this.pendingLen >= this.o.batchBytes || this.lastData - this.pendingSince >= MAX_BATCH_AGE_MS) this.issue();
-  };
+  space(): Buffer {
+    if (this.fill === this.batch.length) this.issue();
+    return this.batch.subarray(this.fill);
+  }
 
-  /** Start writing what is pending. */
+  data(n: number): boolean {
+    if (this.finished) return false;
+    this.lastData = Date.now();
+    const take = Math.min(n, this.o.maxBytes - this.received);
+    if (take < n) {
+      // More than we asked for: keep what we wanted, drop the connection.
+      this.accept(take);
+      this.res.destroy(new NetworkError('response longer than requested'));
+      void this.finish(false, undefined);
+      return false;
+    }
+    this.accept(take);
+    if (this.received === this.o.maxBytes) {
+      // All we need. The body normally ends in this same read; if it goes on, cut it.
+      queueMicrotask(() => {
+        if (this.finished) return;
+        this.res.destroy(new NetworkError('response longer than requested'));
+        void this.finish(false, undefined);
+      });
+    }
+    return !this.blocked;
+  }
+
+  end(): void {
+    void this.finish(true, undefined);
+  }
+
+  error(err: Error): void {
+    void this.finish(false, err);
+  }
+
+  private accept(n: number): void {
+    if (n <= 0) return;
+    if (this.fill === 0) this.fillSince = this.lastData;
+    this.fill += n;
+    this.received += n;
+    if (this.fill === this.batch.length || this.lastData - this.fillSince >= MAX_BATCH_AGE_MS) this.issue();
+  }
+
+  /** Start writing the current batch and take a fresh one. */
   private start(): void {
-    if (this.pendingLen === 0) return;
-    const bufs = this.pending;
-    const len = this.pendingLen;
-    this.pending = [];
-    this.pendingLen = 0;
-    const done = this.o.write(bufs, len);
+    if (this.fill === 0) return;
+    const buf = this.batch;
+    const len = this.fill;
+    this.batch = this.o.pool.take();
+    this.fill = 0;
+    const done = this.o.write(buf, len);
     done.catch(() => undefined); // observed in settleOldest
-    this.inflight.push({ done, bufs, len });
+    this.inflight.push({ done, buf, len });
   }
 
   /** start(); with WRITE_DEPTH writes running, pause the socket until the oldest is done. */
   private issue(): void {
     this.start();
-    if (this.inflight.length >= WRITE_DEPTH && !this.blocked) {
+    if (this.inflight.length >= WRITE_DEPTH && !this.blocked && !this.finished) {
       this.blocked = true;
-      this.body.pause();
+      this.res.pause();
       this.settleOldest().then(
         () => {
           this.blocked = false;
           this.lastData = Date.now();
-          if (!this.finished) this.body.resume();
+          if (!this.finished) this.res.resume();
         },
         (err: unknown) => void this.finish(false, err),
       );
@@ -151,13 +191,14 @@ class Pump {
         this.writeFailed = err instanceof Error ? err : new Error(String(err));
         throw err;
       }
-      this.o.onWritten(x.bufs, x.len);
+      this.o.onWritten(x.buf, x.len);
+      this.o.pool.give(x.buf);
     });
     this.settling = next.catch(() => undefined);
     return next;
   }
 
-  /** Write everything pending and wait for all writes, reporting them in order. */
+  /** Write what is pending and wait for all writes, reporting them in order. */
   private async drain(): Promise<void> {
     if (!this.writeFailed) this.start();
     while (this.inflight.length > 0) await this.settleOldest();
@@ -167,7 +208,8 @@ class Pump {
     if (this.finished) return;
     this.finished = true;
     clearInterval(this.watchdog);
-    this.body.off('data', this.onData);
+    // Before anything else: no more socket reads into a batch that is about to be written.
+    if (!ended) this.res.destroy();
     try {
       // Keep what arrived before a failure; a write error then wins over the network error.
       await this.drain();
@@ -177,7 +219,7 @@ class Pump {
       // After a failure: wait for stray writes without reporting them (they may not be contiguous).
       await this.settling;
       await Promise.allSettled(this.inflight.splice(0).map((x) => x.done));
-      if (!this.body.readableEnded) this.body.destroy();
+      this.o.pool.give(this.batch);
     }
     if (err !== undefined) this.reject(err);
     else this.resolve({ received: this.received, ended });

@@ -58,53 +58,34 @@ export function writerFrom(
   file: { fh: FileHandle; path: string },
   from: number,
   hooks: TransferFsHooks | undefined,
-): (bufs: Buffer[], len: number) => Promise<void> {
+): (buf: Buffer, len: number) => Promise<void> {
   let issued = from;
-  return (bufs, len) => {
+  return (buf, len) => {
     const at = issued;
     issued += len;
-    return writeAllAt(file.fh, file.path, bufs, at, hooks);
+    return writeAllAt(file.fh, file.path, buf.subarray(0, len), at, hooks);
   };
 }
 
-/** Write all of `bufs` at `position` (handles short writes), mapping a full disk to DiskFullError. */
+/** Write all of `buf` at `position` (handles short writes), mapping a full disk to DiskFullError. */
 export async function writeAllAt(
   fh: FileHandle,
   filePath: string,
-  bufs: Buffer[],
+  buf: Buffer,
   position: number,
   hooks: TransferFsHooks | undefined,
 ): Promise<void> {
-  let pending = bufs;
-  let pos = position;
   try {
-    while (pending.length > 0) {
-      const length = pending.reduce((a, b) => a + b.length, 0);
-      hooks?.beforeWrite?.({ path: filePath, position: pos, length });
-      const { bytesWritten } = await fh.writev(pending, pos);
-      if (bytesWritten === length) return;
+    for (let done = 0; done < buf.length; ) {
+      hooks?.beforeWrite?.({ path: filePath, position: position + done, length: buf.length - done });
+      const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
       if (bytesWritten === 0) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
-      pos += bytesWritten;
-      pending = dropPrefix(pending, bytesWritten);
+      done += bytesWritten;
     }
   } catch (err) {
     if (isDiskFull(err)) throw diskFullError(path.dirname(filePath), err);
     throw err;
   }
-}
-
-function dropPrefix(bufs: Buffer[], n: number): Buffer[] {
-  const out: Buffer[] = [];
-  let skip = n;
-  for (const b of bufs) {
-    if (skip >= b.length) {
-      skip -= b.length;
-      continue;
-    }
-    out.push(skip > 0 ? b.subarray(skip) : b);
-    skip = 0;
-  }
-  return out;
 }
 
 let cachedUmask: number | undefined;

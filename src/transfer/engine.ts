@@ -12,12 +12,12 @@
 // (prefix-hasher.ts), and all downloads share one bounded buffer memory (bufferMemory).
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { Agent, type Dispatcher } from 'undici';
 import { AbortedError, IntegrityError, ServerError, UsageError } from '../errors.js';
 import { defaultFileMode, diskFullError, existsWithSize, freeBytes, isDiskFull, syncDir, unlinkQuiet } from './disk.js';
 import { SourceHolder } from './http-range.js';
-import { WRITE_DEPTH } from './body-pump.js';
-import { bufferSizes, RangeUnsupportedError, RemoteChangedError, type BufferSizes, type FileJob } from './job.js';
+import { BufferPool, WRITE_DEPTH } from './body-pump.js';
+import { Http1Client } from './http1/client.js';
+import { batchSize, RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
 import { Semaphore } from './limiter.js';
 import { verifyDigest, type Digest } from './ordered-hasher.js';
 import {
@@ -39,10 +39,9 @@ import { defaultTransferOptions, type TransferOptions, type TransferRequest, typ
 
 export class TransferEngine {
   readonly options: Readonly<TransferOptions>;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownDispatcher: Agent | undefined;
+  private readonly http = new Http1Client({ keepAliveMs: 30_000, connectTimeoutMs: 30_000 });
   private readonly connections: Semaphore;
-  private readonly buffers: BufferSizes;
+  private readonly pool: BufferPool;
   /** Same finalPath requested twice in this engine: the second call joins the first. */
   private readonly inflight = new Map<string, Promise<TransferResult>>();
   /** Small files share one directory listing and one statfs per directory for a while. */
@@ -53,24 +52,15 @@ export class TransferEngine {
     const o: TransferOptions = { ...defaultTransferOptions, ...stripUndefined(opts) };
     validateOptions(o);
     this.options = Object.freeze(o);
-    if (o.dispatcher) {
-      this.dispatcher = o.dispatcher;
-    } else {
-      this.ownDispatcher = new Agent({
-        keepAliveTimeout: 30_000,
-        keepAliveMaxTimeout: 600_000,
-        connections: o.maxConnections,
-        connect: { timeout: 30_000 },
-      });
-      this.dispatcher = this.ownDispatcher;
-    }
     this.connections = new Semaphore(o.maxConnections);
-    this.buffers = bufferSizes(o.bufferMemory, o.maxConnections, WRITE_DEPTH);
+    const batch = batchSize(o.bufferMemory, o.maxConnections, WRITE_DEPTH);
+    this.pool = new BufferPool(batch, Math.ceil(o.bufferMemory / batch));
   }
 
-  /** Closes the connection pool the engine created (not a dispatcher passed in). */
+  /** Closes the engine's idle keep-alive connections. */
   async close(): Promise<void> {
-    await this.ownDispatcher?.close();
+    this.http.close();
+    return Promise.resolve();
   }
 
   download(req: TransferRequest): Promise<TransferResult> {
@@ -102,11 +92,11 @@ export class TransferEngine {
       dir: req.partialDir,
       source: new SourceHolder(req.source),
       opts: this.options,
-      dispatcher: this.dispatcher,
+      http: this.http,
       connections: this.connections,
       progress,
       signal: req.signal,
-      buffers: this.buffers,
+      pool: this.pool,
       freeBytes: small ? () => this.sharedFreeBytes(req.partialDir) : () => freeBytes(req.partialDir),
       stats: { downloaded: 0 },
     };

@@ -1,13 +1,11 @@
 // One GET (optionally ranged) with manual redirects, typed status errors and no token leaks.
 import type { IncomingHttpHeaders } from 'node:http';
-import { request, type Dispatcher } from 'undici';
 import type { DownloadSource } from '../hubs/types.js';
 import { HubHttpError, ServerError } from '../errors.js';
 import { redactUrl } from '../hubs/http.js';
 import { hubErrorFor } from '../hubs/http-errors.js';
+import type { Http1Client, Http1Response } from './http1/client.js';
 import { asTypedError, headerValue, parseRetryAfter } from './retry.js';
-
-type Body = Dispatcher.ResponseData['body'];
 
 const MAX_REDIRECTS = 10;
 
@@ -60,7 +58,7 @@ export class SourceHolder {
 export interface OpenedResponse {
   status: number;
   headers: IncomingHttpHeaders;
-  body: Body;
+  body: Http1Response;
   /** Parsed `Content-Range` of a 206. */
   range?: { start: number; end: number; total?: number };
   /** Source generation the response came from (for 403 refresh bookkeeping). */
@@ -69,15 +67,13 @@ export interface OpenedResponse {
 
 export interface OpenOptions {
   source: SourceHolder;
-  dispatcher: Dispatcher;
+  http: Http1Client;
   /** Inclusive byte range; `end` undefined = to the end. */
   range?: { start: number; end?: number };
   signal: AbortSignal;
   headersTimeoutMs: number;
   userAgent: string;
   label: string;
-  /** Body bytes buffered before the socket is paused (part of the engine's buffer memory). */
-  highWaterMark: number;
 }
 
 /** A 403 that carries the source generation, so the caller can decide to refresh. */
@@ -92,31 +88,23 @@ export async function openGet(opts: OpenOptions): Promise<OpenedResponse> {
   let src = await opts.source.get();
   for (let hop = 0; ; hop++) {
     const headers = buildHeaders(src.headers, opts);
-    let res: Dispatcher.ResponseData;
+    let res: Http1Response;
     try {
-      res = await request(src.url, {
-        method: 'GET',
-        headers,
-        dispatcher: opts.dispatcher,
-        signal: opts.signal,
-        headersTimeout: opts.headersTimeoutMs,
-        bodyTimeout: 0, // stalls are detected by our own watchdog, which ignores disk backpressure
-        highWaterMark: opts.highWaterMark,
-      });
+      res = await opts.http.get(src.url, { headers, signal: opts.signal, headersTimeoutMs: opts.headersTimeoutMs });
     } catch (err) {
       throw asTypedError(err, opts.signal);
     }
     const location = headerValue(res.headers, 'location');
-    if (res.statusCode >= 300 && res.statusCode < 400 && location) {
-      await drain(res.body);
-      if (hop >= MAX_REDIRECTS) throw new ServerError(`too many redirects for ${opts.label}`, res.statusCode, redactUrl(src.url));
+    if (res.status >= 300 && res.status < 400 && location) {
+      await res.dump();
+      if (hop >= MAX_REDIRECTS) throw new ServerError(`too many redirects for ${opts.label}`, res.status, redactUrl(src.url));
       src = redirectTarget(src, location);
       opts.source.pin(src, generation);
       continue;
     }
-    if (res.statusCode >= 200 && res.statusCode < 300) {
-      const out: OpenedResponse = { status: res.statusCode, headers: res.headers, body: res.body, generation };
-      if (res.statusCode === 206) out.range = parseContentRange(headerValue(res.headers, 'content-range'));
+    if (res.status >= 200 && res.status < 300) {
+      const out: OpenedResponse = { status: res.status, headers: res.headers, body: res, generation };
+      if (res.status === 206) out.range = parseContentRange(headerValue(res.headers, 'content-range'));
       return out;
     }
     throw await statusError(res, src.url, opts.label, generation);
@@ -155,32 +143,14 @@ export function parseContentRange(v: string | undefined): OpenedResponse['range'
   return out;
 }
 
-/** Read and drop a small body so the keep-alive connection can be reused. */
-export async function drain(body: Body): Promise<void> {
+/** The first words of an error page: its JSON `error`, or its text if it is not HTML. */
+async function readErrorMessage(body: Http1Response): Promise<string | undefined> {
+  let text: string;
   try {
-    await body.dump({ limit: 64 * 1024 });
-  } catch {
-    // The connection is gone anyway; nothing to keep.
-  }
-}
-
-async function readErrorMessage(body: Body): Promise<string | undefined> {
-  // Bounded read: an error page can be large and we only want its first words.
-  const parts: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const piece of body) {
-      const buf = piece as Buffer;
-      parts.push(buf);
-      size += buf.length;
-      if (size >= 4096) break;
-    }
+    text = (await body.text(4096)).slice(0, 4096);
   } catch {
     return undefined;
-  } finally {
-    if (!body.destroyed && size >= 4096) body.destroy();
   }
-  const text = Buffer.concat(parts).toString('utf8').slice(0, 4096);
   try {
     const json = JSON.parse(text) as { error?: unknown };
     if (typeof json.error === 'string') return json.error.slice(0, 300);
@@ -191,16 +161,14 @@ async function readErrorMessage(body: Body): Promise<string | undefined> {
   return trimmed && !trimmed.startsWith('<') ? trimmed.slice(0, 200) : undefined;
 }
 
-async function statusError(
-  res: Dispatcher.ResponseData,
-  rawUrl: string,
-  label: string,
-  generation: number,
-): Promise<Error> {
-  const status = res.statusCode;
+async function statusError(res: Http1Response, rawUrl: string, label: string, generation: number): Promise<Error> {
+  const status = res.status;
   const url = redactUrl(rawUrl);
   const code = headerValue(res.headers, 'x-error-code');
-  const message = headerValue(res.headers, 'x-error-message') ?? (await readErrorMessage(res.body));
+  // The body is read either way: a response left unread would hold its connection.
+  const fromHeader = headerValue(res.headers, 'x-error-message');
+  const message = fromHeader ?? (await readErrorMessage(res));
+  if (fromHeader !== undefined) await res.dump();
   // A bare 403 from a CDN usually means an expired signed URL: the caller may refresh it.
   if (status === 403 && !code) {
     return new ForbiddenStatusError(`HTTP 403 downloading ${label}${message ? `: ${message}` : ''}`, url, generation, 'Your token may lack access to this repo, or the download link expired.');

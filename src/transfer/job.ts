@@ -1,8 +1,9 @@
 // What a single-file transfer needs from the engine, shared by the single and ranged paths.
 import { setMaxListeners } from 'node:events';
-import type { Dispatcher } from 'undici';
 import type { ExpectedContent } from '../hubs/types.js';
 import { ServerError } from '../errors.js';
+import type { BufferPool } from './body-pump.js';
+import type { Http1Client } from './http1/client.js';
 import type { SourceHolder, OpenedResponse } from './http-range.js';
 import type { Semaphore } from './limiter.js';
 import type { ProgressReporter } from './progress.js';
@@ -17,13 +18,13 @@ export interface FileJob {
   dir: string;
   source: SourceHolder;
   opts: TransferOptions;
-  dispatcher: Dispatcher;
+  http: Http1Client;
   connections: Semaphore;
   progress: ProgressReporter;
   /** The caller's signal. */
   signal: AbortSignal | undefined;
-  /** Per-connection share of the engine's buffer memory (see bufferSizes()). */
-  buffers: BufferSizes;
+  /** Write batches, shared by all connections of the engine (see batchSize()). */
+  pool: BufferPool;
   /** Free bytes where the partial lives (small files share one recent statfs per directory). */
   freeBytes: () => Promise<number | undefined>;
   stats: { downloaded: number };
@@ -52,25 +53,15 @@ export function combinedSignal(outer: AbortSignal | undefined, inner: AbortSigna
   return s;
 }
 
-export interface BufferSizes {
-  /** Body bytes buffered per response before its socket is paused. */
-  highWaterMark: number;
-  /** Bytes per positional write. */
-  batch: number;
-}
-
 const KiB = 1024;
 
 /**
- * Splits `bufferMemory` evenly over `maxConnections`: each connection holds at most its socket
- * buffer plus WRITE_DEPTH + 1 write batches, so the total stays bounded whatever the file sizes
- * and connection counts. (A 1 MiB socket buffer per connection measured no faster on loopback
- * than 256 KiB, and cost 100 MB of peak RSS at 16 connections.)
+ * Bytes per write batch: `bufferMemory` split evenly over `maxConnections`, each holding at most
+ * `writeDepth` batches being written plus the one being filled, so the total stays bounded
+ * whatever the file sizes and connection counts.
  */
-export function bufferSizes(bufferMemory: number, maxConnections: number, writeDepth: number): BufferSizes {
-  const perConnection = bufferMemory / maxConnections;
-  const batch = clamp(Math.floor(perConnection / (writeDepth + 1.5)), 64 * KiB, 1024 * KiB);
-  return { batch, highWaterMark: clamp(Math.floor(batch / 2), 16 * KiB, 256 * KiB) };
+export function batchSize(bufferMemory: number, maxConnections: number, writeDepth: number): number {
+  return clamp(Math.floor(bufferMemory / maxConnections / (writeDepth + 1)), 64 * KiB, 1024 * KiB);
 }
 
 function clamp(v: number, lo: number, hi: number): number {

@@ -7,7 +7,7 @@
 // (PrefixHasher). The resume state is checkpointed on the heartbeat and every 64 MiB.
 import { hostname } from 'node:os';
 import { AbortedError, IntegrityError, NetworkError, ServerError } from '../errors.js';
-import { drain, ForbiddenStatusError, openGet } from './http-range.js';
+import { ForbiddenStatusError, openGet } from './http-range.js';
 import { pumpBody } from './body-pump.js';
 import { ensureFreeSpace, writerFrom } from './disk.js';
 import { assertIdentityEncoding, combinedSignal, RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
@@ -350,14 +350,13 @@ class ChunkWorkers {
     const from = head.start + head.written;
     const res = await openGet({
       source: job.source,
-      dispatcher: job.dispatcher,
+      http: job.http,
       range: { start: from, end: last.end - 1 },
       signal: this.signal,
       headersTimeoutMs: job.opts.stallTimeoutSeconds * 1000,
       userAgent: job.opts.userAgent,
       label: job.label,
-      highWaterMark: job.buffers.highWaterMark,
-    });
+      });
     if (res.status !== 206) {
       res.body.destroy();
       throw new RangeUnsupportedError(`server ignored Range for ${job.label}`);
@@ -365,7 +364,7 @@ class ChunkWorkers {
     assertIdentityEncoding(res, job.label);
     const r = res.range;
     if (!r || r.start !== from || r.end < from) {
-      await drain(res.body);
+      await res.body.dump();
       throw new ServerError(`invalid Content-Range for ${job.label}`, undefined, undefined);
     }
     if (r.total !== undefined && r.total !== job.size) {
@@ -379,10 +378,10 @@ class ChunkWorkers {
     const { received } = await pumpBody(res.body, {
       maxBytes: limit,
       stallMs: job.opts.stallTimeoutSeconds * 1000,
-      batchBytes: job.buffers.batch,
+      pool: job.pool,
       write: writerFrom(this.owned, from, job.opts.fsHooks),
       // In order: `written` must only ever cover bytes that are on disk (checkpoints record it).
-      onWritten: (_bufs, len) => {
+      onWritten: (_buf, len) => {
         job.progress.add(len);
         job.stats.downloaded += len;
         for (let left = len; left > 0; ) {

@@ -99,7 +99,7 @@ export class RetryTracker {
   }
 }
 
-/** Wraps low-level socket/undici errors as NetworkError, keeping typed errors as they are. */
+/** Wraps low-level socket errors as NetworkError, keeping typed errors as they are. */
 export function asTypedError(err: unknown, signal: AbortSignal | undefined): Error {
   if (signal?.aborted) return new AbortedError();
   if (err instanceof HubcacheError) return err;

@@ -93,13 +93,12 @@ async function hashFromDisk(fh: FileHandle, hasher: ContentHasher, length: numbe
 async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, signal: AbortSignal): Promise<void> {
   const res = await openGet({
     source: job.source,
-    dispatcher: job.dispatcher,
+    http: job.http,
     ...(st.written > 0 ? { range: { start: st.written } } : {}),
     signal,
     headersTimeoutMs: job.opts.stallTimeoutSeconds * 1000,
     userAgent: job.opts.userAgent,
     label: job.label,
-    highWaterMark: job.buffers.highWaterMark,
   });
   assertIdentityEncoding(res, job.label);
   if (res.status === 206) {
@@ -130,10 +129,10 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
   const { received, ended } = await pumpBody(res.body, {
     maxBytes: remaining,
     stallMs: job.opts.stallTimeoutSeconds * 1000,
-    batchBytes: job.buffers.batch,
+    pool: job.pool,
     write: writerFrom(owned, st.written, job.opts.fsHooks),
-    onWritten: (bufs, len) => {
-      for (const b of bufs) st.hasher.update(b);
+    onWritten: (buf, len) => {
+      st.hasher.update(buf.subarray(0, len));
       st.written += len;
       job.progress.add(len);
       job.stats.downloaded += len;

@@ -1,6 +1,5 @@
 // Contract between the layouts (which decide *where* a blob lives) and the transfer engine
 // (which gets bytes onto disk safely). The engine never knows about hubs or layouts.
-import type { Dispatcher } from 'undici';
 import type { DownloadSource, ExpectedContent } from '../hubs/types.js';
 
 export interface TransferProgress {
@@ -111,7 +110,6 @@ export interface TransferOptions {
   progressIntervalMs: number;
   /** Sent as `user-agent` unless the source headers set one. */
   userAgent: string;
-  dispatcher?: Dispatcher;
   /**
    * Test switch: pretend locks do not exist (models NFS where flock lies). The engine itself
    * never takes a lock and is correct without one; callers that lock around `download()` read
