@@ -1,7 +1,7 @@
 // `npm run bench`: hubcache side by side with aria2c -x16, curl and @huggingface/hub on the same
 // data, against the test hub on loopback (never anything else). Prints median seconds, the ratio
 // of each tool to hubcache, and peak RSS. Needs /usr/bin/time and aria2c (Debian: time, aria2).
-//   npm run bench [-- --runs 3 --quick --skip-huge]
+//   npm run bench [-- --runs 3 --quick --skip-huge --only unthrottled]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +16,9 @@ const num = (n: string, d: number): number => (argv.includes(n) ? Number(argv[ar
 const RUNS = num('--runs', 3);
 const BIG_MIB = flag('--quick') ? 256 : 1024;
 const THROTTLE = 40_000_000; // bytes/s per connection: a CDN that caps each stream
+/** Run only the scenarios whose title contains this (e.g. "unthrottled", "small", "40 MB/s"). */
+const ONLY = argv.includes('--only') ? String(argv[argv.indexOf('--only') + 1]) : '';
+const wanted = (title: string): boolean => title.includes(ONLY);
 
 function have(cmd: string): boolean {
   try {
@@ -71,6 +74,7 @@ const fresh = (name: string): string => {
 type Tool = { name: string; run: (hub: Hub) => Measure };
 function scenario(title: string, tools: Tool[], hub: Hub): Array<{ title: string; tool: string; seconds: number; rssMB: number }> {
   const rows: Array<{ title: string; tool: string; seconds: number; rssMB: number }> = [];
+  if (!wanted(title)) return rows;
   const samples = new Map<string, Measure[]>();
   for (let i = 0; i < RUNS; i++) {
     for (const t of tools) {
@@ -114,13 +118,17 @@ const curlSmall: Tool = {
 const rows: ReturnType<typeof scenario> = [];
 try {
   process.stderr.write(`bench: ${os.cpus().length} cores, ${RUNS} runs each, scratch ${scratch}\n`);
-  let hub = await startHub(['--throttle', String(THROTTLE), '--big-mib', String(BIG_MIB)]);
-  rows.push(...scenario(`${BIG_MIB} MiB, 40 MB/s per connection`, [hubcacheTool('bench/big'), ariaBig, curlBig, hfjsTool('bench/big')], hub));
-  hub.stop();
-  hub = await startHub(['--big-mib', String(BIG_MIB), ...(flag('--skip-huge') ? [] : ['--huge-mib', flag('--quick') ? '1024' : '4096'])]);
+  const throttled = `${BIG_MIB} MiB, 40 MB/s per connection`;
+  if (wanted(throttled)) {
+    const slow = await startHub(['--throttle', String(THROTTLE), '--big-mib', String(BIG_MIB)]);
+    rows.push(...scenario(throttled, [hubcacheTool('bench/big'), ariaBig, curlBig, hfjsTool('bench/big')], slow));
+    slow.stop();
+  }
+  const skipHuge = flag('--skip-huge') || !wanted('peak memory');
+  const hub = await startHub(['--big-mib', String(BIG_MIB), ...(skipHuge ? [] : ['--huge-mib', flag('--quick') ? '1024' : '4096'])]);
   rows.push(...scenario(`${BIG_MIB} MiB, unthrottled loopback`, [hubcacheTool('bench/big'), curlBig, ariaBig], hub));
   rows.push(...scenario('200 small files', [hubcacheTool('bench/small'), hfjsTool('bench/small'), curlSmall], hub));
-  if (!flag('--skip-huge')) {
+  if (!skipHuge) {
     const m = hubcacheTool('bench/huge').run(hub);
     rows.push({ title: `${flag('--quick') ? 1024 : 4096} MiB, peak memory`, tool: 'hubcache', seconds: m.seconds, rssMB: m.rssMB });
   }

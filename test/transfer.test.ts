@@ -76,11 +76,14 @@ test('parallel ranges: large file arrives in chunks over several connections', a
     return Number(m[2]) - Number(m[1]) + 1;
   });
   assert.ok(lengths.every((n) => n <= 256 * KiB), `ranges ${lengths}`);
-  assert.equal(lengths[0], 256 * KiB, 'the first requests are long');
+  // The first wave is staggered (k/n of a full request) so the in-order hash can start early;
+  // then requests are full length.
+  assert.ok((lengths[0] ?? 0) < 256 * KiB, `first request ${lengths[0]} is a short one`);
+  assert.ok(lengths.some((n) => n === 256 * KiB), 'then requests are long');
   assert.ok(lengths.some((n) => n === 64 * KiB), 'the last ones shrink to one chunk');
   assert.ok(server.stats.statuses.every((s) => s === 206));
   assert.ok(server.stats.maxInflight > 1, 'ranges were fetched in parallel');
-  // Reuse, not one connection per request (undici may open a spare one under load, so no exact cap).
+  // Reuse, not one connection per request.
   assert.ok(server.stats.connections < server.stats.requests, `keep-alive connections were reused (${server.stats.connections} for ${server.stats.requests} requests)`);
   assert.equal(seen.at(-1)?.done, true);
   assert.ok(seen.length < 200, 'progress is rate limited');

@@ -286,6 +286,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 function validateOptions(o: TransferOptions): void {
   const positive: Array<keyof TransferOptions> = [
     'connections',
+    'targetRate',
     'maxConnections',
     'chunkSize',
     'bufferMemory',

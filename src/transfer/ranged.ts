@@ -9,10 +9,11 @@ import { hostname } from 'node:os';
 import { AbortedError, IntegrityError, NetworkError, ServerError } from '../errors.js';
 import { ForbiddenStatusError, openGet } from './http-range.js';
 import { pumpBody } from './body-pump.js';
-import { ensureFreeSpace, writerFrom } from './disk.js';
+import { ensureFreeSpace, SerialFileWriter } from './disk.js';
 import { assertIdentityEncoding, combinedSignal, RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
 import { chunkLength, makeChunks, type Chunk, type Digest } from './ordered-hasher.js';
 import type { OwnedPartial } from './ownership.js';
+import { ConnectionGovernor } from './governor.js';
 import { PrefixHasher } from './prefix-hasher.js';
 import {
   decodeBitmap,
@@ -71,7 +72,8 @@ export async function downloadRanged(job: FileJob, owned: OwnedPartial): Promise
     checkpoint.noteWritten(len);
   };
   try {
-    await new ChunkWorkers(job, owned, chunks, meta, signal, fail, onWritten).run();
+    const writer = new SerialFileWriter(owned, job.opts.fsHooks);
+    await new ChunkWorkers(job, writer, chunks, meta, signal, fail, onWritten).run();
     if (failure) throw failure;
     if (signal.aborted) throw new AbortedError();
     // Some chunks may have been complete from the start (resume): the prefix can jump over them.
@@ -241,12 +243,15 @@ class ChunkWorkers {
   private readonly active = new Set<number>();
   private readonly running: Array<Promise<void>> = [];
   private confirmed = false;
+  private claims = 0;
+  private workers = 0;
+  private readonly governor: ConnectionGovernor;
   /** Bytes still missing in chunks no worker has claimed. */
   private unclaimed: number;
 
   constructor(
     private readonly job: FileJob,
-    private readonly owned: OwnedPartial,
+    private readonly writer: SerialFileWriter,
     private readonly chunks: Chunk[],
     private readonly meta: StateMeta,
     private readonly signal: AbortSignal,
@@ -254,28 +259,59 @@ class ChunkWorkers {
     private readonly onWritten: (chunk: Chunk, len: number) => void,
   ) {
     this.unclaimed = chunks.reduce((a, c) => a + missing(c), 0);
+    this.governor = new ConnectionGovernor({
+      max: job.opts.connections,
+      targetRate: job.opts.targetRate,
+      bytes: () => job.stats.downloaded,
+      workers: () => this.workers,
+      grow: (n) => this.grow(n),
+    });
   }
 
   async run(): Promise<void> {
-    // One probe worker first: if the server ignores Range, only one full body was started.
-    this.running.push(this.worker());
-    for (let i = 0; i < this.running.length; i++) await this.running[i];
+    // One probe worker first: if the server ignores Range, only one full body was started; and
+    // its speed tells how many more connections are worth opening (ConnectionGovernor).
+    this.grow(1);
+    try {
+      for (let i = 0; i < this.running.length; i++) await this.running[i];
+    } finally {
+      this.governor.stop();
+    }
   }
 
   private confirmRanges(): void {
     if (this.confirmed) return;
     this.confirmed = true;
-    const missingChunks = this.chunks.filter((c) => missing(c) > 0 && !this.active.has(c.index)).length;
-    const extra = Math.min(this.job.opts.connections - 1, missingChunks);
-    for (let i = 0; i < extra; i++) this.running.push(this.worker());
+    this.governor.start();
   }
 
-  /** Claims the next stretch: the first unclaimed missing chunk plus untouched chunks after it. */
+  /** Starts up to `n` more workers, no more than there are unclaimed chunks or allowed connections. */
+  private grow(n: number): void {
+    const unclaimedChunks = this.chunks.filter((c) => missing(c) > 0 && !this.active.has(c.index)).length;
+    const extra = Math.min(n, unclaimedChunks, this.job.opts.connections - this.workers);
+    for (let i = 0; i < extra; i++) {
+      this.workers++;
+      this.running.push(this.worker().finally(() => this.workers--));
+    }
+  }
+
+  /**
+   * Claims the next stretch: the first unclaimed missing chunk plus untouched chunks after it.
+   *
+   * The first wave is staggered: the k-th of n first claims is k/n of a normal one. With equal
+   * claims, all connections would finish their first stretches together and the hash (which
+   * needs bytes in file order) would wait idle for the whole first wave, then fall behind. With
+   * staggered ends, each connection's next stretches stay staggered too, the written prefix
+   * grows steadily, and the hash keeps pace with the network.
+   */
   private claimRun(): Run | undefined {
     const first = this.chunks.find((c) => missing(c) > 0 && !this.active.has(c.index));
     if (!first) return undefined;
-    const share = Math.ceil(this.unclaimed / (2 * this.job.opts.connections));
-    const want = Math.min(this.job.opts.chunkSize, Math.max(chunkLength(first), share));
+    const n = this.job.opts.connections;
+    const share = Math.ceil(this.unclaimed / (2 * n));
+    let want = Math.min(this.job.opts.chunkSize, Math.max(chunkLength(first), share));
+    if (this.claims < n) want = Math.ceil((want * (this.claims + 1)) / n);
+    this.claims++;
     let last = first;
     let bytes = missing(first);
     for (;;) {
@@ -379,7 +415,7 @@ class ChunkWorkers {
       maxBytes: limit,
       stallMs: job.opts.stallTimeoutSeconds * 1000,
       pool: job.pool,
-      write: writerFrom(this.owned, from, job.opts.fsHooks),
+      write: this.writer.from(from),
       // In order: `written` must only ever cover bytes that are on disk (checkpoints record it).
       onWritten: (_buf, len) => {
         job.progress.add(len);

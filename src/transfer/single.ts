@@ -3,7 +3,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, IntegrityError, NetworkError, ServerError } from '../errors.js';
 import { pumpBody } from './body-pump.js';
-import { ensureFreeSpace, writerFrom } from './disk.js';
+import { ensureFreeSpace, SerialFileWriter } from './disk.js';
 import { ForbiddenStatusError, openGet } from './http-range.js';
 import { assertIdentityEncoding, combinedSignal, type FileJob } from './job.js';
 import { ContentHasher, makeChunks, type Digest } from './ordered-hasher.js';
@@ -130,7 +130,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
     maxBytes: remaining,
     stallMs: job.opts.stallTimeoutSeconds * 1000,
     pool: job.pool,
-    write: writerFrom(owned, st.written, job.opts.fsHooks),
+    write: new SerialFileWriter(owned, job.opts.fsHooks).from(st.written),
     onWritten: (buf, len) => {
       st.hasher.update(buf.subarray(0, len));
       st.written += len;

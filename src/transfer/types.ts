@@ -66,8 +66,17 @@ export interface TransferFsHooks {
 }
 
 export interface TransferOptions {
-  /** Max parallel connections for one large file. */
+  /**
+   * Max parallel connections for one large file. A file starts on one; more are added while
+   * their measured speed says they pay, up to `targetRate` (see governor.ts).
+   */
   connections: number;
+  /**
+   * Aggregate bytes/s per file beyond which more connections are not worth their CPU (about
+   * what one core can sha256 and write). A capped CDN stream at 40 MB/s gets all `connections`;
+   * a link where one stream already moves 1 GB/s gets two.
+   */
+  targetRate: number;
   /** Max connections across all downloads of one engine (the shared connection budget). */
   maxConnections: number;
   /** Files smaller than this use a single stream (no range machinery, no resume state). */
@@ -130,6 +139,7 @@ const MiB = 1024 * 1024;
  */
 export const defaultTransferOptions: Readonly<TransferOptions> = Object.freeze({
   connections: 16,
+  targetRate: 1.5e9,
   maxConnections: 32,
   parallelThreshold: 16 * MiB,
   chunkSize: 32 * MiB,

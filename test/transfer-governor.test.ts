@@ -1,0 +1,89 @@
+// How many connections a file gets: all of them on a capped link, one or two on a fast one.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConnectionGovernor, wantedConnections } from '../src/transfer/governor.js';
+import { TransferEngine } from '../src/transfer/engine.js';
+import { patternBytes, sha256, TransferServer } from './fixtures/transfer-server.js';
+import { fastOptions, layout, MiB, removeTempDirs, request } from './fixtures/transfer-helpers.js';
+
+after(removeTempDirs);
+
+test('wantedConnections: enough streams to reach the target rate at the speed each showed', () => {
+  const o = { max: 16, targetRate: 1.5e9 };
+  assert.equal(wantedConnections(40e6, 1, o), 16, 'a 40 MB/s stream: all 16');
+  assert.equal(wantedConnections(300e6, 1, o), 5);
+  assert.equal(wantedConnections(1.1e9, 1, o), 2, 'one stream at 1.1 GB/s: a second one at most');
+  assert.equal(wantedConnections(1.6e9, 1, o), 1, 'already at the target');
+  assert.equal(wantedConnections(600e6, 4, o), 10, 'never fewer than running; per-stream rate counts');
+  assert.equal(wantedConnections(0, 1, o), 1, 'nothing measured yet: stay');
+});
+
+/** Runs a governor against a simulated link for `ms`; returns the worker counts it went through. */
+async function simulate(rateOf: (workers: number) => number, ms: number): Promise<number[]> {
+  let workers = 1;
+  let bytes = 0;
+  let last = performance.now();
+  const history = [workers];
+  const tick = setInterval(() => {
+    const now = performance.now();
+    bytes += (rateOf(workers) * (now - last)) / 1000;
+    last = now;
+  }, 2);
+  const g = new ConnectionGovernor({
+    max: 16,
+    targetRate: 1.5e9,
+    bytes: () => bytes + (rateOf(workers) * (performance.now() - last)) / 1000,
+    workers: () => workers,
+    grow: (n) => {
+      workers += n;
+      history.push(workers);
+    },
+    probeMs: 20,
+    checkMs: 40,
+  });
+  g.start();
+  await new Promise((r) => setTimeout(r, ms));
+  g.stop();
+  clearInterval(tick);
+  return history;
+}
+
+test('governor: a capped CDN (40 MB/s per stream) gets all connections after the first probe', async () => {
+  const history = await simulate((w) => w * 40e6, 150);
+  assert.deepEqual(history, [1, 16]);
+});
+
+test('governor: a link saturated by one stream stays at one or two', async () => {
+  const history = await simulate(() => 1.2e9, 300);
+  assert.ok((history.at(-1) ?? 0) <= 2, `grew to ${history.join(' → ')}`);
+});
+
+test('governor: a link that scales up to a limit grows while it pays, then stops', async () => {
+  // 200 MB/s per stream, but the link tops out at 600 MB/s.
+  const history = await simulate((w) => Math.min(600e6, w * 200e6), 400);
+  assert.equal(history[1], 8, 'first step from the probe: 1.5 GB/s / 200 MB/s');
+  assert.equal(history.length, 2, `no more growth once it stopped paying: ${history.join(' → ')}`);
+});
+
+test('engine: a throttled server gets every allowed connection; a fast one keeps to two at most', async () => {
+  const server = await TransferServer.start();
+  const engine = new TransferEngine({ ...fastOptions, connections: 4 });
+  try {
+    const data = patternBytes(4 * MiB, 7);
+    server.addFile('/slow', data, { throttleBytesPerSec: 4 * MiB });
+    server.resetStats();
+    const slow = await engine.download(request(server, '/slow', data, await layout()));
+    assert.equal(slow.sha256, sha256(data));
+    assert.equal(server.stats.maxInflight, 4, 'capped streams: all 4 connections');
+
+    const big = patternBytes(48 * MiB, 8);
+    server.addFile('/fast', big);
+    server.resetStats();
+    const fast = await engine.download(request(server, '/fast', big, await layout()));
+    assert.equal(fast.sha256, sha256(big));
+    assert.ok(server.stats.maxInflight <= 2, `fast link: ${server.stats.maxInflight} connections`);
+  } finally {
+    await engine.close();
+    await server.close();
+  }
+});
