@@ -146,6 +146,14 @@ export class AbortedError extends HubcacheError {
   }
 }
 
+/** Socket, DNS and TLS failures become a NetworkError (naming their code); typed errors pass. */
+export function asNetworkError(err: unknown, hint?: string): Error {
+  if (err instanceof HubcacheError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new NetworkError(`network error${typeof code === 'string' ? ` (${code})` : ''}: ${msg}`, { cause: err, ...(hint ? { hint } : {}) });
+}
+
 /** Throws AbortedError if the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError();

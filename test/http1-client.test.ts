@@ -10,8 +10,8 @@ import net from 'node:net';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { AbortedError, NetworkError, ServerError, UsageError } from '../src/errors.js';
-import { ChunkedDecoder } from '../src/transfer/http1/chunked.js';
-import { Http1Client, type Http1Response } from '../src/transfer/http1/client.js';
+import { ChunkedDecoder } from '../src/http/chunked.js';
+import { Http1Client, type Http1Response } from '../src/http/client.js';
 import { ROOT } from './helpers.js';
 
 /** A TCP server whose handler sees each request head and writes raw bytes back. */
@@ -147,7 +147,7 @@ test('a body without length is read to the close; 204 and 1xx heads carry none',
 
 test('hostile or broken heads are refused with a ServerError', async () => {
   const cases: Array<[string, RegExp]> = [
-    [`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, /head larger than 64 KiB/],
+    [`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, /headers larger than 64 KiB/],
     ['HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello', /Content-Length/],
     ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /Content-Length/],
     ['HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n', /folded/],

@@ -1,7 +1,6 @@
 // Hugging Face Hub protocol (spec: shared/spec/hf-hub.md §3-§4): revision → commit, recursive
 // tree listing with Link pagination, per-file metadata by HEAD on resolve/ without following the
 // CDN redirect, and the download source for the transfer engine.
-import type { Dispatcher } from 'undici';
 import { type HubHttpError, ServerError } from '../errors.js';
 import { hubErrorFor } from './http-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
@@ -36,7 +35,6 @@ export interface HfFileMetadata {
 export interface HfClientOptions {
   endpoint: string;
   token?: string | undefined;
-  dispatcher?: Dispatcher | undefined;
   timeoutMs?: number;
 }
 
@@ -77,13 +75,11 @@ export async function hfErrorFor(res: HttpResponse, what: string): Promise<HubHt
 export class HfClient {
   readonly endpoint: string;
   private readonly token: string | undefined;
-  private readonly dispatcher: Dispatcher | undefined;
   private readonly timeoutMs: number;
 
   constructor(opts: HfClientOptions) {
     this.endpoint = opts.endpoint.replace(/\/+$/, '');
     this.token = opts.token;
-    this.dispatcher = opts.dispatcher;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
@@ -92,7 +88,7 @@ export class HfClient {
   }
 
   private async get(url: string, what: string, signal?: AbortSignal): Promise<HttpResponse> {
-    const res = await httpRequest(url, { headers: this.authHeaders(url), signal, dispatcher: this.dispatcher, timeoutMs: this.timeoutMs });
+    const res = await httpRequest(url, { headers: this.authHeaders(url), signal, timeoutMs: this.timeoutMs });
     if (res.status >= 400) throw await hfErrorFor(res, what);
     return res;
   }
@@ -168,7 +164,6 @@ export class HfClient {
         method: 'HEAD',
         headers: { ...this.authHeaders(url), 'accept-encoding': 'identity' },
         signal,
-        dispatcher: this.dispatcher,
         timeoutMs: this.timeoutMs,
       });
       if (res.status >= 400) throw await hfErrorFor(res, `${repo.id}/${path}@${revision}`);

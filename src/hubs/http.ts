@@ -1,7 +1,7 @@
-// The one place metadata requests go through: keep-alive connections (undici), timeouts, a
-// bounded response size, and the rule that a token never leaves the endpoint's origin.
-import { Agent, type Dispatcher, request } from 'undici';
-import { AbortedError, NetworkError, ServerError } from '../errors.js';
+// The one place metadata requests go through: keep-alive connections (src/http/client.ts),
+// timeouts, a bounded response size, and the rule that a token never leaves the endpoint's origin.
+import { AbortedError, HubcacheError, NetworkError, ServerError } from '../errors.js';
+import { Http1Client, type Http1Response, type Method } from '../http/client.js';
 import { VERSION } from '../version.js';
 
 export const USER_AGENT = `hubcache/${VERSION}; hf_hub/js; node/${process.versions.node}`;
@@ -9,32 +9,28 @@ export const USER_AGENT = `hubcache/${VERSION}; hf_hub/js; node/${process.versio
 /** JSON answers bigger than this are refused (a hostile server could otherwise exhaust memory). */
 const MAX_JSON_BYTES = 256 * 1024 * 1024;
 
-let sharedAgent: Agent | undefined;
+let sharedClient: Http1Client | undefined;
 /** Process-wide keep-alive pool; created lazily so importing the library opens nothing. */
-export function defaultDispatcher(): Dispatcher {
-  sharedAgent ??= new Agent({
-    keepAliveTimeout: 30_000,
-    connections: 64,
-    // A huge header block from a hostile server is rejected by undici's parser with this cap.
-    maxHeaderSize: 64 * 1024,
-  });
-  return sharedAgent;
+function metadataClient(): Http1Client {
+  sharedClient ??= new Http1Client({ keepAliveMs: 30_000 });
+  return sharedClient;
 }
 
 export interface HttpResponse {
   status: number;
   headers: Record<string, string>;
   url: string;
-  body: Dispatcher.ResponseData['body'];
+  body: Http1Response;
+  /** Time allowed between two pieces of the body. */
+  timeoutMs: number;
 }
 
 export interface HttpRequestOptions {
-  method?: 'GET' | 'HEAD' | 'POST';
+  method?: Method;
   headers?: Record<string, string>;
   body?: string;
   signal?: AbortSignal | undefined;
   timeoutMs?: number;
-  dispatcher?: Dispatcher | undefined;
 }
 
 function flattenHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -48,13 +44,15 @@ export function sameOrigin(a: string, b: string): boolean {
   return new URL(a).origin === new URL(b).origin;
 }
 
-/** Maps low-level failures to NetworkError / AbortedError, keeping the URL but never headers. */
+/** Maps low-level failures to NetworkError / AbortedError, naming the URL but never headers. */
 export function wrapNetworkError(err: unknown, url: string, signal?: AbortSignal): Error {
   if (signal?.aborted) return new AbortedError();
-  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'HubcacheError')) return err;
-  const e = err as { code?: string; message?: string };
-  if (e?.code === 'UND_ERR_HEADERS_OVERFLOW') return new ServerError(`Response headers too large from ${redactUrl(url)}`, undefined, url);
-  return new NetworkError(`Cannot reach ${redactUrl(url)}: ${e?.code ?? e?.message ?? String(err)}`, { cause: err });
+  if (err instanceof AbortedError || err instanceof ServerError) return err;
+  if (err instanceof HubcacheError && !(err instanceof NetworkError)) return err;
+  const e = err as { cause?: { code?: unknown }; code?: unknown; message?: string };
+  const code = e.cause?.code ?? e.code;
+  const detail = typeof code === 'string' ? code : (e.message ?? String(err)).replace(/^network error: /, '');
+  return new NetworkError(`Cannot reach ${redactUrl(url)}: ${detail}`, { cause: err });
 }
 
 /** Drops query strings (signed CDN URLs carry credentials) for messages. */
@@ -71,17 +69,14 @@ export function redactUrl(url: string): string {
 export async function httpRequest(url: string, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   try {
-    const res = await request(url, {
+    const res = await metadataClient().request(url, {
       method: opts.method ?? 'GET',
       headers: { 'user-agent': USER_AGENT, ...opts.headers },
       body: opts.body,
       signal: opts.signal,
-      dispatcher: opts.dispatcher ?? defaultDispatcher(),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      maxRedirections: 0,
-    } as Parameters<typeof request>[1]);
-    return { status: res.statusCode, headers: flattenHeaders(res.headers), url, body: res.body };
+      headersTimeoutMs: timeoutMs,
+    });
+    return { status: res.status, headers: flattenHeaders(res.headers), url, body: res, timeoutMs };
   } catch (err) {
     throw wrapNetworkError(err, url, opts.signal);
   }
@@ -89,23 +84,14 @@ export async function httpRequest(url: string, opts: HttpRequestOptions = {}): P
 
 /** Reads a body fully as text, refusing more than `limit` bytes. */
 export async function readText(res: HttpResponse, limit = MAX_JSON_BYTES): Promise<string> {
-  const chunks: Buffer[] = [];
-  let n = 0;
   try {
-    for await (const c of res.body) {
-      const b = c as Buffer;
-      n += b.length;
-      if (n > limit) {
-        res.body.destroy();
-        throw new ServerError(`Response from ${redactUrl(res.url)} is larger than ${limit} bytes`, res.status, res.url);
-      }
-      chunks.push(b);
-    }
+    return (await res.body.readAll(limit, res.timeoutMs)).toString('utf8');
   } catch (err) {
-    if (err instanceof ServerError) throw err;
+    if (err instanceof ServerError && err.status === undefined && /larger than/.test(err.message)) {
+      throw new ServerError(`Response from ${redactUrl(res.url)} is larger than ${limit} bytes`, res.status, res.url);
+    }
     throw wrapNetworkError(err, res.url);
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 export async function readJson(res: HttpResponse): Promise<unknown> {
@@ -119,9 +105,5 @@ export async function readJson(res: HttpResponse): Promise<unknown> {
 
 /** Discards a body we do not need, so the connection goes back to the pool. */
 export async function drain(res: HttpResponse): Promise<void> {
-  try {
-    await res.body.dump();
-  } catch {
-    /* the connection is dropped instead; nothing to do */
-  }
+  await res.body.dump();
 }

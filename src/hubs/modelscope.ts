@@ -2,7 +2,6 @@
 // shared/spec/modelscope-hub.md §3): revision name resolution through the revisions API, the
 // recursive file list with per-file sha256 and Revision, and the download URL that answers 302 to
 // a signed CDN URL (the transfer engine follows it and drops the auth headers on the way).
-import type { Dispatcher } from 'undici';
 import {
   HubHttpError,
   RateLimitedError,
@@ -47,7 +46,6 @@ export interface MsRevision {
 export interface ModelScopeClientOptions {
   endpoint: string;
   token?: string | undefined;
-  dispatcher?: Dispatcher | undefined;
   timeoutMs?: number;
   /**
    * The SDK's "release timestamp" (unix seconds) used only when no revision is requested: the
@@ -83,14 +81,12 @@ const TOKEN_HINT = 'If the repo is private, pass a token: --token or MODELSCOPE_
 export class ModelScopeClient {
   readonly endpoint: string;
   private readonly token: string | undefined;
-  private readonly dispatcher: Dispatcher | undefined;
   private readonly timeoutMs: number;
   private readonly releaseTimestamp: number | undefined;
 
   constructor(opts: ModelScopeClientOptions) {
     this.endpoint = opts.endpoint.replace(/\/+$/, '');
     this.token = opts.token;
-    this.dispatcher = opts.dispatcher;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.releaseTimestamp = opts.releaseTimestamp;
   }
@@ -111,7 +107,6 @@ export class ModelScopeClient {
     const res = await httpRequest(url, {
       headers: { ...this.authHeaders(url), accept: 'application/json', ...extraHeaders },
       signal,
-      dispatcher: this.dispatcher,
       timeoutMs: this.timeoutMs,
     });
     if (res.status >= 400) throw await this.errorFor(res, what);

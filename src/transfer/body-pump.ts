@@ -2,7 +2,7 @@
 // pool, each full batch is written at its file position, and at most WRITE_DEPTH writes of a
 // connection are in flight before its socket pauses. A stall watchdog cuts silent connections.
 import { NetworkError } from '../errors.js';
-import type { BodyConsumer, Http1Response } from './http1/client.js';
+import type { BodyConsumer, Http1Response } from '../http/client.js';
 
 /** A slow link still gets its bytes onto disk (and into progress) this often. */
 const MAX_BATCH_AGE_MS = 50;

@@ -16,7 +16,7 @@ import { AbortedError, IntegrityError, ServerError, UsageError } from '../errors
 import { defaultFileMode, diskFullError, existsWithSize, freeBytes, isDiskFull, syncDir, unlinkQuiet } from './disk.js';
 import { SourceHolder } from './http-range.js';
 import { BufferPool, WRITE_DEPTH } from './body-pump.js';
-import { Http1Client } from './http1/client.js';
+import { Http1Client } from '../http/client.js';
 import { batchSize, RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
 import { Semaphore } from './limiter.js';
 import { verifyDigest, type Digest } from './ordered-hasher.js';

@@ -4,7 +4,7 @@ import type { DownloadSource } from '../hubs/types.js';
 import { HubHttpError, ServerError } from '../errors.js';
 import { redactUrl } from '../hubs/http.js';
 import { hubErrorFor } from '../hubs/http-errors.js';
-import type { Http1Client, Http1Response } from './http1/client.js';
+import type { Http1Client, Http1Response } from '../http/client.js';
 import { asTypedError, headerValue, parseRetryAfter } from './retry.js';
 
 const MAX_REDIRECTS = 10;

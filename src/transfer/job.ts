@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import type { ExpectedContent } from '../hubs/types.js';
 import { ServerError } from '../errors.js';
 import type { BufferPool } from './body-pump.js';
-import type { Http1Client } from './http1/client.js';
+import type { Http1Client } from '../http/client.js';
 import type { SourceHolder, OpenedResponse } from './http-range.js';
 import type { Semaphore } from './limiter.js';
 import type { ProgressReporter } from './progress.js';

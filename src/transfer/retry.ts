@@ -1,11 +1,5 @@
 // Which failures are worth another attempt, and how long to wait before it.
-import {
-  AbortedError,
-  HubcacheError,
-  NetworkError,
-  RateLimitedError,
-  ServerError,
-} from '../errors.js';
+import { AbortedError, asNetworkError, NetworkError, RateLimitedError, ServerError } from '../errors.js';
 
 export interface RetryPolicy {
   maxRetries: number;
@@ -102,11 +96,5 @@ export class RetryTracker {
 /** Wraps low-level socket errors as NetworkError, keeping typed errors as they are. */
 export function asTypedError(err: unknown, signal: AbortSignal | undefined): Error {
   if (signal?.aborted) return new AbortedError();
-  if (err instanceof HubcacheError) return err;
-  const code = (err as { code?: unknown } | null)?.code;
-  const msg = err instanceof Error ? err.message : String(err);
-  return new NetworkError(`network error${typeof code === 'string' ? ` (${code})` : ''}: ${msg}`, {
-    cause: err,
-    hint: 'Check your connection; the download resumes where it stopped when you retry.',
-  });
+  return asNetworkError(err, 'Check your connection; the download resumes where it stopped when you retry.');
 }

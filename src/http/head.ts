@@ -2,7 +2,7 @@
 // Strict where leniency could splice two messages (conflicting lengths, folded lines,
 // control characters); tolerant where servers commonly differ (bare LF line ends).
 import type { IncomingHttpHeaders } from 'node:http';
-import { ServerError } from '../../errors.js';
+import { ServerError } from '../errors.js';
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */

@@ -1,17 +1,17 @@
-// A small HTTP/1.1 client for file bodies: GET only, keep-alive, plain TCP or TLS.
+// The HTTP/1.1 client of hubcache: the hubs' API requests and the file bodies, keep-alive,
+// plain TCP or TLS.
 //
-// Why not undici or node:http for the bytes: both allocate a fresh buffer for every socket read
-// and pass each byte through more copies (undici copies it into its WASM parser, then slices it
-// out again). At 1 GiB/s that garbage and copying cost more CPU than the sha256. Here the socket
-// reads straight into the caller's write buffer (net's `onread` with a buffer per read), the
-// framing is cut out in place, and the same buffer goes to disk: one copy, kernel to buffer.
-// Metadata requests still use undici (src/hubs/http.ts); this client only carries bodies.
+// Why not undici or node:http: both allocate a fresh buffer for every socket read and pass each
+// byte through more copies (undici copies it into its WASM parser, then slices it out again).
+// At 1 GiB/s that garbage and copying cost more CPU than the sha256. Here the socket reads
+// straight into the caller's write buffer (net's `onread` with a buffer per read), the framing
+// is cut out in place, and the same buffer goes to disk: one copy, kernel to buffer. (undici
+// also took 60 ms of every CLI start to load; this loads in 5.)
 import net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
-import { AbortedError, NetworkError, ServerError, UsageError } from '../../errors.js';
+import { AbortedError, asNetworkError, NetworkError, ServerError, UsageError } from '../errors.js';
 import { ChunkedDecoder } from './chunked.js';
-import { asTypedError } from '../retry.js';
 import { bodyFraming, keepAliveTimeoutSeconds, keepsAlive, malformed, parseHead, type BodyFraming, type ResponseHead } from './head.js';
 
 /** Where a response body goes. The client reads socket data directly into `space()`. */
@@ -39,8 +39,12 @@ export interface Http1ClientOptions {
   tls?: tls.ConnectionOptions;
 }
 
-export interface GetOptions {
+export type Method = 'GET' | 'HEAD' | 'POST';
+
+export interface RequestOptions {
+  method?: Method;
   headers: Record<string, string>;
+  body?: string | undefined;
   signal?: AbortSignal | undefined;
   /** Time allowed from sending the request to the end of the response head. */
   headersTimeoutMs: number;
@@ -70,24 +74,31 @@ export class Http1Client {
   }
 
   /** Sends a GET and resolves with the response head; the body waits for `consume()`. */
-  async get(url: string, o: GetOptions): Promise<Http1Response> {
+  get(url: string, o: RequestOptions): Promise<Http1Response> {
+    return this.request(url, { ...o, method: 'GET' });
+  }
+
+  /** Sends a request (no redirects followed) and resolves with the response head. */
+  async request(url: string, o: RequestOptions): Promise<Http1Response> {
     if (this.closed) throw new UsageError('HTTP client is closed');
     const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`unsupported URL scheme ${u.protocol}`);
-    const text = requestHead(u, o.headers);
+    const method = o.method ?? 'GET';
+    const text = requestHead(method, u, o.headers, o.body);
     const key = `${u.protocol}//${u.host}`;
     if (o.signal?.aborted) throw new AbortedError();
-    // A kept-alive connection may have been closed by the server a moment ago. A GET that fails
-    // on a reused connection before any byte of answer is sent again on a fresh one.
+    // A kept-alive connection may have been closed by the server a moment ago. A GET or HEAD
+    // that fails on a reused connection before any byte of answer is sent again on a fresh one.
     for (let conn = this.takeIdle(key); conn; conn = this.takeIdle(key)) {
       try {
-        return await conn.request(text, o);
+        return await conn.request(method, text, o);
       } catch (err) {
         if (!(err instanceof StaleConnectionError)) throw err;
+        if (method === 'POST') throw new NetworkError(`connection closed before an answer: ${err.message}`);
       }
     }
     const conn = await this.connect(u, key, o.signal);
-    return conn.request(text, o);
+    return conn.request(method, text, o);
   }
 
   /** Closes idle connections; responses in progress finish on theirs, which then close. */
@@ -176,34 +187,58 @@ export class Http1Response {
 
   /** Reads and drops a small body so the connection can be reused; a larger one closes it. */
   async dump(limit = 64 * 1024): Promise<void> {
-    await this.collect(limit, false).catch(() => undefined);
+    await this.collect(limit, 'discard').catch(() => undefined);
   }
 
   /** The body's first `limit` bytes as text (the rest is not read; the connection closes). */
   async text(limit: number): Promise<string> {
-    return (await this.collect(limit, true)).toString('utf8');
+    return (await this.collect(limit, 'truncate')).toString('utf8');
   }
 
-  private collect(limit: number, keep: boolean): Promise<Buffer> {
+  /**
+   * The whole body. More than `limit` bytes is a ServerError (a hostile server could otherwise
+   * exhaust memory); so is a body that stalls for `idleTimeoutMs`.
+   */
+  readAll(limit: number, idleTimeoutMs = 30_000): Promise<Buffer> {
+    return this.collect(limit, 'strict', idleTimeoutMs);
+  }
+
+  private collect(limit: number, mode: 'discard' | 'truncate' | 'strict', idleTimeoutMs = 0): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
-      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(limit, 64 * 1024)));
+      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(limit + 1, 64 * 1024)));
       const parts: Buffer[] = [];
       let size = 0;
       let ended = false;
+      let timer: NodeJS.Timeout | undefined;
+      const watch = (): void => {
+        if (idleTimeoutMs <= 0) return;
+        clearTimeout(timer);
+        timer = setTimeout(() => this.destroy(new NetworkError(`no data received for ${Math.round(idleTimeoutMs / 1000)} s`)), idleTimeoutMs);
+      };
+      watch();
       this.consume({
         space: () => buf,
         data: (n) => {
-          if (keep) parts.push(Buffer.from(buf.subarray(0, Math.min(n, limit - size))));
+          watch();
+          if (mode !== 'discard') parts.push(Buffer.from(buf.subarray(0, Math.min(n, limit - size))));
           size += n;
-          if (size >= limit) queueMicrotask(() => ended || this.destroy(new AbortedError('body limit reached')));
+          if (size > limit || (size === limit && mode !== 'strict')) {
+            queueMicrotask(() => ended || this.destroy(new AbortedError('body limit reached')));
+          }
           return true;
         },
         end: () => {
           ended = true;
+          clearTimeout(timer);
           resolve(Buffer.concat(parts));
         },
-        // Past the limit, we closed it ourselves: what we have is the answer.
-        error: (err) => (size >= limit ? resolve(Buffer.concat(parts)) : reject(err)),
+        error: (err) => {
+          clearTimeout(timer);
+          if (size > limit && mode === 'strict') reject(new ServerError(`response body larger than ${limit} bytes`, undefined, undefined));
+          // Past the limit, we closed it ourselves: what we have is the answer.
+          else if (size >= limit && mode !== 'strict') resolve(Buffer.concat(parts));
+          else reject(err);
+        },
       });
     });
   }
@@ -233,6 +268,7 @@ class Connection {
   exchange = 0;
   /** The server closed its side while a body waited to be consumed. */
   private eof = false;
+  private method: Method = 'GET';
   private framing: BodyFraming = { kind: 'none' };
   private remaining = 0;
   private chunked: ChunkedDecoder | undefined;
@@ -272,7 +308,7 @@ class Connection {
         this.socket.off('error', onError);
         if (err) {
           this.fail(err);
-          reject(asTypedError(err, undefined));
+          reject(asNetworkError(err));
         } else {
           resolve();
         }
@@ -306,8 +342,9 @@ class Connection {
     this.idleTimer.unref();
   }
 
-  request(text: string, o: GetOptions): Promise<Http1Response> {
+  request(method: Method, text: string, o: RequestOptions): Promise<Http1Response> {
     if (this.state !== 'idle') return Promise.reject(new StaleConnectionError('connection not idle'));
+    this.method = method;
     this.exchange++;
     this.state = 'head';
     this.eof = false;
@@ -375,7 +412,7 @@ class Connection {
     clearTimeout(this.idleTimer);
     this.client.forget(this);
     this.signal?.removeEventListener('abort', this.onAbort);
-    const err = asTypedError(raw, undefined);
+    const err = asNetworkError(raw);
     const pending = this.pending;
     this.pending = undefined;
     if (pending) {
@@ -446,7 +483,7 @@ class Connection {
   }
 
   private onHead(head: ResponseHead): void {
-    this.framing = bodyFraming(head);
+    this.framing = this.method === 'HEAD' ? { kind: 'none' } : bodyFraming(head);
     this.remaining = this.framing.kind === 'length' ? this.framing.length : 0;
     this.chunked = this.framing.kind === 'chunked' ? new ChunkedDecoder() : undefined;
     this.reusable = keepsAlive(head) && this.framing.kind !== 'close';
@@ -530,16 +567,17 @@ function withOnread(o: tls.ConnectionOptions, onread: net.OnReadOpts): tls.Conne
 }
 
 function headTooLarge(limit: number): ServerError {
-  return malformed(`response head larger than ${Math.round(limit / 1024)} KiB`);
+  return malformed(`response headers larger than ${Math.round(limit / 1024)} KiB`);
 }
 
-function requestHead(u: URL, headers: Record<string, string>): string {
-  let text = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n`;
+function requestHead(method: Method, u: URL, headers: Record<string, string>, body: string | undefined): string {
+  let text = `${method} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n`;
+  if (body !== undefined) text += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
   for (const [name, value] of Object.entries(headers)) {
     if (OWN_HEADERS.has(name.toLowerCase())) continue;
     // A newline in a value (a pasted token, say) would inject headers of its own.
     if (!TOKEN.test(name) || BAD_VALUE.test(value)) throw new UsageError(`invalid HTTP header ${JSON.stringify(name)}`);
     text += `${name}: ${value}\r\n`;
   }
-  return `${text}\r\n`;
+  return `${text}\r\n${body ?? ''}`;
 }
