@@ -64,9 +64,16 @@ function timed(cmd: string, args: string[], env: Record<string, string> = {}): M
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hubcache-bench-'));
+/**
+ * An empty output folder for the next run. Every earlier run's output is deleted and `sync` runs
+ * first (untimed): otherwise a tool that leaves 1 GiB of dirty pages behind (curl, aria2c: no
+ * fsync) makes the kernel write them back during the next tool's run, and that run pays for it
+ * (seen: hubcache's fsync waiting behind curl's writeback, 1.0 s runs turning into 2.6 s).
+ */
 const fresh = (name: string): string => {
+  for (const old of fs.readdirSync(scratch)) fs.rmSync(path.join(scratch, old), { recursive: true, force: true });
+  spawnSync('sync');
   const d = path.join(scratch, name);
-  fs.rmSync(d, { recursive: true, force: true });
   fs.mkdirSync(d, { recursive: true });
   return d;
 };

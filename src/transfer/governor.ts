@@ -3,9 +3,11 @@
 // A CDN that caps each stream (40 MB/s, say) needs many connections; a fast link (a LAN mirror,
 // loopback) is already saturated by one or two, and every further connection only costs CPU
 // (more wakeups, smaller reads, more interleaving for the in-order hash) that the sha256 and the
-// disk need. Measured on 2 cores, 1 GiB over loopback: 16 connections took 1.44 s, 1 or 2 took
-// 1.2 s. So a file starts on one connection; after a short probe, it gets enough connections to
-// reach `targetRate` at the rate each one showed, and later checks add more while that still pays.
+// disk need. Measured on 2 cores, 1 GiB over loopback: 16 connections took 1.44 s, 2 took 1.08 s,
+// 1 took 0.95 s. So a file starts on one connection; after a short probe, it gets enough
+// connections to reach `targetRate` at the rate each one showed. A growth that did not pay is
+// cut back to the streams the measured rate needs (the others retire after their current
+// request), and growing stops there.
 
 export interface GovernorOptions {
   /** Upper bound on connections for the file. */
@@ -18,6 +20,8 @@ export interface GovernorOptions {
   workers: () => number;
   /** Start `n` more connections (the callee may start fewer if little is left). */
   grow: (n: number) => void;
+  /** Go back to `n` connections (the others finish their current request and stop). */
+  shrinkTo: (n: number) => void;
   probeMs?: number;
   checkMs?: number;
 }
@@ -83,8 +87,14 @@ export class ConnectionGovernor {
     const seconds = (now - this.lastAt) / 1000;
     const rate = seconds > 0 ? (this.o.bytes() - this.lastBytes) / seconds : 0;
     const workers = this.o.workers();
-    // Growing no longer helps: this is the link's speed, not the streams'. Stay.
-    if (!this.paid(rate, workers)) return;
+    const before = this.beforeGrowth;
+    if (before && !this.paid(rate, workers)) {
+      // The link (or the machine) is the limit, not the streams: keep as many streams as, at
+      // the speed one showed alone, carry what the link gave, and stop growing.
+      const perStream = before.rate / before.workers;
+      this.o.shrinkTo(Math.max(1, Math.min(workers, Math.round(rate / perStream))));
+      return;
+    }
     const want = wantedConnections(rate, workers, this.o);
     if (this.probing && want < this.o.max) {
       // A fast first stream: its first window included its start, so measure one more before

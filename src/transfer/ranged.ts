@@ -245,6 +245,8 @@ class ChunkWorkers {
   private confirmed = false;
   private claims = 0;
   private workers = 0;
+  /** Connections the governor wants; workers above it retire after their current request. */
+  private target = 0;
   private readonly governor: ConnectionGovernor;
   /** Bytes still missing in chunks no worker has claimed. */
   private unclaimed: number;
@@ -265,6 +267,9 @@ class ChunkWorkers {
       bytes: () => job.stats.downloaded,
       workers: () => this.workers,
       grow: (n) => this.grow(n),
+      shrinkTo: (n) => {
+        this.target = Math.max(1, n);
+      },
     });
   }
 
@@ -289,10 +294,8 @@ class ChunkWorkers {
   private grow(n: number): void {
     const unclaimedChunks = this.chunks.filter((c) => missing(c) > 0 && !this.active.has(c.index)).length;
     const extra = Math.min(n, unclaimedChunks, this.job.opts.connections - this.workers);
-    for (let i = 0; i < extra; i++) {
-      this.workers++;
-      this.running.push(this.worker().finally(() => this.workers--));
-    }
+    this.target = this.workers + Math.max(0, extra);
+    for (let i = 0; i < extra; i++) this.running.push(this.worker());
   }
 
   /**
@@ -333,9 +336,13 @@ class ChunkWorkers {
   }
 
   private async worker(): Promise<void> {
+    this.workers++;
     try {
       for (;;) {
         if (this.signal.aborted) return;
+        // Retired by the governor (the extra connections did not pay). The count drops in the
+        // finally below, synchronously, so two workers never both retire for one slot.
+        if (this.workers > this.target) return;
         const run = this.claimRun();
         if (!run) return;
         try {
@@ -346,6 +353,8 @@ class ChunkWorkers {
       }
     } catch (err) {
       if (!this.signal.aborted) this.fail(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.workers--;
     }
   }
 

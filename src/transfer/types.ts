@@ -89,8 +89,11 @@ export interface TransferOptions {
   chunkSize: number;
   /**
    * Bytes of downloaded data the engine may hold in memory at once over all its connections
-   * (socket buffers and write batches), split evenly between `maxConnections`. Hashing holds none:
-   * it reads the bytes back from the page cache.
+   * (write batches), split evenly between `maxConnections`. Hashing holds none: it reads the
+   * bytes back from the page cache. The default gives 1 MiB batches, measured best: 341 KiB
+   * batches took 1.10 s for 1 GiB on loopback, 1 MiB 0.85 s (each batch costs a wakeup of a
+   * write thread and of the hash thread), 2-4 MiB no better. Fast links use 1-2 connections,
+   * so a few MiB; a capped CDN's 16 connections hold up to 48 MiB.
    */
   bufferMemory: number;
   /** Seconds without a byte before a connection counts as stalled and is retried. */
@@ -143,7 +146,7 @@ export const defaultTransferOptions: Readonly<TransferOptions> = Object.freeze({
   maxConnections: 32,
   parallelThreshold: 16 * MiB,
   chunkSize: 32 * MiB,
-  bufferMemory: 32 * MiB,
+  bufferMemory: 96 * MiB,
   stallTimeoutSeconds: 30,
   maxRetries: 5,
   retryBaseDelayMs: 1000,
