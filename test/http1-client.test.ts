@@ -46,6 +46,21 @@ async function rawServer(onRequest: (socket: net.Socket, head: string, n: number
   };
 }
 
+/** Runs `body` against a raw server and a fresh client, closing both afterwards. */
+async function withRawServer(
+  onRequest: (socket: net.Socket, head: string, n: number) => void,
+  body: (srv: Awaited<ReturnType<typeof rawServer>>, client: Http1Client) => Promise<void>,
+): Promise<void> {
+  const srv = await rawServer(onRequest);
+  const client = new Http1Client();
+  try {
+    await body(srv, client);
+  } finally {
+    client.close();
+    await srv.close();
+  }
+}
+
 /** Reads a whole body through small, odd-sized consumer buffers (so reads split everywhere). */
 function readAll(res: Http1Response, spaceSize = 7): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -69,13 +84,11 @@ const opts = { headers: {}, headersTimeoutMs: 5000 };
 test('Content-Length bodies over one kept-alive connection; the request carries our headers', async () => {
   const body = crypto.randomBytes(300_000);
   const heads: string[] = [];
-  const srv = await rawServer((s, head) => {
+  await withRawServer((s, head) => {
     heads.push(head);
     s.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${body.length}\r\nContent-Range: bytes 0-${body.length - 1}/*\r\n\r\n`);
     s.write(body);
-  });
-  const client = new Http1Client();
-  try {
+  }, async (srv, client) => {
     for (let i = 0; i < 3; i++) {
       const res = await client.get(`${srv.url}/a/b%20c?x=1&y=2`, { ...opts, headers: { Range: 'bytes=0-', 'User-Agent': 'ua/1' } });
       assert.equal(res.status, 206);
@@ -85,28 +98,20 @@ test('Content-Length bodies over one kept-alive connection; the request carries 
     }
     assert.equal(srv.connections(), 1, 'keep-alive reuses the connection');
     assert.match(heads[0] ?? '', /^GET \/a\/b%20c\?x=1&y=2 HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\nRange: bytes=0-\r\nUser-Agent: ua\/1$/);
-  } finally {
-    client.close();
-    await srv.close();
-  }
+  });
 });
 
 test('chunked bodies, with extensions, trailers and bare LF, read through tiny buffers', async () => {
-  const srv = await rawServer((s, _head, n) => {
+  await withRawServer((s, _head, n) => {
     if (n === 1) s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n');
     else s.write('HTTP/1.1 200 OK\nTransfer-Encoding: gzip, chunked\n\n3\nabc\n0\n\n');
-  });
-  const client = new Http1Client();
-  try {
+  }, async (srv, client) => {
     const a = await client.get(srv.url, opts);
     assert.equal((await readAll(a, 3)).toString(), 'hello 0123456789');
     const b = await client.get(srv.url, opts);
     assert.equal((await readAll(b, 1)).toString(), 'abc');
     assert.equal(srv.connections(), 1);
-  } finally {
-    client.close();
-    await srv.close();
-  }
+  });
 });
 
 test('ChunkedDecoder gives the same body at every split point, and refuses bad framing', () => {
@@ -127,22 +132,17 @@ test('ChunkedDecoder gives the same body at every split point, and refuses bad f
 });
 
 test('a body without length is read to the close; 204 and 1xx heads carry none', async () => {
-  const srv = await rawServer((s, _h, n) => {
+  await withRawServer((s, _h, n) => {
     if (n === 1) s.end('HTTP/1.1 200 OK\r\n\r\nuntil close');
     else s.write('HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
-  });
-  const client = new Http1Client();
-  try {
+  }, async (srv, client) => {
     const a = await client.get(srv.url, opts);
     assert.equal(a.contentLength, undefined);
     assert.equal((await readAll(a)).toString(), 'until close');
     const b = await client.get(srv.url, opts);
     assert.equal(b.status, 204);
     assert.equal((await readAll(b)).length, 0);
-  } finally {
-    client.close();
-    await srv.close();
-  }
+  });
 });
 
 test('hostile or broken heads are refused with a ServerError', async () => {
@@ -155,62 +155,48 @@ test('hostile or broken heads are refused with a ServerError', async () => {
     ['HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n', /header line/],
   ];
   for (const [response, message] of cases) {
-    const srv = await rawServer((s) => s.write(response));
-    const client = new Http1Client();
-    try {
-      await assert.rejects(client.get(srv.url, opts), (err: unknown) => err instanceof ServerError && message.test(err.message));
-    } finally {
-      client.close();
-      await srv.close();
-    }
+    await withRawServer(
+      (s) => s.write(response),
+      async (srv, client) => {
+        await assert.rejects(client.get(srv.url, opts), (err: unknown) => err instanceof ServerError && message.test(err.message));
+      },
+    );
   }
 });
 
 test('a connection the server closed while idle is replaced without failing the request', async () => {
-  const srv = await rawServer((s, _h, n) => {
+  await withRawServer((s, _h, n) => {
     s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
     if (n === 1) setTimeout(() => s.destroy(), 20); // closes right after, without saying so
-  });
-  const client = new Http1Client();
-  try {
+  }, async (srv, client) => {
     assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
     await new Promise((r) => setTimeout(r, 100));
     assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
     assert.equal(srv.connections(), 2);
-  } finally {
-    client.close();
-    await srv.close();
-  }
+  });
 });
 
 test('Connection: close, and more bytes than announced, both end the connection after the body', async () => {
-  const srv = await rawServer((s, _h, n) => {
+  await withRawServer((s, _h, n) => {
     if (n === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
     else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA');
-  });
-  const client = new Http1Client();
-  try {
+  }, async (srv, client) => {
     assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
     assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
     assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
     assert.equal(srv.connections(), 3);
-  } finally {
-    client.close();
-    await srv.close();
-  }
+  });
 });
 
 test('a connection dropped mid-body, a silent server and an abort each end clearly', async () => {
-  const srv = await rawServer((s, head) => {
+  await withRawServer((s, head) => {
     if (head.includes('/drop')) {
       s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial');
       setTimeout(() => s.destroy(), 20);
     } else if (head.includes('/slow-body')) {
       s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc');
     } // '/silent': no answer at all
-  });
-  const client = new Http1Client();
-  try {
+  }, async (srv, client) => {
     const dropped = await client.get(`${srv.url}/drop`, opts);
     await assert.rejects(readAll(dropped), (err: unknown) => err instanceof NetworkError && /closed before the response ended/.test(err.message));
     await assert.rejects(client.get(`${srv.url}/silent`, { headers: {}, headersTimeoutMs: 200 }), (err: unknown) => err instanceof NetworkError && /no response within/.test(err.message));
@@ -221,20 +207,15 @@ test('a connection dropped mid-body, a silent server and an abort each end clear
     const slow = await client.get(`${srv.url}/slow-body`, { ...opts, signal: ac2.signal });
     setTimeout(() => ac2.abort(), 50);
     await assert.rejects(readAll(slow), AbortedError);
-  } finally {
-    client.close();
-    await srv.close();
-  }
+  });
 });
 
 test('pausing the consumer holds the socket; resume delivers the rest intact', async () => {
   const body = crypto.randomBytes(4 << 20);
-  const srv = await rawServer((s) => {
+  await withRawServer((s) => {
     s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
     s.write(body);
-  });
-  const client = new Http1Client();
-  try {
+  }, async (srv, client) => {
     const res = await client.get(srv.url, opts);
     const got = await new Promise<Buffer>((resolve, reject) => {
       const parts: Buffer[] = [];
@@ -254,10 +235,7 @@ test('pausing the consumer holds the socket; resume delivers the rest intact', a
       });
     });
     assert.ok(got.equals(body));
-  } finally {
-    client.close();
-    await srv.close();
-  }
+  });
 });
 
 test('header values with line breaks are refused before anything is sent', async () => {
