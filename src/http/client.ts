@@ -10,8 +10,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
-import { AbortedError, asNetworkError, NetworkError, ServerError, UsageError } from '../errors.js';
+import { AbortedError, asNetworkError, NetworkError, ServerError, UnauthorizedError, UsageError } from '../errors.js';
 import { ChunkedDecoder } from './chunked.js';
+import { bareHost, proxyFor, type ProxyRoute } from './proxy.js';
 import { bodyFraming, keepAliveTimeoutSeconds, keepsAlive, malformed, parseHead, type BodyFraming, type ResponseHead } from './head.js';
 
 /** Where a response body goes. The client reads socket data directly into `space()`. */
@@ -37,6 +38,8 @@ export interface Http1ClientOptions {
   maxHeadBytes?: number;
   /** Extra TLS settings, e.g. `ca` for a private certificate authority. */
   tls?: tls.ConnectionOptions;
+  /** Where HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are read (default: process.env). */
+  env?: Record<string, string | undefined>;
 }
 
 export type Method = 'GET' | 'HEAD' | 'POST';
@@ -54,7 +57,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // eslint-disable-next-line no-control-regex
 const BAD_VALUE = /[\0\r\n]/;
 /** Headers this client frames itself. */
-const OWN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive']);
+const OWN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'proxy-authorization']);
 
 export class Http1Client {
   private readonly idle = new Map<string, Connection[]>();
@@ -62,6 +65,7 @@ export class Http1Client {
   private readonly connectTimeoutMs: number;
   private readonly maxHeadBytes: number;
   private readonly tls: tls.ConnectionOptions;
+  private readonly env: Record<string, string | undefined>;
   private closed = false;
   /** Connections opened so far (tests and benchmarks read it). */
   connectionsOpened = 0;
@@ -71,6 +75,7 @@ export class Http1Client {
     this.connectTimeoutMs = o.connectTimeoutMs ?? 30_000;
     this.maxHeadBytes = o.maxHeadBytes ?? 64 * 1024;
     this.tls = o.tls ?? {};
+    this.env = o.env ?? process.env;
   }
 
   /** Sends a GET and resolves with the response head; the body waits for `consume()`. */
@@ -84,8 +89,12 @@ export class Http1Client {
     const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`unsupported URL scheme ${u.protocol}`);
     const method = o.method ?? 'GET';
-    const text = requestHead(method, u, o.headers, o.body);
-    const key = `${u.protocol}//${u.host}`;
+    const proxy = proxyFor(u, this.env);
+    // Through a proxy, https goes in a CONNECT tunnel (the proxy sees no request); plain http is
+    // sent to the proxy with the full URL as the target.
+    const viaProxy = proxy && u.protocol === 'http:' ? proxy : undefined;
+    const text = requestHead(method, u, o.headers, o.body, viaProxy);
+    const key = `${proxy ? `${proxy.url.origin}|` : ''}${u.protocol}//${u.host}`;
     if (o.signal?.aborted) throw new AbortedError();
     // A kept-alive connection may have been closed by the server a moment ago. A GET or HEAD
     // that fails on a reused connection before any byte of answer is sent again on a fresh one.
@@ -97,7 +106,7 @@ export class Http1Client {
         if (method === 'POST') throw new NetworkError(`connection closed before an answer: ${err.message}`);
       }
     }
-    const conn = await this.connect(u, key, o.signal);
+    const conn = await this.connect(u, key, proxy, o.signal);
     return conn.request(method, text, o);
   }
 
@@ -136,16 +145,25 @@ export class Http1Client {
     return conn;
   }
 
-  private async connect(u: URL, key: string, signal: AbortSignal | undefined): Promise<Connection> {
+  private async connect(u: URL, key: string, proxy: ProxyRoute | undefined, signal: AbortSignal | undefined): Promise<Connection> {
     this.connectionsOpened++;
-    const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+    const host = bareHost(u.hostname);
     const secure = u.protocol === 'https:';
     const port = Number(u.port || (secure ? 443 : 80));
-    const conn = new Connection(this, key, this.maxHeadBytes, (onread) =>
-      secure
-        ? tls.connect(withOnread({ host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ...this.tls }, onread))
-        : net.connect({ host, port, onread }),
-    );
+    const tlsOptions = { servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ...this.tls };
+    let conn: Connection;
+    if (proxy && secure) {
+      const tunnel = await openTunnel(proxy, `${u.hostname}:${port}`, this.connectTimeoutMs, signal);
+      // TLS over a socket we hand it ignores `onread`: this connection reads 'data' events.
+      conn = new Connection(this, key, this.maxHeadBytes, () => tls.connect({ socket: tunnel, ...tlsOptions }), true);
+    } else if (proxy) {
+      const at = { host: bareHost(proxy.url.hostname), port: Number(proxy.url.port || 80) };
+      conn = new Connection(this, key, this.maxHeadBytes, (onread) => net.connect({ ...at, onread }));
+    } else {
+      conn = new Connection(this, key, this.maxHeadBytes, (onread) =>
+        secure ? tls.connect(withOnread({ host, port, ...tlsOptions }, onread)) : net.connect({ host, port, onread }),
+      );
+    }
     await conn.connected(secure, this.connectTimeoutMs, signal);
     return conn;
   }
@@ -289,9 +307,12 @@ class Connection {
     readonly key: string,
     maxHeadBytes: number,
     open: (onread: net.OnReadOpts) => net.Socket,
+    /** The socket delivers 'data' events instead of `onread` calls (TLS through a proxy tunnel). */
+    dataEvents = false,
   ) {
     this.scratch = Buffer.allocUnsafeSlow(maxHeadBytes);
     this.socket = open({ buffer: () => this.nextBuffer(), callback: (n, buf) => this.onRead(n, buf) });
+    if (dataEvents) this.socket.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
     this.socket.on('error', (err) => this.fail(err, true));
     this.socket.on('end', () => this.onEnd());
     this.socket.on('close', () => {
@@ -561,6 +582,57 @@ class Connection {
   }
 }
 
+/** Opens a CONNECT tunnel through `proxy` to `authority` (host:port); resolves with the socket. */
+function openTunnel(proxy: ProxyRoute, authority: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<net.Socket> {
+  const where = proxy.url.host;
+  const socket = net.connect({ host: bareHost(proxy.url.hostname), port: Number(proxy.url.port || 80) });
+  return new Promise<net.Socket>((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else {
+        resolve(socket);
+      }
+    };
+    const onAbort = (): void => done(new AbortedError());
+    const onError = (err: Error): void => done(asNetworkError(err));
+    const onClose = (): void => done(new NetworkError(`proxy ${where} closed the connection`));
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      try {
+        const answer = parseHead(head, head.length);
+        if (!answer) {
+          if (head.length > 64 * 1024) done(malformed(`proxy ${where} sent an endless answer`));
+          return;
+        }
+        socket.pause();
+        if (answer.status >= 200 && answer.status < 300 && answer.length === head.length) done();
+        else if (answer.status === 407) {
+          done(new UnauthorizedError(`proxy ${where} asks for credentials (HTTP 407)`, 407, undefined, { hint: 'Put them in the proxy URL: HTTPS_PROXY=http://user:password@host:port' }));
+        } else done(new NetworkError(`proxy ${where} refused the tunnel to ${authority}: HTTP ${answer.status}`));
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    const timer = setTimeout(() => done(new NetworkError(`proxy ${where} did not answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.once('connect', () => {
+      const auth = proxy.authorization ? `Proxy-Authorization: ${proxy.authorization}\r\n` : '';
+      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth}\r\n`);
+    });
+  });
+}
+
 /** tls.connect takes net's `onread` too (Node ≥ 12), though its typings do not say so. */
 function withOnread(o: tls.ConnectionOptions, onread: net.OnReadOpts): tls.ConnectionOptions {
   return Object.assign(o, { onread });
@@ -570,8 +642,10 @@ function headTooLarge(limit: number): ServerError {
   return malformed(`response headers larger than ${Math.round(limit / 1024)} KiB`);
 }
 
-function requestHead(method: Method, u: URL, headers: Record<string, string>, body: string | undefined): string {
-  let text = `${method} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n`;
+function requestHead(method: Method, u: URL, headers: Record<string, string>, body: string | undefined, proxy?: ProxyRoute): string {
+  const target = proxy ? `${u.origin}${u.pathname}${u.search}` : `${u.pathname}${u.search}`;
+  let text = `${method} ${target} HTTP/1.1\r\nHost: ${u.host}\r\n`;
+  if (proxy?.authorization) text += `Proxy-Authorization: ${proxy.authorization}\r\n`;
   if (body !== undefined) text += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
   for (const [name, value] of Object.entries(headers)) {
     if (OWN_HEADERS.has(name.toLowerCase())) continue;
