@@ -67,8 +67,6 @@ export class Http1Client {
   private readonly tls: tls.ConnectionOptions;
   private readonly env: Record<string, string | undefined>;
   private closed = false;
-  /** Connections opened so far (tests and benchmarks read it). */
-  connectionsOpened = 0;
 
   constructor(o: Http1ClientOptions = {}) {
     this.keepAliveMs = o.keepAliveMs ?? 30_000;
@@ -146,7 +144,6 @@ export class Http1Client {
   }
 
   private async connect(u: URL, key: string, proxy: ProxyRoute | undefined, signal: AbortSignal | undefined): Promise<Connection> {
-    this.connectionsOpened++;
     const host = bareHost(u.hostname);
     const secure = u.protocol === 'https:';
     const port = Number(u.port || (secure ? 443 : 80));

@@ -233,8 +233,8 @@ interface Run {
 }
 
 /**
- * Up to `connections` workers; each takes the next missing stretch of the file in file order
- * and fetches it with one request. Stretches shrink as the file nears completion (guided
+ * Up to `connections` workers, as many as the ConnectionGovernor finds worth it; each takes the
+ * next missing stretch of the file in file order and fetches it with one request. Stretches shrink as the file nears completion (guided
  * scheduling: a share of what is left, between one chunk and `chunkSize`): early requests are
  * few and long, the last ones short, so all connections finish together and little data lands
  * ahead of the hash at the end.
