@@ -2,6 +2,7 @@
 // Proxy-Authorization from the proxy URL, NO_PROXY, and a proxy that refuses.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -18,6 +19,7 @@ const certDir = path.join(ROOT, 'test/fixtures/tls'); // a self-signed test cert
 const cert = fs.readFileSync(path.join(certDir, 'cert.pem'));
 const opts = { headers: {}, headersTimeoutMs: 5000 };
 
+const big = crypto.randomBytes(6 << 20);
 let httpsPort = 0;
 let httpPort = 0;
 const servers: Array<http.Server> = [];
@@ -38,6 +40,11 @@ function upstream(authority: string): number {
 
 before(async () => {
   const body = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (req.url === '/big') {
+      res.writeHead(200, { 'content-length': big.length });
+      res.end(big);
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(`hello from ${req.url}`);
   };
@@ -122,6 +129,31 @@ test('HTTPS_PROXY: https goes through a CONNECT tunnel (TLS end to end), kept al
     assert.equal(await text(client, 'https://hub.example/api/models/a'), 'hello from /api/models/a');
     assert.equal(await text(client, 'https://hub.example/api/models/b'), 'hello from /api/models/b');
     assert.deepEqual(seen.connects, ['hub.example:443'], 'one tunnel, reused');
+  } finally {
+    client.close();
+  }
+});
+
+test('a large body through the tunnel, read with pauses, arrives intact', async () => {
+  const client = new Http1Client({ env: { HTTPS_PROXY: proxyUrl }, tls: { ca: cert } });
+  try {
+    const res = await client.get('https://hub.example/big', opts);
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const parts: Buffer[] = [];
+      const space = Buffer.alloc(1 << 20);
+      res.consume({
+        space: () => space,
+        data: (n) => {
+          parts.push(Buffer.from(space.subarray(0, n)));
+          if (parts.length % 7 !== 0) return true;
+          setTimeout(() => res.resume(), 2);
+          return false;
+        },
+        end: () => resolve(Buffer.concat(parts)),
+        error: reject,
+      });
+    });
+    assert.ok(got.equals(big));
   } finally {
     client.close();
   }
