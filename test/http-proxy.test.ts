@@ -1,5 +1,6 @@
-// Proxies from the environment: HTTPS through a CONNECT tunnel, plain HTTP in absolute form,
-// Proxy-Authorization from the proxy URL, NO_PROXY, and a proxy that refuses.
+// Network settings from the environment: proxies (HTTPS through a CONNECT tunnel, plain HTTP in
+// absolute form, Proxy-Authorization from the proxy URL, NO_PROXY, a proxy that refuses) and
+// the CA bundle variables of corporate networks.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -228,4 +229,18 @@ test('hubcache download through HTTP_PROXY: the API goes through the proxy, the 
   } finally {
     await hub.close();
   }
+});
+
+test('REQUESTS_CA_BUNDLE / SSL_CERT_FILE add a private CA (with a proxy that inspects TLS, say)', async () => {
+  const caFile = path.join(certDir, 'cert.pem');
+  for (const name of ['REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE', 'CURL_CA_BUNDLE']) {
+    const client = new Http1Client({ env: { HTTPS_PROXY: proxyUrl, [name]: caFile } });
+    assert.equal(await text(client, 'https://hub.example/ca'), 'hello from /ca', name);
+    client.close();
+  }
+  const strict = new Http1Client({ env: { HTTPS_PROXY: proxyUrl } });
+  await assert.rejects(strict.get('https://hub.example/ca', opts), NetworkError, 'without the bundle the certificate is refused');
+  strict.close();
+  assert.throws(() => new Http1Client({ env: { SSL_CERT_FILE: path.join(certDir, 'missing.pem') } }), UsageError);
+  assert.throws(() => new Http1Client({ env: { SSL_CERT_FILE: path.join(ROOT, 'package.json') } }), /no PEM certificate/);
 });

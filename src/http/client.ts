@@ -11,6 +11,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
 import { AbortedError, asNetworkError, NetworkError, ServerError, UnauthorizedError, UsageError } from '../errors.js';
+import { caFromEnv } from './ca.js';
 import { ChunkedDecoder } from './chunked.js';
 import { bareHost, proxyFor, type ProxyRoute } from './proxy.js';
 import { bodyFraming, keepAliveTimeoutSeconds, keepsAlive, malformed, parseHead, type BodyFraming, type ResponseHead } from './head.js';
@@ -38,7 +39,10 @@ export interface Http1ClientOptions {
   maxHeadBytes?: number;
   /** Extra TLS settings, e.g. `ca` for a private certificate authority. */
   tls?: tls.ConnectionOptions;
-  /** Where HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are read (default: process.env). */
+  /**
+   * Where HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY and the CA bundle variables
+   * (REQUESTS_CA_BUNDLE, SSL_CERT_FILE, CURL_CA_BUNDLE) are read (default: process.env).
+   */
   env?: Record<string, string | undefined>;
 }
 
@@ -72,8 +76,9 @@ export class Http1Client {
     this.keepAliveMs = o.keepAliveMs ?? 30_000;
     this.connectTimeoutMs = o.connectTimeoutMs ?? 30_000;
     this.maxHeadBytes = o.maxHeadBytes ?? 64 * 1024;
-    this.tls = o.tls ?? {};
     this.env = o.env ?? process.env;
+    const ca = caFromEnv(this.env);
+    this.tls = { ...(ca ? { ca } : {}), ...o.tls };
   }
 
   /** Sends a GET and resolves with the response head; the body waits for `consume()`. */
