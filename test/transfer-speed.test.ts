@@ -128,3 +128,24 @@ test('SerialFileWriter: in place while writes are quick; after a slow one, on th
     await fh.close();
   }
 });
+
+test('a slow connection does not hold up the end: idle workers take over the rest of its stretch', async () => {
+  const server = await TransferServer.start();
+  const engine = new TransferEngine({ ...fastOptions, connections: 4, chunkSize: 1 * MiB });
+  try {
+    const data = patternBytes(8 * MiB, 9);
+    // Every stream is capped (so all 4 connections open); the 3rd response crawls at 128 KiB/s.
+    // Without taking over its stretch (up to 1 MiB), the download would wait up to 8 s for it;
+    // with it, only for the 256 KiB chunk it is receiving.
+    server.addFile('/edge', data, { throttleBytesPerSec: 8 * MiB, slowResponses: { skip: 2, times: 1, bytesPerSec: 128 * 1024 } });
+    server.resetStats();
+    const started = Date.now();
+    const r = await engine.download(request(server, '/edge', data, await layout()));
+    assert.equal(r.sha256, sha256(data));
+    assert.ok(Date.now() - started < 3500, `took ${Date.now() - started} ms`);
+    assert.equal(r.downloadedBytes, data.length, 'no byte fetched twice');
+  } finally {
+    await engine.close();
+    await server.close();
+  }
+});

@@ -30,8 +30,13 @@ export class BufferPool {
 }
 
 export interface PumpOptions {
-  /** Stop after this many bytes (a server sending more than asked is cut off). */
-  maxBytes: number;
+  /**
+   * Bytes wanted; more is cut off (a server sending more than asked, or a range that another
+   * connection took over meanwhile: the limit may shrink while the body streams).
+   */
+  limit: () => number;
+  /** Called as bytes are accepted, before they are written. */
+  onReceived?: (n: number) => void;
   stallMs: number;
   pool: BufferPool;
   /**
@@ -111,7 +116,8 @@ class Pump implements BodyConsumer {
   data(n: number): boolean {
     if (this.finished) return false;
     this.lastData = Date.now();
-    const take = Math.min(n, this.o.maxBytes - this.received);
+    const max = this.o.limit();
+    const take = Math.max(0, Math.min(n, max - this.received));
     if (take < n) {
       // More than we asked for: keep what we wanted, drop the connection.
       this.accept(take);
@@ -120,7 +126,7 @@ class Pump implements BodyConsumer {
       return false;
     }
     this.accept(take);
-    if (this.received === this.o.maxBytes) {
+    if (this.received >= max) {
       // All we need. The body normally ends in this same read; if it goes on, cut it.
       queueMicrotask(() => {
         if (this.finished) return;
@@ -141,6 +147,7 @@ class Pump implements BodyConsumer {
 
   private accept(n: number): void {
     if (n <= 0) return;
+    this.o.onReceived?.(n);
     if (this.fill === 0) this.fillSince = this.lastData;
     this.fill += n;
     this.received += n;

@@ -229,7 +229,10 @@ class Checkpointer {
 /** Consecutive chunks one request covers: [first, last]. */
 interface Run {
   first: number;
+  /** Shrinks when another worker takes over the end of the run (stealRun). */
   last: number;
+  /** File offset up to which the current request has received bytes. */
+  reach: number;
 }
 
 /**
@@ -241,6 +244,7 @@ interface Run {
  */
 class ChunkWorkers {
   private readonly active = new Set<number>();
+  private readonly runs = new Set<Run>();
   private readonly running: Array<Promise<void>> = [];
   private confirmed = false;
   private claims = 0;
@@ -325,10 +329,36 @@ class ChunkWorkers {
     }
     for (let i = first.index; i <= last.index; i++) this.active.add(i);
     this.unclaimed -= bytes;
-    return { first: first.index, last: last.index };
+    const run = { first: first.index, last: last.index, reach: first.start + first.written };
+    this.runs.add(run);
+    return run;
+  }
+
+  /**
+   * Nothing is left to claim, but a connection still has a long way to go (a slow CDN edge, a
+   * stretch claimed early): take the upper half of what lies ahead of it, so the download does
+   * not wait for its slowest connection. Its request stops at the new end (the pump's limit
+   * shrinks with `run.last`).
+   */
+  private stealRun(): Run | undefined {
+    const cs = this.meta.chunkSize;
+    let victim: { run: Run; from: number; count: number } | undefined;
+    for (const run of this.runs) {
+      // The chunk it is receiving stays with it; everything after is up for grabs.
+      const from = Math.max(run.first, Math.floor(run.reach / cs) + 1);
+      const count = run.last - from + 1;
+      if (count >= 1 && count > (victim?.count ?? 0)) victim = { run, from, count };
+    }
+    if (!victim) return undefined;
+    const mid = victim.from + Math.floor(victim.count / 2);
+    const stolen = { first: mid, last: victim.run.last, reach: (this.chunks[mid] as Chunk).start };
+    victim.run.last = mid - 1;
+    this.runs.add(stolen);
+    return stolen;
   }
 
   private releaseRun(run: Run): void {
+    this.runs.delete(run);
     for (let i = run.first; i <= run.last; i++) {
       this.active.delete(i);
       this.unclaimed += missing(this.chunks[i] as Chunk);
@@ -343,7 +373,7 @@ class ChunkWorkers {
         // Retired by the governor (the extra connections did not pay). The count drops in the
         // finally below, synchronously, so two workers never both retire for one slot.
         if (this.workers > this.target) return;
-        const run = this.claimRun();
+        const run = this.claimRun() ?? this.stealRun();
         if (!run) return;
         try {
           await this.fetchRun(run);
@@ -375,7 +405,7 @@ class ChunkWorkers {
         // A connection slot per attempt: backoff waits do not hold one.
         await this.job.connections.acquire(this.signal);
         try {
-          await this.fetchOnce(head, this.chunks[run.last] as Chunk);
+          await this.fetchOnce(head, run);
         } finally {
           this.job.connections.release();
         }
@@ -389,19 +419,21 @@ class ChunkWorkers {
     }
   }
 
-  /** One GET for the bytes from `head`'s first missing byte to the end of `last`. */
-  private async fetchOnce(head: Chunk, last: Chunk): Promise<void> {
+  /** One GET for the bytes from `head`'s first missing byte to the end of `run`. */
+  private async fetchOnce(head: Chunk, run: Run): Promise<void> {
     const job = this.job;
     const from = head.start + head.written;
+    const runEnd = (): number => (this.chunks[run.last] as Chunk).end;
+    run.reach = from;
     const res = await openGet({
       source: job.source,
       http: job.http,
-      range: { start: from, end: last.end - 1 },
+      range: { start: from, end: runEnd() - 1 },
       signal: this.signal,
       headersTimeoutMs: job.opts.stallTimeoutSeconds * 1000,
       userAgent: job.opts.userAgent,
       label: job.label,
-      });
+    });
     if (res.status !== 206) {
       res.body.destroy();
       throw new RangeUnsupportedError(`server ignored Range for ${job.label}`);
@@ -418,10 +450,14 @@ class ChunkWorkers {
     }
     this.checkEtag(headerValue(res.headers, 'etag'), res);
     this.confirmRanges();
-    const limit = Math.min(r.end + 1, last.end) - from;
+    // Read live: the end moves closer if another worker takes over the rest of the run.
+    const limit = (): number => Math.min(r.end + 1, runEnd()) - from;
     let credit = head;
     const { received } = await pumpBody(res.body, {
-      maxBytes: limit,
+      limit,
+      onReceived: (n) => {
+        run.reach += n;
+      },
       stallMs: job.opts.stallTimeoutSeconds * 1000,
       pool: job.pool,
       write: this.writer.from(from),
@@ -438,7 +474,7 @@ class ChunkWorkers {
         }
       },
     });
-    if (received < limit) throw new NetworkError(`connection closed after ${received} of ${limit} bytes`);
+    if (received < limit()) throw new NetworkError(`connection closed after ${received} of ${limit()} bytes`);
   }
 
   /**

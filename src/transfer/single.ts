@@ -127,7 +127,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
   }
   const remaining = job.size - st.written;
   const { received, ended } = await pumpBody(res.body, {
-    maxBytes: remaining,
+    limit: () => remaining,
     stallMs: job.opts.stallTimeoutSeconds * 1000,
     pool: job.pool,
     write: new SerialFileWriter(owned, job.opts.fsHooks).from(st.written),
