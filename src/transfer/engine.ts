@@ -58,7 +58,7 @@ export class TransferEngine {
   }
 
   /** Closes the engine's idle keep-alive connections. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.http.close();
     return Promise.resolve();
   }
