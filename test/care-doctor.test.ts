@@ -9,6 +9,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   envFindings,
+  networkFindings,
+  reportedEnv,
   lockingFindings,
   mountFor,
   parseMounts,
@@ -22,7 +24,7 @@ import type { DoctorOptions, DoctorReport } from '../src/care/doctor.js';
 import { Cache } from '../src/cache.js';
 import { blobOf } from './fixtures/care-cache.js';
 import { startTestHub, type TestHub } from './fixtures/test-hub.js';
-import { runCli, tempDir } from './helpers.js';
+import { ROOT, runCli, tempDir } from './helpers.js';
 
 const checks = (fs: DoctorFinding[]): string[] => fs.map((f) => `${f.severity} ${f.check}`).sort();
 
@@ -32,6 +34,19 @@ describe('doctor: pure checks', () => {
 
   test('a clean environment has nothing to say', () => {
     assert.deepEqual(envFindings(HOME, used), []);
+  });
+
+  test('network: the proxy that applies to each hub, a refused proxy URL, a CA bundle, passwords masked', () => {
+    const endpoints = ['https://huggingface.co', 'https://www.modelscope.cn'];
+    assert.deepEqual(networkFindings(HOME, endpoints), []);
+    const viaProxy = networkFindings({ HTTPS_PROXY: 'http://bob:pw@proxy.corp:3128', NO_PROXY: '.modelscope.cn' }, endpoints);
+    assert.deepEqual(checks(viaProxy), ['info net.proxy']);
+    assert.match(viaProxy[0]!.message, /huggingface\.co go through the proxy proxy\.corp:3128 \(with credentials\)/);
+    assert.deepEqual(checks(networkFindings({ HTTPS_PROXY: 'socks5://p:1080' }, endpoints)), ['error net.proxy-invalid']);
+    const caFile = path.join(ROOT, 'test/fixtures/tls/cert.pem');
+    assert.deepEqual(checks(networkFindings({ SSL_CERT_FILE: caFile }, endpoints)), ['info net.ca-bundle']);
+    assert.deepEqual(checks(networkFindings({ REQUESTS_CA_BUNDLE: '/nonexistent.pem' }, endpoints)), ['error net.ca-bundle-invalid']);
+    assert.equal(reportedEnv({ HTTPS_PROXY: 'http://bob:pw@proxy.corp:3128' }).HTTPS_PROXY, 'http://bob:***@proxy.corp:3128');
   });
 
   test('HF_HUB_CACHE and HF_HOME both set and disagreeing', () => {

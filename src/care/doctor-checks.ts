@@ -6,6 +6,8 @@ import type { RemoteFile } from '../hubs/types.js';
 import { sameContent, sizeCollisions, type CachedInode } from './dedup.js';
 import type { CachedRepo, CachedRevision, CacheWarning, WarningKind } from './model.js';
 import { formatBytes } from '../util/format.js';
+import { caFromEnv } from '../http/ca.js';
+import { proxyFor } from '../http/proxy.js';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -33,7 +35,10 @@ const REPORTED_VARS = [
   'HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_HUB_DISABLE_SYMLINKS', 'HF_HUB_DISABLE_SYMLINKS_WARNING',
   'HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_TOKEN_PATH', 'HF_HUB_DISABLE_IMPLICIT_TOKEN',
   'MODELSCOPE_CACHE', 'MODELSCOPE_ENDPOINT', 'MODELSCOPE_DOMAIN', 'MODELSCOPE_API_TOKEN', 'MODELSCOPE_CREDENTIALS_PATH',
+  'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy',
+  'REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'NODE_EXTRA_CA_CERTS',
 ] as const;
+const PROXY_VARS = new Set(['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy']);
 const SECRET_VARS = new Set(['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'MODELSCOPE_API_TOKEN']);
 const BOOL_WORDS = new Set(['1', 'ON', 'YES', 'TRUE', '0', 'OFF', 'NO', 'FALSE', '']);
 
@@ -42,7 +47,33 @@ export function reportedEnv(env: Env): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of REPORTED_VARS) {
     const v = env[k];
-    if (v !== undefined) out[k] = SECRET_VARS.has(k) ? (v ? '(set, hidden)' : '') : v;
+    if (v !== undefined) out[k] = SECRET_VARS.has(k) ? (v ? '(set, hidden)' : '') : PROXY_VARS.has(k) ? withoutPassword(v) : v;
+  }
+  return out;
+}
+
+/** A proxy URL for display: its password replaced. */
+function withoutPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]+):[^@/]*@/i, '$1:***@');
+}
+
+/** Proxy and CA settings: what applies to the hubs, and settings hubcache would refuse. */
+export function networkFindings(env: Env, endpoints: readonly string[]): DoctorFinding[] {
+  const out: DoctorFinding[] = [];
+  for (const endpoint of endpoints) {
+    let route: ReturnType<typeof proxyFor>;
+    try {
+      route = proxyFor(new URL(endpoint), env);
+    } catch (err) {
+      out.push({ check: 'net.proxy-invalid', severity: 'error', message: (err as Error).message, fix: 'export HTTPS_PROXY=http://host:port (user:password@ if it needs them)' });
+      break;
+    }
+    if (route) out.push({ check: 'net.proxy', severity: 'info', message: `Requests to ${endpoint} go through the proxy ${route.url.host}${route.authorization ? ' (with credentials)' : ''}` });
+  }
+  try {
+    if (caFromEnv(env)) out.push({ check: 'net.ca-bundle', severity: 'info', message: 'TLS trusts the extra certificates of the CA bundle set in the environment, besides Node\'s roots' });
+  } catch (err) {
+    out.push({ check: 'net.ca-bundle-invalid', severity: 'error', message: (err as Error).message, fix: 'point it at a PEM file, or unset it' });
   }
   return out;
 }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { envBool, type Env } from '../config.js';
+import { envBool, hfSettingsFromEnv, modelscopeSettingsFromEnv, type Env } from '../config.js';
 import { HfClient } from '../hubs/hf.js';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RemoteFile, RepoRef } from '../hubs/types.js';
@@ -21,6 +21,7 @@ import {
   duplicateFindings,
   envCacheDirs,
   envFindings,
+  networkFindings,
   lockingFindings,
   mountFor,
   oldMsLayoutFindings,
@@ -107,6 +108,7 @@ export async function doctor(ctx: CareContext, opts: DoctorOptions = {}): Promis
 
   // 1. environment
   findings.push(...envFindings(env, { hf: ctx.roots.hf, modelscope: ctx.roots.modelscope }));
+  findings.push(...networkFindings(env, [hfSettingsFromEnv(env).endpoint, modelscopeSettingsFromEnv(env).endpoint]));
 
   // 2. each cache folder: storage, permissions, space, symlinks
   const dirs = await probeDirs(cacheFolders(ctx, also), mounts);
