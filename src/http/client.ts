@@ -156,8 +156,7 @@ export class Http1Client {
     let conn: Connection;
     if (proxy && secure) {
       const tunnel = await openTunnel(proxy, `${u.hostname}:${port}`, this.connectTimeoutMs, signal);
-      // TLS over a socket we hand it ignores `onread`: this connection reads 'data' events.
-      conn = new Connection(this, key, this.maxHeadBytes, () => tls.connect({ socket: tunnel, ...tlsOptions }), true);
+      conn = new Connection(this, key, this.maxHeadBytes, () => tls.connect({ socket: tunnel, ...tlsOptions }));
     } else if (proxy) {
       const at = { host: bareHost(proxy.url.hostname), port: Number(proxy.url.port || 80) };
       conn = new Connection(this, key, this.maxHeadBytes, (onread) => net.connect({ ...at, onread }));
@@ -309,12 +308,12 @@ class Connection {
     readonly key: string,
     maxHeadBytes: number,
     open: (onread: net.OnReadOpts) => net.Socket,
-    /** The socket delivers 'data' events instead of `onread` calls (TLS through a proxy tunnel). */
-    dataEvents = false,
   ) {
     this.scratch = Buffer.allocUnsafeSlow(maxHeadBytes);
     this.socket = open({ buffer: () => this.nextBuffer(), callback: (n, buf) => this.onRead(n, buf) });
-    if (dataEvents) this.socket.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
+    // A socket that honours `onread` never emits 'data'. One that does not (TLS over a proxy
+    // tunnel: Node ignores `onread` when it wraps a socket it was handed) still works, by copy.
+    this.socket.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
     this.socket.on('error', (err) => this.fail(err, true));
     this.socket.on('end', () => this.onEnd());
     this.socket.on('close', () => {
