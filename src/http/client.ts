@@ -253,7 +253,7 @@ export class Http1Response {
         },
         error: (err) => {
           clearTimeout(timer);
-          if (size > limit && mode === 'strict') reject(new ServerError(`response body larger than ${limit} bytes`, undefined, undefined));
+          if (size > limit && mode === 'strict') reject(new BodyTooLargeError(`response body larger than ${limit} bytes`, undefined, undefined));
           // Past the limit, we closed it ourselves: what we have is the answer.
           else if (size >= limit && mode !== 'strict') resolve(Buffer.concat(parts));
           else reject(err);
@@ -262,6 +262,9 @@ export class Http1Response {
     });
   }
 }
+
+/** readAll() met more than its limit. */
+export class BodyTooLargeError extends ServerError {}
 
 /** The request failed on a reused connection before any answer: safe to send again. */
 class StaleConnectionError extends Error {}

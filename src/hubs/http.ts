@@ -1,7 +1,7 @@
 // The one place metadata requests go through: keep-alive connections (src/http/client.ts),
 // timeouts, a bounded response size, and the rule that a token never leaves the endpoint's origin.
 import { AbortedError, HubcacheError, NetworkError, ServerError } from '../errors.js';
-import { Http1Client, type Http1Response, type Method } from '../http/client.js';
+import { BodyTooLargeError, Http1Client, type Http1Response, type Method } from '../http/client.js';
 import { VERSION } from '../version.js';
 
 export const USER_AGENT = `hubcache/${VERSION}; hf_hub/js; node/${process.versions.node}`;
@@ -47,7 +47,6 @@ export function sameOrigin(a: string, b: string): boolean {
 /** Maps low-level failures to NetworkError / AbortedError, naming the URL but never headers. */
 export function wrapNetworkError(err: unknown, url: string, signal?: AbortSignal): Error {
   if (signal?.aborted) return new AbortedError();
-  if (err instanceof AbortedError || err instanceof ServerError) return err;
   if (err instanceof HubcacheError && !(err instanceof NetworkError)) return err;
   const e = err as { cause?: { code?: unknown }; code?: unknown; message?: string };
   const code = e.cause?.code ?? e.code;
@@ -87,7 +86,7 @@ export async function readText(res: HttpResponse, limit = MAX_JSON_BYTES): Promi
   try {
     return (await res.body.readAll(limit, res.timeoutMs)).toString('utf8');
   } catch (err) {
-    if (err instanceof ServerError && err.status === undefined && /larger than/.test(err.message)) {
+    if (err instanceof BodyTooLargeError) {
       throw new ServerError(`Response from ${redactUrl(res.url)} is larger than ${limit} bytes`, res.status, res.url);
     }
     throw wrapNetworkError(err, res.url);
