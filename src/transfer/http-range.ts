@@ -1,5 +1,4 @@
 // One GET (optionally ranged) with manual redirects, typed status errors and no token leaks.
-import type { IncomingHttpHeaders } from 'node:http';
 import type { DownloadSource } from '../hubs/types.js';
 import { HubHttpError, ServerError } from '../errors.js';
 import { redactUrl } from '../hubs/http.js';
@@ -56,8 +55,7 @@ export class SourceHolder {
 }
 
 export interface OpenedResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
+  /** The 2xx response: status, headers, and the body to consume. */
   body: Http1Response;
   /** Parsed `Content-Range` of a 206. */
   range?: { start: number; end: number; total?: number };
@@ -103,7 +101,7 @@ export async function openGet(opts: OpenOptions): Promise<OpenedResponse> {
       continue;
     }
     if (res.status >= 200 && res.status < 300) {
-      const out: OpenedResponse = { status: res.status, headers: res.headers, body: res, generation };
+      const out: OpenedResponse = { body: res, generation };
       if (res.status === 206) out.range = parseContentRange(headerValue(res.headers, 'content-range'));
       return out;
     }

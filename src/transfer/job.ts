@@ -38,10 +38,10 @@ export class RangeUnsupportedError extends Error {}
 
 /** Bytes on disk must be the stored representation; a compressed body cannot be ranged or sized. */
 export function assertIdentityEncoding(res: OpenedResponse, label: string): void {
-  const enc = headerValue(res.headers, 'content-encoding')?.trim().toLowerCase();
+  const enc = headerValue(res.body.headers, 'content-encoding')?.trim().toLowerCase();
   if (enc && enc !== 'identity') {
     res.body.destroy();
-    throw new ServerError(`server sent ${enc}-encoded content for ${label} despite Accept-Encoding: identity`, res.status, undefined);
+    throw new ServerError(`server sent ${enc}-encoded content for ${label} despite Accept-Encoding: identity`, res.body.status, undefined);
   }
 }
 

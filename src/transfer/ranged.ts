@@ -434,7 +434,7 @@ class ChunkWorkers {
       userAgent: job.opts.userAgent,
       label: job.label,
     });
-    if (res.status !== 206) {
+    if (res.body.status !== 206) {
       res.body.destroy();
       throw new RangeUnsupportedError(`server ignored Range for ${job.label}`);
     }
@@ -448,7 +448,7 @@ class ChunkWorkers {
       res.body.destroy();
       throw new IntegrityError(job.label, String(job.size), String(r.total), 'size');
     }
-    this.checkEtag(headerValue(res.headers, 'etag'), res);
+    this.checkEtag(headerValue(res.body.headers, 'etag'), res);
     this.confirmRanges();
     // Read live: the end moves closer if another worker takes over the rest of the run.
     const limit = (): number => Math.min(r.end + 1, runEnd()) - from;

@@ -101,7 +101,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
     label: job.label,
   });
   assertIdentityEncoding(res, job.label);
-  if (res.status === 206) {
+  if (res.body.status === 206) {
     const r = res.range;
     if (!r || r.start !== st.written) {
       res.body.destroy();
@@ -119,7 +119,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
       st.hasher = new ContentHasher(job.size, Boolean(job.expected.gitSha1));
       job.progress.reset(0, 0);
     }
-    const cl = headerValue(res.headers, 'content-length');
+    const cl = headerValue(res.body.headers, 'content-length');
     if (cl !== undefined && Number(cl) !== job.size) {
       res.body.destroy();
       throw new IntegrityError(job.label, String(job.size), cl, 'size');
