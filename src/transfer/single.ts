@@ -14,6 +14,8 @@ import { asTypedError, headerValue, RetryTracker } from './retry.js';
 interface StreamState {
   written: number;
   hasher: ContentHasher;
+  /** One per file, like the ranged path: a write found slow stays off the event loop on retries. */
+  writer: SerialFileWriter;
 }
 
 export async function downloadSingle(job: FileJob, owned: OwnedPartial): Promise<Digest> {
@@ -33,7 +35,11 @@ export async function downloadSingle(job: FileJob, owned: OwnedPartial): Promise
   const prefix = contiguousPrefix(owned.resume, job.size);
   // Without a resume source the file is empty already (created or truncated on acquire).
   if (owned.resume.kind !== 'none') await owned.fh.truncate(prefix);
-  const st: StreamState = { written: prefix, hasher: new ContentHasher(job.size, Boolean(job.expected.gitSha1)) };
+  const st: StreamState = {
+    written: prefix,
+    hasher: new ContentHasher(job.size, Boolean(job.expected.gitSha1)),
+    writer: new SerialFileWriter(owned, job.opts.fsHooks),
+  };
   await hashFromDisk(owned.fh, st.hasher, prefix, signal);
   job.progress.reset(prefix, prefix);
   await ensureFreeSpace(job.dir, job.size - prefix, job.freeBytes());
@@ -130,7 +136,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
     limit: () => remaining,
     stallMs: job.opts.stallTimeoutSeconds * 1000,
     pool: job.pool,
-    write: new SerialFileWriter(owned, job.opts.fsHooks).from(st.written),
+    write: st.writer.from(st.written),
     onWritten: (buf, len) => {
       st.hasher.update(buf.subarray(0, len));
       st.written += len;
