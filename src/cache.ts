@@ -56,6 +56,11 @@ export interface CacheAtOptions {
   modelscopeToken?: string;
   offline?: boolean;
   transfer?: Partial<TransferOptions>;
+  /**
+   * Take endpoints, tokens, the offline switch and HF_HUB_DISABLE_SYMLINKS from these variables
+   * (as `fromEnv` does; pass `process.env`), while the folder stays `dir`. The options above still win.
+   */
+  env?: Env;
 }
 
 export class Cache {
@@ -72,18 +77,19 @@ export class Cache {
    */
   static at(dir: string, opts: CacheAtOptions = {}): Cache {
     const root = path.resolve(dir);
+    const env = opts.env ? Cache.fromEnv(opts.env).config : undefined;
     return new Cache({
       hf: {
         cacheDir: root,
-        endpoint: opts.hfEndpoint ?? HF_DEFAULT_ENDPOINT,
-        token: opts.hfToken,
-        offline: opts.offline ?? false,
-        symlinks: true,
+        endpoint: opts.hfEndpoint ?? env?.hf.endpoint ?? HF_DEFAULT_ENDPOINT,
+        token: opts.hfToken ?? env?.hf.token,
+        offline: opts.offline ?? env?.hf.offline ?? false,
+        symlinks: env?.hf.symlinks ?? true,
       },
       modelscope: {
         cacheDir: path.resolve(opts.modelscopeDir ?? root),
-        endpoint: opts.modelscopeEndpoint ?? MS_DEFAULT_ENDPOINT,
-        token: opts.modelscopeToken,
+        endpoint: opts.modelscopeEndpoint ?? env?.modelscope.endpoint ?? MS_DEFAULT_ENDPOINT,
+        token: opts.modelscopeToken ?? env?.modelscope.token,
       },
       ...(opts.transfer ? { transfer: opts.transfer } : {}),
     });

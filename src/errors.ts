@@ -20,6 +20,7 @@ export const ExitCode = {
   diskFull: 20,
   server: 21,
   manifest: 22,
+  inUse: 25,
   interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -138,11 +139,20 @@ export class ManifestError extends HubcacheError {
   override readonly exitCode = ExitCode.manifest;
 }
 
-/** The operation was cancelled through an AbortSignal (Ctrl-C in the CLI). */
+/** Something the user asked to change is held by a running download (its lock is taken). */
+export class RepoInUseError extends HubcacheError {
+  override readonly exitCode = ExitCode.inUse;
+}
+
+/** The operation was cancelled through an AbortSignal (Ctrl-C in the CLI); `cause` is the signal's reason. */
 export class AbortedError extends HubcacheError {
   override readonly exitCode = ExitCode.interrupted;
-  constructor(message = 'Interrupted') {
-    super(message);
+  constructor(message = 'Interrupted', options?: { cause?: unknown }) {
+    super(message, options);
+  }
+  /** The error for an aborted signal, keeping its reason (e.g. a timeout's or the caller's own). */
+  static from(signal: AbortSignal | undefined, message?: string): AbortedError {
+    return new AbortedError(message, signal?.reason === undefined ? undefined : { cause: signal.reason });
   }
 }
 
@@ -156,5 +166,5 @@ export function asNetworkError(err: unknown, hint?: string): Error {
 
 /** Throws AbortedError if the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new AbortedError();
+  if (signal?.aborted) throw AbortedError.from(signal);
 }

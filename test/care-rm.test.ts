@@ -10,6 +10,7 @@ import { planRemove } from '../src/care/remove.js';
 import { scan } from '../src/care/scan.js';
 import { Cache } from '../src/cache.js';
 import { acquireLock } from '../src/locks/flock.js';
+import { ExitCode } from '../src/errors.js';
 import { age, blobOf, buildHfRepo, buildMsLegacyRepo, buildMsSnapshotRepo, commitOf, sha256 } from './fixtures/care-cache.js';
 import { listTree, runCli, tempDir } from './helpers.js';
 
@@ -156,8 +157,9 @@ describe('care: rm', () => {
     const lock = await acquireLock(path.join(root, '.locks', 'models--org--model', `${path.basename(only1)}.lock`));
     try {
       const r = await runCli(['rm', 'org/model@v1.0', '--cache-dir', root, '-y']);
-      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.code, ExitCode.inUse, r.stderr);
       assert.match(r.stderr, /in use/);
+      assert.match(r.stderr, /error: Not removed, a download is using it: org\/model@/);
       assert.equal(await exists(path.join(repo, 'snapshots', C1)), true);
       assert.equal(await exists(only1), true);
       assert.equal(await fs.readFile(path.join(repo, 'refs', 'v1.0'), 'utf8'), C1);

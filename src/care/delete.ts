@@ -72,6 +72,8 @@ export interface PlannedFile {
 export interface Skipped {
   what: string;
   reason: string;
+  /** Left because a download holds its lock (a retry after that download succeeds). */
+  inUse?: boolean;
 }
 
 export interface DeletePlan {
@@ -200,7 +202,7 @@ class Executor {
   async repo(r: PlannedRepo): Promise<void> {
     const inUse = r.hub === 'hf' ? await hfRepoLocked(r.root, path.basename(r.path)) : await msRepoLocked(r.root, this.plan.msV2Root, r.id);
     if (inUse) {
-      this.skipped.push({ what: r.repo, reason: 'a download of this repo is running (lock held)' });
+      this.skipped.push({ what: r.repo, reason: 'a download of this repo is running (lock held)', inUse: true });
       return;
     }
     if (await this.remove(r.path)) this.freed += r.size;
@@ -211,7 +213,7 @@ class Executor {
   async snapshot(r: PlannedRevision): Promise<boolean> {
     const held = await this.revisionLocked(r);
     if (held) {
-      this.skipped.push({ what: `${r.repo}@${r.commit}`, reason: 'in use (a lock on one of its files is held)' });
+      this.skipped.push({ what: `${r.repo}@${r.commit}`, reason: 'in use (a lock on one of its files is held)', inUse: true });
       return false;
     }
     const ok = await this.remove(r.path);
@@ -242,7 +244,7 @@ class Executor {
       for (const b of blobs) {
         const lock = await tryAcquireLock(b.lockPath).catch(() => null);
         if (lock) locks.push({ blob: b, lock });
-        else this.skipped.push({ what: b.path, reason: 'in use (its lock is held by a download)' });
+        else this.skipped.push({ what: b.path, reason: 'in use (its lock is held by a download)', inUse: true });
       }
       if (locks.length === 0) return;
       const linked = await linkedBlobs(repoDir);
@@ -262,7 +264,7 @@ class Executor {
     if (f.lockPath) {
       const lock = await tryAcquireLock(f.lockPath).catch(() => null);
       if (!lock) {
-        this.skipped.push({ what: f.path, reason: 'in use (its lock is held)' });
+        this.skipped.push({ what: f.path, reason: 'in use (its lock is held)', inUse: true });
         return;
       }
       try {

@@ -97,14 +97,14 @@ export async function hashFiles(jobs: readonly HashJob[], opts: HashPoolOptions 
 
 async function hashInline(jobs: readonly HashJob[], concurrency: number, opts: HashPoolOptions): Promise<HashResult[]> {
   return runPool(jobs, concurrency, async (job): Promise<HashResult> => {
-    if (opts.signal?.aborted) throw new AbortedError();
+    if (opts.signal?.aborted) throw AbortedError.from(opts.signal);
     try {
       const hex = job.algorithm === 'sha256' ? await sha256File(job.path, opts.signal) : await gitBlobSha1File(job.path, opts.signal);
       const { size } = await fs.stat(job.path);
       opts.onBytes?.(size);
       return { ok: true, hex, size };
     } catch (err) {
-      if (opts.signal?.aborted) throw new AbortedError();
+      if (opts.signal?.aborted) throw AbortedError.from(opts.signal);
       const e = err as NodeJS.ErrnoException;
       return { ok: false, code: e.code ?? 'EIO', message: e.message };
     }
@@ -126,8 +126,8 @@ function hashInThreads(jobs: readonly HashJob[], concurrency: number, opts: Hash
       if (err) reject(err);
       else resolve(results);
     };
-    const onAbort = (): void => stop(new AbortedError());
-    if (opts.signal?.aborted) return stop(new AbortedError());
+    const onAbort = (): void => stop(AbortedError.from(opts.signal));
+    if (opts.signal?.aborted) return stop(AbortedError.from(opts.signal));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const feed = (w: Worker): void => {
       if (next >= jobs.length) return;

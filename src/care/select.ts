@@ -18,7 +18,9 @@ export interface SelectResult {
 }
 
 const HUB_PREFIX_RE = /^(?:hf|huggingface|modelscope|ms):(?!\/\/)|^hf:\/\//;
-const TYPE_PREFIX_RE = /^(?:[a-z]+:(?:\/\/)?)?(?:models|datasets|spaces)\//;
+const TYPE_PREFIX_RE = /^(?:[a-z]+:(?:\/\/)?)?(?:(?:models|datasets|spaces)\/|(?:model|dataset|space)\/[^/@]+\/)/;
+// hf cache's id of a repo without an org: `model/gpt2` (also a valid org/name, tried first).
+const TYPED_SHORT_ID_RE = /^(model|dataset|space)\/([^/@]+)(@.*)?$/;
 const HASH_RE = /^[0-9a-f]{40}$/i;
 
 /**
@@ -40,10 +42,18 @@ export function selectTargets(scan: CacheScan, targets: readonly string[], defau
       for (const h of hits) add(h.repo, [h.r]);
       continue;
     }
-    const ref = parseRepoRef(target, defaults.type ? { type: defaults.type } : {});
+    let ref = parseRepoRef(target, defaults.type ? { type: defaults.type } : {});
     const explicitHub = HUB_PREFIX_RE.test(target) ? ref.hub : defaults.hub;
-    const explicitType = TYPE_PREFIX_RE.test(target) || defaults.type !== undefined;
-    const candidates = scan.repos.filter((r) => r.id === ref.id && (!explicitType || r.type === ref.type) && (explicitHub === undefined || r.hub === explicitHub));
+    let explicitType = TYPE_PREFIX_RE.test(target) || defaults.type !== undefined;
+    const matching = (): CachedRepo[] =>
+      scan.repos.filter((r) => r.id === ref.id && (!explicitType || r.type === ref.type) && (explicitHub === undefined || r.hub === explicitHub));
+    let candidates = matching();
+    const short = TYPED_SHORT_ID_RE.exec(target);
+    if (candidates.length === 0 && short) {
+      ref = parseRepoRef(`${short[1]}s/${short[2]}${short[3] ?? ''}`);
+      explicitType = true;
+      candidates = matching();
+    }
     // Prefer the HF repo, then a model, when the user left hub or type open.
     const repo = [...candidates].sort((a, b) => rank(a) - rank(b))[0];
     if (!repo) {

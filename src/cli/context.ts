@@ -3,12 +3,14 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { Cache } from '../cache.js';
-import { normalizeMsEndpoint } from '../config.js';
 import type { HubName, RepoType } from '../hubs/types.js';
 import { Output } from './output.js';
+import { checkLocalDir, parseEndpoint } from './validate.js';
 
 export interface GlobalFlags {
   cacheDir?: string;
+  /** `--cache_dir`, the modelscope CLI's spelling of --cache-dir. */
+  cache_dir?: string;
   endpoint?: string;
   token?: string;
   offline?: boolean;
@@ -23,6 +25,8 @@ export interface CliIo {
   stderr: NodeJS.WritableStream;
   env: Record<string, string | undefined>;
   isTTY: boolean;
+  /** Terminal width, for fitting progress lines (default: stderr's columns, else 80). */
+  columns?: number;
 }
 
 export interface CommandContext {
@@ -38,31 +42,38 @@ export function allOpts<T>(cmd: Command): T {
   return cmd.optsWithGlobals() as T;
 }
 
-export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal): CommandContext {
+/** The Output matching the global flags; made first so errors in the other flags are printed by it. */
+export function outputFor(flags: GlobalFlags, io: CliIo): Output {
+  return new Output({
+    json: !!flags.json,
+    quiet: !!flags.quiet,
+    tty: io.isTTY && !flags.json && !flags.quiet,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    ...(io.columns ? { columns: io.columns } : {}),
+  });
+}
+
+export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal, out = outputFor(flags, io)): CommandContext {
   const cache = Cache.fromEnv(io.env);
   const c = cache.config;
-  if (flags.cacheDir) {
-    const dir = path.resolve(flags.cacheDir);
+  const cacheDir = flags.cacheDir ?? flags.cache_dir;
+  if (cacheDir !== undefined) {
+    const dir = path.resolve(checkLocalDir(cacheDir, '--cache-dir'));
     c.hf.cacheDir = dir;
     c.modelscope.cacheDir = dir;
     c.modelscope.v2Dir = dir; // as with MODELSCOPE_CACHE=dir
   }
   if (flags.endpoint) {
     // --endpoint applies to the hub of the command's repo (default HF).
-    if (flags.hub === 'modelscope') c.modelscope.endpoint = normalizeMsEndpoint(flags.endpoint);
-    else c.hf.endpoint = flags.endpoint.replace(/\/+$/, '');
+    // ModelScope also takes a bare domain (as MODELSCOPE_DOMAIN does); both are then checked alike.
+    if (flags.hub === 'modelscope') c.modelscope.endpoint = parseEndpoint(flags.endpoint, { bareHost: true });
+    else c.hf.endpoint = parseEndpoint(flags.endpoint);
   }
   if (flags.token) {
     if (flags.hub === 'modelscope') c.modelscope.token = flags.token;
     else c.hf.token = flags.token;
   }
   if (flags.offline) c.hf.offline = true;
-  const out = new Output({
-    json: !!flags.json,
-    quiet: !!flags.quiet,
-    tty: io.isTTY && !flags.json && !flags.quiet,
-    stdout: io.stdout,
-    stderr: io.stderr,
-  });
   return { cache, out, signal, flags, io };
 }

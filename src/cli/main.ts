@@ -4,7 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from '../errors.js';
 import { parseRepoRef } from '../hubs/repo-ref.js';
 import { VERSION } from '../version.js';
-import { allOpts, makeContext, type CliIo, type CommandContext, type GlobalFlags } from './context.js';
+import { allOpts, makeContext, outputFor, type CliIo, type CommandContext, type GlobalFlags } from './context.js';
 import { downloadCommand } from './commands/download.js';
 import { importCommand } from './commands/import.js';
 import { initCommand } from './commands/init.js';
@@ -37,6 +37,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     stderr: ioIn.stderr ?? process.stderr,
     env: ioIn.env ?? process.env,
     isTTY: ioIn.isTTY ?? !!process.stderr.isTTY,
+    ...(ioIn.columns ?? process.stderr.columns ? { columns: ioIn.columns ?? process.stderr.columns } : {}),
   };
   let exitCode: number = ExitCode.ok;
   const ac = new AbortController();
@@ -59,11 +60,11 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
         /* reported by the command itself */
       }
     }
-    const ctx = makeContext(flags, io, ac.signal);
+    const out = outputFor(flags, io);
     try {
-      exitCode = await body(ctx, flags as never);
+      exitCode = await body(makeContext(flags, io, ac.signal, out), flags as never);
     } catch (err) {
-      exitCode = ctx.out.error(err);
+      exitCode = out.error(err);
     }
   };
 
@@ -71,6 +72,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     .version(VERSION)
     .description('Download, cache and verify model weights from the Hugging Face Hub and ModelScope, sharing the official clients\' cache.')
     .option('--cache-dir <dir>', 'cache folder (default: HF_HUB_CACHE / HF_HOME/hub, MODELSCOPE_CACHE)')
+    .addOption(new Option('--cache_dir <dir>', 'same as --cache-dir (modelscope CLI spelling)').hideHelp())
     .option('--endpoint <url>', 'hub URL (default: HF_ENDPOINT or https://huggingface.co; MODELSCOPE_ENDPOINT/MODELSCOPE_DOMAIN for ModelScope)')
     .option('--token <token>', 'access token (default: HF_TOKEN or the token file; MODELSCOPE_API_TOKEN)')
     .option('--offline', 'use the cache only, never the network (also HF_HUB_OFFLINE=1)')

@@ -4,11 +4,33 @@ import type { DownloadSource, ExpectedContent } from '../hubs/types.js';
 import type { TransferRequest } from '../transfer/types.js';
 import { runPool } from '../util/pool.js';
 import type { DownloadOptions, FileStatus, PlannedFile, ProgressEvent } from './types.js';
+import { UsageError } from '../errors.js';
 
 export type Emit = (e: ProgressEvent) => void;
 
 export function emitterFor(opts: Pick<DownloadOptions, 'onProgress'>): Emit {
   return (e) => opts.onProgress?.(e);
+}
+
+/**
+ * `--include`/`--exclude` that select no file of a non-empty listing are almost always a typo:
+ * an error naming the patterns (as `lock` gives for such an entry), not an empty success.
+ */
+export function assertPatternsSelect(
+  selectedCount: number,
+  listedCount: number,
+  opts: Pick<DownloadOptions, 'files' | 'include' | 'exclude'>,
+  where: string,
+): void {
+  if (selectedCount > 0 || listedCount === 0 || (opts.files?.length ?? 0) > 0) return;
+  const parts = [
+    ...(opts.include?.length ? [`--include ${opts.include.map((p) => JSON.stringify(p)).join(' ')}`] : []),
+    ...(opts.exclude?.length ? [`--exclude ${opts.exclude.map((p) => JSON.stringify(p)).join(' ')}`] : []),
+  ];
+  if (parts.length === 0) return;
+  throw new UsageError(`${parts.join(' and ')} select no file of ${where} (${listedCount} files)`, {
+    hint: 'Patterns are fnmatch globs on the full repo path: "*.safetensors", "onnx/*", "tokenizer*". `--dry-run` without them lists the files.',
+  });
 }
 
 /** The `plan` event: every selected file with its status, and the bytes still to fetch. */

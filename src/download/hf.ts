@@ -16,7 +16,7 @@ import type { TransferEngine } from '../transfer/engine.js';
 import { exists, isFile, writeFileAtomic } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
-import { emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
+import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
 import { commitStaged, stagedPath } from './staging.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
 
@@ -81,6 +81,7 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   let selected: RemoteFile[];
   if (files) {
     selected = selectFiles(files, opts);
+    assertPatternsSelect(selected.length, files.length, opts, `${formatRepoRef(repo)} at ${commit.slice(0, 8)}`);
     const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !files!.some((f) => f.path === w));
     if (missingNames.length > 0) {
       if (!fromCacheOnly && !opts.dryRun) for (const m of missingNames) await rc.markMissing(commit, m);

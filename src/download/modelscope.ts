@@ -21,7 +21,7 @@ import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runPool } from '../util/pool.js';
-import { emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
+import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
 import { commitStaged, stagedPath } from './staging.js';
 import { selectFiles } from './hf.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
@@ -161,6 +161,7 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
 
   // 2. plan
   const selected = selectFiles(snap.files, filter);
+  assertPatternsSelect(selected.length, snap.files.length, filter, `${formatRepoRef(repo)} at ${snap.commit}`);
   const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !snap!.files.some((f) => f.path === w));
   if (missingNames.length > 0) {
     throw new EntryNotFoundError(`Not in ${formatRepoRef(repo)} at ${snap.commit}: ${missingNames.join(', ')}`, 404, undefined);

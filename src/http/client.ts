@@ -98,7 +98,7 @@ export class Http1Client {
     const viaProxy = proxy && u.protocol === 'http:' ? proxy : undefined;
     const text = requestHead(method, u, o.headers, o.body, viaProxy);
     const key = `${proxy ? `${proxy.url.origin}|` : ''}${u.protocol}//${u.host}`;
-    if (o.signal?.aborted) throw new AbortedError();
+    if (o.signal?.aborted) throw AbortedError.from(o.signal);
     // A kept-alive connection may have been closed by the server a moment ago. A GET or HEAD
     // that fails on a reused connection before any byte of answer is sent again on a fresh one.
     for (let conn = this.takeIdle(key); conn; conn = this.takeIdle(key)) {
@@ -304,7 +304,7 @@ class Connection {
   private paused = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private signal: AbortSignal | undefined;
-  private readonly onAbort = (): void => this.fail(new AbortedError());
+  private readonly onAbort = (): void => this.fail(AbortedError.from(this.signal));
 
   constructor(
     private readonly client: Http1Client,
@@ -344,7 +344,7 @@ class Connection {
         done();
       };
       const onError = (err: Error): void => done(err);
-      const onAbort = (): void => done(new AbortedError());
+      const onAbort = (): void => done(AbortedError.from(signal));
       const timer = setTimeout(() => done(new NetworkError(`connection timed out after ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
       this.socket.once(secure ? 'secureConnect' : 'connect', onConnect);
       this.socket.once('error', onError);
@@ -605,7 +605,7 @@ function openTunnel(proxy: ProxyRoute, authority: string, timeoutMs: number, sig
         resolve(socket);
       }
     };
-    const onAbort = (): void => done(new AbortedError());
+    const onAbort = (): void => done(AbortedError.from(signal));
     const onError = (err: Error): void => done(asNetworkError(err));
     const onClose = (): void => done(new NetworkError(`proxy ${where} closed the connection`));
     const onData = (chunk: Buffer): void => {

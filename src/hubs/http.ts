@@ -46,7 +46,7 @@ export function sameOrigin(a: string, b: string): boolean {
 
 /** Maps low-level failures to NetworkError / AbortedError, naming the URL but never headers. */
 export function wrapNetworkError(err: unknown, url: string, signal?: AbortSignal): Error {
-  if (signal?.aborted) return new AbortedError();
+  if (signal?.aborted) return AbortedError.from(signal);
   if (err instanceof HubcacheError && !(err instanceof NetworkError)) return err;
   const e = err as { cause?: { code?: unknown }; code?: unknown; message?: string };
   const code = e.cause?.code ?? e.code;

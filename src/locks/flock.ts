@@ -160,7 +160,7 @@ export async function acquireLock(lockPath: string, opts: AcquireLockOptions = {
       // after their signal fired.
       if (signal?.aborted) {
         await lock.release();
-        throw new AbortedError();
+        throw AbortedError.from(signal);
       }
       return lock;
     }
@@ -175,7 +175,7 @@ export async function acquireLock(lockPath: string, opts: AcquireLockOptions = {
     try {
       await sleep(pause, undefined, signal ? { signal } : undefined);
     } catch (err) {
-      if (signal?.aborted) throw new AbortedError();
+      if (signal?.aborted) throw AbortedError.from(signal);
       throw err;
     }
     delay = Math.min(delay * 1.5, cap);

@@ -8,8 +8,10 @@ import { loadManifest } from './manifest.js';
 import { downloadEntry } from './install.js';
 import type { LockedModel } from './schema.js';
 import { isFile } from '../util/fs.js';
+import { parseRepoRef } from '../hubs/repo-ref.js';
 
 export interface ModelPathOptions extends ProjectOptions {
+  /** An alias of hubcache.json, or the repo id of one of its entries (`org/name`, `modelscope:org/name`). */
   alias: string;
   /** A repo path inside the model; default: the model's folder. */
   file?: string;
@@ -19,7 +21,8 @@ export interface ModelPathOptions extends ProjectOptions {
 export async function modelPath(opts: ModelPathOptions): Promise<string> {
   const manifest = opts.loaded ?? (await loadManifest(opts));
   const lockfile = await readLockfile(manifest.lockFile);
-  const m: LockedModel | undefined = lockfile?.models[opts.alias];
+  const alias = aliasFor(lockfile?.models ?? {}, opts.alias);
+  const m: LockedModel | undefined = lockfile?.models[alias];
   if (!m) {
     const known = Object.keys(lockfile?.models ?? {});
     throw new ManifestError(`"${opts.alias}" is not in ${manifest.lockFile}`, {
@@ -47,4 +50,24 @@ export async function modelPath(opts: ModelPathOptions): Promise<string> {
   const files = opts.file !== undefined ? res.files.filter((f) => f.path === opts.file) : res.files;
   for (const f of files) if (!(await isFile(f.localPath))) throw notInstalled();
   return opts.file !== undefined ? (files[0]?.localPath ?? res.path) : res.path;
+}
+
+/** The alias itself, else the one entry locking that repo id (an id locked by two entries is ambiguous). */
+function aliasFor(models: Record<string, LockedModel>, key: string): string {
+  if (models[key] || !key.includes('/')) return key;
+  let ref;
+  try {
+    ref = parseRepoRef(key);
+  } catch {
+    return key;
+  }
+  const hubGiven = /^[a-z]+:/.test(key.trim());
+  const typeGiven = /^(?:[a-z]+:(?:\/\/)?)?(?:models|datasets|spaces|model|dataset|space)\/[^/]+\//.test(key.trim());
+  const hits = Object.entries(models).filter(
+    ([, m]) => m.repo === ref.id && (!hubGiven || m.hub === ref.hub) && (!typeGiven || m.type === ref.type) && (ref.revision === undefined || m.revision === ref.revision),
+  );
+  if (hits.length > 1) {
+    throw new ManifestError(`${key} is locked by several entries: ${hits.map(([a]) => a).join(', ')}`, { hint: 'Give the alias instead.' });
+  }
+  return hits[0]?.[0] ?? key;
 }

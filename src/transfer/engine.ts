@@ -80,7 +80,7 @@ export class TransferEngine {
   private async run(req: TransferRequest): Promise<TransferResult> {
     const size = req.expected.size;
     const progress = new ProgressReporter(req.label, size, this.options.progressIntervalMs, req.onProgress);
-    if (req.signal?.aborted) throw new AbortedError();
+    if (req.signal?.aborted) throw AbortedError.from(req.signal);
     if (await existsWithSize(req.finalPath, size)) return reused(req, progress);
     const small = size < this.options.parallelThreshold;
     // Small files create the directory only if opening their partial says it is missing.
@@ -270,8 +270,8 @@ function reused(req: TransferRequest, progress: ProgressReporter, downloadedByte
 async function joinRunning(running: Promise<TransferResult>, req: TransferRequest): Promise<TransferResult> {
   const signal = req.signal;
   const abort = new Promise<never>((_, reject) => {
-    if (signal?.aborted) reject(new AbortedError());
-    signal?.addEventListener('abort', () => reject(new AbortedError()), { once: true });
+    if (signal?.aborted) reject(AbortedError.from(signal));
+    signal?.addEventListener('abort', () => reject(AbortedError.from(signal)), { once: true });
   });
   abort.catch(() => undefined);
   const r = await Promise.race([running, abort]);

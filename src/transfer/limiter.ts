@@ -11,7 +11,7 @@ export class Semaphore {
   }
 
   async acquire(signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) throw new AbortedError();
+    if (signal?.aborted) throw AbortedError.from(signal);
     if (this.available > 0 && this.waiters.length === 0) {
       this.available--;
       return;
@@ -26,7 +26,7 @@ export class Semaphore {
       const onAbort = (): void => {
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(new AbortedError());
+        reject(AbortedError.from(signal));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);

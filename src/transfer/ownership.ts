@@ -195,7 +195,7 @@ export async function acquirePartial(o: AcquireOptions): Promise<Acquired> {
   const seen = new Map<string, Observation>();
   let waitStart: number | undefined;
   for (;;) {
-    if (o.signal?.aborted) throw new AbortedError();
+    if (o.signal?.aborted) throw AbortedError.from(o.signal);
     if (await existsWithSize(o.finalPath, o.expected.size)) return { kind: 'final' };
     const now = Date.now();
     const live: Candidate[] = [];
@@ -419,7 +419,7 @@ async function listByHead(dir: string): Promise<Map<string, string[]>> {
  * check (racing small downloads cost at most one duplicate small download, never a wrong file).
  */
 export async function acquireSmallPartial(o: AcquireOptions, listing: PartialListing): Promise<Acquired> {
-  if (o.signal?.aborted) throw new AbortedError();
+  if (o.signal?.aborted) throw AbortedError.from(o.signal);
   if ((await listing.partialsOf(o.dir, o.key)).length > 0) return acquirePartial(o);
   return { kind: 'owned', partial: await createFresh(o) };
 }

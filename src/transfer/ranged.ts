@@ -75,12 +75,12 @@ export async function downloadRanged(job: FileJob, owned: OwnedPartial): Promise
     const writer = new SerialFileWriter(owned, job.opts.fsHooks);
     await new ChunkWorkers(job, writer, chunks, meta, signal, fail, onWritten).run();
     if (failure) throw failure;
-    if (signal.aborted) throw new AbortedError();
+    if (signal.aborted) throw AbortedError.from(signal);
     // Some chunks may have been complete from the start (resume): the prefix can jump over them.
     hasher.advance(prefix.length());
     return await Promise.race([hasher.digest(), rejectOnAbort(signal)]);
   } catch (err) {
-    throw failure ?? (signal.aborted ? new AbortedError() : err);
+    throw failure ?? (signal.aborted ? AbortedError.from(signal) : err);
   } finally {
     // The worker reads through our descriptor: it must be gone before anyone closes it.
     await hasher.close();
@@ -106,8 +106,8 @@ class WrittenPrefix {
 
 function rejectOnAbort(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
-    if (signal.aborted) reject(new AbortedError());
-    signal.addEventListener('abort', () => reject(new AbortedError()), { once: true });
+    if (signal.aborted) reject(AbortedError.from(signal));
+    signal.addEventListener('abort', () => reject(AbortedError.from(signal)), { once: true });
   });
 }
 

@@ -55,11 +55,11 @@ export function backoffMs(failures: number, policy: RetryPolicy): number {
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(new AbortedError());
+  if (signal?.aborted) return Promise.reject(AbortedError.from(signal));
   return new Promise((resolve, reject) => {
     const onAbort = (): void => {
       clearTimeout(timer);
-      reject(new AbortedError());
+      reject(AbortedError.from(signal));
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
@@ -95,6 +95,6 @@ export class RetryTracker {
 
 /** Wraps low-level socket errors as NetworkError, keeping typed errors as they are. */
 export function asTypedError(err: unknown, signal: AbortSignal | undefined): Error {
-  if (signal?.aborted) return new AbortedError();
+  if (signal?.aborted) return AbortedError.from(signal);
   return asNetworkError(err, 'Check your connection; the download resumes where it stopped when you retry.');
 }

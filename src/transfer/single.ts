@@ -88,7 +88,7 @@ function contiguousPrefix(r: Resume, size: number): number {
 async function hashFromDisk(fh: FileHandle, hasher: ContentHasher, length: number, signal: AbortSignal): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(length, 4 * 1024 * 1024));
   for (let pos = 0; pos < length; ) {
-    if (signal.aborted) throw new AbortedError();
+    if (signal.aborted) throw AbortedError.from(signal);
     const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - pos), pos);
     if (bytesRead === 0) throw new Error('partial file shrank while re-hashing');
     hasher.update(buf.subarray(0, bytesRead));

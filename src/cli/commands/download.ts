@@ -1,12 +1,13 @@
 // `hubcache download REPO [FILES...]`: flags follow `hf download` (and `modelscope download`).
 import { Command, Option } from 'commander';
 import { UsageError } from '../../errors.js';
-import { parseRepoRef } from '../../hubs/repo-ref.js';
+import { parseRepoTarget } from '../../hubs/repo-ref.js';
 import type { DownloadOptions } from '../../download/types.js';
 import { LINK_MODES, type LinkMode } from '../../layouts/link-mode.js';
 import { formatBytes } from '../../util/format.js';
 import { type CommandRunner } from '../main.js';
 import { withPatternOptions } from '../options.js';
+import { checkLocalDir, checkRevision, parseCount } from '../validate.js';
 
 interface DownloadFlags {
   revision?: string;
@@ -19,17 +20,23 @@ interface DownloadFlags {
   connections?: string;
   msLayout?: 'v1' | 'v2';
   linkMode?: LinkMode;
+  model?: string;
+  local_dir?: string;
+  resumeDownload?: boolean;
 }
 
 export function downloadCommand(run: CommandRunner): Command {
   return withPatternOptions(
     new Command('download')
       .description('Download a repo (or some files of it) into the cache, or into a plain folder with --local-dir')
-      .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
+      .argument('[repo]', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name, hf://datasets/org/name@rev')
       .argument('[files...]', 'only these files (a name ending in / means a whole folder)')
       .option('--revision <rev>', 'branch, tag, refs/pr/N or commit (default: main, or master on ModelScope)'),
   )
     .option('--local-dir <dir>', 'write plain files here (like `hf download --local-dir`), with metadata for re-runs')
+    .option('--model <repo>', 'the repo, as `modelscope download --model org/name [files...]` spells it')
+    .addOption(new Option('--local_dir <dir>', 'same as --local-dir (modelscope CLI spelling)').hideHelp())
+    .addOption(new Option('--resume-download', 'accepted for huggingface-cli compatibility; resuming is automatic').hideHelp())
     .option('--dry-run', 'show what would be downloaded, with sizes; change nothing')
     .option('--force-download', 'download again even if cached')
     .addOption(new Option('--max-workers <n>', 'files downloaded at once').default('8'))
@@ -50,29 +57,40 @@ Examples:
   hubcache download org/name --dry-run
   HF_HUB_OFFLINE=1 hubcache download org/name      # cache only, no network`,
     )
-    .action(async (repoArg: string, files: string[], _o: unknown, cmd: Command) =>
-      run(cmd, async (ctx, flags: DownloadFlags) => {
-        const repo = parseRepoRef(repoArg, {
+    .action(async (repoPositional: string | undefined, rest: string[], _o: unknown, cmd: Command) => {
+      // With --model (modelscope's spelling) every positional argument is a file.
+      const model = cmd.opts<DownloadFlags>().model;
+      const repoArg = model ?? repoPositional;
+      const files = model !== undefined && repoPositional !== undefined ? [repoPositional, ...rest] : rest;
+      return run(cmd, async (ctx, flags: DownloadFlags) => {
+        if (repoArg === undefined) throw new UsageError("missing required argument 'repo'", { hint: 'hubcache download org/name (or --model org/name)' });
+        if (flags.revision !== undefined) checkRevision(flags.revision);
+        const { repo, pathInRepo } = parseRepoTarget(repoArg, {
           ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
           ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
           ...(flags.revision ? { revision: flags.revision } : {}),
         });
+        if (repo.revision !== undefined) checkRevision(repo.revision, 'revision');
         if (flags.connections) {
-          const n = Number(flags.connections);
-          if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError('--connections takes a whole number from 1 to 64');
+          const n = parseCount('--connections', flags.connections, { max: 64 });
           ctx.cache.config.transfer = { ...ctx.cache.config.transfer, connections: n, maxConnections: Math.max(n, ctx.cache.config.transfer?.maxConnections ?? 0) };
         }
-        const opts: DownloadOptions = { repo, signal: ctx.signal, maxWorkers: Math.max(1, Number(flags.maxWorkers) || 8) };
+        const localDir = flags.localDir ?? flags.local_dir;
+        if (localDir !== undefined) checkLocalDir(localDir);
+        if (flags.resumeDownload) ctx.out.info('note: --resume-download is not needed: interrupted downloads always resume.');
+        const opts: DownloadOptions = { repo, signal: ctx.signal, maxWorkers: parseCount('--max-workers', flags.maxWorkers ?? '8') };
+        // hf://org/name@rev/sub/file (or sub/ for a folder) names what to fetch, as the files would.
+        if (pathInRepo) files.push(pathInRepo);
         if (files.length > 0) opts.files = files;
         else {
           if (flags.include) opts.include = flags.include;
           if (flags.exclude) opts.exclude = flags.exclude;
         }
-        if (flags.localDir) opts.localDir = flags.localDir;
+        if (localDir !== undefined) opts.localDir = localDir;
         if (flags.dryRun) opts.dryRun = true;
         if (flags.forceDownload) opts.forceDownload = true;
         if (flags.msLayout) opts.msLayout = flags.msLayout;
-        if (flags.linkMode && !flags.localDir) throw new UsageError('--link-mode needs --local-dir', { hint: 'It says how cached files get into the --local-dir folder; the cache itself always links snapshots to blobs.' });
+        if (flags.linkMode && localDir === undefined) throw new UsageError('--link-mode needs --local-dir', { hint: 'It says how cached files get into the --local-dir folder; the cache itself always links snapshots to blobs.' });
         if (flags.linkMode) opts.linkMode = flags.linkMode;
         const progress = ctx.out.progress();
         opts.onProgress = (e) => progress.onEvent(e);
@@ -97,6 +115,6 @@ Examples:
         } finally {
           progress.stop();
         }
-      }, { hubFromRepo: repoArg }),
-    );
+      }, repoArg !== undefined ? { hubFromRepo: repoArg } : {});
+    });
 }

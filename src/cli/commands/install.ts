@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { formatBytes } from '../../util/format.js';
 import { type CommandRunner } from '../main.js';
+import { parseCount } from '../validate.js';
 import { MANIFEST_OPTION_HELP, printLockResult, projectOptions } from './lock.js';
 
 interface InstallFlags {
@@ -41,7 +42,7 @@ Examples:
             ...(flags.frozen ? { frozen: true } : {}),
             ...(ctx.flags.offline ? { offline: true } : {}),
             hash: flags.hash !== false,
-            maxWorkers: Math.max(1, Number(flags.maxWorkers) || 8),
+            maxWorkers: parseCount('--max-workers', flags.maxWorkers ?? '8'),
             onProgress: (e) => {
               if (e.type === 'verify-start') {
                 progress.stop();

@@ -20,7 +20,7 @@ export function lsCommand(run: CommandRunner): Command {
     .description('List cached repos (HF and ModelScope, every layout) with sizes, refs and last use; with REPO, its revisions and files')
     .argument('[repo]', 'show one repo: org/name[@revision], modelscope:org/name, datasets/org/name')
     .option('--sort <key>', 'name, size, accessed or modified, optionally :asc or :desc', 'name')
-    .option('--filter <expr>', 'keep rows where key<op>value holds (repeatable): size>1GB, accessed>7d, modified<1d, type=model, hub=modelscope, refs=main', repeatable)
+    .option('-f, --filter <expr>', 'keep rows where key<op>value holds (repeatable): size>1GB, accessed>7d, modified<1d, type=model, hub=modelscope, refs=main', repeatable)
     .option('--revisions', 'one row per revision')
     .option('--limit <n>', 'at most this many rows')
     .addHelpText(

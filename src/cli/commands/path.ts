@@ -7,7 +7,7 @@ import { MANIFEST_OPTION_HELP, projectOptions } from './lock.js';
 export function pathCommand(run: CommandRunner): Command {
   return new Command('path')
     .description('Print where a locked model (or one of its files) is on disk')
-    .argument('<alias>', 'entry of hubcache.json')
+    .argument('<alias>', 'entry of hubcache.json, or the repo id it locks (org/name, modelscope:org/name)')
     .argument('[file]', 'a file of the model, e.g. config.json')
     .option('--manifest <file>', MANIFEST_OPTION_HELP)
     .addHelpText('after', '\nFails (exit 16) when the model is not installed; run `hubcache install` first.')

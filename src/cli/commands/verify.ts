@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import type { FileCheck, VerifyEvent } from '../../care/verify.js';
 import type { CommandContext } from '../context.js';
 import { type CommandRunner } from '../main.js';
+import { parseCount } from '../validate.js';
 import { formatBytes } from '../../util/format.js';
 
 interface VerifyFlags {
@@ -35,7 +36,7 @@ Examples:
           ...(repos.length > 0 ? { targets: repos } : {}),
           defaults: { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) },
           fix: !!flags.fix,
-          ...(flags.concurrency ? { concurrency: Math.max(1, Number(flags.concurrency) || 1) } : {}),
+          ...(flags.concurrency ? { concurrency: parseCount('--concurrency', flags.concurrency) } : {}),
           signal: ctx.signal,
           onEvent: progress,
         });
