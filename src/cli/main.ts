@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from '../errors.js';
 import { parseRepoRef } from '../hubs/repo-ref.js';
 import { VERSION } from '../version.js';
+import type { Output } from './output.js';
 import { allOpts, makeContext, outputFor, type CliIo, type CommandContext, type GlobalFlags } from './context.js';
 import { downloadCommand } from './commands/download.js';
 import { importCommand } from './commands/import.js';
@@ -42,10 +43,14 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
   let exitCode: number = ExitCode.ok;
   const ac = new AbortController();
   let interrupts = 0;
+  // The running command's Output: a notice goes above its live bars instead of being drawn over.
+  let liveOut: Output | undefined;
   const onSigint = (): void => {
     interrupts++;
     if (interrupts > 1) process.exit(ExitCode.interrupted);
-    io.stderr.write('\nInterrupted: stopping (partial downloads are kept and resume next time). Press Ctrl-C again to quit now.\n');
+    const text = 'Interrupted: stopping (partial downloads are kept and resume next time). Press Ctrl-C again to quit now.';
+    if (liveOut) liveOut.notice(text);
+    else io.stderr.write(`\n${text}\n`);
     ac.abort();
   };
   process.on('SIGINT', onSigint);
@@ -61,6 +66,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
       }
     }
     const out = outputFor(flags, io);
+    liveOut = out;
     try {
       exitCode = await body(makeContext(flags, io, ac.signal, out), flags as never);
     } catch (err) {

@@ -1,10 +1,10 @@
 // How the CLI talks: results on stdout (a path, a table, or JSON), everything else on stderr.
 // Progress is live bars on a TTY, periodic plain lines otherwise, JSON lines with --json, and
 // nothing with --quiet. Errors become one line + a hint + a distinct exit code.
-import cliProgress from 'cli-progress';
 import { ExitCode, HubcacheError, OfflineMissError, type ExitCodeValue } from '../errors.js';
 import type { ProgressEvent } from '../download/types.js';
 import { formatBytes } from '../util/format.js';
+import { fitBarLine } from './progress-line.js';
 
 export interface OutputOptions {
   json: boolean;
@@ -13,11 +13,21 @@ export interface OutputOptions {
   tty: boolean;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Terminal width when the stream does not say (default 80). */
+  columns?: number;
 }
 
 
 export class Output {
+  /** The live bars on screen, if any: other stderr lines must go through them. */
+  private bars: BarProgress | undefined;
   constructor(readonly o: OutputOptions) {}
+
+  /** A line for the user now (e.g. "Interrupted"), printed above live bars rather than under them. */
+  notice(text: string): void {
+    if (this.bars) this.bars.line(text);
+    else this.o.stderr.write(`\n${text}\n`);
+  }
 
   /** The command's result, for `$(hubcache ...)`. */
   result(text: string): void {
@@ -56,7 +66,9 @@ export class Output {
   progress(): ProgressReporter {
     if (this.o.json) return new JsonProgress(this.o.stderr);
     if (this.o.quiet) return { onEvent: () => undefined, stop: () => undefined };
-    return this.o.tty ? new BarProgress(this.o.stderr) : new LineProgress(this.o.stderr);
+    if (!this.o.tty) return new LineProgress(this.o.stderr);
+    this.bars = new BarProgress(this.o.stderr, this.o.columns ?? 80);
+    return this.bars;
   }
 }
 
@@ -81,23 +93,66 @@ class JsonProgress implements ProgressReporter {
   stop(): void {}
 }
 
-/** Totals for the plain and bar reporters: bytes done across files, speed since start. */
+/**
+ * What the plain and bar reporters count: bytes still to fetch (the plan), bytes done per file in
+ * flight, and what came from resumed partials, so the speed counts only bytes fetched now.
+ */
 class Totals {
   total = 0;
-  readonly perFile = new Map<string, number>();
   readonly started = Date.now();
-  resumed = 0;
-  update(path: string, bytes: number): void {
-    this.perFile.set(path, bytes);
+  private planned = new Map<string, number>();
+  private perFile = new Map<string, { bytes: number; resumed: number }>();
+  plan(e: Extract<ProgressEvent, { type: 'plan' }>): void {
+    this.total = e.downloadBytes;
+    for (const f of e.files) if (f.status === 'planned') this.planned.set(f.path, f.size);
+  }
+  /** Returns the resumed bytes when this is the file's first progress event after a resume. */
+  progress(e: Extract<ProgressEvent, { type: 'file-progress' }>): number {
+    const first = !this.perFile.has(e.path);
+    this.perFile.set(e.path, { bytes: e.bytes, resumed: e.resumedBytes });
+    return first ? e.resumedBytes : 0;
+  }
+  /**
+   * A planned file that ended without a download (another entry or process fetched the same blob,
+   * it was linked or copied) leaves the total, or the total bar would stop short of 100%.
+   */
+  fileDone(e: Extract<ProgressEvent, { type: 'file-done' }>): void {
+    if (e.status === 'downloaded') {
+      const f = this.perFile.get(e.path);
+      this.perFile.set(e.path, { bytes: e.size, resumed: f?.resumed ?? 0 });
+    } else if (this.planned.has(e.path)) {
+      this.total -= this.planned.get(e.path) ?? 0;
+      this.perFile.delete(e.path);
+    }
+    this.planned.delete(e.path);
   }
   get done(): number {
     let s = 0;
-    for (const v of this.perFile.values()) s += v;
+    for (const v of this.perFile.values()) s += v.bytes;
     return s;
   }
-  speed(): number {
-    const secs = (Date.now() - this.started) / 1000;
-    return secs > 0 ? (this.done - this.resumed) / secs : 0;
+  get resumed(): number {
+    let s = 0;
+    for (const v of this.perFile.values()) s += v.resumed;
+    return s;
+  }
+  /** Bytes per second fetched over the network (resumed bytes excluded). */
+  speed(seconds = (Date.now() - this.started) / 1000): number {
+    return seconds > 0 ? Math.max(0, this.done - this.resumed) / seconds : 0;
+  }
+  /** The lines every reporter prints: the plan, a resume, the end. */
+  planLine(e: Extract<ProgressEvent, { type: 'plan' }>): string {
+    const n = e.files.filter((f) => f.status === 'planned').length;
+    return `${e.repo} @ ${e.commit.slice(0, 8)}: ${e.files.length} files, ${n} to download (${formatBytes(e.downloadBytes)})`;
+  }
+  resumeLine(path: string, resumed: number, size: number): string {
+    return `${path}: resuming ${formatBytes(resumed)}, fetching ${formatBytes(Math.max(0, size - resumed))}`;
+  }
+  summaryLine(e: Extract<ProgressEvent, { type: 'done' }>): string {
+    const fetched = Math.max(0, this.done - this.resumed);
+    const resumed = this.resumed > 0 ? ` (resumed ${formatBytes(this.resumed)}, fetched ${formatBytes(fetched)})` : '';
+    const speed = e.seconds > 0 && fetched > 0 ? `, ${formatBytes(this.speed(e.seconds))}/s` : '';
+    return `downloaded ${formatBytes(e.downloadedBytes)} in ${e.seconds.toFixed(1)} s${resumed}${speed}`;
   }
 }
 
@@ -108,78 +163,110 @@ class LineProgress implements ProgressReporter {
   constructor(private readonly out: NodeJS.WritableStream) {}
   onEvent(e: ProgressEvent): void {
     if (e.type === 'plan') {
-      this.t.total = e.downloadBytes;
-      const n = e.files.filter((f) => f.status === 'planned').length;
-      this.out.write(`${e.repo} @ ${e.commit.slice(0, 8)}: ${e.files.length} files, ${n} to download (${formatBytes(e.downloadBytes)})\n`);
+      this.t.plan(e);
+      this.out.write(`${this.t.planLine(e)}\n`);
     } else if (e.type === 'file-progress') {
-      this.t.update(e.path, e.bytes);
+      const resumed = this.t.progress(e);
+      if (resumed > 0) this.out.write(`  ${this.t.resumeLine(e.path, resumed, e.total)}\n`);
       const now = Date.now();
       if (now - this.lastLine > 5000) {
         this.lastLine = now;
         this.out.write(`  ${formatBytes(this.t.done)} / ${formatBytes(this.t.total)} at ${formatBytes(this.t.speed())}/s\n`);
       }
-    } else if (e.type === 'file-done' && e.status === 'downloaded') {
-      this.out.write(`  done ${e.path} (${formatBytes(e.size)})\n`);
+    } else if (e.type === 'file-done') {
+      this.t.fileDone(e);
+      if (e.status === 'downloaded') this.out.write(`  done ${e.path} (${formatBytes(e.size)})\n`);
     } else if (e.type === 'warning') {
       this.out.write(`warning: ${e.message}\n`);
     } else if (e.type === 'done') {
-      this.out.write(`downloaded ${formatBytes(e.downloadedBytes)} in ${e.seconds.toFixed(1)} s\n`);
+      this.out.write(`${this.t.summaryLine(e)}\n`);
     }
   }
   stop(): void {}
 }
 
-/** A TTY: a total bar and one bar per file in flight (bytes, speed, ETA). */
+/**
+ * A TTY: a total bar and one bar per file in flight, redrawn in place below the lines that stay
+ * (plan, resumes, finished files, warnings, the summary), each bar fitted to the terminal width.
+ */
 class BarProgress implements ProgressReporter {
-  private multi: cliProgress.MultiBar;
-  private total: cliProgress.SingleBar | undefined;
-  private bars = new Map<string, { bar: cliProgress.SingleBar; started: number; startBytes: number }>();
   private t = new Totals();
-  constructor(private readonly out: NodeJS.WritableStream) {
-    this.multi = new cliProgress.MultiBar(
-      {
-        stream: out as NodeJS.WriteStream,
-        format: ' {bar} {percentage}% | {name} | {done}/{size} | {speed}/s | ETA {eta_formatted}',
-        barCompleteChar: '█',
-        barIncompleteChar: '░',
-        hideCursor: true,
-        clearOnComplete: false,
-        etaBuffer: 50,
-        fps: 8,
-      },
-      cliProgress.Presets.shades_classic,
-    );
+  private bars = new Map<string, { size: number; bytes: number; started: number; startBytes: number }>();
+  private drawn = 0;
+  private lastDraw = 0;
+  private stopped = false;
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly fallbackColumns: number,
+  ) {}
+  private get columns(): number {
+    return (this.out as Partial<NodeJS.WriteStream>).columns || this.fallbackColumns;
   }
-  private payload(name: string, done: number, size: number, speed: number) {
-    return { name: name.length > 40 ? `…${name.slice(-39)}` : name.padEnd(40), done: formatBytes(done), size: formatBytes(size), speed: formatBytes(speed) };
+  private get rows(): number {
+    return (this.out as Partial<NodeJS.WriteStream>).rows || 24;
   }
   onEvent(e: ProgressEvent): void {
     if (e.type === 'plan') {
-      this.t.total = e.downloadBytes;
-      if (e.downloadBytes > 0) this.total = this.multi.create(e.downloadBytes, 0, this.payload('total', 0, e.downloadBytes, 0));
+      this.t.plan(e);
+      this.log(this.t.planLine(e));
     } else if (e.type === 'file-progress') {
-      this.t.update(e.path, e.bytes);
+      const resumed = this.t.progress(e);
       let b = this.bars.get(e.path);
       if (!b) {
-        this.t.resumed += e.resumedBytes;
-        b = { bar: this.multi.create(e.total, 0, this.payload(e.path, 0, e.total, 0)), started: Date.now(), startBytes: e.bytes };
+        b = { size: e.total, bytes: e.bytes, started: Date.now(), startBytes: e.bytes };
         this.bars.set(e.path, b);
       }
-      const secs = (Date.now() - b.started) / 1000;
-      b.bar.update(e.bytes, this.payload(e.path, e.bytes, e.total, secs > 0 ? (e.bytes - b.startBytes) / secs : 0));
-      this.total?.update(this.t.done, this.payload('total', this.t.done, this.t.total, this.t.speed()));
+      b.bytes = e.bytes;
+      if (resumed > 0) this.log(this.t.resumeLine(e.path, resumed, e.total));
+      else this.draw(false);
     } else if (e.type === 'file-done') {
-      const bar = this.bars.get(e.path)?.bar;
-      if (bar) {
-        this.multi.remove(bar);
-        this.bars.delete(e.path);
-        if (e.status === 'downloaded') this.multi.log(`done ${e.path} (${formatBytes(e.size)})\n`);
-      }
+      this.t.fileDone(e);
+      this.bars.delete(e.path);
+      if (e.status === 'downloaded') this.log(`done ${e.path} (${formatBytes(e.size)})`);
+      else this.draw(true);
     } else if (e.type === 'warning') {
-      this.multi.log(`warning: ${e.message}\n`);
+      this.log(`warning: ${e.message}`);
+    } else if (e.type === 'done') {
+      this.bars.clear();
+      this.log(this.t.summaryLine(e));
     }
   }
+  /** A line that stays: written above the bars, which are drawn again below it. */
+  line(text: string): void {
+    this.log(text);
+  }
+  private log(line: string): void {
+    this.erase();
+    this.out.write(`${line}\n`);
+    this.draw(true);
+  }
+  private erase(): void {
+    if (this.drawn > 0) this.out.write(`\x1b[${this.drawn}A\x1b[0J`);
+    this.drawn = 0;
+  }
+  private draw(force: boolean): void {
+    const now = Date.now();
+    if (this.stopped || (!force && now - this.lastDraw < 125)) return;
+    this.lastDraw = now;
+    const cols = this.columns;
+    const lines: string[] = [];
+    if (this.bars.size > 0 && this.t.total > 0) {
+      lines.push(fitBarLine({ name: 'total', done: Math.min(this.t.done, this.t.total), size: this.t.total, speed: this.t.speed() }, cols));
+    }
+    const room = Math.max(1, this.rows - 2 - lines.length);
+    const inFlight = [...this.bars];
+    for (const [name, b] of inFlight.slice(0, inFlight.length > room ? room - 1 : room)) {
+      const secs = (now - b.started) / 1000;
+      lines.push(fitBarLine({ name, done: b.bytes, size: b.size, speed: secs > 0 ? (b.bytes - b.startBytes) / secs : 0 }, cols));
+    }
+    if (inFlight.length > room) lines.push(`… ${inFlight.length - room + 1} more`.slice(0, cols - 1));
+    this.erase();
+    if (lines.length > 0) this.out.write(`${lines.join('\n')}\n`);
+    this.drawn = lines.length;
+  }
   stop(): void {
-    this.multi.stop();
+    if (this.stopped) return;
+    this.erase();
+    this.stopped = true;
   }
 }
