@@ -185,6 +185,22 @@ export class Cache {
     return (await careModule()).verify(this.careContext(), await this.scan(), opts);
   }
 
+  /**
+   * Like `hf cache verify`: per cached revision, the files its listing names that are not on disk and
+   * the files on disk it does not name (listing from trees/<commit>.json, else the hub).
+   */
+  async listingDiffs(opts: Pick<care.VerifyOptions, 'targets' | 'defaults' | 'signal'> = {}): Promise<Array<care.ListingDiff & { reason?: string }>> {
+    const [m, scan] = await Promise.all([careModule(), this.scan()]);
+    const { requireTargets } = await import('./care/select.js');
+    const selections = opts.targets?.length ? requireTargets(scan, opts.targets, opts.defaults) : scan.repos.map((repo) => ({ repo, revisions: repo.revisions }));
+    return m.listingDiffs(this.careContext(), selections, opts.signal);
+  }
+
+  /** `hf cache verify REPO --local-dir DIR`: hashes DIR's files against the revision's listing (default: main / master). */
+  async verifyLocalDir(repo: string | RepoRef, dir: string, opts: { revision?: string; signal?: AbortSignal; concurrency?: number } = {}): Promise<care.LocalDirVerifyReport> {
+    return (await careModule()).verifyLocalDir(this.careContext(), this.parseRepo(repo, opts.revision), path.resolve(dir), opts);
+  }
+
   /** Cached refs vs what the hub (or several endpoints) serves now. */
   async status(opts: care.StatusOptions = {}): Promise<care.StatusReport> {
     return (await careModule()).status(this.careContext(), await this.scan(), opts);

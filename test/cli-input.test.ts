@@ -214,6 +214,50 @@ describe('CLI input', () => {
     assert.match(twice.stderr, /locked by several entries: main, again|locked by several entries: again, main/);
   });
 
+  test('verify --revision, --fail-on-missing-files, --fail-on-extra-files (as hf cache verify)', async () => {
+    const cache = await tempDir();
+    assert.equal((await runCli(['download', 'org/model', '--include', '*.json'], env(cache))).code, 0);
+    for (const rev of ['main', c1.slice(0, 12)]) {
+      const plain = await runCli(['verify', 'org/model', '--revision', rev], env(cache));
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.match(plain.stdout, /Checked 1 blob/);
+    }
+    const missing = await runCli(['verify', 'org/model', '--fail-on-missing-files'], env(cache));
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stdout, new RegExp(`missing-file org/model@${c1.slice(0, 12)}  README\\.md`));
+    assert.match(missing.stdout, /missing-file .*  model\.safetensors/);
+    await fs.writeFile(path.join(cache, 'models--org--model', 'snapshots', c1, 'notes.txt'), 'mine');
+    const extra = await runCli(['verify', 'org/model', '--fail-on-extra-files'], env(cache));
+    assert.equal(extra.code, 1, extra.stderr);
+    assert.match(extra.stdout, /extra-file   org\/model@.*  notes\.txt/);
+    assert.doesNotMatch(extra.stdout, /missing-file/);
+    assert.equal((await runCli(['verify', '--revision', 'v1.0'], env(cache))).code, ExitCode.usage);
+    assert.equal((await runCli(['verify', 'org/model', '--revision', 'nope'], env(cache))).code, ExitCode.usage);
+    assert.equal((await runCli(['verify', 'org/model@v1.0', '--revision', 'v1.0'], env(cache))).code, ExitCode.usage);
+  });
+
+  test('verify REPO --local-dir DIR hashes the folder against the revision', async () => {
+    const cache = await tempDir();
+    const dir = path.join(cache, 'local');
+    assert.equal((await runCli(['download', 'org/model', '--local-dir', dir], env(cache))).code, 0);
+    const ok = await runCli(['verify', 'org/model', '--local-dir', dir], env(cache));
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /Checked 3 file\(s\) of org\/model@.* 3 ok, 0 problem/);
+    await fs.writeFile(path.join(dir, 'config.json'), '{"model_type":"DEMO"}\n');
+    await fs.rm(path.join(dir, 'README.md'));
+    await fs.writeFile(path.join(dir, 'extra.txt'), 'x');
+    const bad = await runCli(['verify', 'org/model', '--local-dir', dir], env(cache));
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stdout, /corrupt .*config\.json/);
+    assert.match(bad.stderr, /1 file\(s\) of the revision are not in .*--fail-on-missing-files/);
+    assert.match(bad.stderr, /1 file\(s\) in .* are not in the revision/);
+    const listed = await runCli(['verify', 'org/model', '--local-dir', dir, '--fail-on-missing-files', '--fail-on-extra-files'], env(cache));
+    assert.match(listed.stdout, /missing-file .*  README\.md/);
+    assert.match(listed.stdout, /extra-file .*  extra\.txt/);
+    assert.equal((await runCli(['verify', '--local-dir', dir], env(cache))).code, ExitCode.usage);
+    assert.equal((await runCli(['verify', 'org/model', '--local-dir', dir, '--fix'], env(cache))).code, ExitCode.usage);
+  });
+
   test('AbortedError keeps the abort reason as its cause', async () => {
     const cache = Cache.at(await tempDir(), { hfEndpoint: hub.hfEndpoint });
     const reason = new Error('caller gave up');
