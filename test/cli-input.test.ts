@@ -163,6 +163,8 @@ describe('CLI input', () => {
     assert.deepEqual(t('hf://spaces/org/sp'), { repo: { hub: 'hf', type: 'space', id: 'org/sp' }, pathInRepo: '' });
     assert.deepEqual(t('hf://org/name/a@b.txt'), { repo: { hub: 'hf', type: 'model', id: 'org/name' }, pathInRepo: 'a@b.txt' });
     assert.deepEqual(t('hf://org/name@feature%2Ffoo'), { repo: { hub: 'hf', type: 'model', id: 'org/name', revision: 'feature/foo' }, pathInRepo: '' });
+    assert.deepEqual(t('hf://org/name@main/onnx/'), { repo: { hub: 'hf', type: 'model', id: 'org/name', revision: 'main' }, pathInRepo: 'onnx/' });
+    assert.deepEqual(t('hf://org/name/'), { repo: { hub: 'hf', type: 'model', id: 'org/name' }, pathInRepo: '' });
     assert.throws(() => t('hf://model/org/x'), /must be plural/);
     assert.throws(() => t('hf://org/name@'), /Empty revision/);
     // end to end: the path after the revision is the file to fetch

@@ -46,17 +46,21 @@ function splitHfUri(input: string, body: string): { type?: RepoType; id: string;
   } else if (SINGULAR_TYPES[first]) {
     throw new UsageError(`Type prefix must be plural in "${input}": did you mean ${first}s/?`);
   }
+  // A trailing `/` is kept on the path: for `download` it means a whole folder.
+  const folder = /[^/]\/+$/.test(loc) ? '/' : '';
   loc = loc.replace(/^\/+|\/+$/g, '');
   const at = loc.indexOf('@');
   if (at < 0 || (loc.slice(0, at).match(/\//g)?.length ?? 0) > 1) {
     const parts = loc.split('/');
-    return { ...(type ? { type } : {}), id: parts.slice(0, 2).join('/'), pathInRepo: parts.slice(2).join('/') };
+    const sub = parts.slice(2).join('/');
+    return { ...(type ? { type } : {}), id: parts.slice(0, 2).join('/'), pathInRepo: sub ? `${sub}${folder}` : '' };
   }
   const id = loc.slice(0, at);
   const rest = loc.slice(at + 1);
   const special = SPECIAL_REF_RE.exec(rest)?.[0];
   const rawRev = special ?? (rest.includes('/') ? rest.slice(0, rest.indexOf('/')) : rest);
-  const pathInRepo = rest.slice(rawRev.length).replace(/^\//, '');
+  const sub = rest.slice(rawRev.length).replace(/^\//, '');
+  const pathInRepo = sub ? `${sub}${folder}` : '';
   if (!rawRev) throw new UsageError(`Empty revision after "@" in "${input}"`);
   return { ...(type ? { type } : {}), id, revision: decodeURIComponent(rawRev), pathInRepo };
 }
