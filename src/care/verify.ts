@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RemoteFile } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
-import { materializeFile } from '../layouts/link-mode.js';
+import { placeFile } from '../import/place.js';
 import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { acquireLock } from '../locks/flock.js';
 import type { CareContext } from './context.js';
@@ -347,7 +347,7 @@ async function removeBadBlob(p: FileCheck, roots: string[]): Promise<void> {
 /** Puts a hard link to `src` (a copy where the file system cannot) in place of the bad file, atomically. */
 async function relink(src: string, p: FileCheck, roots: string[]): Promise<void> {
   await underBlobLock(p, roots, async (real) => {
-    await materializeFile(src, real, 'hardlink-or-copy');
+    await placeFile(src, real, 'link');
   });
 }
 

@@ -35,10 +35,10 @@ export function isLinkMode(v: string): v is LinkMode {
 }
 
 /**
- * Makes `dest` hold the bytes of `src`; `hardlink-or-copy` (not a user mode) shares the inode when it can (a snapshot entry: symlinks are resolved first, so links
+ * Makes `dest` hold the bytes of `src` (a snapshot entry: symlinks are resolved first, so links
  * and clones go to the blob itself), replacing what is there atomically.
  */
-export async function materializeFile(src: string, dest: string, mode: LinkMode | 'hardlink-or-copy'): Promise<Materialized> {
+export async function materializeFile(src: string, dest: string, mode: LinkMode): Promise<Materialized> {
   const real = await fs.realpath(src);
   const { size } = await fs.stat(real);
   await fs.mkdir(path.dirname(dest), { recursive: true });
@@ -52,7 +52,7 @@ export async function materializeFile(src: string, dest: string, mode: LinkMode 
   }
 }
 
-async function placeAt(real: string, tmp: string, mode: LinkMode | 'hardlink-or-copy'): Promise<LinkMethod> {
+async function placeAt(real: string, tmp: string, mode: LinkMode): Promise<LinkMethod> {
   switch (mode) {
     case 'symlink':
       await fs.symlink(real, tmp);
@@ -68,10 +68,6 @@ async function placeAt(real: string, tmp: string, mode: LinkMode | 'hardlink-or-
       return 'copy';
     case 'auto':
       if (await attempt(() => fs.copyFile(real, tmp, fsConstants.COPYFILE_FICLONE_FORCE), NO_REFLINK)) return 'reflink';
-      if (await attempt(() => fs.link(real, tmp), NO_HARDLINK)) return 'hardlink';
-      await fs.copyFile(real, tmp);
-      return 'copy';
-    case 'hardlink-or-copy': // the same inode wherever the file system allows (cache-internal sharing)
       if (await attempt(() => fs.link(real, tmp), NO_HARDLINK)) return 'hardlink';
       await fs.copyFile(real, tmp);
       return 'copy';
