@@ -14,6 +14,8 @@ export interface PlannedFile {
   /** Local-dir files taken from the cache: how (`--link-mode`), and the bytes that were not copied. */
   linkMethod?: LinkMethod;
   savedBytes?: number;
+  /** Taken from the other hub's layout in the same cache (same sha256), e.g. `HF cache`: not fetched. */
+  reusedFrom?: string;
 }
 
 export type ProgressEvent =
