@@ -85,3 +85,32 @@ describe('install writes refs; prune and gc keep what the lock pins', () => {
     assert.match(gc.stdout, /Would shrink/);
   });
 });
+
+describe('install of a ModelScope entry records its revision like a download of it', () => {
+  let hub: TestHub;
+  before(async () => {
+    hub = await startTestHub();
+    const r = hub.ms.createRepo('org/msm');
+    r.commit({ 'configuration.json': '{"v":1}', 'model.bin': Buffer.alloc(20_000, 5) });
+    r.tag('v1.0');
+  });
+  after(async () => hub.close());
+
+  test('.mv names the locked revision; status and an offline download by that name see it', async () => {
+    const project = await tempDir('hubcache-project-');
+    const cache = await tempDir('hubcache-cache-');
+    const env = { MODELSCOPE_CACHE: cache, MODELSCOPE_ENDPOINT: hub.msEndpoint, HF_HUB_CACHE: path.join(cache, 'hf') };
+    const manifestFile = path.join(project, 'hubcache.json');
+    await fs.writeFile(manifestFile, JSON.stringify({ models: { m: { repo: 'org/msm', hub: 'modelscope', revision: 'v1.0' } } }));
+    const r = await runCli(['install', '--manifest', manifestFile], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(await fs.readFile(path.join(cache, 'models', 'org', 'msm', '.mv'), 'utf8'), /^(Revision:)?v1\.0\b/);
+
+    const st = await runCli(['status', '--json'], env);
+    const rep = JSON.parse(st.stdout) as StatusReport;
+    assert.deepEqual(rep.refs.map((x) => [x.repo, x.ref]), [['modelscope:org/msm', 'v1.0']], st.stdout);
+    const off = await runCli(['download', 'modelscope:org/msm', '--revision', 'v1.0', '--offline'], env);
+    assert.equal(off.code, 0, off.stderr);
+    assert.doesNotMatch(off.stderr, /warning/);
+  });
+});

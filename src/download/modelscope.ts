@@ -228,7 +228,7 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
       await lock.release();
     }
   });
-  await target.finish(snap, !opts.files);
+  await target.finish(snap, !opts.files || !!opts.recordRevision);
   emit({ type: 'done', path: target.dir, downloadedBytes, seconds: (Date.now() - started) / 1000 });
   return result(repo, revision, snap.commit, target.dir, planned, downloadedBytes, false);
 }

@@ -54,6 +54,11 @@ export interface DownloadOptions {
    * `models/<owner>--<name>/snapshots/<revision>/`.
    */
   msLayout?: 'v1' | 'v2';
+  /**
+   * ModelScope legacy layout: record the revision in `.mv` even for an explicit `files` list, as a
+   * snapshot download does (`install`: the lock's files are the whole selection). Default false, like the SDK.
+   */
+  recordRevision?: boolean;
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
 }

@@ -133,7 +133,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
 /**
  * Like `download`: `refs/<revision>` → the locked commit, once the files are proven, so tools that
  * look a repo up by name (Python's local_files_only, `--offline`, `status`, `prune`) see it.
- * ModelScope needs nothing: its folders are addressed by the revision name already.
+ * ModelScope: its folders are addressed by name; the download records the revision in `.mv` (see downloadEntry).
  */
 async function writeRefs(cache: Cache, entries: Array<{ m: LockedModel }>): Promise<void> {
   for (const { m } of entries) {
@@ -186,6 +186,7 @@ export function downloadEntry(
     ...(m.localDir !== undefined ? { localDir: resolveLocalDir(manifest, m.localDir) } : {}),
     ...(o.offline ? { offline: true } : {}),
     ...(o.dryRun ? { dryRun: true } : {}),
+    ...(m.hub === 'modelscope' ? { recordRevision: true } : {}), // `.mv`, as a download of the revision writes
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.maxWorkers ? { maxWorkers: o.maxWorkers } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
