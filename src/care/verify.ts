@@ -4,6 +4,7 @@
 //   ModelScope: the sha256 of the hub's file listing (none offline: "unverifiable"); a legacy file
 //       whose .msc revision differs from the listing's is not compared (it is outdated, not bad).
 // `fix` deletes each bad blob under its lock and downloads exactly the affected files again.
+// Names of one inode (hard links made by `dedup`) are hashed once, fetched once and linked again.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ModelScopeClient } from '../hubs/modelscope.js';
