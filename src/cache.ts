@@ -137,14 +137,18 @@ export class Cache {
     const repo = this.parseRepo(opts.repo, opts.revision);
     if (repo.hub === 'hf') {
       const hf = this.config.hf;
-      const hfCtx = { cacheDir: hf.cacheDir, endpoint: hf.endpoint, token: hf.token, offline: hf.offline, symlinks: hf.symlinks, engine: this.engine };
-      return downloadHf({ ...hfCtx, crossHubRoots: sharedCacheRoots(this.careContext().roots) }, repo, opts);
+      const { cacheDir, endpoint, token, offline, symlinks } = hf;
+      const crossHubRoots = sharedCacheRoots(this.careContext().roots);
+      const engine = this.engine;
+      return downloadHf({ cacheDir, endpoint, token, offline, symlinks, engine, crossHubRoots }, repo, opts);
     }
     if (repo.hub === 'modelscope') {
       const ms = this.config.modelscope;
       const offline = ms.offline ?? this.config.hf.offline;
-      const msCtx = { cacheDir: ms.cacheDir, v2Dir: ms.v2Dir, endpoint: ms.endpoint, token: ms.token, offline, engine: this.engine };
-      return downloadModelScope({ ...msCtx, crossHubRoots: sharedCacheRoots(this.careContext().roots) }, repo, opts);
+      const { cacheDir, v2Dir, endpoint, token } = ms;
+      const crossHubRoots = sharedCacheRoots(this.careContext().roots);
+      const engine = this.engine;
+      return downloadModelScope({ cacheDir, v2Dir, endpoint, token, offline, engine, crossHubRoots }, repo, opts);
     }
     throw new UsageError(`Hub ${repo.hub} is not supported yet`);
   }

@@ -114,7 +114,7 @@ describe('care: dedup', () => {
     assert.equal(await ino(hfFile), await ino(otherBlob));
     assert.deepEqual(await fs.readFile(hfFile), good);
   });
-  test('after dedup: verify hashes the shared inode once; --fix fetches it once and links both names again', async () => {
+  test('after dedup: verify hashes the shared inode once; --fix fetches it once, links both names', async () => {
     const { env, hfFile, msFile } = await twoCaches();
     assert.equal((await runCli(['dedup'], env)).code, 0);
     // ls: the shared weights count once in the total (two configs + one copy of the weights).
@@ -136,7 +136,8 @@ describe('care: dedup', () => {
 
     // Responses that carry a file body (a redirect to the CDN carries none).
     const bodies = (): number =>
-      hub.countRequests((r) => r.method === 'GET' && (r.status === 200 || r.status === 206) && (r.host === 'cdn' || /\/resolve\/|\/repo\?/.test(r.path)));
+      hub.countRequests((r) => r.method === 'GET' && (r.status === 200 || r.status === 206)
+        && (r.host === 'cdn' || /\/resolve\/|\/repo\?/.test(r.path)));
     const before = bodies();
     const fixed = await runCli(['verify', '--fix', '--json'], env);
     assert.equal(fixed.code, 0, fixed.stderr);

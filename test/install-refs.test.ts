@@ -101,7 +101,8 @@ describe('install of a ModelScope entry records its revision like a download of 
     const cache = await tempDir('hubcache-cache-');
     const env = { MODELSCOPE_CACHE: cache, MODELSCOPE_ENDPOINT: hub.msEndpoint, HF_HUB_CACHE: path.join(cache, 'hf') };
     const manifestFile = path.join(project, 'hubcache.json');
-    await fs.writeFile(manifestFile, JSON.stringify({ models: { m: { repo: 'org/msm', hub: 'modelscope', revision: 'v1.0' } } }));
+    const entry = { repo: 'org/msm', hub: 'modelscope', revision: 'v1.0' };
+    await fs.writeFile(manifestFile, JSON.stringify({ models: { m: entry } }));
     const r = await runCli(['install', '--manifest', manifestFile], env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(await fs.readFile(path.join(cache, 'models', 'org', 'msm', '.mv'), 'utf8'), /^(Revision:)?v1\.0\b/);

@@ -39,7 +39,8 @@ export function listRows(scan: CacheScan, opts: ListOptions = {}, nowMs = Date.n
 
 /** Bytes the rows hold on disk: each inode once, so files hard-linked by `dedup` count once in a total. */
 export async function rowsDiskBytes(rows: readonly ListRow[]): Promise<number> {
-  const files: CachedFile[] = rows.flatMap((r) => (r.revision ? [r.revision] : r.repo.revisions).flatMap((v) => v.files));
+  const revisions = rows.flatMap((r) => (r.revision ? [r.revision] : r.repo.revisions));
+  const files: CachedFile[] = revisions.flatMap((v) => v.files);
   const blobs = [...new Map(files.map((f) => [f.blobPath, f.size])).entries()];
   const stats = await statMany(blobs.map(([p]) => p));
   const seen = new Set<string>();

@@ -34,8 +34,9 @@ export async function planPrune(scan: CacheScan, opts: PruneOptions = {}, nowMs 
     if (repo.layout !== 'hf') continue;
     const detached = [];
     for (const rev of repo.revisions.filter((r) => r.refs.length === 0)) {
-      if (pinned.has(rev)) plan.skipped.push({ what: `${repo.key}@${rev.commit}`, reason: `kept: pinned by ${opts.projectPins!.label}` });
-      else if (await revisionInUse(repo, rev, plan.msV2Root)) plan.skipped.push({ what: `${repo.key}@${rev.commit}`, reason: 'in use (a lock on one of its files is held)' });
+      const what = `${repo.key}@${rev.commit}`;
+      if (pinned.has(rev)) plan.skipped.push({ what, reason: `kept: pinned by ${opts.projectPins!.label}` });
+      else if (await revisionInUse(repo, rev, plan.msV2Root)) plan.skipped.push({ what, reason: 'in use (a lock on one of its files is held)' });
       else detached.push(rev);
     }
     planRevisions(plan, repo, detached);

@@ -14,7 +14,11 @@ export interface ProjectPins {
 }
 
 /** The revisions `targets` name: all of a repo's for `org/name`, one for `org/name@rev`. */
-export function pinnedRevisions(scan: CacheScan, targets: readonly string[], defaults: Pick<RepoRefDefaults, 'hub' | 'type'> = {}): Set<CachedRevision> {
+export function pinnedRevisions(
+  scan: CacheScan,
+  targets: readonly string[],
+  defaults: Pick<RepoRefDefaults, 'hub' | 'type'> = {},
+): Set<CachedRevision> {
   const out = new Set<CachedRevision>();
   // Pins of repos that are not cached (yet) are fine: nothing to protect.
   for (const s of selectTargets(scan, targets, defaults).selections) for (const r of s.revisions) out.add(r);

@@ -255,7 +255,13 @@ async function fix(ctx: CareContext, report: VerifyReport, repos: Map<string, Ca
 }
 
 /** Each revision's bad files downloaded again (files whose blob came back meanwhile are not). */
-async function fetchAgain(ctx: CareContext, problems: FileCheck[], repos: Map<string, CachedRepo>, opts: VerifyOptions, emit: (e: VerifyEvent) => void): Promise<FileCheck[]> {
+async function fetchAgain(
+  ctx: CareContext,
+  problems: FileCheck[],
+  repos: Map<string, CachedRepo>,
+  opts: VerifyOptions,
+  emit: (e: VerifyEvent) => void,
+): Promise<FileCheck[]> {
   const groups = new Map<string, FileCheck[]>();
   for (const p of problems) groups.set(`${p.repo}\0${p.revision}`, [...(groups.get(`${p.repo}\0${p.revision}`) ?? []), p]);
   const attempted: FileCheck[] = [];

@@ -51,7 +51,12 @@ export class CrossHubIndex {
    * Puts the first candidate whose size and sha256 are `f`'s at `dest` (atomically); undefined when
    * none matches (then the file is fetched as usual).
    */
-  async place(candidates: readonly string[], f: Pick<RemoteFile, 'size' | 'sha256'>, dest: string, signal?: AbortSignal): Promise<FileStatus | undefined> {
+  async place(
+    candidates: readonly string[],
+    f: Pick<RemoteFile, 'size' | 'sha256'>,
+    dest: string,
+    signal?: AbortSignal,
+  ): Promise<FileStatus | undefined> {
     for (const c of candidates) {
       if (!(await fileMatches(c, f, true, signal))) continue;
       return (await placeFile(c, dest, 'link')) === 'linked' ? 'linked' : 'copied';
@@ -71,7 +76,9 @@ export class CrossHubIndex {
           if (file.outside || file.size === 0) continue;
           const etag = this.want === 'hf' ? etagOfBlobName(path.basename(file.blobPath)) : undefined;
           if (etag?.length === 64) bySha.set(etag, file.blobPath);
-          if (this.want === 'modelscope') bySize.set(file.size, [...new Set([...(bySize.get(file.size) ?? []), file.blobPath])]);
+          if (this.want !== 'modelscope') continue;
+          const same = bySize.get(file.size) ?? [];
+          if (!same.includes(file.blobPath)) bySize.set(file.size, [...same, file.blobPath]);
         }
       }
     }
@@ -83,7 +90,11 @@ export class CrossHubIndex {
  * Marks the planned files the other hub's layout holds as `linked` (from `index.source`) and returns
  * their candidates by repo path. The index is built only if some file is still planned.
  */
-export async function planReuse(index: CrossHubIndex | undefined, planned: PlannedFile[], remote: ReadonlyMap<string, RemoteFile>): Promise<Map<string, string[]>> {
+export async function planReuse(
+  index: CrossHubIndex | undefined,
+  planned: PlannedFile[],
+  remote: ReadonlyMap<string, RemoteFile>,
+): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   if (!index) return out;
   for (const p of planned) {

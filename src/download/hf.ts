@@ -101,7 +101,9 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
     selected.map((f): PlannedFile | Promise<PlannedFile> => (cacheEmpty ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit!, f.path) } : planFile(rc, localDir, commit!, f, opts))),
   );
   const byPath = new Map(selected.map((f) => [f.path, f]));
-  const crossHub = !localDir && !opts.forceDownload && ctx.crossHubRoots ? new CrossHubIndex(ctx.crossHubRoots, 'modelscope') : undefined;
+  // Only into the cache: a hard link into a local dir would let an edit there change the other hub's copy.
+  const reusable = !localDir && !opts.forceDownload && ctx.crossHubRoots;
+  const crossHub = reusable ? new CrossHubIndex(ctx.crossHubRoots!, 'modelscope') : undefined;
   const reuse = await planReuse(crossHub, planned, byPath);
   const toFetch = planned.filter((p) => p.status === 'planned');
   if (fromCacheOnly && toFetch.length > 0) {
@@ -127,7 +129,8 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   const downloadedBytes = await materializeAll(planned, opts, emit, async (p) => {
     const f = byPath.get(p.path)!;
     if (localDir) return materializeLocal(ctx, client, rc, localDir, repo, commit!, f, p, opts);
-    const fromOtherHub = crossHub && reuse.get(p.path) ? { index: crossHub, candidates: reuse.get(p.path)! } : undefined;
+    const candidates = reuse.get(p.path);
+    const fromOtherHub = crossHub && candidates ? { index: crossHub, candidates } : undefined;
     return materializeCached(ctx, client, rc, repo, commit!, f, p, opts, fromOtherHub);
   });
   // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
@@ -239,7 +242,8 @@ async function materializeCached(
       return 'linked';
     }
     if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return 'cached';
-    const reused = fromOtherHub && (await fromOtherHub.index.place(fromOtherHub.candidates, f, rc.blobPath(etag), opts.signal));
+    const blob = rc.blobPath(etag);
+    const reused = fromOtherHub && (await fromOtherHub.index.place(fromOtherHub.candidates, f, blob, opts.signal));
     if (reused) {
       await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
       p.reusedFrom = fromOtherHub.index.source;

@@ -18,7 +18,8 @@ export async function projectLockPins(cwd: string = process.cwd()): Promise<Proj
   const label = outside ? lockFile : `.${path.sep}${rel}`;
   const targets = Object.values(lock.models).map((m) => {
     // HF: the locked commit. ModelScope: the whole repo (its folders have no commit ids to pin).
-    const ref = formatRepoRef({ hub: m.hub, type: m.type, id: m.repo, ...(m.hub === 'hf' ? { revision: m.commit } : {}) });
+    const pin = m.hub === 'hf' ? { revision: m.commit } : {};
+    const ref = formatRepoRef({ hub: m.hub, type: m.type, id: m.repo, ...pin });
     return m.hub === 'hf' ? `hf:${ref}` : ref;
   });
   return { label, targets };

@@ -47,7 +47,8 @@ Examples:
         const defaults = { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) };
         const { projectLockPins } = await import('../../manifest/pins.js');
         const projectPins = await projectLockPins();
-        const preview = await ctx.cache.gc({ maxSizeBytes, keep, defaults, ...(projectPins ? { projectPins } : {}), dryRun: true });
+        const pins = projectPins ? { projectPins } : {};
+        const preview = await ctx.cache.gc({ maxSizeBytes, keep, defaults, ...pins, dryRun: true });
         if (!(await confirmDeletion(ctx, preview, flags, `shrink the cache to ${maxSize}`))) return 0;
         return printDeleteResult(ctx, await ctx.cache.executeDeletePlan(preview.plan, { signal: ctx.signal }));
       }),

@@ -39,7 +39,10 @@ Examples:
     )
     .action(async (repoArg: string | undefined, _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: LsFlags) => {
-        const [{ listRows, rowsDiskBytes }, { requireTargets }] = await Promise.all([import('../../care/list.js'), import('../../care/select.js')]);
+        const [{ listRows, rowsDiskBytes }, { requireTargets }] = await Promise.all([
+          import('../../care/list.js'),
+          import('../../care/select.js'),
+        ]);
         const scan = await ctx.cache.scan();
         if (repoArg) {
           const selections = requireTargets(scan, [repoArg], defaultsOf(ctx));

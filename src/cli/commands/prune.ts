@@ -31,7 +31,8 @@ Examples:
         const { projectLockPins } = await import('../../manifest/pins.js');
         const projectPins = await projectLockPins();
         const olderThan = parseDuration(flags.incompleteOlderThan ?? '1d');
-        const preview = await ctx.cache.prune({ incompleteOlderThanMs: olderThan, ...(projectPins ? { projectPins } : {}), dryRun: true });
+        const pins = projectPins ? { projectPins } : {};
+        const preview = await ctx.cache.prune({ incompleteOlderThanMs: olderThan, ...pins, dryRun: true });
         if (!(await confirmDeletion(ctx, preview, flags, 'prune'))) return 0;
         return printDeleteResult(ctx, await ctx.cache.executeDeletePlan(preview.plan, { signal: ctx.signal }));
       }),
