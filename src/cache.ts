@@ -12,6 +12,7 @@ import {
 } from './config.js';
 import { UsageError } from './errors.js';
 import { downloadHf } from './download/hf.js';
+import { sharedCacheRoots } from './download/cross-hub.js';
 import { downloadModelScope } from './download/modelscope.js';
 import type { DownloadOptions, DownloadResult } from './download/types.js';
 import type { ImportOptions, ImportResult } from './import/import-dir.js';
@@ -142,12 +143,18 @@ export class Cache {
     const repo = this.parseRepo(opts.repo, opts.revision);
     if (repo.hub === 'hf') {
       const hf = this.config.hf;
-      return downloadHf({ cacheDir: hf.cacheDir, endpoint: hf.endpoint, token: hf.token, offline: hf.offline, symlinks: hf.symlinks, engine: this.engine }, repo, opts);
+      const { cacheDir, endpoint, token, offline, symlinks } = hf;
+      const crossHubRoots = sharedCacheRoots(this.careContext().roots);
+      const engine = this.engine;
+      return downloadHf({ cacheDir, endpoint, token, offline, symlinks, engine, crossHubRoots }, repo, opts);
     }
     if (repo.hub === 'modelscope') {
       const ms = this.config.modelscope;
       const offline = ms.offline ?? this.config.hf.offline;
-      return downloadModelScope({ cacheDir: ms.cacheDir, v2Dir: ms.v2Dir, endpoint: ms.endpoint, token: ms.token, offline, engine: this.engine }, repo, opts);
+      const { cacheDir, v2Dir, endpoint, token } = ms;
+      const crossHubRoots = sharedCacheRoots(this.careContext().roots);
+      const engine = this.engine;
+      return downloadModelScope({ cacheDir, v2Dir, endpoint, token, offline, engine, crossHubRoots }, repo, opts);
     }
     throw new UsageError(`Hub ${repo.hub} is not supported yet`);
   }

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DedupReport } from '../src/care/dedup.js';
+import type { VerifyReport } from '../src/care/verify.js';
 import { Cache } from '../src/cache.js';
 import { acquireLock } from '../src/locks/flock.js';
 import { blobOf } from './fixtures/care-cache.js';
@@ -112,5 +113,38 @@ describe('care: dedup', () => {
     assert.deepEqual(rep.repaired, [hfFile]);
     assert.equal(await ino(hfFile), await ino(otherBlob));
     assert.deepEqual(await fs.readFile(hfFile), good);
+  });
+  test('after dedup: verify hashes the shared inode once; --fix fetches it once, links both names', async () => {
+    const { env, hfFile, msFile } = await twoCaches();
+    assert.equal((await runCli(['dedup'], env)).code, 0);
+    // ls: the shared weights count once in the total (two configs + one copy of the weights).
+    const ls = await runCli(['ls', '--json'], env);
+    assert.equal(ls.code, 0, ls.stderr);
+    const configs = '{"hf":1}'.length + '{"modelscope":1}'.length;
+    assert.equal((JSON.parse(ls.stdout) as { size: number }).size, WEIGHTS.size + configs);
+    assert.match((await runCli(['ls'], env)).stdout, /2 repo\(s\), 2 revision\(s\), 300\.0 kB on disk\./);
+
+    // Bit rot in the one inode both names share.
+    const fh = await fs.open(hfFile, 'r+');
+    await fh.write(Buffer.from('rot'), 0, 3, 1000);
+    await fh.close();
+    const v = await runCli(['verify', '--json'], env);
+    assert.equal(v.code, 1);
+    const rep = JSON.parse(v.stdout) as VerifyReport;
+    assert.equal(rep.problems.length, 2, 'both names are reported');
+    assert.equal(rep.blobs, 3, 'two configs and the shared weights: hashed once');
+
+    // Responses that carry a file body (a redirect to the CDN carries none).
+    const bodies = (): number =>
+      hub.countRequests((r) => r.method === 'GET' && (r.status === 200 || r.status === 206)
+        && (r.host === 'cdn' || /\/resolve\/|\/repo\?/.test(r.path)));
+    const before = bodies();
+    const fixed = await runCli(['verify', '--fix', '--json'], env);
+    assert.equal(fixed.code, 0, fixed.stderr);
+    assert.equal((JSON.parse(fixed.stdout) as VerifyReport).fixed.length, 2);
+    assert.equal(bodies() - before, 1, 'the shared content is fetched once');
+    assert.equal(await ino(hfFile), await ino(msFile), 'the dedup link is kept');
+    assert.equal((await fs.stat(msFile)).nlink, 2);
+    assert.equal((await runCli(['verify'], env)).code, 0, 'both are valid again');
   });
 });

@@ -12,7 +12,7 @@ import { repoBusy, revisionInUse } from './in-use.js';
 import type { CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { lastUsedMs } from './remove.js';
 import { policyPath } from './paths.js';
-import { selectTargets } from './select.js';
+import { pinnedRevisions, type ProjectPins } from './select.js';
 import { parseSize } from './units.js';
 
 export interface GcOptions {
@@ -21,6 +21,8 @@ export interface GcOptions {
   /** Repos (`org/name`) or revisions (`org/name@rev`) never removed. */
   keep?: string[];
   defaults?: Pick<RepoRefDefaults, 'hub' | 'type'>;
+  /** What the project's hubcache.lock pins: never removed either, and named in the plan. */
+  projectPins?: ProjectPins;
   dryRun?: boolean;
   signal?: AbortSignal;
 }
@@ -65,6 +67,7 @@ export async function planGc(scan: CacheScan, opts: GcOptions): Promise<DeletePl
   if (!Number.isFinite(opts.maxSizeBytes) || opts.maxSizeBytes < 0) throw new UsageError(`Bad maximum size: ${opts.maxSizeBytes}`);
   const plan = emptyPlan(scan);
   const pinned = pinnedRevisions(scan, opts.keep ?? [], opts.defaults);
+  const byProject = opts.projectPins ? pinnedRevisions(scan, opts.projectPins.targets) : new Set<CachedRevision>();
   // Blob reference counts: removing a revision frees only blobs no other revision uses.
   const refs = new Map<string, number>();
   let total = 0;
@@ -78,6 +81,13 @@ export async function planGc(scan: CacheScan, opts: GcOptions): Promise<DeletePl
     }
   }
   if (total <= opts.maxSizeBytes) return plan;
+  for (const repo of scan.repos) {
+    for (const rev of repo.revisions) {
+      if (!byProject.has(rev)) continue;
+      pinned.add(rev);
+      plan.skipped.push({ what: `${repo.key}@${rev.commit}`, reason: `kept: pinned by ${opts.projectPins!.label}` });
+    }
+  }
 
   const candidates: Array<{ repo: CachedRepo; rev: CachedRevision }> = [];
   for (const repo of scan.repos) {
@@ -116,12 +126,4 @@ function distinctBlobPaths(rev: CachedRevision): Array<{ path: string; size: num
   const seen = new Map<string, number>();
   for (const f of rev.files) seen.set(f.blobPath, f.outside ? 0 : f.size);
   return [...seen].map(([p, size]) => ({ path: p, size }));
-}
-
-/** The revisions `keep` protects: all of a repo's for `org/name`, one for `org/name@rev`. */
-function pinnedRevisions(scan: CacheScan, keep: readonly string[], defaults: GcOptions['defaults']): Set<CachedRevision> {
-  const out = new Set<CachedRevision>();
-  // Pins of repos that are not cached (yet) are fine: nothing to protect.
-  for (const s of selectTargets(scan, keep, defaults).selections) for (const r of s.revisions) out.add(r);
-  return out;
 }

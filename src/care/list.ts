@@ -1,7 +1,8 @@
 // `ls` rows: filters and sort keys like `hf cache ls` (`size>1GB`, `accessed>7d`, `type=model`,
 // `refs=main`, plus `hub=modelscope`), over repos or, with `revisions`, over revisions.
 import { UsageError } from '../errors.js';
-import type { CachedRepo, CachedRevision, CacheScan } from './model.js';
+import { statMany } from './fs-walk.js';
+import type { CachedFile, CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { parseDuration, parseSize } from './units.js';
 
 export interface ListRow {
@@ -34,6 +35,24 @@ export function listRows(scan: CacheScan, opts: ListOptions = {}, nowMs = Date.n
   rows = rows.filter((row) => predicates.every((p) => p(row, nowMs)));
   rows.sort(compileSort(opts.sort ?? 'name'));
   return opts.limit !== undefined ? rows.slice(0, Math.max(0, opts.limit)) : rows;
+}
+
+/** Bytes the rows hold on disk: each inode once, so files hard-linked by `dedup` count once in a total. */
+export async function rowsDiskBytes(rows: readonly ListRow[]): Promise<number> {
+  const revisions = rows.flatMap((r) => (r.revision ? [r.revision] : r.repo.revisions));
+  const files: CachedFile[] = revisions.flatMap((v) => v.files);
+  const blobs = [...new Map(files.map((f) => [f.blobPath, f.size])).entries()];
+  const stats = await statMany(blobs.map(([p]) => p));
+  const seen = new Set<string>();
+  let bytes = 0;
+  blobs.forEach(([p, size], i) => {
+    const st = stats[i];
+    const key = st ? `${st.dev}:${st.ino}` : p;
+    if (seen.has(key)) return;
+    seen.add(key);
+    bytes += size;
+  });
+  return bytes;
 }
 
 const sizeOf = (r: ListRow): number => r.revision?.size ?? r.repo.size;

@@ -6,7 +6,8 @@ import { parseRepoRef } from '../hubs/repo-ref.js';
 import { emptyPlan, planRevisions, type DeletePlan, type FileReason } from './delete.js';
 import { isInside, walkDirs } from './fs-walk.js';
 import { partialInUse, revisionInUse } from './in-use.js';
-import type { CacheScan, CacheWarning } from './model.js';
+import type { CachedRevision, CacheScan, CacheWarning } from './model.js';
+import { pinnedRevisions, type ProjectPins } from './select.js';
 import { etagOfBlobName, hfBlobLockPath } from './scan-hf.js';
 import { msRepoLocked, MS_TEMP_DIR } from './scan-modelscope.js';
 import { MS_PARTIAL_DIR } from '../layouts/modelscope-cache.js';
@@ -17,6 +18,8 @@ const FRESH_BLOB_MS = 60_000;
 export interface PruneOptions {
   /** Partial downloads (and temp files) younger than this are kept. Default: one day. */
   incompleteOlderThanMs?: number;
+  /** What the project's hubcache.lock pins: kept even when detached, and named in the plan. */
+  projectPins?: ProjectPins;
   dryRun?: boolean;
   signal?: AbortSignal;
 }
@@ -24,13 +27,16 @@ export interface PruneOptions {
 export async function planPrune(scan: CacheScan, opts: PruneOptions = {}, nowMs = Date.now()): Promise<DeletePlan> {
   const plan = emptyPlan(scan);
   const maxAge = opts.incompleteOlderThanMs ?? DEFAULT_INCOMPLETE_AGE_MS;
+  const pinned = opts.projectPins ? pinnedRevisions(scan, opts.projectPins.targets) : new Set<CachedRevision>();
 
   // 1. detached revisions (HF only: a ModelScope revision folder is its own ref)
   for (const repo of scan.repos) {
     if (repo.layout !== 'hf') continue;
     const detached = [];
     for (const rev of repo.revisions.filter((r) => r.refs.length === 0)) {
-      if (await revisionInUse(repo, rev, plan.msV2Root)) plan.skipped.push({ what: `${repo.key}@${rev.commit}`, reason: 'in use (a lock on one of its files is held)' });
+      const what = `${repo.key}@${rev.commit}`;
+      if (pinned.has(rev)) plan.skipped.push({ what, reason: `kept: pinned by ${opts.projectPins!.label}` });
+      else if (await revisionInUse(repo, rev, plan.msV2Root)) plan.skipped.push({ what, reason: 'in use (a lock on one of its files is held)' });
       else detached.push(rev);
     }
     planRevisions(plan, repo, detached);

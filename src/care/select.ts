@@ -5,6 +5,26 @@ import { parseRepoRef, type RepoRefDefaults } from '../hubs/repo-ref.js';
 import { fnmatch } from '../util/fnmatch.js';
 import type { CachedRepo, CachedRevision, CacheScan } from './model.js';
 
+/** Targets a project pins (its hubcache.lock): prune and gc keep them and say who pinned them. */
+export interface ProjectPins {
+  /** How messages name the pin's source: `./hubcache.lock`. */
+  label: string;
+  /** `hf:org/name@<commit>`, `modelscope:org/name`. */
+  targets: string[];
+}
+
+/** The revisions `targets` name: all of a repo's for `org/name`, one for `org/name@rev`. */
+export function pinnedRevisions(
+  scan: CacheScan,
+  targets: readonly string[],
+  defaults: Pick<RepoRefDefaults, 'hub' | 'type'> = {},
+): Set<CachedRevision> {
+  const out = new Set<CachedRevision>();
+  // Pins of repos that are not cached (yet) are fine: nothing to protect.
+  for (const s of selectTargets(scan, targets, defaults).selections) for (const r of s.revisions) out.add(r);
+  return out;
+}
+
 /** One matched target: a repo and the revisions the user meant (all of them when no @REV). */
 export interface Selection {
   repo: CachedRepo;

@@ -4,15 +4,17 @@
 //   ModelScope: the sha256 of the hub's file listing (none offline: "unverifiable"); a legacy file
 //       whose .msc revision differs from the listing's is not compared (it is outdated, not bad).
 // `fix` deletes each bad blob under its lock and downloads exactly the affected files again.
+// Names of one inode (hard links made by `dedup`) are hashed once, fetched once and linked again.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RemoteFile } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
+import { placeFile } from '../import/place.js';
 import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { acquireLock } from '../locks/flock.js';
 import type { CareContext } from './context.js';
-import { isInside } from './fs-walk.js';
+import { isInside, statMany } from './fs-walk.js';
 import { hashFiles, hashFilesWithProgress, type HashAlgorithm, type HashJob } from './hash-pool.js';
 import type { CachedFile, CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { etagOfBlobName, hfBlobLockPath } from './scan-hf.js';
@@ -171,9 +173,12 @@ async function hashChecks(checks: Check[], opts: VerifyOptions, emit: (e: Verify
   const jobs: HashJob[] = [];
   const jobIndex = new Map<string, number>();
   let total = 0;
+  // A file hard-linked under several names (after `dedup`: an HF blob and a ModelScope file) is one inode.
+  const inodes = await inodeKeys(checks.filter((c) => c.expect).map((c) => c.file.blobPath));
+  const keyOf = (c: Check): string => `${inodes.get(c.file.blobPath)}\0${c.expect?.algorithm}`;
   for (const c of checks) {
     if (!c.expect) continue;
-    const key = `${c.file.blobPath}\0${c.expect.algorithm}`;
+    const key = keyOf(c);
     if (jobIndex.has(key)) continue;
     jobIndex.set(key, jobs.length);
     jobs.push({ path: c.file.blobPath, algorithm: c.expect.algorithm });
@@ -184,10 +189,20 @@ async function hashChecks(checks: Check[], opts: VerifyOptions, emit: (e: Verify
   const results = checks.map((c): FileCheck => {
     const base: FileCheck = { repo: c.repo.key, revision: c.rev.commit, path: c.file.path, blobPath: c.file.blobPath, verdict: 'unverifiable', size: c.file.size };
     if (!c.expect) return { ...base, reason: c.reason ?? 'no expected hash' };
-    const r = hashed[jobIndex.get(`${c.file.blobPath}\0${c.expect.algorithm}`) as number];
+    const r = hashed[jobIndex.get(keyOf(c)) as number];
     return { ...base, ...judge(c.expect, r) };
   });
   return { results, blobs: jobs.length, bytes: total };
+}
+
+/** `dev:ino` of each path (the path itself when it cannot be read: it is then its own group). */
+async function inodeKeys(paths: readonly string[]): Promise<Map<string, string>> {
+  const distinct = [...new Set(paths)];
+  const stats = await statMany(distinct);
+  return new Map(distinct.map((p, i) => {
+    const st = stats[i];
+    return [p, st ? `${st.dev}:${st.ino}` : p];
+  }));
 }
 
 function judge(expect: Expectation, r: Awaited<ReturnType<typeof hashFiles>>[number] | undefined): Partial<FileCheck> {
@@ -211,12 +226,42 @@ function judge(expect: Expectation, r: Awaited<ReturnType<typeof hashFiles>>[num
 async function fix(ctx: CareContext, report: VerifyReport, repos: Map<string, CachedRepo>, opts: VerifyOptions, emit: (e: VerifyEvent) => void): Promise<void> {
   const problems = report.problems;
   const roots = [ctx.roots.hf, ctx.roots.modelscope, ctx.roots.modelscopeV2 ?? ctx.roots.modelscope];
-  for (const p of problems) {
+  // Names of one bad inode (hard links made by `dedup`): the first is fetched, the others re-linked to it.
+  const sharers = await sharedInodes(problems);
+  const fetched = problems.filter((p) => !sharers.has(p));
+  for (const p of fetched) {
     if (p.verdict === 'missing' || !p.blobPath) continue;
     await removeBadBlob(p, roots).catch((err) => {
       p.reason = `could not remove the bad copy: ${(err as Error).message}`;
     });
   }
+  const attempted = await fetchAgain(ctx, fetched, repos, opts, emit);
+  const relinked: FileCheck[] = [];
+  for (const [p, leader] of sharers) {
+    const src = await resolvedFile(leader);
+    if (!src || !p.blobPath) {
+      p.reason = `it shares its bytes with ${leader.blobPath}, which could not be fetched again`;
+      continue;
+    }
+    await relink(src, p, roots).then(
+      () => relinked.push(p),
+      (err) => (p.reason = `could not link it to the file fetched again (${src}): ${(err as Error).message}`),
+    );
+  }
+  // Trust nothing: hash what was downloaded again.
+  const rechecked = await recheck([...attempted, ...relinked], opts);
+  report.problems = problems.filter((p) => !rechecked.has(p));
+  report.fixed = [...rechecked];
+}
+
+/** Each revision's bad files downloaded again (files whose blob came back meanwhile are not). */
+async function fetchAgain(
+  ctx: CareContext,
+  problems: FileCheck[],
+  repos: Map<string, CachedRepo>,
+  opts: VerifyOptions,
+  emit: (e: VerifyEvent) => void,
+): Promise<FileCheck[]> {
   const groups = new Map<string, FileCheck[]>();
   for (const p of problems) groups.set(`${p.repo}\0${p.revision}`, [...(groups.get(`${p.repo}\0${p.revision}`) ?? []), p]);
   const attempted: FileCheck[] = [];
@@ -245,10 +290,22 @@ async function fix(ctx: CareContext, report: VerifyReport, repos: Map<string, Ca
       emit({ type: 'warning', message: `Could not fix ${first.repo}@${first.revision}: ${(err as Error).message}` });
     }
   }
-  // Trust nothing: hash what was downloaded again.
-  const rechecked = await recheck(attempted, opts);
-  report.problems = problems.filter((p) => !rechecked.has(p));
-  report.fixed = [...rechecked];
+  return attempted;
+}
+
+/** Bad files that share an inode with an earlier bad file → that file (the one fetched again). */
+async function sharedInodes(problems: FileCheck[]): Promise<Map<FileCheck, FileCheck>> {
+  const present = problems.filter((p) => p.verdict !== 'missing' && p.blobPath);
+  const keys = await inodeKeys(present.map((p) => p.blobPath as string));
+  const leaders = new Map<string, FileCheck>();
+  const out = new Map<FileCheck, FileCheck>();
+  for (const p of present) {
+    const key = keys.get(p.blobPath as string) as string;
+    const leader = leaders.get(key);
+    if (!leader) leaders.set(key, p);
+    else if (leader.blobPath !== p.blobPath) out.set(p, leader);
+  }
+  return out;
 }
 
 async function recheck(checks: FileCheck[], opts: VerifyOptions): Promise<Set<FileCheck>> {
@@ -291,6 +348,18 @@ async function exists(p: string): Promise<boolean> {
 }
 
 async function removeBadBlob(p: FileCheck, roots: string[]): Promise<void> {
+  await underBlobLock(p, roots, (real) => fs.unlink(real));
+}
+
+/** Puts a hard link to `src` (a copy where the file system cannot) in place of the bad file, atomically. */
+async function relink(src: string, p: FileCheck, roots: string[]): Promise<void> {
+  await underBlobLock(p, roots, async (real) => {
+    await placeFile(src, real, 'link');
+  });
+}
+
+/** Runs `op` on the bad file's real path, inside the cache only, holding its HF blob lock if it is a blob. */
+async function underBlobLock(p: FileCheck, roots: string[], op: (real: string) => Promise<void>): Promise<void> {
   const blob = p.blobPath as string;
   const real = await fs.realpath(blob).catch(() => undefined);
   if (!real) return;
@@ -301,7 +370,7 @@ async function removeBadBlob(p: FileCheck, roots: string[]): Promise<void> {
   const lockPath = etag && path.basename(path.dirname(blob)) === 'blobs' ? hfBlobLockPath(path.dirname(repoDir), path.basename(repoDir), etag) : undefined;
   const lock = lockPath ? await acquireLock(lockPath, { timeoutMs: 30_000 }) : undefined;
   try {
-    await fs.unlink(real);
+    await op(real);
   } finally {
     await lock?.release();
   }

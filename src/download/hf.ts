@@ -5,6 +5,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EntryNotFoundError, HubcacheError, OfflineMissError, RevisionNotFoundError } from '../errors.js';
+import type { CacheRoots } from '../care/scan.js';
 import { HfClient } from '../hubs/hf.js';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import { expectedContentOf, hfEtagOf, type RemoteFile, type RepoRef } from '../hubs/types.js';
@@ -16,7 +17,12 @@ import type { TransferEngine } from '../transfer/engine.js';
 import { exists, isFile, writeFileAtomic } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
+<<<<<<< HEAD
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
+=======
+import { emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
+import { CrossHubIndex, planReuse } from './cross-hub.js';
+>>>>>>> safety
 import { commitStaged, stagedPath } from './staging.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
 
@@ -27,6 +33,8 @@ export interface HfDownloadContext {
   offline: boolean;
   symlinks: boolean;
   engine: TransferEngine;
+  /** Both layouts' roots: LFS files the ModelScope layout already holds are linked, not fetched. */
+  crossHubRoots?: CacheRoots | undefined;
 }
 
 /** Errors after which huggingface_hub falls back to a cached revision (spec §3.7, §5.1). */
@@ -97,6 +105,11 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   const planned = await Promise.all(
     selected.map((f): PlannedFile | Promise<PlannedFile> => (cacheEmpty ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit!, f.path) } : planFile(rc, localDir, commit!, f, opts))),
   );
+  const byPath = new Map(selected.map((f) => [f.path, f]));
+  // Only into the cache: a hard link into a local dir would let an edit there change the other hub's copy.
+  const reusable = !localDir && !opts.forceDownload && ctx.crossHubRoots;
+  const crossHub = reusable ? new CrossHubIndex(ctx.crossHubRoots!, 'modelscope') : undefined;
+  const reuse = await planReuse(crossHub, planned, byPath);
   const toFetch = planned.filter((p) => p.status === 'planned');
   if (fromCacheOnly && toFetch.length > 0) {
     throw new OfflineMissError(
@@ -114,16 +127,16 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   // 3+4. transfer and commit, file by file (each under its blob lock).
   if (!fromCacheOnly) await rc.writeRef(revision, commit);
   if (localDir) await localDir.init();
-  else if (toFetch.length > 0) {
+  else if (toFetch.length > 0 || reuse.size > 0) {
     await rc.writeCachedirTag();
     await fs.mkdir(rc.blobsDir(), { recursive: true }); // once here, not once per file
   }
-  const byPath = new Map(selected.map((f) => [f.path, f]));
   const downloadedBytes = await materializeAll(planned, opts, emit, async (p) => {
     const f = byPath.get(p.path)!;
-    return localDir
-      ? materializeLocal(ctx, client, rc, localDir, repo, commit!, f, p, opts)
-      : materializeCached(ctx, client, rc, repo, commit!, f, p, opts);
+    if (localDir) return materializeLocal(ctx, client, rc, localDir, repo, commit!, f, p, opts);
+    const candidates = reuse.get(p.path);
+    const fromOtherHub = crossHub && candidates ? { index: crossHub, candidates } : undefined;
+    return materializeCached(ctx, client, rc, repo, commit!, f, p, opts, fromOtherHub);
   });
   // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
   if (!localDir) await fs.mkdir(resultPath, { recursive: true });
@@ -213,16 +226,34 @@ function hfTransfer(client: HfClient, repo: RepoRef, commit: string, f: RemoteFi
 }
 
 /** Cache mode: link an existing blob, or download it under its lock, then link it. */
-async function materializeCached(ctx: HfDownloadContext, client: HfClient, rc: HfRepoCache, repo: RepoRef, commit: string, f: RemoteFile, p: PlannedFile, opts: DownloadOptions): Promise<FileStatus> {
+async function materializeCached(
+  ctx: HfDownloadContext,
+  client: HfClient,
+  rc: HfRepoCache,
+  repo: RepoRef,
+  commit: string,
+  f: RemoteFile,
+  p: PlannedFile,
+  opts: DownloadOptions,
+  fromOtherHub?: { index: CrossHubIndex; candidates: string[] },
+): Promise<FileStatus> {
   if (p.status === 'cached') return 'cached';
   const etag = hfEtagOf(f);
   const lock = await acquireLock(rc.lockPath(etag), { signal: opts.signal });
+  delete p.reusedFrom; // set again only if the other layout's copy is what ends up here
   try {
     if (!opts.forceDownload && (await rc.hasBlob(etag))) {
       await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: false });
       return 'linked';
     }
     if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return 'cached';
+    const blob = rc.blobPath(etag);
+    const reused = fromOtherHub && (await fromOtherHub.index.place(fromOtherHub.candidates, f, blob, opts.signal));
+    if (reused) {
+      await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
+      p.reusedFrom = fromOtherHub.index.source;
+      return reused;
+    }
     await ctx.engine.download(hfTransfer(client, repo, commit, f, rc.blobsDir(), etag, rc.blobPath(etag), opts));
     await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
     return 'downloaded';

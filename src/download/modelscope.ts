@@ -5,6 +5,7 @@
 // adopted when its sha256 matches, instead of being downloaded again.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import type { CacheRoots } from '../care/scan.js';
 import { EntryNotFoundError, NetworkError, OfflineMissError, ServerError } from '../errors.js';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import { formatRepoRef } from '../hubs/repo-ref.js';
@@ -22,6 +23,7 @@ import type { TransferEngine } from '../transfer/engine.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runPool } from '../util/pool.js';
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
+import { CrossHubIndex, planReuse } from './cross-hub.js';
 import { commitStaged, stagedPath } from './staging.js';
 import { selectFiles } from './hf.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
@@ -35,6 +37,8 @@ export interface MsDownloadContext {
   token?: string | undefined;
   offline: boolean;
   engine: TransferEngine;
+  /** Both layouts' roots: files whose sha256 is already an HF blob are linked from it, not fetched. */
+  crossHubRoots?: CacheRoots | undefined;
 }
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -184,12 +188,15 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
     }
     return { path: f.path, size: f.size, status: 'planned', localPath };
   });
+  const byPath = new Map(selected.map((f) => [f.path, f]));
+  const inCache = target.layout !== 'local-dir' && !opts.forceDownload && ctx.crossHubRoots;
+  const crossHub = inCache ? new CrossHubIndex(ctx.crossHubRoots!, 'hf') : undefined;
+  const reuse = await planReuse(crossHub, planned, byPath);
   emit(planEvent(formatRepoRef(repo), revision, snap.commit, planned));
   if (opts.dryRun) return result(repo, revision, snap.commit, target.dir, planned, 0, false);
 
   // 3+4. transfer and commit, file by file
   await target.init();
-  const byPath = new Map(selected.map((f) => [f.path, f]));
   const lockOpts: AcquireLockOptions = {
     ...(opts.signal ? { signal: opts.signal } : {}),
     onWait: () => emit({ type: 'warning', message: `Waiting for ${cache.lockPath(repo.id)} (another download of ${repo.id} is running)` }),
@@ -208,6 +215,13 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
         await target.record(f, lockOpts);
         return 'cached';
       }
+      const fromHf = reuse.get(f.path);
+      const reused = fromHf && (await crossHub!.place(fromHf, f, target.filePath(f.path), opts.signal));
+      if (reused) {
+        await target.record(f, lockOpts);
+        return reused;
+      }
+      delete p.reusedFrom; // no candidate matched after all: fetched instead
       const status = await fetchFile(ctx.engine, client, target, repo, snap!.commit, f, sources.get(f.path), opts);
       await target.record(f, lockOpts);
       return status;
@@ -215,7 +229,7 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
       await lock.release();
     }
   });
-  await target.finish(snap, !opts.files);
+  await target.finish(snap, !opts.files || !!opts.recordRevision);
   emit({ type: 'done', path: target.dir, downloadedBytes, seconds: (Date.now() - started) / 1000 });
   return result(repo, revision, snap.commit, target.dir, planned, downloadedBytes, false);
 }

@@ -14,6 +14,8 @@ export interface PlannedFile {
   /** Local-dir files taken from the cache: how (`--link-mode`), and the bytes that were not copied. */
   linkMethod?: LinkMethod;
   savedBytes?: number;
+  /** Taken from the other hub's layout in the same cache (same sha256), e.g. `HF cache`: not fetched. */
+  reusedFrom?: string;
 }
 
 export type ProgressEvent =
@@ -52,6 +54,11 @@ export interface DownloadOptions {
    * `models/<owner>--<name>/snapshots/<revision>/`.
    */
   msLayout?: 'v1' | 'v2';
+  /**
+   * ModelScope legacy layout: record the revision in `.mv` even for an explicit `files` list, as a
+   * snapshot download does (`install`: the lock's files are the whole selection). Default false, like the SDK.
+   */
+  recordRevision?: boolean;
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
 }

@@ -15,6 +15,7 @@ import type { DownloadResult, PlannedFile, ProgressEvent } from '../download/typ
 import { AbortedError, IntegrityError, ManifestError, OfflineMissError, throwIfAborted } from '../errors.js';
 import { formatRepoRef } from '../hubs/repo-ref.js';
 import type { RepoRef } from '../hubs/types.js';
+import { HfRepoCache } from '../layouts/hf-cache.js';
 import { gitBlobSha1File, sha256File } from '../util/hash.js';
 import { runPool } from '../util/pool.js';
 import { lock, type LockResult, type ProjectOptions } from './lock.js';
@@ -110,6 +111,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   emit({ type: 'verify-start', files: all.length, bytes: totalBytes });
   const hashed = await verifyAll(all, opts.hash ?? true, opts.signal);
   emit({ type: 'verify-done', files: hashed.files, bytes: hashed.bytes, seconds: (Date.now() - verifyStarted) / 1000 });
+  await writeRefs(opts.cache, entries);
   emit({ type: 'done', path: manifest.dir, downloadedBytes, seconds: (Date.now() - started) / 1000 });
 
   const models: InstalledModel[] = entries.map(({ alias, m }) => {
@@ -126,6 +128,18 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   const out: InstallResult = { models, downloadedBytes, hashedFiles: hashed.files, hashedBytes: hashed.bytes, seconds: (Date.now() - started) / 1000 };
   if (lockResult) out.lock = lockResult;
   return out;
+}
+
+/**
+ * Like `download`: `refs/<revision>` → the locked commit, once the files are proven, so tools that
+ * look a repo up by name (Python's local_files_only, `--offline`, `status`, `prune`) see it.
+ * ModelScope: its folders are addressed by name; the download records the revision in `.mv` (see downloadEntry).
+ */
+async function writeRefs(cache: Cache, entries: Array<{ m: LockedModel }>): Promise<void> {
+  for (const { m } of entries) {
+    if (m.hub !== 'hf' || m.localDir !== undefined) continue;
+    await new HfRepoCache(cache.config.hf.cacheDir, refAt(m)).writeRef(m.revision, m.commit);
+  }
 }
 
 /** The lock to install from: as is when it matches the manifest, re-locked otherwise (unless frozen/offline). */
@@ -172,6 +186,7 @@ export function downloadEntry(
     ...(m.localDir !== undefined ? { localDir: resolveLocalDir(manifest, m.localDir) } : {}),
     ...(o.offline ? { offline: true } : {}),
     ...(o.dryRun ? { dryRun: true } : {}),
+    ...(m.hub === 'modelscope' ? { recordRevision: true } : {}), // `.mv`, as a download of the revision writes
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.maxWorkers ? { maxWorkers: o.maxWorkers } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),

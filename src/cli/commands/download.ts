@@ -101,13 +101,20 @@ Examples:
             const fetch = res.files.filter((f) => f.status === 'planned' || f.status === 'copied');
             if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, files: res.files, downloadBytes: fetch.reduce((s, f) => s + f.size, 0) });
             else {
-              for (const f of res.files) ctx.out.result(`${f.status === 'planned' ? 'download' : f.status.padEnd(8)}  ${formatBytes(f.size).padStart(9)}  ${f.path}`);
+              for (const f of res.files) {
+                const from = f.reusedFrom ? `  (${f.status} from ${f.reusedFrom})` : '';
+                const what = f.status === 'planned' ? 'download' : f.status.padEnd(8);
+                ctx.out.result(`${what}  ${formatBytes(f.size).padStart(9)}  ${f.path}${from}`);
+              }
               ctx.out.result(`total: ${fetch.length} of ${res.files.length} files to fetch, ${formatBytes(fetch.reduce((s, f) => s + f.size, 0))}`);
             }
             return 0;
           }
           if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, revision: res.revision, downloadedBytes: res.downloadedBytes, usedCacheFallback: res.usedCacheFallback, files: res.files, ...(res.savedBytes !== undefined ? { savedBytes: res.savedBytes } : {}) });
           else {
+            for (const f of res.files.filter((x) => x.reusedFrom)) {
+              ctx.out.info(`${f.path}: ${f.status} from ${f.reusedFrom} (same sha256), not downloaded`);
+            }
             if (res.savedBytes) ctx.out.info(`${formatBytes(res.savedBytes)} not copied (--link-mode ${flags.linkMode ?? 'copy'}: ${[...new Set(res.files.map((f) => f.linkMethod).filter(Boolean))].join(', ')})`);
             ctx.out.result(res.path);
           }

@@ -24,7 +24,8 @@ export function gcCommand(run: CommandRunner): Command {
       'after',
       `
 "Least recently used" is the newest access time of a revision's blobs. A revision whose files a
-download holds a lock on, or a repo with a download in progress, is never touched.
+download holds a lock on, or a repo with a download in progress, is never touched; run inside a
+project, neither is what its hubcache.lock pins.
 
 Examples:
   hubcache gc --max-size 200G --dry-run
@@ -44,7 +45,10 @@ Examples:
           else ctx.out.info(`Saved the cache policy to ${await ctx.cache.saveCachePolicy({ maxSize, ...(keep.length ? { keep } : {}) })}`);
         }
         const defaults = { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) };
-        const preview = await ctx.cache.gc({ maxSizeBytes, keep, defaults, dryRun: true });
+        const { projectLockPins } = await import('../../manifest/pins.js');
+        const projectPins = await projectLockPins();
+        const pins = projectPins ? { projectPins } : {};
+        const preview = await ctx.cache.gc({ maxSizeBytes, keep, defaults, ...pins, dryRun: true });
         if (!(await confirmDeletion(ctx, preview, flags, `shrink the cache to ${maxSize}`))) return 0;
         return printDeleteResult(ctx, await ctx.cache.executeDeletePlan(preview.plan, { signal: ctx.signal }));
       }),

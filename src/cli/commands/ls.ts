@@ -39,7 +39,10 @@ Examples:
     )
     .action(async (repoArg: string | undefined, _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: LsFlags) => {
-        const [{ listRows }, { requireTargets }] = await Promise.all([import('../../care/list.js'), import('../../care/select.js')]);
+        const [{ listRows, rowsDiskBytes }, { requireTargets }] = await Promise.all([
+          import('../../care/list.js'),
+          import('../../care/select.js'),
+        ]);
         const scan = await ctx.cache.scan();
         if (repoArg) {
           const selections = requireTargets(scan, [repoArg], defaultsOf(ctx));
@@ -55,7 +58,8 @@ Examples:
           ...(flags.limit !== undefined ? { limit: Number(flags.limit) } : {}),
         });
         if (ctx.flags.json) {
-          ctx.out.json({ roots: scan.roots, size: scan.size, rows: rows.map((r) => (r.revision ? { ...repoSummary(r.repo), revision: revisionJson(r.revision) } : repoJson(r.repo))) });
+          const size = await rowsDiskBytes(scan.repos.map((repo) => ({ repo })));
+          ctx.out.json({ roots: scan.roots, size, rows: rows.map((r) => (r.revision ? { ...repoSummary(r.repo), revision: revisionJson(r.revision) } : repoJson(r.repo))) });
           return 0;
         }
         if (rows.length === 0) {
@@ -71,7 +75,7 @@ Examples:
         }
         const repos = new Set(rows.map((r) => r.repo));
         const revisions = flags.revisions ? rows.length : [...repos].reduce((n, r) => n + r.revisions.length, 0);
-        const bytes = flags.revisions ? rows.reduce((n, r) => n + (r.revision?.size ?? 0), 0) : [...repos].reduce((n, r) => n + r.size, 0);
+        const bytes = await rowsDiskBytes(rows);
         ctx.out.result(`\n${repos.size} repo(s), ${revisions} revision(s), ${formatBytes(bytes)} on disk.`);
         return 0;
       }),

@@ -18,6 +18,7 @@ export function pruneCommand(run: CommandRunner): Command {
     .addHelpText(
       'after',
       `
+Run inside a project, what its hubcache.lock pins is kept even when no ref points to it.
 A partial download is kept while its lock is held, while it is still being written, or while
 the hubcache process writing it is alive (the heartbeat in its resume state).
 
@@ -27,7 +28,11 @@ Examples:
     )
     .action(async (_o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: PruneFlags) => {
-        const preview = await ctx.cache.prune({ incompleteOlderThanMs: parseDuration(flags.incompleteOlderThan ?? '1d'), dryRun: true });
+        const { projectLockPins } = await import('../../manifest/pins.js');
+        const projectPins = await projectLockPins();
+        const olderThan = parseDuration(flags.incompleteOlderThan ?? '1d');
+        const pins = projectPins ? { projectPins } : {};
+        const preview = await ctx.cache.prune({ incompleteOlderThanMs: olderThan, ...pins, dryRun: true });
         if (!(await confirmDeletion(ctx, preview, flags, 'prune'))) return 0;
         return printDeleteResult(ctx, await ctx.cache.executeDeletePlan(preview.plan, { signal: ctx.signal }));
       }),
