@@ -17,12 +17,8 @@ import type { TransferEngine } from '../transfer/engine.js';
 import { exists, isFile, writeFileAtomic } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
-<<<<<<< HEAD
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
-=======
-import { emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
 import { CrossHubIndex, planReuse } from './cross-hub.js';
->>>>>>> safety
 import { commitStaged, stagedPath } from './staging.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
 
