@@ -60,3 +60,52 @@ describe('names from the hub: dots are not escapes', () => {
     }
   });
 });
+
+describe('tree pagination that never ends', () => {
+  let hub: TestHub;
+  before(async () => {
+    hub = await startTestHub({ pageSize: 2 });
+    hub.hf.createRepo('org/paged').commit({ 'a.txt': 'a', 'b.txt': 'b', 'c/d.txt': 'd', 'e.txt': 'e' });
+  });
+  after(async () => hub.close());
+  const tree = { host: 'hf' as const, path: '/tree/' };
+
+  test('the switch: every page links to itself, or to a fresh URL serving the same page', async () => {
+    const same = hub.faults.endlessPages({ times: 1 });
+    const url = `${hub.hfEndpoint}/api/models/org/paged/tree/main?recursive=true`;
+    const a = await fetch(url);
+    assert.equal(a.headers.get('link'), `<${url}>; rel="next"`);
+    assert.equal(same.hits, 1);
+    hub.faults.endlessPages({ times: 1, style: 'freshUrl' });
+    const b = await fetch(url);
+    const next = /^<([^>]+)>/.exec(b.headers.get('link') ?? '')?.[1] ?? '';
+    assert.match(next, /[?&]loop=1(&|$)/);
+    assert.deepEqual(await (await fetch(next)).json(), await b.json(), 'the fresh URL serves the same page');
+  });
+
+  for (const style of ['sameUrl', 'freshUrl'] as const) {
+    test(`${style}: the download stops after a page or two with a server error (exit 21), nothing written`, async () => {
+      const fault = hub.faults.endlessPages({ style });
+      hub.resetRequests();
+      const cache = await tempDir();
+      try {
+        const r = await runCli(['download', 'org/paged'], { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.hfEndpoint });
+        assert.equal(r.code, ExitCode.server, r.stderr);
+        assert.match(r.stderr, style === 'sameUrl' ? /pagination .*does not end: the next link points to a page already read/ : /pagination .*does not end: a page added no new entry/);
+        assert.ok(hub.countRequests(tree) <= 2, `${hub.countRequests(tree)} tree requests`);
+        assert.deepEqual((await listTree(cache)).filter((p) => p.includes('/snapshots/')), []);
+      } finally {
+        fault.cancel();
+      }
+    });
+  }
+
+  test('honest pagination (4 files, 2 per page, folders listed too) still lists everything', async () => {
+    const cache = await tempDir();
+    hub.resetRequests();
+    const r = await runCli(['download', 'org/paged'], { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.hfEndpoint });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await listTree(r.stdout.trim()), ['a.txt', 'b.txt', 'c/d.txt', 'e.txt']);
+    assert.equal(hub.countRequests(tree), 3, '5 entries (one a folder), 2 per page');
+  });
+});

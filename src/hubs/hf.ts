@@ -114,25 +114,39 @@ export class HfClient {
     return out;
   }
 
-  /** Recursive listing of every file at `commit`, following `Link: rel="next"` pages. */
+  /**
+   * Recursive listing of every file at `commit`, following `Link: rel="next"` pages. A server
+   * whose next link repeats a page already read, or whose pages stop adding entries, is refused
+   * (ServerError) instead of being followed until the page cap.
+   */
   async listFiles(repo: RepoRef, commit: string, signal?: AbortSignal): Promise<RemoteFile[]> {
     let url: string | undefined = `${this.apiBase(repo)}/tree/${quoteAll(commit)}?recursive=true&expand=false`;
     const files: RemoteFile[] = [];
-    const seen = new Set<string>();
+    const seen = new Set<string>(); // every listed path, folders too: a page of folders is progress
+    const read = new Set<string>();
     for (let page = 0; url; page++) {
       if (page > 100_000) throw new ServerError('Tree pagination does not end', undefined, url);
+      read.add(url);
       const res = await this.get(url, `${repo.id}@${commit}`, signal);
       const next = parseNextLink(res.headers.link, url);
       const body = await readJson(res);
       if (!Array.isArray(body)) throw new ServerError(`Tree listing from ${redactUrl(url)} is not a JSON array`, res.status, url);
+      let added = 0;
       for (const e of body as TreeEntry[]) {
-        if (e?.type !== 'file') continue;
-        const f = parseTreeEntry(e, url);
-        if (seen.has(f.path)) continue;
-        seen.add(f.path);
-        files.push(f);
+        const f = e?.type === 'file' ? parseTreeEntry(e, url) : undefined;
+        const p = f?.path ?? (typeof e?.path === 'string' ? e.path : undefined);
+        if (p === undefined || seen.has(p)) continue;
+        seen.add(p);
+        added++;
+        if (f) files.push(f);
       }
-      if (next && !sameOrigin(next, this.endpoint)) throw new ServerError(`Pagination link leaves the endpoint: ${redactUrl(next)}`, res.status, url);
+      if (next) {
+        const endless = (why: string): ServerError =>
+          new ServerError(`Tree pagination of ${repo.id}@${commit} does not end: ${why} (page ${page + 1}, ${redactUrl(url as string)})`, res.status, url);
+        if (!sameOrigin(next, this.endpoint)) throw new ServerError(`Pagination link leaves the endpoint: ${redactUrl(next)}`, res.status, url);
+        if (read.has(next)) throw endless('the next link points to a page already read');
+        if (added === 0) throw endless('a page added no new entry but links to another');
+      }
       url = next;
     }
     return files;
