@@ -64,6 +64,24 @@ export function redactUrl(url: string): string {
   }
 }
 
+/**
+ * Where a redirect from `from` leads, resolved against it. Only http(s) targets are followed: a
+ * `file:`, `ftp:` or unparsable Location is a broken or hostile server, not a usage error.
+ */
+export function redirectLocation(from: string, location: string, status?: number): string {
+  let to: URL | undefined;
+  try {
+    to = new URL(location, from);
+  } catch {
+    /* reported below */
+  }
+  if (to?.protocol !== 'http:' && to?.protocol !== 'https:') {
+    const what = to ? `a ${to.protocol} URL` : `an invalid URL ${JSON.stringify(location.slice(0, 100))}`;
+    throw new ServerError(`Refusing a redirect to ${what} from ${redactUrl(from)}`, status, redactUrl(from));
+  }
+  return to.href;
+}
+
 /** One HTTP exchange, no redirects followed (callers decide, because of token rules). */
 export async function httpRequest(url: string, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
   const timeoutMs = opts.timeoutMs ?? 30_000;

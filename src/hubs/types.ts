@@ -27,6 +27,23 @@ export interface RemoteFile {
   msRevision?: string;
 }
 
+/**
+ * The largest file size believed from a hub: 1 TiB, far above any hub's per-file limit (the HF
+ * Hub serves files up to 50 GB over plain HTTP) and below every common file system's maximum, so
+ * a bigger number is a broken or hostile server, not a file (and never reaches ftruncate).
+ */
+export const MAX_REMOTE_FILE_SIZE = 2 ** 40;
+
+/** A size from a hub's JSON, when it is one: a whole number of bytes in [0, MAX_REMOTE_FILE_SIZE]. */
+export function remoteSize(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_REMOTE_FILE_SIZE ? v : undefined;
+}
+
+/** The same for a size header (`X-Linked-Size`, `Content-Length`): decimal digits only. */
+export function remoteSizeHeader(v: string | undefined): number | undefined {
+  return v !== undefined && /^\d{1,16}$/.test(v.trim()) ? remoteSize(Number(v.trim())) : undefined;
+}
+
 /** What a revision resolved to, with its complete file list. */
 export interface Snapshot {
   repo: RepoRef;
