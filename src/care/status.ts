@@ -6,23 +6,26 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { HfClient } from '../hubs/hf.js';
-import { sameOrigin } from '../hubs/http.js';
+import { ExitCode, HubcacheError } from '../errors.js';
+import { accessAt } from '../hubs/http.js';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
-import type { RemoteFile } from '../hubs/types.js';
+import type { EndpointsOption, HubName, RemoteFile } from '../hubs/types.js';
 import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { runPool } from '../util/pool.js';
-import type { CareContext, HubAccess } from './context.js';
+import type { CareContext } from './context.js';
 import type { CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { requireTargets } from './select.js';
 
 export interface StatusOptions {
   targets?: string[];
   defaults?: Pick<RepoRefDefaults, 'hub' | 'type'>;
-  /** Endpoints to compare, per hub (default: the cache's own endpoint). */
-  endpoints?: { hf?: string[]; modelscope?: string[] };
+  /** Endpoints to compare, per hub (default: the cache's own endpoint); a function gets the hubs of the refs checked. */
+  endpoints?: EndpointsOption;
   signal?: AbortSignal;
 }
+
+type Resolved = Omit<StatusOptions, 'endpoints'> & { endpoints?: Partial<Record<HubName, string[]>> };
 
 export interface RemoteState {
   endpoint: string;
@@ -32,6 +35,8 @@ export interface RemoteState {
   /** ModelScope: cached files whose content differs there (changed or gone). */
   changedFiles?: string[];
   error?: string;
+  /** With `error`: the exit code of that failure (17 unreachable, 16 offline, 10 repo not found...). */
+  exitCode?: number;
 }
 
 export type RefState = 'up-to-date' | 'outdated' | 'unknown';
@@ -62,7 +67,9 @@ export async function status(ctx: CareContext, scan: CacheScan, opts: StatusOpti
   for (const { repo, revisions } of selections) {
     for (const rev of revisions) for (const ref of rev.refs) jobs.push({ repo, ref, rev });
   }
-  const refs = await runPool(jobs, 8, (j) => (j.repo.hub === 'hf' ? hfRefStatus(ctx, j.repo, j.ref, j.rev, opts) : msRefStatus(ctx, j.repo, j.ref, j.rev, opts)));
+  const endpoints = typeof opts.endpoints === 'function' ? opts.endpoints(new Set(jobs.map((j) => j.repo.hub))) : opts.endpoints;
+  const o: Resolved = { ...opts, endpoints };
+  const refs = await runPool(jobs, 8, (j) => (j.repo.hub === 'hf' ? hfRefStatus(ctx, j.repo, j.ref, j.rev, o) : msRefStatus(ctx, j.repo, j.ref, j.rev, o)));
   return {
     refs,
     outdated: refs.filter((r) => r.state === 'outdated').length,
@@ -71,30 +78,25 @@ export async function status(ctx: CareContext, scan: CacheScan, opts: StatusOpti
   };
 }
 
-/** The token goes only to the configured endpoint's origin, never to another endpoint. */
-function accessFor(configured: HubAccess, endpoint: string): HubAccess {
-  return { endpoint, token: configured.token && sameOrigin(endpoint, configured.endpoint) ? configured.token : undefined };
-}
-
-function endpointsFor(ctx: CareContext, hub: CachedRepo['hub'], opts: StatusOptions): string[] {
+function endpointsFor(ctx: CareContext, hub: CachedRepo['hub'], opts: Resolved): string[] {
   const list = hub === 'hf' ? opts.endpoints?.hf : opts.endpoints?.modelscope;
   return list && list.length > 0 ? list : [hub === 'hf' ? ctx.hf.endpoint : ctx.modelscope.endpoint];
 }
 
-async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: StatusOptions): Promise<RefStatus> {
+async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: Resolved): Promise<RefStatus> {
   const refFile = await fs.stat(path.join(repo.path, 'refs', ...ref.split('/'))).catch(() => undefined);
   const local = { commit: rev.commit, dateMs: refFile?.mtimeMs ?? rev.lastModifiedMs };
   const remotes = await Promise.all(
     endpointsFor(ctx, 'hf', opts).map(async (endpoint): Promise<RemoteState> => {
-      if (ctx.offline) return { endpoint, error: 'offline' };
+      if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const info = await new HfClient(accessFor(ctx.hf, endpoint)).repoInfo(repo, ref, opts.signal);
+        const info = await new HfClient(accessAt(ctx.hf, endpoint)).repoInfo(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: info.sha };
         const date = info.lastModified ? Date.parse(info.lastModified) : NaN;
         if (Number.isFinite(date)) out.dateMs = date;
         return out;
       } catch (err) {
-        return { endpoint, error: (err as Error).message };
+        return { endpoint, error: (err as Error).message, exitCode: err instanceof HubcacheError ? err.exitCode : ExitCode.generic };
       }
     }),
   );
@@ -106,18 +108,18 @@ async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev:
   return { repo: repo.key, hub: 'hf', ref, local, remotes, state, laggingEndpoints };
 }
 
-async function msRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: StatusOptions): Promise<RefStatus> {
+async function msRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: Resolved): Promise<RefStatus> {
   const local = { commit: rev.commit, dateMs: rev.lastModifiedMs };
   const remotes = await Promise.all(
     endpointsFor(ctx, 'modelscope', opts).map(async (endpoint): Promise<RemoteState> => {
-      if (ctx.offline) return { endpoint, error: 'offline' };
+      if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const snap = await new ModelScopeClient(accessFor(ctx.modelscope, endpoint)).snapshot(repo, ref, opts.signal);
+        const snap = await new ModelScopeClient(accessAt(ctx.modelscope, endpoint)).snapshot(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: snap.commit, changedFiles: changedFiles(rev, snap.files) };
         if (snap.createdAt !== undefined) out.dateMs = snap.createdAt * 1000;
         return out;
       } catch (err) {
-        return { endpoint, error: (err as Error).message };
+        return { endpoint, error: (err as Error).message, exitCode: err instanceof HubcacheError ? err.exitCode : ExitCode.generic };
       }
     }),
   );

@@ -3,13 +3,14 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { Cache } from '../cache.js';
-import { normalizeMsEndpoint } from '../config.js';
 import type { HubName, RepoType } from '../hubs/types.js';
+import { EndpointFlags } from './endpoints.js';
 import { Output } from './output.js';
 
 export interface GlobalFlags {
   cacheDir?: string;
-  endpoint?: string;
+  /** Every `--endpoint` given, in order (see endpoints.ts). */
+  endpoint?: string[];
   token?: string;
   offline?: boolean;
   json?: boolean;
@@ -28,6 +29,8 @@ export interface CliIo {
 export interface CommandContext {
   cache: Cache;
   out: Output;
+  /** The `--endpoint` flags; the cache's config already holds them unless the command compares endpoints. */
+  endpoints: EndpointFlags;
   signal: AbortSignal;
   flags: GlobalFlags;
   io: CliIo;
@@ -38,7 +41,23 @@ export function allOpts<T>(cmd: Command): T {
   return cmd.optsWithGlobals() as T;
 }
 
-export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal): CommandContext {
+export function makeOutput(flags: GlobalFlags, io: CliIo): Output {
+  return new Output({
+    json: !!flags.json,
+    quiet: !!flags.quiet,
+    tty: io.isTTY && !flags.json && !flags.quiet,
+    stdout: io.stdout,
+    stderr: io.stderr,
+  });
+}
+
+export interface ContextOptions {
+  /** The command compares several endpoints per hub itself (status, outdated). */
+  compareEndpoints?: boolean;
+}
+
+/** Throws UsageError for unusable flags (an `--endpoint` that is not an http(s) URL...). */
+export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal, out: Output, opts: ContextOptions = {}): CommandContext {
   const cache = Cache.fromEnv(io.env);
   const c = cache.config;
   if (flags.cacheDir) {
@@ -47,22 +66,15 @@ export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal):
     c.modelscope.cacheDir = dir;
     c.modelscope.v2Dir = dir; // as with MODELSCOPE_CACHE=dir
   }
-  if (flags.endpoint) {
-    // --endpoint applies to the hub of the command's repo (default HF).
-    if (flags.hub === 'modelscope') c.modelscope.endpoint = normalizeMsEndpoint(flags.endpoint);
-    else c.hf.endpoint = flags.endpoint.replace(/\/+$/, '');
-  }
+  // A bare --endpoint is for the hub of the command's repo (flags.hub, set from it), else HF.
+  const endpoints = new EndpointFlags(flags.endpoint ?? [], flags.hub);
+  const one = opts.compareEndpoints ? { hf: undefined, modelscope: undefined } : endpoints.single();
+  if (one.hf) c.hf.endpoint = one.hf;
+  if (one.modelscope) c.modelscope.endpoint = one.modelscope;
   if (flags.token) {
     if (flags.hub === 'modelscope') c.modelscope.token = flags.token;
     else c.hf.token = flags.token;
   }
   if (flags.offline) c.hf.offline = true;
-  const out = new Output({
-    json: !!flags.json,
-    quiet: !!flags.quiet,
-    tty: io.isTTY && !flags.json && !flags.quiet,
-    stdout: io.stdout,
-    stderr: io.stderr,
-  });
-  return { cache, out, signal, flags, io };
+  return { cache, out, endpoints, signal, flags, io };
 }

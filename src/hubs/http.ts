@@ -44,6 +44,11 @@ export function sameOrigin(a: string, b: string): boolean {
   return new URL(a).origin === new URL(b).origin;
 }
 
+/** The token of a configured endpoint goes to that origin only: another endpoint (a mirror) gets none. */
+export function accessAt(configured: { endpoint: string; token?: string | undefined }, endpoint: string): { endpoint: string; token: string | undefined } {
+  return { endpoint, token: configured.token && sameOrigin(endpoint, configured.endpoint) ? configured.token : undefined };
+}
+
 /** Maps low-level failures to NetworkError / AbortedError, naming the URL but never headers. */
 export function wrapNetworkError(err: unknown, url: string, signal?: AbortSignal): Error {
   if (signal?.aborted) return new AbortedError();
