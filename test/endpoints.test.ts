@@ -106,6 +106,24 @@ describe('--endpoint: repeatable, per hub', () => {
     }
   });
 
+  test('the token goes to the first endpoint given for a hub only, never to the mirror after it', async () => {
+    for (const h of [primary, mirror]) {
+      h.hf.createRepo('org/priv', { private: true }).commit({ 'a.txt': 'secret' });
+      h.tokens.add('hf_primary_only');
+    }
+    const cache = await tempDir();
+    const dl = await runCli(['download', 'org/priv', '--endpoint', primary.hfEndpoint], { HF_HUB_CACHE: cache, HF_TOKEN: 'hf_primary_only' });
+    assert.equal(dl.code, 0, dl.stderr);
+    primary.resetRequests();
+    mirror.resetRequests();
+    const r = await runCli(['status', 'org/priv', '--endpoint', primary.hfEndpoint, '--endpoint', mirror.hfEndpoint, '--json'], { HF_HUB_CACHE: cache, HF_TOKEN: 'hf_primary_only' });
+    const [ref] = (JSON.parse(r.stdout) as StatusReport).refs;
+    assert.equal(ref?.state, 'up-to-date');
+    assert.ok(primary.requests.length > 0 && primary.requests.every((q) => q.authorization === 'Bearer hf_primary_only'));
+    assert.ok(mirror.requests.length > 0 && mirror.requests.every((q) => q.authorization === undefined), 'no token to the mirror');
+    assert.equal(r.code, ExitCode.repoNotFound, 'the mirror cannot see the private repo: not known there');
+  });
+
   test('download: a bare URL is for the repo\'s hub; hf=/modelscope= work there too', async () => {
     const cache = await tempDir();
     const ms = await runCli(['download', 'modelscope:qwen/Q', '--endpoint', mirror.msEndpoint], { MODELSCOPE_CACHE: cache });

@@ -87,10 +87,10 @@ async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev:
   const refFile = await fs.stat(path.join(repo.path, 'refs', ...ref.split('/'))).catch(() => undefined);
   const local = { commit: rev.commit, dateMs: refFile?.mtimeMs ?? rev.lastModifiedMs };
   const remotes = await Promise.all(
-    endpointsFor(ctx, 'hf', opts).map(async (endpoint): Promise<RemoteState> => {
+    endpointsFor(ctx, 'hf', opts).map(async (endpoint, _i, list): Promise<RemoteState> => {
       if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const info = await new HfClient(accessAt(ctx.hf, endpoint)).repoInfo(repo, ref, opts.signal);
+        const info = await new HfClient(accessAt(ctx.hf, endpoint, list[0])).repoInfo(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: info.sha };
         const date = info.lastModified ? Date.parse(info.lastModified) : NaN;
         if (Number.isFinite(date)) out.dateMs = date;
@@ -111,10 +111,10 @@ async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev:
 async function msRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: Resolved): Promise<RefStatus> {
   const local = { commit: rev.commit, dateMs: rev.lastModifiedMs };
   const remotes = await Promise.all(
-    endpointsFor(ctx, 'modelscope', opts).map(async (endpoint): Promise<RemoteState> => {
+    endpointsFor(ctx, 'modelscope', opts).map(async (endpoint, _i, list): Promise<RemoteState> => {
       if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const snap = await new ModelScopeClient(accessAt(ctx.modelscope, endpoint)).snapshot(repo, ref, opts.signal);
+        const snap = await new ModelScopeClient(accessAt(ctx.modelscope, endpoint, list[0])).snapshot(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: snap.commit, changedFiles: changedFiles(rev, snap.files) };
         if (snap.createdAt !== undefined) out.dateMs = snap.createdAt * 1000;
         return out;

@@ -44,9 +44,16 @@ export function sameOrigin(a: string, b: string): boolean {
   return new URL(a).origin === new URL(b).origin;
 }
 
-/** The token of a configured endpoint goes to that origin only: another endpoint (a mirror) gets none. */
-export function accessAt(configured: { endpoint: string; token?: string | undefined }, endpoint: string): { endpoint: string; token: string | undefined } {
-  return { endpoint, token: configured.token && sameOrigin(endpoint, configured.endpoint) ? configured.token : undefined };
+/**
+ * Client options for `endpoint`: the token goes to the primary endpoint's origin only (the
+ * configured one, or the first of several given), never to another one (a mirror).
+ */
+export function accessAt(
+  configured: { endpoint: string; token?: string | undefined },
+  endpoint: string,
+  primary = configured.endpoint,
+): { endpoint: string; token: string | undefined } {
+  return { endpoint, token: configured.token && sameOrigin(endpoint, primary) ? configured.token : undefined };
 }
 
 /** Maps low-level failures to NetworkError / AbortedError, naming the URL but never headers. */

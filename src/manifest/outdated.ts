@@ -8,7 +8,7 @@ import { runPool } from '../util/pool.js';
 import type { ProjectOptions } from './lock.js';
 import { byCodePoint, diffFiles, noChanges, readLockfile, specOf, type FileChanges } from './lockfile.js';
 import { loadManifest } from './manifest.js';
-import { headCommit, resolveEntry } from './remote.js';
+import { headCommit, resolveEntry, type EndpointAt } from './remote.js';
 import type { LockedModel } from './schema.js';
 
 export interface OutdatedEntry {
@@ -52,21 +52,22 @@ export async function outdated(opts: OutdatedOptions): Promise<OutdatedEntry[]> 
   const given = typeof opts.endpoints === 'function'
     ? opts.endpoints(new Set(aliases.map((a) => (lockfile.models[a] as LockedModel).hub)))
     : opts.endpoints;
-  // undefined: the cache's own endpoint.
+  // at undefined: the cache's own endpoint. The first endpoint given for a hub gets the token.
   const jobs = aliases.flatMap((alias) => {
-    const list = given?.[(lockfile.models[alias] as LockedModel).hub];
-    return (list?.length ? list : [undefined]).map((endpoint) => ({ alias, endpoint }));
+    const list = given?.[(lockfile.models[alias] as LockedModel).hub] ?? [];
+    const ats: Array<EndpointAt | undefined> = list.length > 0 ? list.map((endpoint) => ({ endpoint, primary: list[0] as string })) : [undefined];
+    return ats.map((at) => ({ alias, at }));
   });
-  const found = await runPool(jobs, 8, async ({ alias, endpoint }) => {
+  const found = await runPool(jobs, 8, async ({ alias, at }) => {
     const m = lockfile.models[alias] as LockedModel;
     if (isCommitHash(m.revision)) return undefined;
     const spec = specOf(m);
-    const head = await headCommit(opts.cache, spec, opts.signal, endpoint);
+    const head = await headCommit(opts.cache, spec, opts.signal, at);
     if (head !== undefined && head === m.commit) return undefined;
     const base: OutdatedEntry = { alias, hub: m.hub, type: m.type, repo: m.repo, revision: m.revision, locked: m.commit, latest: head ?? m.commit };
-    if (endpoint !== undefined) base.endpoint = endpoint;
+    if (at) base.endpoint = at.endpoint;
     if (head !== undefined && !opts.details) return base;
-    const now = await resolveEntry(opts.cache, spec, opts.signal, endpoint);
+    const now = await resolveEntry(opts.cache, spec, opts.signal, at);
     const changes = diffFiles(m.files, now.files);
     if (now.commit === m.commit && noChanges(changes)) return undefined;
     return { ...base, latest: now.commit, changes };

@@ -22,20 +22,25 @@ function assertOnline(cache: Cache, spec: EntrySpec): void {
   }
 }
 
-/** `endpoint`: another endpoint than the cache's (a mirror), which gets no token. */
-function hfClient(cache: Cache, endpoint?: string): HfClient {
-  const hf = cache.config.hf;
-  return new HfClient(accessAt(hf, endpoint ?? hf.endpoint));
+/** Another endpoint than the cache's; only the `primary` one's origin gets the token (see accessAt). */
+export interface EndpointAt {
+  endpoint: string;
+  primary: string;
 }
 
-async function snapshotOf(cache: Cache, spec: EntrySpec, signal: AbortSignal | undefined, endpoint?: string): Promise<Snapshot> {
+function hfClient(cache: Cache, at?: EndpointAt): HfClient {
+  const hf = cache.config.hf;
+  return new HfClient(at ? accessAt(hf, at.endpoint, at.primary) : hf);
+}
+
+async function snapshotOf(cache: Cache, spec: EntrySpec, signal: AbortSignal | undefined, at?: EndpointAt): Promise<Snapshot> {
   assertOnline(cache, spec);
   const ref = refOf(spec);
   if (spec.hub === 'modelscope') {
     const ms = cache.config.modelscope;
-    return new ModelScopeClient(accessAt(ms, endpoint ?? ms.endpoint)).snapshot(ref, spec.revision, signal);
+    return new ModelScopeClient(at ? accessAt(ms, at.endpoint, at.primary) : ms).snapshot(ref, spec.revision, signal);
   }
-  return hfClient(cache, endpoint).snapshot(ref, spec.revision, signal);
+  return hfClient(cache, at).snapshot(ref, spec.revision, signal);
 }
 
 export function lockedFileOf(f: RemoteFile): LockedFile {
@@ -46,9 +51,9 @@ export function lockedFileOf(f: RemoteFile): LockedFile {
   return out;
 }
 
-/** The commit an entry resolves to now (on `endpoint`, default the cache's), and its selected files as the lock records them. */
-export async function resolveEntry(cache: Cache, spec: EntrySpec, signal?: AbortSignal, endpoint?: string): Promise<{ commit: string; files: Record<string, LockedFile> }> {
-  const snap = await snapshotOf(cache, spec, signal, endpoint);
+/** The commit an entry resolves to now (on `at`, default the cache's endpoint), and its selected files as the lock records them. */
+export async function resolveEntry(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<{ commit: string; files: Record<string, LockedFile> }> {
+  const snap = await snapshotOf(cache, spec, signal, at);
   const files = Object.create(null) as Record<string, LockedFile>;
   for (const f of selectFiles(snap.files, { include: spec.include ?? [], exclude: spec.exclude ?? [] })) files[f.path] = lockedFileOf(f);
   return { commit: snap.commit, files };
@@ -58,9 +63,9 @@ export async function resolveEntry(cache: Cache, spec: EntrySpec, signal?: Abort
  * HF only: the commit a branch/tag points to now, with one small request (no tree listing).
  * Undefined when the hub has no commit ids (ModelScope), so callers fall back to resolveEntry.
  */
-export async function headCommit(cache: Cache, spec: EntrySpec, signal?: AbortSignal, endpoint?: string): Promise<string | undefined> {
+export async function headCommit(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<string | undefined> {
   if (spec.hub !== 'hf') return undefined;
   if (isCommitHash(spec.revision)) return spec.revision;
   assertOnline(cache, spec);
-  return (await hfClient(cache, endpoint).repoInfo(refOf(spec), spec.revision, signal)).sha;
+  return (await hfClient(cache, at).repoInfo(refOf(spec), spec.revision, signal)).sha;
 }
