@@ -20,7 +20,7 @@ import { requireTargets } from './select.js';
 export interface StatusOptions {
   targets?: string[];
   defaults?: Pick<RepoRefDefaults, 'hub' | 'type'>;
-  /** Endpoints to compare, per hub (default: the cache's own endpoint); a function gets the hubs of the refs checked. */
+  /** Endpoints to compare, per hub (default: the cache's own); a function gets the hubs of the refs checked. */
   endpoints?: EndpointsOption;
   signal?: AbortSignal;
 }
@@ -67,9 +67,12 @@ export async function status(ctx: CareContext, scan: CacheScan, opts: StatusOpti
   for (const { repo, revisions } of selections) {
     for (const rev of revisions) for (const ref of rev.refs) jobs.push({ repo, ref, rev });
   }
-  const endpoints = typeof opts.endpoints === 'function' ? opts.endpoints(new Set(jobs.map((j) => j.repo.hub))) : opts.endpoints;
+  const hubs = new Set(jobs.map((j) => j.repo.hub));
+  const endpoints = typeof opts.endpoints === 'function' ? opts.endpoints(hubs) : opts.endpoints;
   const o: Resolved = { ...opts, endpoints };
-  const refs = await runPool(jobs, 8, (j) => (j.repo.hub === 'hf' ? hfRefStatus(ctx, j.repo, j.ref, j.rev, o) : msRefStatus(ctx, j.repo, j.ref, j.rev, o)));
+  const check = (j: (typeof jobs)[number]): Promise<RefStatus> =>
+    (j.repo.hub === 'hf' ? hfRefStatus : msRefStatus)(ctx, j.repo, j.ref, j.rev, o);
+  const refs = await runPool(jobs, 8, check);
   return {
     refs,
     outdated: refs.filter((r) => r.state === 'outdated').length,
@@ -83,7 +86,15 @@ function endpointsFor(ctx: CareContext, hub: CachedRepo['hub'], opts: Resolved):
   return list && list.length > 0 ? list : [hub === 'hf' ? ctx.hf.endpoint : ctx.modelscope.endpoint];
 }
 
-async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: Resolved): Promise<RefStatus> {
+type RefCheck = (
+  ctx: CareContext,
+  repo: CachedRepo,
+  ref: string,
+  rev: CachedRevision,
+  opts: Resolved,
+) => Promise<RefStatus>;
+
+const hfRefStatus: RefCheck = async (ctx, repo, ref, rev, opts) => {
   const refFile = await fs.stat(path.join(repo.path, 'refs', ...ref.split('/'))).catch(() => undefined);
   const local = { commit: rev.commit, dateMs: refFile?.mtimeMs ?? rev.lastModifiedMs };
   const remotes = await Promise.all(
@@ -96,7 +107,7 @@ async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev:
         if (Number.isFinite(date)) out.dateMs = date;
         return out;
       } catch (err) {
-        return { endpoint, error: (err as Error).message, exitCode: err instanceof HubcacheError ? err.exitCode : ExitCode.generic };
+        return failed(endpoint, err);
       }
     }),
   );
@@ -106,20 +117,21 @@ async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev:
   const state: RefState = !newest ? 'unknown' : newest.commit === local.commit ? 'up-to-date' : 'outdated';
   const laggingEndpoints = newest ? answered.filter((r) => r.commit !== newest.commit).map((r) => r.endpoint) : [];
   return { repo: repo.key, hub: 'hf', ref, local, remotes, state, laggingEndpoints };
-}
+};
 
-async function msRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: Resolved): Promise<RefStatus> {
+const msRefStatus: RefCheck = async (ctx, repo, ref, rev, opts) => {
   const local = { commit: rev.commit, dateMs: rev.lastModifiedMs };
   const remotes = await Promise.all(
     endpointsFor(ctx, 'modelscope', opts).map(async (endpoint, _i, list): Promise<RemoteState> => {
       if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const snap = await new ModelScopeClient(accessAt(ctx.modelscope, endpoint, list[0])).snapshot(repo, ref, opts.signal);
+        const client = new ModelScopeClient(accessAt(ctx.modelscope, endpoint, list[0]));
+        const snap = await client.snapshot(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: snap.commit, changedFiles: changedFiles(rev, snap.files) };
         if (snap.createdAt !== undefined) out.dateMs = snap.createdAt * 1000;
         return out;
       } catch (err) {
-        return { endpoint, error: (err as Error).message, exitCode: err instanceof HubcacheError ? err.exitCode : ExitCode.generic };
+        return failed(endpoint, err);
       }
     }),
   );
@@ -128,6 +140,11 @@ async function msRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev:
   // Without commit dates the endpoints cannot be ordered: one that differs from the primary lags.
   const laggingEndpoints = primary ? remotes.filter((r) => r.changedFiles !== undefined && r !== primary && !sameList(r.changedFiles, primary.changedFiles)).map((r) => r.endpoint) : [];
   return { repo: repo.key, hub: 'modelscope', ref, local, remotes, state, laggingEndpoints };
+};
+
+function failed(endpoint: string, err: unknown): RemoteState {
+  const exitCode = err instanceof HubcacheError ? err.exitCode : ExitCode.generic;
+  return { endpoint, error: (err as Error).message, exitCode };
 }
 
 /** Cached files whose remote version differs: by per-file revision (legacy) or size (≥1.38). */

@@ -57,7 +57,13 @@ export interface ContextOptions {
 }
 
 /** Throws UsageError for unusable flags (an `--endpoint` that is not an http(s) URL...). */
-export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal, out: Output, opts: ContextOptions = {}): CommandContext {
+export function makeContext(
+  flags: GlobalFlags,
+  io: CliIo,
+  signal: AbortSignal,
+  out: Output,
+  opts: ContextOptions = {},
+): CommandContext {
   const cache = Cache.fromEnv(io.env);
   const c = cache.config;
   if (flags.cacheDir) {

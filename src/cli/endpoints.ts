@@ -3,13 +3,14 @@
 // and MODELSCOPE_ENDPOINT / MODELSCOPE_DOMAIN do (config.ts; a ModelScope value may be a bare
 // domain, as MODELSCOPE_DOMAIN is). `status` and `outdated` compare every endpoint given for a
 // hub; the other commands talk to one per hub and refuse several rather than pick one.
-import { normalizeMsEndpoint } from '../config.js';
+import { MS_DEFAULT_ENDPOINT, normalizeMsEndpoint } from '../config.js';
 import { UsageError } from '../errors.js';
 import { HUB_PREFIXES } from '../hubs/repo-ref.js';
 import type { HubName } from '../hubs/types.js';
 
 export type EndpointLists = Record<HubName, string[]>;
 
+const HF_EXAMPLE = 'https://hf-mirror.com';
 const NAME_HINT = 'Name the hub: --endpoint hf=URL or --endpoint modelscope=URL.';
 
 interface Given {
@@ -76,7 +77,9 @@ export class EndpointFlags {
 
 function onlyHub(hubs: Iterable<HubName>, raw: string): HubName {
   const set = new Set(hubs);
-  if (set.size > 1) throw new UsageError(`--endpoint ${raw} is ambiguous: the repos are on both hubs`, { hint: NAME_HINT });
+  if (set.size > 1) {
+    throw new UsageError(`--endpoint ${raw} is ambiguous: the repos are on both hubs`, { hint: NAME_HINT });
+  }
   return set.values().next().value ?? 'hf';
 }
 
@@ -85,7 +88,7 @@ export function endpointUrl(hub: HubName, value: string, raw = value): string {
   const v = value.trim();
   const bad = (why: string): never => {
     throw new UsageError(`Not a usable hub URL: --endpoint ${raw} (${why})`, {
-      hint: `Expected http(s)://host[:port], e.g. ${hub === 'hf' ? 'https://hf-mirror.com' : 'https://www.modelscope.cn'}.`,
+      hint: `Expected http(s)://host[:port], e.g. ${hub === 'hf' ? HF_EXAMPLE : MS_DEFAULT_ENDPOINT}.`,
     });
   };
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(v)?.[1];

@@ -4,7 +4,15 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from '../errors.js';
 import { parseRepoRef } from '../hubs/repo-ref.js';
 import { VERSION } from '../version.js';
-import { allOpts, makeContext, makeOutput, type CliIo, type CommandContext, type ContextOptions, type GlobalFlags } from './context.js';
+import {
+  allOpts,
+  makeContext,
+  makeOutput,
+  type CliIo,
+  type CommandContext,
+  type ContextOptions,
+  type GlobalFlags,
+} from './context.js';
 import { downloadCommand } from './commands/download.js';
 import { importCommand } from './commands/import.js';
 import { initCommand } from './commands/init.js';
@@ -74,7 +82,8 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     .option('--cache-dir <dir>', 'cache folder (default: HF_HUB_CACHE / HF_HOME/hub, MODELSCOPE_CACHE)')
     .option(
       '--endpoint <url>',
-      'hub URL for the repo\'s hub, or hf=URL / modelscope=URL (repeatable; default: HF_ENDPOINT or https://huggingface.co, MODELSCOPE_ENDPOINT/MODELSCOPE_DOMAIN)',
+      'hub URL for the repo\'s hub, or hf=URL / modelscope=URL (repeatable; default: HF_ENDPOINT or ' +
+        'https://huggingface.co, MODELSCOPE_ENDPOINT/MODELSCOPE_DOMAIN)',
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option('--token <token>', 'access token (default: HF_TOKEN or the token file; MODELSCOPE_API_TOKEN)')

@@ -4,9 +4,11 @@
 import { type HubHttpError, ServerError } from '../errors.js';
 import { hubErrorFor } from './http-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
-import { drain, httpRequest, readJson, readText, redactUrl, redirectLocation, sameOrigin, type HttpResponse } from './http.js';
+import { drain, httpRequest, readJson, readText, redactUrl, redirectLocation, sameOrigin } from './http.js';
+import type { HttpResponse } from './http.js';
 import { isCommitHash } from './repo-ref.js';
-import { remoteSize, remoteSizeHeader, type DownloadSource, type RemoteFile, type RepoRef, type RepoType, type Snapshot } from './types.js';
+import { remoteSize, remoteSizeHeader } from './types.js';
+import type { DownloadSource, RemoteFile, RepoRef, RepoType, Snapshot } from './types.js';
 
 const TYPE_URL_PREFIX: Record<RepoType, string> = { model: '', dataset: 'datasets/', space: 'spaces/' };
 
@@ -146,8 +148,14 @@ export class HfClient {
       }
       if (next) {
         const endless = (why: string): ServerError =>
-          new ServerError(`Tree pagination of ${repo.id}@${commit} does not end: ${why} (page ${page + 1}, ${redactUrl(url as string)})`, res.status, url);
-        if (!sameOrigin(next, this.endpoint)) throw new ServerError(`Pagination link leaves the endpoint: ${redactUrl(next)}`, res.status, url);
+          new ServerError(
+            `Tree pagination of ${repo.id}@${commit} does not end: ${why} (page ${page + 1}, ${redactUrl(String(url))})`,
+            res.status,
+            url,
+          );
+        if (!sameOrigin(next, this.endpoint)) {
+          throw new ServerError(`Pagination link leaves the endpoint: ${redactUrl(next)}`, res.status, url);
+        }
         if (read.has(next)) throw endless('the next link points to a page already read');
         if (added === 0) throw endless('a page added no new entry but links to another');
       }
@@ -221,7 +229,8 @@ function parseTreeEntry(e: TreeEntry, url: string): RemoteFile {
   if (typeof p !== 'string') throw new ServerError(`Tree entry without a path from ${redactUrl(url)}`, undefined, url);
   assertSafeRepoPath(p);
   const size = remoteSize(e.size);
-  if (size === undefined) throw new ServerError(`Bad size ${JSON.stringify(e.size)} for ${p} in the tree listing from ${redactUrl(url)}`, undefined, url);
+  const where = `in the tree listing from ${redactUrl(url)}`;
+  if (size === undefined) throw new ServerError(`Bad size ${JSON.stringify(e.size)} for ${p} ${where}`, undefined, url);
   const f: RemoteFile = { path: p, size };
   if (typeof e.oid === 'string' && /^[0-9a-f]{40}$/.test(e.oid)) f.gitOid = e.oid;
   if (e.lfs && typeof e.lfs === 'object') {
@@ -231,7 +240,9 @@ function parseTreeEntry(e: TreeEntry, url: string): RemoteFile {
     f.lfs = true;
     if (e.lfs.size !== undefined && e.lfs.size !== null) {
       const lfsSize = remoteSize(e.lfs.size);
-      if (lfsSize === undefined) throw new ServerError(`Bad LFS size ${JSON.stringify(e.lfs.size)} for ${p} in the tree listing from ${redactUrl(url)}`, undefined, url);
+      if (lfsSize === undefined) {
+        throw new ServerError(`Bad LFS size ${JSON.stringify(e.lfs.size)} for ${p} ${where}`, undefined, url);
+      }
       f.size = lfsSize;
     }
   } else {

@@ -278,7 +278,9 @@ function parseFileEntry(e: RawFile, url: string): RemoteFile | undefined {
   const name = typeof e.Name === 'string' ? e.Name : p.slice(p.lastIndexOf('/') + 1);
   if (SKIPPED_NAMES.has(name)) return undefined;
   const size = remoteSize(e.Size);
-  if (size === undefined) throw new ServerError(`Bad Size ${JSON.stringify(e.Size)} for ${p} in ${redactUrl(url)}`, 200, url);
+  if (size === undefined) {
+    throw new ServerError(`Bad Size ${JSON.stringify(e.Size)} for ${p} in ${redactUrl(url)}`, 200, url);
+  }
   if (typeof e.Revision !== 'string' || e.Revision === '') throw new ServerError(`No Revision for ${p} in ${redactUrl(url)}`, 200, url);
   const f: RemoteFile = { path: p, size, msRevision: e.Revision };
   if (typeof e.Sha256 === 'string' && e.Sha256 !== '') {

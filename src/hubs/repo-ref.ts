@@ -4,7 +4,12 @@ import { UsageError } from '../errors.js';
 import type { HubName, RepoRef, RepoType } from './types.js';
 
 /** Hub names users may type, as a `hub:` prefix or `--endpoint hub=URL`. */
-export const HUB_PREFIXES: Record<string, HubName> = { hf: 'hf', huggingface: 'hf', modelscope: 'modelscope', ms: 'modelscope' };
+export const HUB_PREFIXES: Record<string, HubName> = {
+  hf: 'hf',
+  huggingface: 'hf',
+  modelscope: 'modelscope',
+  ms: 'modelscope',
+};
 const TYPE_PREFIXES: Record<string, RepoType> = { models: 'model', datasets: 'dataset', spaces: 'space' };
 // Hub ids: `name` or `org/name`, letters, digits, `-_.`; `--` and `..` are forbidden by the Hub.
 const ID_RE = /^(?:[A-Za-z0-9][A-Za-z0-9._-]*\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/;

@@ -7,7 +7,8 @@ export type RepoType = 'model' | 'dataset' | 'space';
  * Endpoints to compare, per hub; or a function of the hubs of the repos a check ends up covering
  * (known only once its targets are resolved), for a caller whose endpoints depend on them.
  */
-export type EndpointsOption = Partial<Record<HubName, string[]>> | ((hubs: ReadonlySet<HubName>) => Partial<Record<HubName, string[]>>);
+export type EndpointsByHub = Partial<Record<HubName, string[]>>;
+export type EndpointsOption = EndpointsByHub | ((hubs: ReadonlySet<HubName>) => EndpointsByHub);
 
 /** A repository on a hub. `revision` is what the user asked for (branch, tag, commit); absent = hub default. */
 export interface RepoRef {

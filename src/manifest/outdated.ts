@@ -55,7 +55,8 @@ export async function outdated(opts: OutdatedOptions): Promise<OutdatedEntry[]> 
   // at undefined: the cache's own endpoint. The first endpoint given for a hub gets the token.
   const jobs = aliases.flatMap((alias) => {
     const list = given?.[(lockfile.models[alias] as LockedModel).hub] ?? [];
-    const ats: Array<EndpointAt | undefined> = list.length > 0 ? list.map((endpoint) => ({ endpoint, primary: list[0] as string })) : [undefined];
+    const ats: Array<EndpointAt | undefined> = list.map((endpoint) => ({ endpoint, primary: list[0] as string }));
+    if (ats.length === 0) ats.push(undefined);
     return ats.map((at) => ({ alias, at }));
   });
   const found = await runPool(jobs, 8, async ({ alias, at }) => {

@@ -33,7 +33,7 @@ function hfClient(cache: Cache, at?: EndpointAt): HfClient {
   return new HfClient(at ? accessAt(hf, at.endpoint, at.primary) : hf);
 }
 
-async function snapshotOf(cache: Cache, spec: EntrySpec, signal: AbortSignal | undefined, at?: EndpointAt): Promise<Snapshot> {
+async function snapshotOf(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<Snapshot> {
   assertOnline(cache, spec);
   const ref = refOf(spec);
   if (spec.hub === 'modelscope') {
@@ -51,8 +51,13 @@ export function lockedFileOf(f: RemoteFile): LockedFile {
   return out;
 }
 
-/** The commit an entry resolves to now (on `at`, default the cache's endpoint), and its selected files as the lock records them. */
-export async function resolveEntry(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<{ commit: string; files: Record<string, LockedFile> }> {
+/** The commit an entry resolves to now (on `at`, default the cache's endpoint), and its selected files as locked. */
+export async function resolveEntry(
+  cache: Cache,
+  spec: EntrySpec,
+  signal?: AbortSignal,
+  at?: EndpointAt,
+): Promise<{ commit: string; files: Record<string, LockedFile> }> {
   const snap = await snapshotOf(cache, spec, signal, at);
   const files = Object.create(null) as Record<string, LockedFile>;
   for (const f of selectFiles(snap.files, { include: spec.include ?? [], exclude: spec.exclude ?? [] })) files[f.path] = lockedFileOf(f);
@@ -63,7 +68,12 @@ export async function resolveEntry(cache: Cache, spec: EntrySpec, signal?: Abort
  * HF only: the commit a branch/tag points to now, with one small request (no tree listing).
  * Undefined when the hub has no commit ids (ModelScope), so callers fall back to resolveEntry.
  */
-export async function headCommit(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<string | undefined> {
+export async function headCommit(
+  cache: Cache,
+  spec: EntrySpec,
+  signal?: AbortSignal,
+  at?: EndpointAt,
+): Promise<string | undefined> {
   if (spec.hub !== 'hf') return undefined;
   if (isCommitHash(spec.revision)) return spec.revision;
   assertOnline(cache, spec);

@@ -37,7 +37,8 @@ export function outdatedCommand(run: CommandRunner): Command {
           const width = Math.max(...found.map((e) => e.alias.length));
           for (const e of found) {
             const on = e.endpoint ? `  (on ${e.endpoint})` : '';
-            ctx.out.result(`${e.alias.padEnd(width)}  ${formatRepoRef({ hub: e.hub, type: e.type, id: e.repo, revision: e.revision })}  ${short(e.locked)} → ${short(e.latest)}${on}`);
+            const repo = formatRepoRef({ hub: e.hub, type: e.type, id: e.repo, revision: e.revision });
+            ctx.out.result(`${e.alias.padEnd(width)}  ${repo}  ${short(e.locked)} → ${short(e.latest)}${on}`);
             if (e.changes) for (const line of changeLines(e.changes)) ctx.out.result(line);
           }
           ctx.out.info(`${found.length} outdated; run \`hubcache update\` to move the pins`);
