@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { StatusReport } from '../src/care/status.js';
+import { ExitCode } from '../src/errors.js';
 import { startTestHub, type TestHub, type TestRepo } from './fixtures/test-hub.js';
 import { runCli, tempDir } from './helpers.js';
 
@@ -77,12 +78,16 @@ describe('care: status', () => {
     assert.match(human.stdout, /1 outdated, 1 with a lagging endpoint/);
   });
 
-  test('an unreachable endpoint is "unknown", not a crash; offline too', async () => {
+  test('an unreachable endpoint is "unknown", not a crash, and exits 17 (offline: 16), not 0', async () => {
     const r = await runCli(['status', '--endpoint', 'http://127.0.0.1:9', '--json'], { HF_HUB_CACHE: root });
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, ExitCode.network, r.stderr);
     const rep = JSON.parse(r.stdout) as StatusReport;
-    assert.ok(rep.refs.every((x) => x.state === 'unknown' && x.remotes[0]?.error));
+    assert.ok(rep.refs.every((x) => x.state === 'unknown' && x.remotes[0]?.error && x.remotes[0].exitCode === ExitCode.network));
+    const human = await runCli(['status', '--endpoint', 'http://127.0.0.1:9'], { HF_HUB_CACHE: root });
+    assert.equal(human.code, ExitCode.network);
+    assert.match(human.stdout, /0 outdated, 0 with a lagging endpoint, 2 unknown/);
     const off = await runCli(['status', '--offline', '--json'], { HF_HUB_CACHE: root, HF_ENDPOINT: primary.hfEndpoint });
+    assert.equal(off.code, ExitCode.offlineMiss);
     assert.equal((JSON.parse(off.stdout) as StatusReport).unknown, 2);
   });
 

@@ -6,6 +6,7 @@ import type { RemoteFile } from '../hubs/types.js';
 import { sameContent, sizeCollisions, type CachedInode } from './dedup.js';
 import type { CachedRepo, CachedRevision, CacheWarning, WarningKind } from './model.js';
 import { formatBytes } from '../util/format.js';
+import { leavesBase } from '../util/safe-path.js';
 import { caFromEnv } from '../http/ca.js';
 import { proxyFor } from '../http/proxy.js';
 
@@ -455,7 +456,7 @@ export async function completenessFindings(repo: CachedRepo, rev: CachedRevision
     const map = index?.weight_map;
     if (!map || typeof map !== 'object') continue;
     const shards = [...new Set(Object.values(map as Record<string, unknown>).filter((v): v is string => typeof v === 'string' && !v.startsWith('/') && !v.includes('\\')))];
-    const missing = shards.map((s) => joinRepo(dirOf(indexPath), s)).filter((s) => !s.startsWith('..') && !present.has(s));
+    const missing = shards.map((s) => joinRepo(dirOf(indexPath), s)).filter((s) => !leavesBase(s) && !present.has(s));
     if (missing.length === 0) continue;
     if (missing.length === shards.length) {
       out.push({ check: 'repo.unused-index', severity: 'info', repo: repo.key, path: rev.path, message: `${label}: ${indexPath} is cached but none of its ${shards.length} shard(s) (left out on purpose?)` });

@@ -5,6 +5,9 @@ import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
+// Containment lives with the other path-safety rules; re-exported for the care modules.
+export { isInside } from '../util/safe-path.js';
+
 /** Sync stat/readlink calls between two yields to the event loop. */
 const SYNC_BATCH = 512;
 
@@ -99,8 +102,3 @@ async function inSyncBatches<T, R>(items: readonly T[], call: (item: T) => R): P
   return out;
 }
 
-/** Whether `p` is `root` or inside it, by path arithmetic only (callers resolve links first). */
-export function isInside(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
-  return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
-}

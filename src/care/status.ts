@@ -6,23 +6,26 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { HfClient } from '../hubs/hf.js';
-import { sameOrigin } from '../hubs/http.js';
+import { ExitCode, HubcacheError } from '../errors.js';
+import { accessAt } from '../hubs/http.js';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
-import type { RemoteFile } from '../hubs/types.js';
+import type { EndpointsOption, HubName, RemoteFile } from '../hubs/types.js';
 import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { runPool } from '../util/pool.js';
-import type { CareContext, HubAccess } from './context.js';
+import type { CareContext } from './context.js';
 import type { CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { requireTargets } from './select.js';
 
 export interface StatusOptions {
   targets?: string[];
   defaults?: Pick<RepoRefDefaults, 'hub' | 'type'>;
-  /** Endpoints to compare, per hub (default: the cache's own endpoint). */
-  endpoints?: { hf?: string[]; modelscope?: string[] };
+  /** Endpoints to compare, per hub (default: the cache's own); a function gets the hubs of the refs checked. */
+  endpoints?: EndpointsOption;
   signal?: AbortSignal;
 }
+
+type Resolved = Omit<StatusOptions, 'endpoints'> & { endpoints?: Partial<Record<HubName, string[]>> };
 
 export interface RemoteState {
   endpoint: string;
@@ -32,6 +35,8 @@ export interface RemoteState {
   /** ModelScope: cached files whose content differs there (changed or gone). */
   changedFiles?: string[];
   error?: string;
+  /** With `error`: the exit code of that failure (17 unreachable, 16 offline, 10 repo not found...). */
+  exitCode?: number;
 }
 
 export type RefState = 'up-to-date' | 'outdated' | 'unknown';
@@ -62,7 +67,12 @@ export async function status(ctx: CareContext, scan: CacheScan, opts: StatusOpti
   for (const { repo, revisions } of selections) {
     for (const rev of revisions) for (const ref of rev.refs) jobs.push({ repo, ref, rev });
   }
-  const refs = await runPool(jobs, 8, (j) => (j.repo.hub === 'hf' ? hfRefStatus(ctx, j.repo, j.ref, j.rev, opts) : msRefStatus(ctx, j.repo, j.ref, j.rev, opts)));
+  const hubs = new Set(jobs.map((j) => j.repo.hub));
+  const endpoints = typeof opts.endpoints === 'function' ? opts.endpoints(hubs) : opts.endpoints;
+  const o: Resolved = { ...opts, endpoints };
+  const check = (j: (typeof jobs)[number]): Promise<RefStatus> =>
+    (j.repo.hub === 'hf' ? hfRefStatus : msRefStatus)(ctx, j.repo, j.ref, j.rev, o);
+  const refs = await runPool(jobs, 8, check);
   return {
     refs,
     outdated: refs.filter((r) => r.state === 'outdated').length,
@@ -71,30 +81,33 @@ export async function status(ctx: CareContext, scan: CacheScan, opts: StatusOpti
   };
 }
 
-/** The token goes only to the configured endpoint's origin, never to another endpoint. */
-function accessFor(configured: HubAccess, endpoint: string): HubAccess {
-  return { endpoint, token: configured.token && sameOrigin(endpoint, configured.endpoint) ? configured.token : undefined };
-}
-
-function endpointsFor(ctx: CareContext, hub: CachedRepo['hub'], opts: StatusOptions): string[] {
+function endpointsFor(ctx: CareContext, hub: CachedRepo['hub'], opts: Resolved): string[] {
   const list = hub === 'hf' ? opts.endpoints?.hf : opts.endpoints?.modelscope;
   return list && list.length > 0 ? list : [hub === 'hf' ? ctx.hf.endpoint : ctx.modelscope.endpoint];
 }
 
-async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: StatusOptions): Promise<RefStatus> {
+type RefCheck = (
+  ctx: CareContext,
+  repo: CachedRepo,
+  ref: string,
+  rev: CachedRevision,
+  opts: Resolved,
+) => Promise<RefStatus>;
+
+const hfRefStatus: RefCheck = async (ctx, repo, ref, rev, opts) => {
   const refFile = await fs.stat(path.join(repo.path, 'refs', ...ref.split('/'))).catch(() => undefined);
   const local = { commit: rev.commit, dateMs: refFile?.mtimeMs ?? rev.lastModifiedMs };
   const remotes = await Promise.all(
-    endpointsFor(ctx, 'hf', opts).map(async (endpoint): Promise<RemoteState> => {
-      if (ctx.offline) return { endpoint, error: 'offline' };
+    endpointsFor(ctx, 'hf', opts).map(async (endpoint, _i, list): Promise<RemoteState> => {
+      if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const info = await new HfClient(accessFor(ctx.hf, endpoint)).repoInfo(repo, ref, opts.signal);
+        const info = await new HfClient(accessAt(ctx.hf, endpoint, list[0])).repoInfo(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: info.sha };
         const date = info.lastModified ? Date.parse(info.lastModified) : NaN;
         if (Number.isFinite(date)) out.dateMs = date;
         return out;
       } catch (err) {
-        return { endpoint, error: (err as Error).message };
+        return failed(endpoint, err);
       }
     }),
   );
@@ -104,20 +117,21 @@ async function hfRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev:
   const state: RefState = !newest ? 'unknown' : newest.commit === local.commit ? 'up-to-date' : 'outdated';
   const laggingEndpoints = newest ? answered.filter((r) => r.commit !== newest.commit).map((r) => r.endpoint) : [];
   return { repo: repo.key, hub: 'hf', ref, local, remotes, state, laggingEndpoints };
-}
+};
 
-async function msRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev: CachedRevision, opts: StatusOptions): Promise<RefStatus> {
+const msRefStatus: RefCheck = async (ctx, repo, ref, rev, opts) => {
   const local = { commit: rev.commit, dateMs: rev.lastModifiedMs };
   const remotes = await Promise.all(
-    endpointsFor(ctx, 'modelscope', opts).map(async (endpoint): Promise<RemoteState> => {
-      if (ctx.offline) return { endpoint, error: 'offline' };
+    endpointsFor(ctx, 'modelscope', opts).map(async (endpoint, _i, list): Promise<RemoteState> => {
+      if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const snap = await new ModelScopeClient(accessFor(ctx.modelscope, endpoint)).snapshot(repo, ref, opts.signal);
+        const client = new ModelScopeClient(accessAt(ctx.modelscope, endpoint, list[0]));
+        const snap = await client.snapshot(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: snap.commit, changedFiles: changedFiles(rev, snap.files) };
         if (snap.createdAt !== undefined) out.dateMs = snap.createdAt * 1000;
         return out;
       } catch (err) {
-        return { endpoint, error: (err as Error).message };
+        return failed(endpoint, err);
       }
     }),
   );
@@ -126,6 +140,11 @@ async function msRefStatus(ctx: CareContext, repo: CachedRepo, ref: string, rev:
   // Without commit dates the endpoints cannot be ordered: one that differs from the primary lags.
   const laggingEndpoints = primary ? remotes.filter((r) => r.changedFiles !== undefined && r !== primary && !sameList(r.changedFiles, primary.changedFiles)).map((r) => r.endpoint) : [];
   return { repo: repo.key, hub: 'modelscope', ref, local, remotes, state, laggingEndpoints };
+};
+
+function failed(endpoint: string, err: unknown): RemoteState {
+  const exitCode = err instanceof HubcacheError ? err.exitCode : ExitCode.generic;
+  return { endpoint, error: (err as Error).message, exitCode };
 }
 
 /** Cached files whose remote version differs: by per-file revision (legacy) or size (≥1.38). */

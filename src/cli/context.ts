@@ -4,14 +4,16 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { Cache } from '../cache.js';
 import type { HubName, RepoType } from '../hubs/types.js';
+import { EndpointFlags } from './endpoints.js';
 import { Output } from './output.js';
-import { checkLocalDir, parseEndpoint } from './validate.js';
+import { checkLocalDir } from './validate.js';
 
 export interface GlobalFlags {
   cacheDir?: string;
   /** `--cache_dir`, the modelscope CLI's spelling of --cache-dir. */
   cache_dir?: string;
-  endpoint?: string;
+  /** Every `--endpoint` given, in order (see endpoints.ts). */
+  endpoint?: string[];
   token?: string;
   offline?: boolean;
   json?: boolean;
@@ -32,6 +34,8 @@ export interface CliIo {
 export interface CommandContext {
   cache: Cache;
   out: Output;
+  /** The `--endpoint` flags; the cache's config already holds them unless the command compares endpoints. */
+  endpoints: EndpointFlags;
   signal: AbortSignal;
   flags: GlobalFlags;
   io: CliIo;
@@ -43,7 +47,7 @@ export function allOpts<T>(cmd: Command): T {
 }
 
 /** The Output matching the global flags; made first so errors in the other flags are printed by it. */
-export function outputFor(flags: GlobalFlags, io: CliIo): Output {
+export function makeOutput(flags: GlobalFlags, io: CliIo): Output {
   return new Output({
     json: !!flags.json,
     quiet: !!flags.quiet,
@@ -54,7 +58,19 @@ export function outputFor(flags: GlobalFlags, io: CliIo): Output {
   });
 }
 
-export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal, out = outputFor(flags, io)): CommandContext {
+export interface ContextOptions {
+  /** The command compares several endpoints per hub itself (status, outdated). */
+  compareEndpoints?: boolean;
+}
+
+/** Throws UsageError for unusable flags (an `--endpoint` that is not an http(s) URL...). */
+export function makeContext(
+  flags: GlobalFlags,
+  io: CliIo,
+  signal: AbortSignal,
+  out: Output,
+  opts: ContextOptions = {},
+): CommandContext {
   const cache = Cache.fromEnv(io.env);
   const c = cache.config;
   const cacheDir = flags.cacheDir ?? flags.cache_dir;
@@ -64,16 +80,15 @@ export function makeContext(flags: GlobalFlags, io: CliIo, signal: AbortSignal, 
     c.modelscope.cacheDir = dir;
     c.modelscope.v2Dir = dir; // as with MODELSCOPE_CACHE=dir
   }
-  if (flags.endpoint) {
-    // --endpoint applies to the hub of the command's repo (default HF).
-    // ModelScope also takes a bare domain (as MODELSCOPE_DOMAIN does); both are then checked alike.
-    if (flags.hub === 'modelscope') c.modelscope.endpoint = parseEndpoint(flags.endpoint, { bareHost: true });
-    else c.hf.endpoint = parseEndpoint(flags.endpoint);
-  }
+  // A bare --endpoint is for the hub of the command's repo (flags.hub, set from it), else HF.
+  const endpoints = new EndpointFlags(flags.endpoint ?? [], flags.hub);
+  const one = opts.compareEndpoints ? { hf: undefined, modelscope: undefined } : endpoints.single();
+  if (one.hf) c.hf.endpoint = one.hf;
+  if (one.modelscope) c.modelscope.endpoint = one.modelscope;
   if (flags.token) {
     if (flags.hub === 'modelscope') c.modelscope.token = flags.token;
     else c.hf.token = flags.token;
   }
   if (flags.offline) c.hf.offline = true;
-  return { cache, out, signal, flags, io };
+  return { cache, out, endpoints, signal, flags, io };
 }

@@ -5,7 +5,15 @@ import { ExitCode } from '../errors.js';
 import { parseRepoRef } from '../hubs/repo-ref.js';
 import { VERSION } from '../version.js';
 import type { Output } from './output.js';
-import { allOpts, makeContext, outputFor, type CliIo, type CommandContext, type GlobalFlags } from './context.js';
+import {
+  allOpts,
+  makeContext,
+  makeOutput,
+  type CliIo,
+  type CommandContext,
+  type ContextOptions,
+  type GlobalFlags,
+} from './context.js';
 import { downloadCommand } from './commands/download.js';
 import { importCommand } from './commands/import.js';
 import { initCommand } from './commands/init.js';
@@ -29,7 +37,7 @@ import { dedupCommand } from './commands/dedup.js';
 export type CommandRunner = <F>(
   cmd: Command,
   body: (ctx: CommandContext, flags: F) => Promise<number>,
-  opts?: { hubFromRepo?: string },
+  opts?: { hubFromRepo?: string } & ContextOptions,
 ) => Promise<void>;
 
 export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<number> {
@@ -65,10 +73,11 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
         /* reported by the command itself */
       }
     }
-    const out = outputFor(flags, io);
+    const out = makeOutput(flags, io);
     liveOut = out;
     try {
-      exitCode = await body(makeContext(flags, io, ac.signal, out), flags as never);
+      const ctx = makeContext(flags, io, ac.signal, out, opts);
+      exitCode = await body(ctx, flags as never);
     } catch (err) {
       exitCode = out.error(err);
     }
@@ -79,7 +88,12 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     .description('Download, cache and verify model weights from the Hugging Face Hub and ModelScope, sharing the official clients\' cache.')
     .option('--cache-dir <dir>', 'cache folder (default: HF_HUB_CACHE / HF_HOME/hub, MODELSCOPE_CACHE)')
     .addOption(new Option('--cache_dir <dir>', 'same as --cache-dir (modelscope CLI spelling)').hideHelp())
-    .option('--endpoint <url>', 'hub URL (default: HF_ENDPOINT or https://huggingface.co; MODELSCOPE_ENDPOINT/MODELSCOPE_DOMAIN for ModelScope)')
+    .option(
+      '--endpoint <url>',
+      'hub URL for the repo\'s hub, or hf=URL / modelscope=URL (repeatable; default: HF_ENDPOINT or ' +
+        'https://huggingface.co, MODELSCOPE_ENDPOINT/MODELSCOPE_DOMAIN)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--token <token>', 'access token (default: HF_TOKEN or the token file; MODELSCOPE_API_TOKEN)')
     .option('--offline', 'use the cache only, never the network (also HF_HUB_OFFLINE=1)')
     .addOption(new Option('--hub <hub>', 'hub of repos given without a prefix').choices(['hf', 'modelscope']))

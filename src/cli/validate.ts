@@ -35,7 +35,7 @@ export function parseEndpoint(value: string, opts: { flag?: string; bareHost?: b
   } catch {
     return bad('cannot be parsed as a URL');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') bad(`scheme ${url.protocol.replace(/:$/, '')} is not http or https`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') bad(`${url.protocol} is not http or https`);
   if (!url.hostname || !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]/i.test(withScheme)) bad('no host');
   if (url.username || url.password) bad('credentials belong in --token, not in the URL');
   if (url.search || url.hash) bad('no query or fragment allowed');

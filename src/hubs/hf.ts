@@ -4,8 +4,10 @@
 import { type HubHttpError, ServerError } from '../errors.js';
 import { hubErrorFor } from './http-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
-import { drain, httpRequest, readJson, readText, redactUrl, sameOrigin, type HttpResponse } from './http.js';
+import { drain, httpRequest, readJson, readText, redactUrl, redirectLocation, sameOrigin } from './http.js';
+import type { HttpResponse } from './http.js';
 import { isCommitHash } from './repo-ref.js';
+import { remoteSize, remoteSizeHeader } from './types.js';
 import type { DownloadSource, RemoteFile, RepoRef, RepoType, Snapshot } from './types.js';
 
 const TYPE_URL_PREFIX: Record<RepoType, string> = { model: '', dataset: 'datasets/', space: 'spaces/' };
@@ -46,8 +48,11 @@ interface TreeEntry {
   lfs?: { oid?: unknown; size?: unknown } | null;
 }
 
-/** Reads an error answer's message (header or JSON body) and maps it (hubs/http-errors.ts). */
-export async function hfErrorFor(res: HttpResponse, what: string): Promise<HubHttpError> {
+/**
+ * Reads an error answer's message (header or JSON body) and maps it (hubs/http-errors.ts).
+ * `fileUrl`: the request named a file (resolve/), so a plain 404 means that file, not the repo.
+ */
+export async function hfErrorFor(res: HttpResponse, what: string, fileUrl = false): Promise<HubHttpError> {
   let message = res.headers['x-error-message'];
   if (!message) {
     const body = await readText(res, 64 * 1024).catch(() => '');
@@ -69,6 +74,7 @@ export async function hfErrorFor(res: HttpResponse, what: string): Promise<HubHt
     what,
     retryAfterSeconds: Number.isFinite(ra) ? ra : undefined,
     hubUrl: true,
+    plain404IsEntry: fileUrl,
   });
 }
 
@@ -114,25 +120,45 @@ export class HfClient {
     return out;
   }
 
-  /** Recursive listing of every file at `commit`, following `Link: rel="next"` pages. */
+  /**
+   * Recursive listing of every file at `commit`, following `Link: rel="next"` pages. A server
+   * whose next link repeats a page already read, or whose pages stop adding entries, is refused
+   * (ServerError) instead of being followed until the page cap.
+   */
   async listFiles(repo: RepoRef, commit: string, signal?: AbortSignal): Promise<RemoteFile[]> {
     let url: string | undefined = `${this.apiBase(repo)}/tree/${quoteAll(commit)}?recursive=true&expand=false`;
     const files: RemoteFile[] = [];
-    const seen = new Set<string>();
+    const seen = new Set<string>(); // every listed path, folders too: a page of folders is progress
+    const read = new Set<string>();
     for (let page = 0; url; page++) {
       if (page > 100_000) throw new ServerError('Tree pagination does not end', undefined, url);
+      read.add(url);
       const res = await this.get(url, `${repo.id}@${commit}`, signal);
       const next = parseNextLink(res.headers.link, url);
       const body = await readJson(res);
       if (!Array.isArray(body)) throw new ServerError(`Tree listing from ${redactUrl(url)} is not a JSON array`, res.status, url);
+      let added = 0;
       for (const e of body as TreeEntry[]) {
-        if (e?.type !== 'file') continue;
-        const f = parseTreeEntry(e, url);
-        if (seen.has(f.path)) continue;
-        seen.add(f.path);
-        files.push(f);
+        const f = e?.type === 'file' ? parseTreeEntry(e, url) : undefined;
+        const p = f?.path ?? (typeof e?.path === 'string' ? e.path : undefined);
+        if (p === undefined || seen.has(p)) continue;
+        seen.add(p);
+        added++;
+        if (f) files.push(f);
       }
-      if (next && !sameOrigin(next, this.endpoint)) throw new ServerError(`Pagination link leaves the endpoint: ${redactUrl(next)}`, res.status, url);
+      if (next) {
+        const endless = (why: string): ServerError =>
+          new ServerError(
+            `Tree pagination of ${repo.id}@${commit} does not end: ${why} (page ${page + 1}, ${redactUrl(String(url))})`,
+            res.status,
+            url,
+          );
+        if (!sameOrigin(next, this.endpoint)) {
+          throw new ServerError(`Pagination link leaves the endpoint: ${redactUrl(next)}`, res.status, url);
+        }
+        if (read.has(next)) throw endless('the next link points to a page already read');
+        if (added === 0) throw endless('a page added no new entry but links to another');
+      }
       url = next;
     }
     return files;
@@ -166,22 +192,22 @@ export class HfClient {
         signal,
         timeoutMs: this.timeoutMs,
       });
-      if (res.status >= 400) throw await hfErrorFor(res, `${repo.id}/${path}@${revision}`);
+      if (res.status >= 400) throw await hfErrorFor(res, `${repo.id}/${path}@${revision}`, true);
       await drain(res);
-      const loc = res.headers.location;
-      if (res.status >= 300 && res.status < 400 && loc && !/^[a-z][a-z0-9+.-]*:/i.test(loc)) {
-        const u = new URL(url);
-        url = new URL(loc, u).toString(); // relative: same origin, new path
+      const loc = res.status >= 300 && res.status < 400 ? res.headers.location : undefined;
+      const target = loc ? redirectLocation(url, loc, res.status) : undefined;
+      if (loc && target && !/^[a-z][a-z0-9+.-]*:/i.test(loc)) {
+        url = target; // relative: same origin, new path
         continue;
       }
       const commit = res.headers['x-repo-commit'];
       const etagRaw = res.headers['x-linked-etag'] || res.headers.etag;
       const sizeRaw = res.headers['x-linked-size'] ?? (res.status < 300 ? res.headers['content-length'] : undefined);
-      const size = Number(sizeRaw);
-      if (!commit || !etagRaw || sizeRaw === undefined || !Number.isSafeInteger(size) || size < 0) {
+      const size = remoteSizeHeader(sizeRaw);
+      if (!commit || !etagRaw || size === undefined) {
         throw new ServerError(`Incomplete file metadata for ${path} from ${redactUrl(url)} (need X-Repo-Commit, ETag, size)`, res.status, url);
       }
-      return { commit, etag: normalizeEtag(etagRaw), size, location: loc ? new URL(loc, url).toString() : url };
+      return { commit, etag: normalizeEtag(etagRaw), size, location: target ?? url };
     }
     throw new ServerError(`Too many redirects for ${path}`, undefined, url);
   }
@@ -202,8 +228,9 @@ function parseTreeEntry(e: TreeEntry, url: string): RemoteFile {
   const p = e.path;
   if (typeof p !== 'string') throw new ServerError(`Tree entry without a path from ${redactUrl(url)}`, undefined, url);
   assertSafeRepoPath(p);
-  const size = e.size;
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new ServerError(`Bad size for ${p} in tree listing`, undefined, url);
+  const size = remoteSize(e.size);
+  const where = `in the tree listing from ${redactUrl(url)}`;
+  if (size === undefined) throw new ServerError(`Bad size ${JSON.stringify(e.size)} for ${p} ${where}`, undefined, url);
   const f: RemoteFile = { path: p, size };
   if (typeof e.oid === 'string' && /^[0-9a-f]{40}$/.test(e.oid)) f.gitOid = e.oid;
   if (e.lfs && typeof e.lfs === 'object') {
@@ -211,7 +238,13 @@ function parseTreeEntry(e: TreeEntry, url: string): RemoteFile {
     if (typeof oid !== 'string' || !/^[0-9a-f]{64}$/.test(oid)) throw new ServerError(`Bad LFS oid for ${p} in tree listing`, undefined, url);
     f.sha256 = oid;
     f.lfs = true;
-    if (typeof e.lfs.size === 'number') f.size = e.lfs.size;
+    if (e.lfs.size !== undefined && e.lfs.size !== null) {
+      const lfsSize = remoteSize(e.lfs.size);
+      if (lfsSize === undefined) {
+        throw new ServerError(`Bad LFS size ${JSON.stringify(e.lfs.size)} for ${p} ${where}`, undefined, url);
+      }
+      f.size = lfsSize;
+    }
   } else {
     f.lfs = false;
     if (!f.gitOid) throw new ServerError(`No oid for ${p} in tree listing`, undefined, url);

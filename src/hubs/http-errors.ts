@@ -23,7 +23,7 @@ export interface HubErrorAnswer {
   /** What was asked for, for the message: `org/name@rev`, `org/name/file`... */
   what: string;
   retryAfterSeconds?: number | undefined;
-  /** A plain 404 (no error code) on a file URL means the file; on an API URL, a server error. */
+  /** A plain 404 (no error code) on a file URL means the file; on an API URL, the repo. */
   plain404IsEntry?: boolean;
   /**
    * The Hub's own API and resolve/ URLs answer 401 for private, gated-without-token and missing
@@ -44,7 +44,7 @@ export function hubErrorFor(a: HubErrorAnswer): HubHttpError {
       hint: 'Accept the conditions on the repo page, then pass a token: --token, HF_TOKEN, or `hf auth login`.',
     });
   if (message === 'Access to this resource is disabled.') return new HubHttpError(`Repo ${what} is disabled`, s, url);
-  if (code === 'RepoNotFound' || (s === 401 && a.hubUrl && message !== INVALID_CREDENTIALS))
+  if (code === 'RepoNotFound' || (s === 404 && !code) || (s === 401 && a.hubUrl && message !== INVALID_CREDENTIALS))
     return new RepoNotFoundError(`Repository not found: ${what}`, s, url, {
       hint: 'Check the name; if the repo is private or gated, pass a token (--token or HF_TOKEN).',
     });

@@ -44,6 +44,18 @@ export function sameOrigin(a: string, b: string): boolean {
   return new URL(a).origin === new URL(b).origin;
 }
 
+/**
+ * Client options for `endpoint`: the token goes to the primary endpoint's origin only (the
+ * configured one, or the first of several given), never to another one (a mirror).
+ */
+export function accessAt(
+  configured: { endpoint: string; token?: string | undefined },
+  endpoint: string,
+  primary = configured.endpoint,
+): { endpoint: string; token: string | undefined } {
+  return { endpoint, token: configured.token && sameOrigin(endpoint, primary) ? configured.token : undefined };
+}
+
 /** Maps low-level failures to NetworkError / AbortedError, naming the URL but never headers. */
 export function wrapNetworkError(err: unknown, url: string, signal?: AbortSignal): Error {
   if (signal?.aborted) return AbortedError.from(signal);
@@ -62,6 +74,24 @@ export function redactUrl(url: string): string {
   } catch {
     return '<invalid url>';
   }
+}
+
+/**
+ * Where a redirect from `from` leads, resolved against it. Only http(s) targets are followed: a
+ * `file:`, `ftp:` or unparsable Location is a broken or hostile server, not a usage error.
+ */
+export function redirectLocation(from: string, location: string, status?: number): string {
+  let to: URL | undefined;
+  try {
+    to = new URL(location, from);
+  } catch {
+    /* reported below */
+  }
+  if (to?.protocol !== 'http:' && to?.protocol !== 'https:') {
+    const what = to ? `a ${to.protocol} URL` : `an invalid URL ${JSON.stringify(location.slice(0, 100))}`;
+    throw new ServerError(`Refusing a redirect to ${what} from ${redactUrl(from)}`, status, redactUrl(from));
+  }
+  return to.href;
 }
 
 /** One HTTP exchange, no redirects followed (callers decide, because of token rules). */

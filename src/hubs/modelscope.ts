@@ -14,7 +14,7 @@ import {
 import { assertSafeRepoPath } from '../util/safe-path.js';
 import { httpRequest, readJson, readText, redactUrl, sameOrigin, type HttpResponse } from './http.js';
 import { isCommitHash } from './repo-ref.js';
-import type { DownloadSource, RemoteFile, RepoRef, Snapshot } from './types.js';
+import { remoteSize, type DownloadSource, type RemoteFile, type RepoRef, type Snapshot } from './types.js';
 
 /** The SDK never downloads or caches these two (spec §3.6). */
 const SKIPPED_NAMES = new Set(['.gitignore', '.gitattributes']);
@@ -261,7 +261,9 @@ function parseRevisions(raw: unknown, kind: MsRevision['kind'], url: string): Ms
   return (raw as RawRevision[]).map((r) => {
     if (typeof r?.Revision !== 'string' || r.Revision === '') throw new ServerError(`A ${kind} without a name in ${redactUrl(url)}`, 200, url);
     const out: MsRevision = { name: r.Revision, kind };
-    if (typeof r.CreatedAt === 'number' && Number.isFinite(r.CreatedAt)) out.createdAt = Math.trunc(r.CreatedAt);
+    // A date we cannot believe (negative, past year 275760) is left out rather than trusted.
+    const created = typeof r.CreatedAt === 'number' ? Math.trunc(r.CreatedAt) : NaN;
+    if (Number.isSafeInteger(created) && created >= 0 && created <= 8.64e12) out.createdAt = created;
     return out;
   });
 }
@@ -275,8 +277,10 @@ function parseFileEntry(e: RawFile, url: string): RemoteFile | undefined {
   assertSafeRepoPath(p);
   const name = typeof e.Name === 'string' ? e.Name : p.slice(p.lastIndexOf('/') + 1);
   if (SKIPPED_NAMES.has(name)) return undefined;
-  const size = e.Size;
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new ServerError(`Bad Size for ${p} in ${redactUrl(url)}`, 200, url);
+  const size = remoteSize(e.Size);
+  if (size === undefined) {
+    throw new ServerError(`Bad Size ${JSON.stringify(e.Size)} for ${p} in ${redactUrl(url)}`, 200, url);
+  }
   if (typeof e.Revision !== 'string' || e.Revision === '') throw new ServerError(`No Revision for ${p} in ${redactUrl(url)}`, 200, url);
   const f: RemoteFile = { path: p, size, msRevision: e.Revision };
   if (typeof e.Sha256 === 'string' && e.Sha256 !== '') {

@@ -3,7 +3,13 @@
 import { UsageError } from '../errors.js';
 import type { HubName, RepoRef, RepoType } from './types.js';
 
-const HUB_PREFIXES: Record<string, HubName> = { hf: 'hf', huggingface: 'hf', modelscope: 'modelscope', ms: 'modelscope' };
+/** Hub names users may type, as a `hub:` prefix or `--endpoint hub=URL`. */
+export const HUB_PREFIXES: Record<string, HubName> = {
+  hf: 'hf',
+  huggingface: 'hf',
+  modelscope: 'modelscope',
+  ms: 'modelscope',
+};
 const TYPE_PREFIXES: Record<string, RepoType> = { models: 'model', datasets: 'dataset', spaces: 'space' };
 const SINGULAR_TYPES: Record<string, RepoType> = { model: 'model', dataset: 'dataset', space: 'space' };
 // Hub ids: `name` or `org/name`, letters, digits, `-_.`; `--` and `..` are forbidden by the Hub.

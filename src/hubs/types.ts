@@ -3,6 +3,13 @@
 export type HubName = 'hf' | 'modelscope';
 export type RepoType = 'model' | 'dataset' | 'space';
 
+/**
+ * Endpoints to compare, per hub; or a function of the hubs of the repos a check ends up covering
+ * (known only once its targets are resolved), for a caller whose endpoints depend on them.
+ */
+export type EndpointsByHub = Partial<Record<HubName, string[]>>;
+export type EndpointsOption = EndpointsByHub | ((hubs: ReadonlySet<HubName>) => EndpointsByHub);
+
 /** A repository on a hub. `revision` is what the user asked for (branch, tag, commit); absent = hub default. */
 export interface RepoRef {
   hub: HubName;
@@ -25,6 +32,23 @@ export interface RemoteFile {
   lfs?: boolean;
   /** ModelScope only: the per-file `Revision` from the file list, stored verbatim in `.msc`. */
   msRevision?: string;
+}
+
+/**
+ * The largest file size believed from a hub: 1 TiB, far above any hub's per-file limit (the HF
+ * Hub serves files up to 50 GB over plain HTTP) and below every common file system's maximum, so
+ * a bigger number is a broken or hostile server, not a file (and never reaches ftruncate).
+ */
+export const MAX_REMOTE_FILE_SIZE = 2 ** 40;
+
+/** A size from a hub's JSON, when it is one: a whole number of bytes in [0, MAX_REMOTE_FILE_SIZE]. */
+export function remoteSize(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_REMOTE_FILE_SIZE ? v : undefined;
+}
+
+/** The same for a size header (`X-Linked-Size`, `Content-Length`): decimal digits only. */
+export function remoteSizeHeader(v: string | undefined): number | undefined {
+  return v !== undefined && /^\d{1,16}$/.test(v.trim()) ? remoteSize(Number(v.trim())) : undefined;
 }
 
 /** What a revision resolved to, with its complete file list. */

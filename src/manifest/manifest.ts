@@ -7,6 +7,7 @@ import { ManifestError, UsageError } from '../errors.js';
 import { parseRepoRef } from '../hubs/repo-ref.js';
 import type { RepoRef } from '../hubs/types.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { leavesBase } from '../util/safe-path.js';
 import { byCodePoint } from './lockfile.js';
 import { ALIAS_RE, defaultRevision, InvalidManifestError, parseManifestText, patternProblem, revisionProblem, type ManifestModel, type ParsedManifest } from './schema.js';
 
@@ -163,7 +164,7 @@ export async function addModel(manifest: Manifest, opts: AddModelOptions): Promi
     // Stored relative to the manifest when inside the project, so the file works on every checkout.
     const abs = path.resolve(opts.localDir);
     const rel = path.relative(manifest.dir, abs);
-    model.localDir = rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? abs : `./${rel.split(path.sep).join('/')}`;
+    model.localDir = rel === '' ? '.' : leavesBase(rel) ? abs : `./${rel.split(path.sep).join('/')}`;
   }
   const existing = manifest.models[alias];
   if (existing && (existing.repo !== model.repo || (existing.hub ?? 'hf') !== ref.hub || (existing.type ?? 'model') !== ref.type)) {

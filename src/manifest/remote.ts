@@ -4,6 +4,7 @@ import type { Cache } from '../cache.js';
 import { selectFiles } from '../download/hf.js';
 import { OfflineMissError } from '../errors.js';
 import { HfClient } from '../hubs/hf.js';
+import { accessAt } from '../hubs/http.js';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import type { RemoteFile, RepoRef, Snapshot } from '../hubs/types.js';
@@ -21,18 +22,25 @@ function assertOnline(cache: Cache, spec: EntrySpec): void {
   }
 }
 
-function hfClient(cache: Cache): HfClient {
-  return new HfClient({ endpoint: cache.config.hf.endpoint, token: cache.config.hf.token });
+/** Another endpoint than the cache's; only the `primary` one's origin gets the token (see accessAt). */
+export interface EndpointAt {
+  endpoint: string;
+  primary: string;
 }
 
-async function snapshotOf(cache: Cache, spec: EntrySpec, signal: AbortSignal | undefined): Promise<Snapshot> {
+function hfClient(cache: Cache, at?: EndpointAt): HfClient {
+  const hf = cache.config.hf;
+  return new HfClient(at ? accessAt(hf, at.endpoint, at.primary) : hf);
+}
+
+async function snapshotOf(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<Snapshot> {
   assertOnline(cache, spec);
   const ref = refOf(spec);
   if (spec.hub === 'modelscope') {
     const ms = cache.config.modelscope;
-    return new ModelScopeClient({ endpoint: ms.endpoint, token: ms.token }).snapshot(ref, spec.revision, signal);
+    return new ModelScopeClient(at ? accessAt(ms, at.endpoint, at.primary) : ms).snapshot(ref, spec.revision, signal);
   }
-  return hfClient(cache).snapshot(ref, spec.revision, signal);
+  return hfClient(cache, at).snapshot(ref, spec.revision, signal);
 }
 
 export function lockedFileOf(f: RemoteFile): LockedFile {
@@ -43,9 +51,14 @@ export function lockedFileOf(f: RemoteFile): LockedFile {
   return out;
 }
 
-/** The commit an entry resolves to now, and its selected files as the lock records them. */
-export async function resolveEntry(cache: Cache, spec: EntrySpec, signal?: AbortSignal): Promise<{ commit: string; files: Record<string, LockedFile> }> {
-  const snap = await snapshotOf(cache, spec, signal);
+/** The commit an entry resolves to now (on `at`, default the cache's endpoint), and its selected files as locked. */
+export async function resolveEntry(
+  cache: Cache,
+  spec: EntrySpec,
+  signal?: AbortSignal,
+  at?: EndpointAt,
+): Promise<{ commit: string; files: Record<string, LockedFile> }> {
+  const snap = await snapshotOf(cache, spec, signal, at);
   const files = Object.create(null) as Record<string, LockedFile>;
   for (const f of selectFiles(snap.files, { include: spec.include ?? [], exclude: spec.exclude ?? [] })) files[f.path] = lockedFileOf(f);
   return { commit: snap.commit, files };
@@ -55,9 +68,14 @@ export async function resolveEntry(cache: Cache, spec: EntrySpec, signal?: Abort
  * HF only: the commit a branch/tag points to now, with one small request (no tree listing).
  * Undefined when the hub has no commit ids (ModelScope), so callers fall back to resolveEntry.
  */
-export async function headCommit(cache: Cache, spec: EntrySpec, signal?: AbortSignal): Promise<string | undefined> {
+export async function headCommit(
+  cache: Cache,
+  spec: EntrySpec,
+  signal?: AbortSignal,
+  at?: EndpointAt,
+): Promise<string | undefined> {
   if (spec.hub !== 'hf') return undefined;
   if (isCommitHash(spec.revision)) return spec.revision;
   assertOnline(cache, spec);
-  return (await hfClient(cache).repoInfo(refOf(spec), spec.revision, signal)).sha;
+  return (await hfClient(cache, at).repoInfo(refOf(spec), spec.revision, signal)).sha;
 }

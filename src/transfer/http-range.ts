@@ -1,7 +1,7 @@
 // One GET (optionally ranged) with manual redirects, typed status errors and no token leaks.
 import type { DownloadSource } from '../hubs/types.js';
 import { HubHttpError, ServerError } from '../errors.js';
-import { redactUrl } from '../hubs/http.js';
+import { redactUrl, redirectLocation } from '../hubs/http.js';
 import { hubErrorFor } from '../hubs/http-errors.js';
 import type { Http1Client, Http1Response } from '../http/client.js';
 import { asTypedError, headerValue, parseRetryAfter } from './retry.js';
@@ -96,7 +96,7 @@ export async function openGet(opts: OpenOptions): Promise<OpenedResponse> {
     if (res.status >= 300 && res.status < 400 && location) {
       await res.dump();
       if (hop >= MAX_REDIRECTS) throw new ServerError(`too many redirects for ${opts.label}`, res.status, redactUrl(src.url));
-      src = redirectTarget(src, location);
+      src = redirectTarget(src, location, res.status);
       opts.source.pin(src, generation);
       continue;
     }
@@ -119,10 +119,10 @@ function buildHeaders(base: Record<string, string>, opts: OpenOptions): Record<s
   return h;
 }
 
-/** Follow a Location; drop credentials when the origin changes (signed CDN URLs). */
-export function redirectTarget(src: DownloadSource, location: string): DownloadSource {
+/** Follow a Location (http(s) only); drop credentials when the origin changes (signed CDN URLs). */
+export function redirectTarget(src: DownloadSource, location: string, status?: number): DownloadSource {
   const from = new URL(src.url);
-  const to = new URL(location, from);
+  const to = new URL(redirectLocation(src.url, location, status));
   if (to.origin === from.origin) return { url: to.href, headers: src.headers };
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(src.headers)) {

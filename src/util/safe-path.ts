@@ -20,20 +20,31 @@ export function assertSafeRepoPath(p: string, what = 'file name'): string {
   if (/^[A-Za-z]:/.test(p)) bad('drive letter');
   for (const seg of p.split('/')) {
     if (seg === '..') bad('parent directory segment');
-    if (seg === '' ) bad('empty segment');
+    if (seg === '') bad('empty segment');
     if (seg === '.') bad('dot segment');
   }
   return p;
 }
 
-/** Joins a validated repo path under `root` and checks the result stays inside it. */
+/**
+ * Whether a relative path (from `path.relative` or `path.posix.normalize`) leaves its base: a
+ * leading `..` segment or an absolute path. A name that only starts with dots (`..hidden`) stays.
+ */
+export function leavesBase(rel: string): boolean {
+  return rel === '..' || rel.startsWith('../') || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel);
+}
+
+/** Whether `p` is `root` or inside it, by path arithmetic only (callers resolve links first). */
+export function isInside(root: string, p: string): boolean {
+  return !leavesBase(path.relative(root, p));
+}
+
+/** Joins a validated repo path under `root` and checks the result stays strictly inside it. */
 export function safeJoin(root: string, repoPath: string): string {
   assertSafeRepoPath(repoPath);
-  const abs = path.resolve(root, ...repoPath.split('/'));
-  const rel = path.relative(path.resolve(root), abs);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new UnsafePathError(`Refusing path outside ${root}: ${repoPath}`);
-  }
+  const base = path.resolve(root);
+  const abs = path.resolve(base, ...repoPath.split('/'));
+  if (abs === base || !isInside(base, abs)) throw new UnsafePathError(`Refusing path outside ${root}: ${repoPath}`);
   return abs;
 }
 
