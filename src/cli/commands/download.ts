@@ -5,7 +5,7 @@ import { parseRepoRef } from '../../hubs/repo-ref.js';
 import type { DownloadOptions } from '../../download/types.js';
 import { LINK_MODES, type LinkMode } from '../../layouts/link-mode.js';
 import { formatBytes } from '../../util/format.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 import { withPatternOptions } from '../options.js';
 
 interface DownloadFlags {
@@ -24,7 +24,6 @@ interface DownloadFlags {
 export function downloadCommand(run: CommandRunner): Command {
   return withPatternOptions(
     new Command('download')
-      .description('Download a repo (or some files of it) into the cache, or into a plain folder with --local-dir')
       .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
       .argument('[files...]', 'only these files (a name ending in / means a whole folder)')
       .option('--revision <rev>', 'branch, tag, refs/pr/N or commit (default: main, or master on ModelScope)'),
