@@ -14,12 +14,26 @@ import { startTestHub, type TestHub } from './fixtures/test-hub.js';
 import { ROOT, tempDir } from './helpers.js';
 
 /** Runs the CLI in a child process and returns the src/ modules it loaded (paths relative to src/). */
-async function loadedModules(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string; modules: string[] }> {
+async function loadedModules(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stderr: string; modules: string[] }> {
   const log = path.join(await tempDir(), 'modules.log');
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--import', path.join(ROOT, 'test/fixtures/record-modules.mjs'), path.join(ROOT, 'test/fixtures/cli-child.ts'), ...args],
-    { cwd: ROOT, env: { PATH: process.env.PATH, HOME: os.tmpdir(), HUBCACHE_TEST_MODULE_LOG: log, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    [
+      '--import',
+      'tsx',
+      '--import',
+      path.join(ROOT, 'test/fixtures/record-modules.mjs'),
+      path.join(ROOT, 'test/fixtures/cli-child.ts'),
+      ...args,
+    ],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: os.tmpdir(), HUBCACHE_TEST_MODULE_LOG: log, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
   );
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -47,18 +61,26 @@ describe('lazy commands', () => {
     const r = await loadedModules(['download', 'org/lazy'], { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.hfEndpoint });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.modules.includes('cli/commands/download.ts'), 'the hook saw the command module');
-    assert.ok(r.modules.some((m) => m.startsWith('download/')), 'and the download flow');
+    assert.ok(
+      r.modules.some((m) => m.startsWith('download/')),
+      'and the download flow',
+    );
     const commands = r.modules.filter((m) => m.startsWith('cli/commands/'));
     assert.deepEqual(commands.sort(), ['cli/commands/download.ts', 'cli/commands/index.ts']);
     // care/paths.ts only names hubcache's own folder (download checks for a gc policy there).
-    const heavy = r.modules.filter((m) => (/^(care|manifest)\//.test(m) && m !== 'care/paths.ts') || m === 'cli/project-output.ts');
+    const heavy = r.modules.filter(
+      (m) => (/^(care|manifest)\//.test(m) && m !== 'care/paths.ts') || m === 'cli/project-output.ts',
+    );
     assert.deepEqual(heavy, []);
   });
 
   test('the top-level help loads no command module', async () => {
     const r = await loadedModules(['--cache-dir', '/nonexistent', '--help'], {});
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.modules.filter((m) => m.startsWith('cli/commands/')), ['cli/commands/index.ts']);
+    assert.deepEqual(
+      r.modules.filter((m) => m.startsWith('cli/commands/')),
+      ['cli/commands/index.ts'],
+    );
   });
 });
 

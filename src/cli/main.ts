@@ -5,7 +5,7 @@ import { Command, CommanderError, Help, Option } from 'commander';
 import { ExitCode } from '../errors.js';
 import { parseRepoRef } from '../hubs/repo-ref.js';
 import { VERSION } from '../version.js';
-import { allOpts, makeContext, type CliIo, type CommandContext, type GlobalFlags } from './context.js';
+import { allOpts, makeContext, type CliIo, type GlobalFlags } from './context.js';
 import { COMMANDS, findCommand } from './commands/index.js';
 import type { CommandRunner } from './runner.js';
 

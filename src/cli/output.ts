@@ -138,7 +138,7 @@ class BarProgress implements ProgressReporter {
   constructor(private readonly out: NodeJS.WritableStream) {
     this.multi = new cliProgress.MultiBar(
       {
-        stream: out as NodeJS.WriteStream,
+        stream: out,
         format: ' {bar} {percentage}% | {name} | {done}/{size} | {speed}/s | ETA {eta_formatted}',
         barCompleteChar: '█',
         barIncompleteChar: '░',

@@ -19,7 +19,8 @@ export function projectOptions(ctx: CommandContext, flags: { manifest?: string }
   return { cache: ctx.cache, signal: ctx.signal, ...manifestLocation(flags) };
 }
 
-const short = (commit: string | undefined): string => (commit === undefined ? '-' : /^[0-9a-f]{40}$/.test(commit) ? commit.slice(0, 8) : commit);
+const short = (commit: string | undefined): string =>
+  commit === undefined ? '-' : /^[0-9a-f]{40}$/.test(commit) ? commit.slice(0, 8) : commit;
 
 function entrySummary(m: LockedModel | undefined): string {
   if (!m) return '';
@@ -31,12 +32,19 @@ export function changeLines(c: FileChanges): string[] {
   return [
     ...c.added.map((a) => `  + ${a.path} (${formatBytes(a.size)})`),
     ...c.removed.map((r) => `  - ${r.path} (${formatBytes(r.size)})`),
-    ...c.changed.map((x) => `  ~ ${x.path} (${x.oldSize === x.newSize ? formatBytes(x.newSize) : `${formatBytes(x.oldSize)} → ${formatBytes(x.newSize)}`}, ${x.oldHash.slice(0, 12)} → ${x.newHash.slice(0, 12)})`),
+    ...c.changed.map(
+      (x) =>
+        `  ~ ${x.path} (${x.oldSize === x.newSize ? formatBytes(x.newSize) : `${formatBytes(x.oldSize)} → ${formatBytes(x.newSize)}`}, ${x.oldHash.slice(0, 12)} → ${x.newHash.slice(0, 12)})`,
+    ),
   ];
 }
 
 /** One line per entry (and one per changed file), aligned, for lock and update. */
-export function printLockResult(ctx: CommandContext, res: LockResult, opts: { showUnchanged: boolean; asInfo?: boolean }): void {
+export function printLockResult(
+  ctx: CommandContext,
+  res: LockResult,
+  opts: { showUnchanged: boolean; asInfo?: boolean },
+): void {
   // install prints these as side information (its result is the model paths).
   const line = (t: string): void => (opts.asInfo ? ctx.out.info(t) : ctx.out.result(t));
   if (ctx.flags.json) {
@@ -48,8 +56,15 @@ export function printLockResult(ctx: CommandContext, res: LockResult, opts: { sh
   for (const e of shown) {
     const m = res.lockfile.models[e.alias];
     const what = m ? formatRepoRef({ hub: m.hub, type: m.type, id: m.repo, revision: m.revision }) : '';
-    const move = e.status === 'removed' ? short(e.from) : e.from && e.from !== e.to ? `${short(e.from)} → ${short(e.to)}` : short(e.to);
-    line(`${e.alias.padEnd(width)}  ${e.status.padEnd(9)}  ${what}  ${move}${m ? `  (${entrySummary(m)})` : ''}`.trimEnd());
+    const move =
+      e.status === 'removed'
+        ? short(e.from)
+        : e.from && e.from !== e.to
+          ? `${short(e.from)} → ${short(e.to)}`
+          : short(e.to);
+    line(
+      `${e.alias.padEnd(width)}  ${e.status.padEnd(9)}  ${what}  ${move}${m ? `  (${entrySummary(m)})` : ''}`.trimEnd(),
+    );
     if (e.changes) for (const l of changeLines(e.changes)) line(l);
   }
   if (shown.length === 0 && !opts.asInfo) ctx.out.info('everything is up to date');

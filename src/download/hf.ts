@@ -81,7 +81,7 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   let selected: RemoteFile[];
   if (files) {
     selected = selectFiles(files, opts);
-    const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !files!.some((f) => f.path === w));
+    const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !files.some((f) => f.path === w));
     if (missingNames.length > 0) {
       if (!fromCacheOnly && !opts.dryRun) for (const m of missingNames) await rc.markMissing(commit, m);
       throw new EntryNotFoundError(`Not in ${formatRepoRef(repo)} at ${commit.slice(0, 8)}: ${missingNames.join(', ')}`, 404, undefined);
@@ -93,8 +93,10 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
 
   // A repo never fetched before has no snapshot or blob folder: then no file needs a stat of its own.
   const cacheEmpty = !localDir && !(await exists(rc.snapshotDir(commit))) && !(await exists(rc.blobsDir()));
+  // Values and promises mixed (no stat when the cache is empty): Promise.all takes both.
   const planned = await Promise.all(
-    selected.map((f): PlannedFile | Promise<PlannedFile> => (cacheEmpty ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit!, f.path) } : planFile(rc, localDir, commit!, f, opts))),
+    // eslint-disable-next-line @typescript-eslint/await-thenable
+    selected.map((f): PlannedFile | Promise<PlannedFile> => (cacheEmpty ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit, f.path) } : planFile(rc, localDir, commit, f, opts))),
   );
   const toFetch = planned.filter((p) => p.status === 'planned');
   if (fromCacheOnly && toFetch.length > 0) {
@@ -121,8 +123,8 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   const downloadedBytes = await materializeAll(planned, opts, emit, async (p) => {
     const f = byPath.get(p.path)!;
     return localDir
-      ? materializeLocal(ctx, client, rc, localDir, repo, commit!, f, p, opts)
-      : materializeCached(ctx, client, rc, repo, commit!, f, p, opts);
+      ? materializeLocal(ctx, client, rc, localDir, repo, commit, f, p, opts)
+      : materializeCached(ctx, client, rc, repo, commit, f, p, opts);
   });
   // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
   if (!localDir) await fs.mkdir(resultPath, { recursive: true });

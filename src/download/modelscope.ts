@@ -12,8 +12,8 @@ import { expectedContentOf, type RemoteFile, type RepoRef, type Snapshot } from 
 import {
   fileMatches,
   ModelScopeCache,
-  MsLegacyDir,
-  MsSnapshotDir,
+  type MsLegacyDir,
+  type MsSnapshotDir,
   type MsLayout,
 } from '../layouts/modelscope-cache.js';
 import { placeFile } from '../import/place.js';
@@ -161,7 +161,7 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
 
   // 2. plan
   const selected = selectFiles(snap.files, filter);
-  const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !snap!.files.some((f) => f.path === w));
+  const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !snap.files.some((f) => f.path === w));
   if (missingNames.length > 0) {
     throw new EntryNotFoundError(`Not in ${formatRepoRef(repo)} at ${snap.commit}: ${missingNames.join(', ')}`, 404, undefined);
   }
@@ -207,7 +207,7 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
         await target.record(f, lockOpts);
         return 'cached';
       }
-      const status = await fetchFile(ctx.engine, client, target, repo, snap!.commit, f, sources.get(f.path), opts);
+      const status = await fetchFile(ctx.engine, client, target, repo, snap.commit, f, sources.get(f.path), opts);
       await target.record(f, lockOpts);
       return status;
     } finally {

@@ -58,7 +58,6 @@ export interface RequestOptions {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// eslint-disable-next-line no-control-regex
 const BAD_VALUE = /[\0\r\n]/;
 /** Headers this client frames itself. */
 const OWN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'proxy-authorization']);

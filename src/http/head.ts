@@ -22,7 +22,6 @@ export type BodyFraming =
   | { kind: 'close' };
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// eslint-disable-next-line no-control-regex
 const BAD_VALUE = /[\0\r\n]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
 

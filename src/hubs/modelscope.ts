@@ -3,7 +3,7 @@
 // recursive file list with per-file sha256 and Revision, and the download URL that answers 302 to
 // a signed CDN URL (the transfer engine follows it and drops the auth headers on the way).
 import {
-  HubHttpError,
+  type HubHttpError,
   RateLimitedError,
   RepoNotFoundError,
   RevisionNotFoundError,

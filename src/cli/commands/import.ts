@@ -62,7 +62,7 @@ Examples:
   hubcache import ./gpt2 --repo openai-community/gpt2 --dry-run`,
     );
   return cmd.action(async (dirArg: string, _o: unknown, c: Command) => {
-    const repoArg = (c.opts() as { repo?: string }).repo ?? '';
+    const repoArg = c.opts<{ repo?: string }>().repo ?? '';
     await run(c, async (ctx, flags: ImportFlags) => {
       const repo = parseRepoRef(flags.repo, {
         ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),

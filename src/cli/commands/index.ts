@@ -47,8 +47,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'install',
     usage: '[options]',
-    description:
-      'Download every model pinned by hubcache.lock and verify it (locks first if hubcache.json changed)',
+    description: 'Download every model pinned by hubcache.lock and verify it (locks first if hubcache.json changed)',
     load: async () => (await import('./install.js')).installCommand,
   },
   {
