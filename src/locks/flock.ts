@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { AbortedError, HubcacheError, throwIfAborted } from '../errors.js';
+import { pidAlive } from '../util/process.js';
 
 /** Which mechanism a lock was taken with. `none` = locking disabled (setLocksDisabled). */
 export type LockKind = 'flock' | 'soft' | 'none';
@@ -406,16 +407,6 @@ async function readSoftOwner(softPath: string): Promise<SoftOwner | undefined> {
 function isSoftLockStale(owner: SoftOwner | undefined, st: Stats): boolean {
   if (owner && owner.hostname === hostname() && !pidAlive(owner.pid)) return true;
   return Date.now() - st.mtimeMs > SOFT_STALE_MS;
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return isCode(err, 'EPERM'); // exists, owned by someone else
-  }
 }
 
 async function softLockHeld(softPath: string): Promise<boolean> {
