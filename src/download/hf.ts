@@ -1,5 +1,5 @@
 // Hugging Face download: resolve → plan → transfer → commit, into the HF cache or a local dir.
-// Follows huggingface_hub's snapshot_download (spec §5) so the two tools share one cache, with
+// Follows huggingface_hub's snapshot_download (docs/protocols.md §HF snapshot download) so the two tools share one cache, with
 // one deliberate saving: the etag of each file comes from the tree listing, so no per-file HEAD
 // is needed except to find the CDN URL of LFS files that must actually be fetched.
 import fs from 'node:fs/promises';
@@ -29,7 +29,7 @@ export interface HfDownloadContext {
   engine: TransferEngine;
 }
 
-/** Errors after which huggingface_hub falls back to a cached revision (spec §3.7, §5.1). */
+/** Errors after which huggingface_hub falls back to a cached revision (docs/protocols.md §HF cache fallback). */
 function canFallBackToCache(err: unknown): boolean {
   return err instanceof HubcacheError && !(err instanceof RevisionNotFoundError) && !(err instanceof EntryNotFoundError);
 }
@@ -232,7 +232,7 @@ async function materializeCached(ctx: HfDownloadContext, client: HfClient, rc: H
   }
 }
 
-/** Local-dir mode (spec §5.4): reuse a matching file, copy from the cache, or download. */
+/** Local-dir mode (docs/protocols.md §HF local-dir download): reuse a matching file, copy from the cache, or download. */
 async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: HfRepoCache, ld: HfLocalDir, repo: RepoRef, commit: string, f: RemoteFile, p: PlannedFile, opts: DownloadOptions): Promise<FileStatus> {
   const etag = hfEtagOf(f);
   const target = ld.filePath(f.path);

@@ -1,12 +1,12 @@
 // Cross-process file locks compatible with Python's `filelock` as used by huggingface_hub
-// (spec 2.9): flock(2) on the very same `<cache>/.locks/<repo>/<etag>.lock` path, so a hubcache
+// (docs/protocols.md §HF locks): flock(2) on the very same `<cache>/.locks/<repo>/<etag>.lock` path, so a hubcache
 // process and a Python process never download the same blob at the same time.
 //
 // Node has no flock, so a tiny N-API addon (native/flock.c, built by `npm install`) provides it.
 // Only non-blocking flock is used: a blocking call would freeze the event loop, so we poll.
 //
 // Locks are best effort: the transfer engine must stay correct without them (unique temp names +
-// atomic rename, spec 2.10). Without the addon, or on a file system whose flock fails with
+// atomic rename, docs/protocols.md §HF temporary files). Without the addon, or on a file system whose flock fails with
 // ENOSYS/EOPNOTSUPP, we fall back to a "soft" lock file (soft-lock.ts). The addon: addon.ts.
 
 import { constants as fsConstants } from 'node:fs';
