@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { parseRepoRef } from '../../hubs/repo-ref.js';
 import type { CommandRunner } from '../runner.js';
-import { withPatternOptions } from '../options.js';
+import { REPO_ARGUMENT_HELP, withPatternOptions } from '../options.js';
 import { manifestLocation, MANIFEST_OPTION_HELP } from '../project-output.js';
 
 interface AddFlags {
@@ -18,7 +18,7 @@ interface AddFlags {
 export function addCommand(run: CommandRunner): Command {
   return withPatternOptions(
     new Command('add')
-      .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
+      .argument('<repo>', REPO_ARGUMENT_HELP)
       .option('--as <alias>', 'name of the entry (default: the repo name)')
       .option('--revision <rev>', 'branch, tag or commit to follow (default: main, master on ModelScope)'),
   )

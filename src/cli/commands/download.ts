@@ -6,7 +6,7 @@ import type { DownloadOptions } from '../../download/types.js';
 import { LINK_MODES, type LinkMode } from '../../layouts/link-mode.js';
 import { formatBytes } from '../../util/format.js';
 import type { CommandRunner } from '../runner.js';
-import { withPatternOptions } from '../options.js';
+import { REPO_ARGUMENT_HELP, withPatternOptions } from '../options.js';
 
 interface DownloadFlags {
   revision?: string;
@@ -24,7 +24,7 @@ interface DownloadFlags {
 export function downloadCommand(run: CommandRunner): Command {
   return withPatternOptions(
     new Command('download')
-      .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
+      .argument('<repo>', REPO_ARGUMENT_HELP)
       .argument('[files...]', 'only these files (a name ending in / means a whole folder)')
       .option('--revision <rev>', 'branch, tag, refs/pr/N or commit (default: main, or master on ModelScope)'),
   )
