@@ -11,7 +11,7 @@ import { Help } from 'commander';
 import { COMMANDS } from '../src/cli/commands/index.js';
 import type { CommandRunner } from '../src/cli/runner.js';
 import { startTestHub, type TestHub } from './fixtures/test-hub.js';
-import { ROOT, tempDir } from './helpers.js';
+import { ROOT, runCli, tempDir } from './helpers.js';
 
 /** Runs the CLI in a child process and returns the src/ modules it loaded (paths relative to src/). */
 async function loadedModules(
@@ -93,4 +93,17 @@ test('each command list entry matches its module (usage as the help prints it)',
     assert.equal(help.subcommandTerm(cmd), `${entry.name} ${entry.usage}`, entry.name);
     assert.equal(cmd.description(), '', `${entry.name}: the description lives in commands/index.ts only`);
   }
+});
+
+test('the command is found after global options, through aliases and after `help`', async () => {
+  const cache = await tempDir();
+  const viaHelp = await runCli(['--cache-dir', cache, 'help', 'download']);
+  assert.equal(viaHelp.code, 0, viaHelp.stderr);
+  assert.match(viaHelp.stdout, /--local-dir/);
+  const alias = await runCli(['--cache-dir', cache, '--json', 'list']);
+  assert.equal(alias.code, 0, alias.stderr);
+  assert.deepEqual((JSON.parse(alias.stdout) as { rows: unknown[] }).rows, []);
+  const typo = await runCli(['--cache-dir', cache, 'dowload', 'org/x']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unknown command 'dowload'[\s\S]*download/);
 });
