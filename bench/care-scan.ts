@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     await buildCache(root);
     console.log(`built a cache of ${totalFiles} files in ${((performance.now() - t0) / 1000).toFixed(1)} s at ${root}`);
     const times: number[] = [];
-    let last;
+    let last: Awaited<ReturnType<typeof scan>> | undefined;
     for (let i = 0; i < runs; i++) {
       const t = performance.now();
       last = await scan({ hf: root, modelscope: root });

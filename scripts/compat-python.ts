@@ -1,5 +1,5 @@
 // By-hand compatibility check against the real Python clients (not part of `npm test`: CI has no
-// way to get their sources). Set them up with shared/tools/official-clients.sh, then:
+// way to get their sources). Set them up with scripts/official-clients.sh, then:
 //   PYCLIENTS=/path/to/dest npm run compat
 // Each check shares one cache between hubcache and a Python client against the test hub on
 // loopback, and asserts that the second tool downloads nothing the first one already has.
@@ -14,7 +14,7 @@ import { startTestHub, type TestHub } from '../test/fixtures/test-hub.js';
 
 const PY = process.env.PYCLIENTS;
 if (!PY) {
-  console.error('Set PYCLIENTS to the folder made by shared/tools/official-clients.sh');
+  console.error('Set PYCLIENTS to the folder made by scripts/official-clients.sh');
   process.exit(2);
 }
 

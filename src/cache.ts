@@ -8,6 +8,7 @@ import {
   HF_DEFAULT_ENDPOINT,
   modelscopeSettingsFromEnv,
   MS_DEFAULT_ENDPOINT,
+  type CacheConfig,
   type Env,
 } from './config.js';
 import { UsageError } from './errors.js';
@@ -31,22 +32,8 @@ import { policyPath } from './care/paths.js';
 // runs and of applications starting up) does not pay for parsing them.
 const careModule = (): Promise<typeof care> => import('./care/index.js');
 
-export interface HubSettings {
-  /** Cache root for this hub's layout. */
-  cacheDir: string;
-  endpoint: string;
-  token?: string | undefined;
-}
-
-export interface CacheConfig {
-  hf: HubSettings & { offline: boolean; symlinks: boolean };
-  /**
-   * `cacheDir` has MODELSCOPE_CACHE semantics. `offline` defaults to `hf.offline` (the one
-   * `--offline` switch); `v2Dir` is the base of modelscope ≥1.38's layout (default: cacheDir).
-   */
-  modelscope: HubSettings & { offline?: boolean; v2Dir?: string };
-  transfer?: Partial<TransferOptions>;
-}
+// Where the configuration types live: config.ts (import/ needs them without importing this module).
+export type { CacheConfig, HubSettings } from './config.js';
 
 export interface CacheAtOptions {
   /** ModelScope cache root; default: the same folder as the HF cache. */

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { TransferOptions } from './transfer/types.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -122,4 +123,22 @@ export function modelscopeSettingsFromEnv(env: Env = process.env): ModelScopeSet
   };
   if (token) out.token = token;
   return out;
+}
+
+/** The settings of one hub in a Cache. */
+export interface HubSettings {
+  /** Cache root for this hub's layout. */
+  cacheDir: string;
+  endpoint: string;
+  token?: string | undefined;
+}
+
+export interface CacheConfig {
+  hf: HubSettings & { offline: boolean; symlinks: boolean };
+  /**
+   * `cacheDir` has MODELSCOPE_CACHE semantics. `offline` defaults to `hf.offline` (the one
+   * `--offline` switch); `v2Dir` is the base of modelscope ≥1.38's layout (default: cacheDir).
+   */
+  modelscope: HubSettings & { offline?: boolean; v2Dir?: string };
+  transfer?: Partial<TransferOptions>;
 }

@@ -269,6 +269,7 @@ describe('encodePickle: spec byte format', () => {
 
   test('scalar ints, bools and None match CPython protocol 2 byte for byte', { skip: skipPy }, () => {
     assert.ok(fx.scalars.length > 10);
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- scalars only
     for (const [value, h] of fx.scalars) assert.equal(encodePickle(value).toString('hex'), h, `value ${String(value)}`);
   });
 

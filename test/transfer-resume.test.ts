@@ -29,7 +29,7 @@ const slow = { throttleBytesPerSec: 2 * MiB };
 
 before(async () => {
   server = await TransferServer.start();
-  engine = new TransferEngine({ ...fastOptions, disableLocks: true });
+  engine = new TransferEngine(fastOptions);
 });
 after(async () => {
   await engine.close();
@@ -176,7 +176,7 @@ test('racing writers, locks disabled, first writer live: one download, others wa
   server.resetStats();
   const l = await layout();
   // A longer stale window than the other tests: a loaded CI box must not make a live writer look dead.
-  const opts = { ...fastOptions, staleAfterSeconds: 3, disableLocks: true };
+  const opts = { ...fastOptions, staleAfterSeconds: 3 };
   const first = startChild(childConfig(server, '/race', data, l, { options: opts }));
   await first.waitFor((e) => e['event'] === 'checkpoint');
   const others = [1, 2, 3].map(() => startChild(childConfig(server, '/race', data, l, { options: opts })));
@@ -193,7 +193,7 @@ test('racing writers started at the same instant: correct file, no partial left,
   server.resetStats();
   const l = await layout();
   // A longer stale window than the other tests: a loaded CI box must not make a live writer look dead.
-  const opts = { ...fastOptions, staleAfterSeconds: 3, disableLocks: true };
+  const opts = { ...fastOptions, staleAfterSeconds: 3 };
   const runs = await Promise.all([0, 1, 2, 3].map(() => startChild(childConfig(server, '/race2', data, l, { options: opts })).done));
   for (const run of runs) assert.ok(resultOf(run), run.stderr);
   assert.ok((await readFinal(l)).equals(data));

@@ -108,7 +108,7 @@ export function emptyPlan(scan: CacheScan): DeletePlan {
 }
 
 /**
- * Adds the deletion of `selected` revisions to `plan` (spec §6.2): a repo whose revisions are all
+ * Adds the deletion of `selected` revisions to `plan` (docs/protocols.md §HF deleting revisions): a repo whose revisions are all
  * selected goes as a whole; otherwise snapshot folders, their refs, and blobs left unused.
  */
 export function planRevisions(plan: DeletePlan, repo: CachedRepo, selected: readonly CachedRevision[]): void {

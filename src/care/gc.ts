@@ -3,7 +3,6 @@
 // policy can be saved in `<cache>/.locks/hubcache/policy.json`, which Cache.download applies after
 // every download.
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { ManifestError, UsageError } from '../errors.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
 import { writeFileAtomic } from '../util/fs.js';

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isLocked } from '../locks/flock.js';
-import { activeWriters } from '../transfer/ownership.js';
+import { writerAlive } from '../transfer/ownership.js';
 import { readTrailer } from '../transfer/partial-state.js';
 import { defaultTransferOptions } from '../transfer/types.js';
 import { readdirSafe } from './fs-walk.js';
@@ -40,21 +40,12 @@ export async function partialInUse(w: Pick<CacheWarning, 'path' | 'lockPath'>, n
     const trailer = await readTrailer(fh, st.size);
     const s = trailer?.state;
     if (!s || s.heartbeat === 0) return false;
-    if (s.host === HOST) return s.pid === process.pid ? activeWriters.has(s.writerId) : pidAlive(s.pid);
+    if (s.host === HOST) return writerAlive(s.pid, s.writerId);
     return nowMs - s.heartbeat < defaultTransferOptions.staleAfterSeconds * 1000;
   } catch {
     return false; // gone already
   } finally {
     await fh?.close().catch(() => undefined);
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 
 /**
  * Under `.locks/`, the one root folder huggingface_hub's cache scan skips, so `hf cache ls` shows
- * no warning for it (spec §6.1, §8.11): the gc policy and unpack staging live here.
+ * no warning for it (docs/protocols.md §HF cache root): the gc policy and unpack staging live here.
  */
 export const HUBCACHE_DIR = path.join('.locks', 'hubcache');
 

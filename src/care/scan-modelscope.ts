@@ -25,7 +25,7 @@ const LEGACY_META = new Set([MSC_FILE, MDL_FILE, MV_FILE, '.msc.corrupted', '.md
 /** Temp names of atomic writes: the SDK's `.msc` rewrite (`tmpXXXX.tmp`), hubcache's `.hctmp`. */
 const TEMP_RE = /(?:^tmp[^/]*\.tmp|\.hctmp)$/;
 
-/** `a___b` on disk is `a.b` on the hub (spec §1.2). */
+/** `a___b` on disk is `a.b` on the hub (docs/protocols.md §ModelScope repo folder). */
 const unmaskName = (name: string): string => name.split('___').join('.');
 
 /**

@@ -1,44 +1,14 @@
 // CLI entry: parses flags, builds the context, runs one command, maps errors to exit codes.
-// Commands are thin: all logic lives in the library (Cache and friends).
-import { Command, CommanderError, Option } from 'commander';
+// Commands are thin: all logic lives in the library (Cache and friends). Only the command being
+// run is loaded (see commands/index.ts); the others are listed by name for the help.
+import { Command, CommanderError, Help, Option } from 'commander';
 import { ExitCode } from '../errors.js';
 import { parseRepoRef } from '../hubs/repo-ref.js';
 import { VERSION } from '../version.js';
 import type { Output } from './output.js';
-import {
-  allOpts,
-  makeContext,
-  makeOutput,
-  type CliIo,
-  type CommandContext,
-  type ContextOptions,
-  type GlobalFlags,
-} from './context.js';
-import { downloadCommand } from './commands/download.js';
-import { importCommand } from './commands/import.js';
-import { initCommand } from './commands/init.js';
-import { addCommand } from './commands/add.js';
-import { lockCommand } from './commands/lock.js';
-import { installCommand } from './commands/install.js';
-import { outdatedCommand } from './commands/outdated.js';
-import { updateCommand } from './commands/update.js';
-import { pathCommand } from './commands/path.js';
-import { lsCommand } from './commands/ls.js';
-import { verifyCommand } from './commands/verify.js';
-import { statusCommand } from './commands/status.js';
-import { rmCommand } from './commands/rm.js';
-import { pruneCommand } from './commands/prune.js';
-import { gcCommand } from './commands/gc.js';
-import { doctorCommand } from './commands/doctor.js';
-import { packCommand } from './commands/pack.js';
-import { unpackCommand } from './commands/unpack.js';
-import { dedupCommand } from './commands/dedup.js';
-
-export type CommandRunner = <F>(
-  cmd: Command,
-  body: (ctx: CommandContext, flags: F) => Promise<number>,
-  opts?: { hubFromRepo?: string } & ContextOptions,
-) => Promise<void>;
+import { allOpts, makeContext, makeOutput, type CliIo, type GlobalFlags } from './context.js';
+import { COMMANDS, findCommand } from './commands/index.js';
+import type { CommandRunner } from './runner.js';
 
 export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<number> {
   const io: CliIo = {
@@ -116,25 +86,19 @@ Examples:
 Run \`hubcache <command> --help\` for a command's flags and examples. Exit codes: see the README.`,
     )
     .exitOverride();
-  program.addCommand(downloadCommand(run));
-  program.addCommand(importCommand(run));
-  program.addCommand(initCommand(run));
-  program.addCommand(addCommand(run));
-  program.addCommand(lockCommand(run));
-  program.addCommand(installCommand(run));
-  program.addCommand(outdatedCommand(run));
-  program.addCommand(updateCommand(run));
-  program.addCommand(pathCommand(run));
-  program.addCommand(lsCommand(run));
-  program.addCommand(verifyCommand(run));
-  program.addCommand(statusCommand(run));
-  program.addCommand(rmCommand(run));
-  program.addCommand(pruneCommand(run));
-  program.addCommand(gcCommand(run));
-  program.addCommand(doctorCommand(run));
-  program.addCommand(packCommand(run));
-  program.addCommand(unpackCommand(run));
-  program.addCommand(dedupCommand(run));
+  const wanted = findCommand(commandName(program, argv) ?? '');
+  for (const entry of COMMANDS) {
+    // Commands not run get a stand-in that only names and describes them for the help.
+    const cmd = entry === wanted ? (await entry.load())(run) : new Command(entry.name);
+    cmd.description(entry.description).aliases(entry.aliases ?? []);
+    program.addCommand(cmd);
+  }
+  program.configureHelp({
+    subcommandTerm: (cmd) => {
+      const entry = findCommand(cmd.name());
+      return entry ? [cmd.name() + (entry.aliases ? `|${entry.aliases[0]}` : ''), entry.usage].join(' ') : new Help().subcommandTerm(cmd);
+    },
+  });
   program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }));
 
   try {
@@ -148,4 +112,25 @@ Run \`hubcache <command> --help\` for a command's flags and examples. Exit codes
     process.off('SIGTERM', onSigint);
   }
   return exitCode;
+}
+
+/** The command argv names (`hubcache [global options] NAME ...`, or `hubcache help NAME`), if any. */
+function commandName(program: Command, argv: string[]): string | undefined {
+  const operands: string[] = [];
+  for (let i = 0; i < argv.length && operands.length < 2; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      operands.push(...argv.slice(i + 1, i + 3));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      operands.push(arg);
+      if (arg !== 'help') break;
+      continue;
+    }
+    // A global option that takes a value (`--cache-dir DIR`) also consumes the next argument.
+    const opt = program.options.find((o) => o.long === arg || o.short === arg);
+    if (opt?.required || opt?.optional) i++;
+  }
+  return operands[0] === 'help' ? operands[1] : operands[0];
 }

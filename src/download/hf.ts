@@ -1,5 +1,5 @@
 // Hugging Face download: resolve → plan → transfer → commit, into the HF cache or a local dir.
-// Follows huggingface_hub's snapshot_download (spec §5) so the two tools share one cache, with
+// Follows huggingface_hub's snapshot_download (docs/protocols.md §HF snapshot download) so the two tools share one cache, with
 // one deliberate saving: the etag of each file comes from the tree listing, so no per-file HEAD
 // is needed except to find the CDN URL of LFS files that must actually be fetched.
 import fs from 'node:fs/promises';
@@ -33,7 +33,7 @@ export interface HfDownloadContext {
   crossHubRoots?: CacheRoots | undefined;
 }
 
-/** Errors after which huggingface_hub falls back to a cached revision (spec §3.7, §5.1). */
+/** Errors after which huggingface_hub falls back to a cached revision (docs/protocols.md §HF cache fallback). */
 function canFallBackToCache(err: unknown): boolean {
   return err instanceof HubcacheError && !(err instanceof RevisionNotFoundError) && !(err instanceof EntryNotFoundError);
 }
@@ -98,8 +98,10 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
 
   // A repo never fetched before has no snapshot or blob folder: then no file needs a stat of its own.
   const cacheEmpty = !localDir && !(await exists(rc.snapshotDir(commit))) && !(await exists(rc.blobsDir()));
+  // Values and promises mixed (no stat when the cache is empty): Promise.all takes both.
   const planned = await Promise.all(
-    selected.map((f): PlannedFile | Promise<PlannedFile> => (cacheEmpty ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit!, f.path) } : planFile(rc, localDir, commit!, f, opts))),
+    // eslint-disable-next-line @typescript-eslint/await-thenable
+    selected.map((f): PlannedFile | Promise<PlannedFile> => (cacheEmpty ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit, f.path) } : planFile(rc, localDir, commit, f, opts))),
   );
   const byPath = new Map(selected.map((f) => [f.path, f]));
   // Only into the cache: a hard link into a local dir would let an edit there change the other hub's copy.
@@ -258,7 +260,7 @@ async function materializeCached(
   }
 }
 
-/** Local-dir mode (spec §5.4): reuse a matching file, copy from the cache, or download. */
+/** Local-dir mode (docs/protocols.md §HF local-dir download): reuse a matching file, copy from the cache, or download. */
 async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: HfRepoCache, ld: HfLocalDir, repo: RepoRef, commit: string, f: RemoteFile, p: PlannedFile, opts: DownloadOptions): Promise<FileStatus> {
   const etag = hfEtagOf(f);
   const target = ld.filePath(f.path);

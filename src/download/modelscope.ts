@@ -1,6 +1,6 @@
 // ModelScope download: resolve → plan → transfer → commit into the legacy layout (default), the
 // ≥1.38 snapshot layout (`msLayout: 'v2'`) or a local dir, sharing the transfer engine and the
-// file filter with the HF flow. What counts as "cached" follows the SDK (spec §2.4) plus a size
+// file filter with the HF flow. What counts as "cached" follows the SDK (docs/protocols.md §ModelScope cached-file rule) plus a size
 // check; a file found without an index entry (copied by hand, or written by modelscope ≥1.38) is
 // adopted when its sha256 matches, instead of being downloaded again.
 import { createHash } from 'node:crypto';
@@ -13,8 +13,8 @@ import { expectedContentOf, type RemoteFile, type RepoRef, type Snapshot } from 
 import {
   fileMatches,
   ModelScopeCache,
-  MsLegacyDir,
-  MsSnapshotDir,
+  type MsLegacyDir,
+  type MsSnapshotDir,
   type MsLayout,
 } from '../layouts/modelscope-cache.js';
 import { placeFile } from '../import/place.js';

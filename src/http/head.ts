@@ -22,8 +22,17 @@ export type BodyFraming =
   | { kind: 'close' };
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// eslint-disable-next-line no-control-regex
 const BAD_VALUE = /[\0\r\n]/;
+
+/** A header name is an RFC 9110 token (what we send and what we accept). */
+export function isHeaderName(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+/** No NUL, CR or LF: a newline in a value (a pasted token, say) would inject headers of its own. */
+export function isHeaderValue(value: string): boolean {
+  return !BAD_VALUE.test(value);
+}
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
 
 /**
@@ -44,9 +53,9 @@ export function parseHead(buf: Buffer, end: number, from = 0): ResponseHead | un
     if (line.startsWith(' ') || line.startsWith('\t')) throw malformed('folded header line');
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon) : '';
-    if (!TOKEN.test(name)) throw malformed(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
+    if (!isHeaderName(name)) throw malformed(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
     const value = line.slice(colon + 1).trim();
-    if (BAD_VALUE.test(value)) throw malformed(`control character in header ${name}`);
+    if (!isHeaderValue(value)) throw malformed(`control character in header ${name}`);
     addHeader(headers, name.toLowerCase(), value);
   }
   return { minorVersion: Number(m[1]), status: Number(m[2]), headers, length: stop };

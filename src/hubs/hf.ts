@@ -1,4 +1,4 @@
-// Hugging Face Hub protocol (spec: shared/spec/hf-hub.md §3-§4): revision → commit, recursive
+// Hugging Face Hub protocol (docs/protocols.md §HF file metadata, §HF snapshot download): revision → commit, recursive
 // tree listing with Link pagination, per-file metadata by HEAD on resolve/ without following the
 // CDN redirect, and the download source for the transfer engine.
 import { type HubHttpError, ServerError } from '../errors.js';
@@ -180,7 +180,7 @@ export class HfClient {
   }
 
   /**
-   * HEAD on resolve/ (spec §3.3): follows only relative redirects (renamed repos), stops at an
+   * HEAD on resolve/ (docs/protocols.md §HF file metadata): follows only relative redirects (renamed repos), stops at an
    * absolute one (the CDN) and reads commit, etag and size from the headers.
    */
   async fileMetadata(repo: RepoRef, revision: string, path: string, signal?: AbortSignal): Promise<HfFileMetadata> {

@@ -1,9 +1,10 @@
-// ModelScope Hub protocol, as the legacy SDK (modelscope ≤1.37) speaks it (spec:
-// shared/spec/modelscope-hub.md §3): revision name resolution through the revisions API, the
-// recursive file list with per-file sha256 and Revision, and the download URL that answers 302 to
-// a signed CDN URL (the transfer engine follows it and drops the auth headers on the way).
+// ModelScope Hub protocol, as the legacy SDK (modelscope ≤1.37) speaks it: revision name
+// resolution through the revisions API, the recursive file list with per-file sha256 and Revision,
+// and the download URL that answers 302 to a signed CDN URL (the transfer engine follows it and
+// drops the auth headers on the way). See docs/protocols.md §ModelScope revision resolution,
+// §ModelScope file list and §ModelScope file download.
 import {
-  HubHttpError,
+  type HubHttpError,
   RateLimitedError,
   RepoNotFoundError,
   RevisionNotFoundError,
@@ -16,13 +17,13 @@ import { httpRequest, readJson, readText, redactUrl, sameOrigin, type HttpRespon
 import { isCommitHash } from './repo-ref.js';
 import { remoteSize, type DownloadSource, type RemoteFile, type RepoRef, type Snapshot } from './types.js';
 
-/** The SDK never downloads or caches these two (spec §3.6). */
+/** The SDK never downloads or caches these two (docs/protocols.md §ModelScope file list). */
 const SKIPPED_NAMES = new Set(['.gitignore', '.gitattributes']);
 
 /** Owner used by the SDK for ids without a slash. */
 export const MS_DEFAULT_OWNER = 'damo';
 
-/** `name` → `damo/name`; `org/name` unchanged (spec §1.2). */
+/** `name` → `damo/name`; `org/name` unchanged (docs/protocols.md §ModelScope repo folder). */
 export function msModelId(id: string): string {
   return id.includes('/') ? id : `${MS_DEFAULT_OWNER}/${id}`;
 }
@@ -149,7 +150,7 @@ export class ModelScopeClient {
     return new ServerError(`HTTP ${s} from ${redactUrl(url)}${detail}`, s, url);
   }
 
-  /** GET /api/v1/models/{id}/revisions: branches and tags (tags newest first, spec §3.4). */
+  /** GET /api/v1/models/{id}/revisions: branches and tags (tags newest first, docs/protocols.md §ModelScope revisions). */
   async revisions(repo: RepoRef, signal?: AbortSignal): Promise<{ branches: MsRevision[]; tags: MsRevision[] }> {
     const url = `${this.modelBase(repo)}/revisions`;
     const data = await this.getData(url, repo.id, {}, signal);
@@ -159,7 +160,7 @@ export class ModelScopeClient {
   }
 
   /**
-   * The legacy SDK's resolution for a normal release (spec §3.5): a branch name wins, then
+   * The legacy SDK's resolution for a normal release (docs/protocols.md §ModelScope revision resolution): a branch name wins, then
    * `master`, then a tag name. With no revision: the newest tag created before the release
    * timestamp, else `master`. Commit hashes are refused, as the SDK refuses them.
    */
@@ -193,7 +194,7 @@ export class ModelScopeClient {
     throw notFound('not a branch or tag');
   }
 
-  /** GET /api/v1/models/{id}/repo/files?Revision=&Recursive=True: every file, validated (spec §3.6). */
+  /** GET /api/v1/models/{id}/repo/files?Revision=&Recursive=True: every file, validated (docs/protocols.md §ModelScope file list). */
   async listFiles(repo: RepoRef, revisionName: string, signal?: AbortSignal): Promise<RemoteFile[]> {
     const url = `${this.modelBase(repo)}/repo/files?Revision=${quotePlus(revisionName)}&Recursive=True`;
     const data = await this.getData(url, `${repo.id}@${revisionName}`, { snapshot: 'True' }, signal);
@@ -220,7 +221,7 @@ export class ModelScopeClient {
     return snap;
   }
 
-  /** `/api/v1/models/{id}/repo?Revision=&FilePath=`, both quote_plus-encoded (spec §3.7). */
+  /** `/api/v1/models/{id}/repo?Revision=&FilePath=`, both quote_plus-encoded (docs/protocols.md §ModelScope file download). */
   downloadUrl(repo: RepoRef, revisionName: string, path: string): string {
     return `${this.modelBase(repo)}/repo?Revision=${quotePlus(revisionName)}&FilePath=${quotePlus(path)}`;
   }

@@ -4,7 +4,7 @@
 // where it was; a matching one is moved, copied or hard-linked into place.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { CacheConfig } from '../cache.js';
+import type { CacheConfig } from '../config.js';
 import { msTargetFor, type MsTarget } from '../download/modelscope.js';
 import { OfflineMissError, UsageError } from '../errors.js';
 import { HfClient } from '../hubs/hf.js';

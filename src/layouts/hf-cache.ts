@@ -1,4 +1,4 @@
-// huggingface_hub's cache layout, byte for byte (spec: shared/spec/hf-hub.md §2):
+// huggingface_hub's cache layout, byte for byte (docs/protocols.md §Hugging Face cache):
 //   <cache>/models--org--name/{blobs/<etag>, snapshots/<commit>/<path> → ../../blobs/<etag>,
 //   refs/<rev>, .no_exist/<commit>/<path>, trees/<commit>.json}, <cache>/.locks/<repo>/<etag>.lock
 import { randomBytes } from 'node:crypto';
@@ -15,7 +15,7 @@ export const CACHEDIR_TAG =
   '# For information about cache directory tags, see:\n' +
   '#\thttps://bford.info/cachedir/\n';
 
-/** `models--org--name` (spec §2.1). */
+/** `models--org--name` (docs/protocols.md §HF repo folder). */
 export function repoFolderName(type: RepoType, id: string): string {
   return [`${type}s`, ...id.split('/')].join('--');
 }
@@ -29,7 +29,7 @@ export function parseRepoFolderName(name: string): { type: RepoType; id: string 
   return { type: t, id: name.slice(i + 2).split('--').join('/') };
 }
 
-/** Content of `trees/<commit>.json` (format_version 1, spec §2.7). */
+/** Content of `trees/<commit>.json` (format_version 1, docs/protocols.md §HF tree listings). */
 export interface TreeCacheEntry {
   size: number;
   blob_id: string;
@@ -100,7 +100,7 @@ export class HfRepoCache {
     return isCommitHash(revision) ? revision : this.readRef(revision);
   }
 
-  /** Exactly 40 bytes, no newline, atomic (tmp + rename), and only when it changes (spec §2.5). */
+  /** Exactly 40 bytes, no newline, atomic (tmp + rename), and only when it changes (docs/protocols.md §HF refs). */
   async writeRef(revision: string, commit: string): Promise<void> {
     if (isCommitHash(revision) || revision === commit) return;
     if ((await this.readRef(revision)) === commit) return;
@@ -145,7 +145,7 @@ export class HfRepoCache {
     return isFile(this.blobPath(etag));
   }
 
-  /** Records "this file does not exist at that commit" (spec §2.6). */
+  /** Records "this file does not exist at that commit" (docs/protocols.md §HF missing-file markers). */
   async markMissing(commit: string, repoPath: string): Promise<void> {
     try {
       const p = this.noExistPath(commit, repoPath);

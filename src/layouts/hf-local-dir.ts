@@ -1,4 +1,4 @@
-// `hf download --local-dir` bookkeeping (spec: shared/spec/hf-hub.md §5.3): plain files at
+// `hf download --local-dir` bookkeeping (docs/protocols.md §HF local-dir download): plain files at
 // <dir>/<path>, and <dir>/.cache/huggingface/download/<path>.metadata = "commit\netag\ntimestamp\n",
 // so either tool skips files the other already fetched.
 import { createHash } from 'node:crypto';

@@ -30,10 +30,6 @@ export interface Materialized {
 const NO_REFLINK = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOSYS', 'ENOTTY', 'EPERM']);
 const NO_HARDLINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS']);
 
-export function isLinkMode(v: string): v is LinkMode {
-  return (LINK_MODES as readonly string[]).includes(v);
-}
-
 /**
  * Makes `dest` hold the bytes of `src` (a snapshot entry: symlinks are resolved first, so links
  * and clones go to the blob itself), replacing what is there atomically.

@@ -1,4 +1,4 @@
-// The ModelScope SDK's on-disk layouts (spec: shared/spec/modelscope-hub.md §1-§2).
+// The ModelScope SDK's on-disk layouts (docs/protocols.md §ModelScope).
 //
 // Legacy (modelscope ≤1.37, written by default): <root>/models/<owner>/<name with . → ___>/<path>,
 // with the pickled `.msc` index (one {Path, Revision} per cached file), `.mdl` ({'id': ...}) and
@@ -53,7 +53,7 @@ export function parseMv(text: string): { revision: string; createdAt?: number } 
   return { revision: m[1] as string, createdAt: Number(m[2]) };
 }
 
-/** The legacy "already cached" rule for one `.msc` entry (spec §2.4, rules 1-3). */
+/** The legacy "already cached" rule for one `.msc` entry (docs/protocols.md §ModelScope cached-file rule). */
 export function mscEntryMatches(e: MscEntry, file: Pick<RemoteFile, 'path' | 'msRevision' | 'sha256'>): boolean {
   if (e.Path !== file.path || !file.sha256 || file.msRevision === undefined) return false;
   return e.Revision.startsWith(file.msRevision) || file.msRevision.startsWith(e.Revision);
@@ -235,7 +235,7 @@ export class ModelScopeCache {
     return path.join(this.root, 'models');
   }
 
-  /** `<root>/models/<owner>/<masked name>` (spec §1.2; the owner is not masked). */
+  /** `<root>/models/<owner>/<masked name>` (docs/protocols.md §ModelScope repo folder; the owner is not masked). */
   legacyDirPath(id: string): string {
     const { owner, name } = splitMsModelId(id);
     return safeJoin(this.modelsDir, `${owner}/${maskModelName(name)}`);

@@ -258,7 +258,7 @@ function writeValue(w: Writer, v: PickleValue, depth: number): void {
 }
 
 /**
- * Pickle `value` with the minimal protocol-2 subset of spec §2.2 (PROTO, EMPTY_LIST/EMPTY_DICT,
+ * Pickle `value` with the minimal protocol-2 subset of docs/protocols.md §ModelScope index pickle (PROTO, EMPTY_LIST/EMPTY_DICT,
  * BINUNICODE, SETITEM, APPEND, STOP; NONE, NEWTRUE/NEWFALSE, BININT1/BININT2/BININT/LONG1).
  */
 export function encodePickle(value: PickleValue): Buffer {

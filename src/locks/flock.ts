@@ -1,23 +1,22 @@
 // Cross-process file locks compatible with Python's `filelock` as used by huggingface_hub
-// (spec 2.9): flock(2) on the very same `<cache>/.locks/<repo>/<etag>.lock` path, so a hubcache
+// (docs/protocols.md §HF locks): flock(2) on the very same `<cache>/.locks/<repo>/<etag>.lock` path, so a hubcache
 // process and a Python process never download the same blob at the same time.
 //
 // Node has no flock, so a tiny N-API addon (native/flock.c, built by `npm install`) provides it.
 // Only non-blocking flock is used: a blocking call would freeze the event loop, so we poll.
 //
 // Locks are best effort: the transfer engine must stay correct without them (unique temp names +
-// atomic rename, spec 2.10). Without the addon, or on a file system whose flock fails with
-// ENOSYS/EOPNOTSUPP, we fall back to a "soft" lock file (see the soft-lock section below).
+// atomic rename, docs/protocols.md §HF temporary files). Without the addon, or on a file system whose flock fails with
+// ENOSYS/EOPNOTSUPP, we fall back to a "soft" lock file (soft-lock.ts). The addon: addon.ts.
 
-import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, existsSync, type Stats } from 'node:fs';
-import { link, mkdir, open, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { AbortedError, HubcacheError, throwIfAborted } from '../errors.js';
+import { isCode } from '../util/errno.js';
+import { addonLoadError, loadAddon, type FlockAddon } from './addon.js';
+import { softLockHeld, softPathOf, trySoftLock } from './soft-lock.js';
 
 /** Which mechanism a lock was taken with. `none` = locking disabled (setLocksDisabled). */
 export type LockKind = 'flock' | 'soft' | 'none';
@@ -55,51 +54,6 @@ export class LockTimeoutError extends HubcacheError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Addon loading
-
-interface FlockAddon {
-  flock(fd: number, exclusive: boolean, nonBlocking: boolean): boolean;
-  unlock(fd: number): void;
-}
-
-let addonState: { addon: FlockAddon } | { error: string } | undefined;
-
-/** The package root is the first ancestor holding binding.gyp: works from src/ (tsx) and dist/. */
-function findPackageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'binding.gyp'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
-}
-
-function loadAddon(): FlockAddon | undefined {
-  if (addonState === undefined) {
-    const root = findPackageRoot();
-    const addonPath = root === undefined ? undefined : join(root, 'build', 'Release', 'flock.node');
-    try {
-      if (addonPath === undefined) throw new Error('package root (binding.gyp) not found');
-      const loaded: unknown = createRequire(import.meta.url)(addonPath);
-      if (!isFlockAddon(loaded)) throw new Error(`${addonPath} does not export flock/unlock`);
-      addonState = { addon: loaded };
-    } catch (err) {
-      // First line only: require() appends a multi-line "Require stack".
-      const message = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
-      addonState = { error: `${message} (run \`npm rebuild hubcache\`, or \`npm run install\` in a checkout)` };
-    }
-  }
-  return 'addon' in addonState ? addonState.addon : undefined;
-}
-
-function isFlockAddon(value: unknown): value is FlockAddon {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.flock === 'function' && typeof v.unlock === 'function';
-}
-
-// ---------------------------------------------------------------------------------------------
 // Switches
 
 let locksDisabled = false;
@@ -127,9 +81,8 @@ export function lockingAvailable(): boolean {
 export function lockingUnavailableReason(): string | undefined {
   if (softForced) return 'soft locks forced';
   loadAddon();
-  return addonState !== undefined && 'error' in addonState
-    ? `native flock addon not loaded: ${addonState.error}`
-    : undefined;
+  const error = addonLoadError();
+  return error !== undefined ? `native flock addon not loaded: ${error}` : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,7 +218,8 @@ function attempter(lockPath: string): () => Promise<FileLock | null> {
       if (result !== UNSUPPORTED) return result;
       useFlock = false;
     }
-    return trySoftLock(lockPath);
+    const release = await trySoftLock(lockPath);
+    return release ? new HeldLock(lockPath, 'soft', release) : null;
   };
 }
 
@@ -326,145 +280,7 @@ async function openLockFile(lockPath: string): Promise<FileHandle> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Soft locks
-//
-// Why `<lockPath>.soft` and not `<lockPath>`: huggingface_hub's own soft fallback creates the
-// .lock path itself with O_EXCL, but that path is also the flock target of every Python process
-// and is left on disk after release, so an O_EXCL lock there would look "held" forever. A separate
-// name cannot clash with flock users. The file holds {pid, hostname, time}; it is refreshed every
-// minute while held and counts as stale (and is broken) when its pid is dead on this host or it
-// was not refreshed for 10 minutes (a crashed process on another host of a shared cache).
-
-const SOFT_STALE_MS = 10 * 60_000;
-const SOFT_REFRESH_MS = 60_000;
-
-interface SoftOwner {
-  pid: number;
-  hostname: string;
-  time: number;
-}
-
-function softPathOf(lockPath: string): string {
-  return `${lockPath}.soft`;
-}
-
-async function trySoftLock(lockPath: string): Promise<FileLock | null> {
-  const softPath = softPathOf(lockPath);
-  const { O_WRONLY, O_CREAT, O_EXCL } = fsConstants;
-  for (let round = 0; round < 2; round++) {
-    let handle: FileHandle;
-    try {
-      handle = await open(softPath, O_WRONLY | O_CREAT | O_EXCL, 0o664);
-    } catch (err) {
-      if (isCode(err, 'ENOENT') && round === 0) {
-        await mkdir(dirname(lockPath), { recursive: true });
-        continue;
-      }
-      if (!isCode(err, 'EEXIST')) throw err;
-      if (round === 0 && (await breakSoftLockIfStale(softPath))) continue;
-      return null;
-    }
-    let ours: Stats;
-    try {
-      const owner: SoftOwner = { pid: process.pid, hostname: hostname(), time: Date.now() };
-      await handle.writeFile(`${JSON.stringify(owner)}\n`);
-      ours = await handle.stat();
-    } catch (err) {
-      await handle.close().catch(() => undefined);
-      await unlink(softPath).catch(() => undefined);
-      throw err;
-    }
-    await handle.close();
-    const refresh = setInterval(() => {
-      const now = new Date();
-      utimes(softPath, now, now).catch(() => undefined);
-    }, SOFT_REFRESH_MS);
-    refresh.unref();
-    return new HeldLock(lockPath, 'soft', async () => {
-      clearInterval(refresh);
-      // Only delete the file if it is still ours (someone may have judged us stale and re-locked).
-      const current = await stat(softPath).catch(() => undefined);
-      if (current && sameFile(current, ours)) await unlink(softPath).catch(() => undefined);
-    });
-  }
-  return null;
-}
-
-async function readSoftOwner(softPath: string): Promise<SoftOwner | undefined> {
-  try {
-    const parsed: unknown = JSON.parse(await readFile(softPath, 'utf8'));
-    if (typeof parsed !== 'object' || parsed === null) return undefined;
-    const o = parsed as Record<string, unknown>;
-    if (typeof o.pid !== 'number' || typeof o.hostname !== 'string' || typeof o.time !== 'number') return undefined;
-    return { pid: o.pid, hostname: o.hostname, time: o.time };
-  } catch {
-    // Missing, or being written right now (empty): judge by mtime only.
-    return undefined;
-  }
-}
-
-function isSoftLockStale(owner: SoftOwner | undefined, st: Stats): boolean {
-  if (owner && owner.hostname === hostname() && !pidAlive(owner.pid)) return true;
-  return Date.now() - st.mtimeMs > SOFT_STALE_MS;
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return isCode(err, 'EPERM'); // exists, owned by someone else
-  }
-}
-
-async function softLockHeld(softPath: string): Promise<boolean> {
-  const st = await stat(softPath).catch(() => undefined);
-  if (!st) return false;
-  return !isSoftLockStale(await readSoftOwner(softPath), st);
-}
-
-/**
- * Removes a stale soft lock; true when the caller should retry creating it. Renaming the file
- * aside first (instead of unlinking by name) makes sure that, when two waiters break the same
- * stale lock, the slower one cannot delete the fresh lock the faster one just created.
- */
-async function breakSoftLockIfStale(softPath: string): Promise<boolean> {
-  const st = await stat(softPath).catch(() => undefined);
-  if (!st) return true;
-  if (!isSoftLockStale(await readSoftOwner(softPath), st)) return false;
-  const aside = `${softPath}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await rename(softPath, aside);
-  } catch (err) {
-    if (isCode(err, 'ENOENT')) return true;
-    throw err;
-  }
-  const moved = await stat(aside).catch(() => undefined);
-  if (moved && !sameFile(moved, st)) {
-    // We moved a lock someone created after our check: put it back unless yet another exists.
-    await link(aside, softPath).catch(() => undefined);
-  }
-  await unlink(aside).catch(() => undefined);
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Helpers
-
-function sameFile(a: Stats, b: Stats): boolean {
-  return a.ino === b.ino && a.dev === b.dev;
-}
-
-function isCode(err: unknown, ...codes: string[]): boolean {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    'code' in err &&
-    typeof err.code === 'string' &&
-    codes.includes(err.code)
-  );
-}
 
 /** flock errors meaning "this file system cannot flock"; ENOLCK is NFS without a lock daemon. */
 function isUnsupported(err: unknown): boolean {

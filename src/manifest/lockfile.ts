@@ -102,6 +102,7 @@ export function manifestDrift(models: Record<string, ManifestModel>, lock: Lockf
 
 function describeSpecChange(a: EntrySpec, b: EntrySpec): string {
   const parts: string[] = [];
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- scalars of a manifest entry
   const show = (v: unknown): string => (v === undefined ? '(none)' : Array.isArray(v) ? JSON.stringify(v) : String(v));
   for (const k of ['hub', 'repo', 'type', 'revision', 'include', 'exclude', 'localDir'] as const) {
     if (show(a[k]) !== show(b[k])) parts.push(`${k} ${show(a[k])} → ${show(b[k])}`);

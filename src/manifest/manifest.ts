@@ -103,10 +103,6 @@ export function stringifyManifest(models: Record<string, ManifestModel>): string
   return `${JSON.stringify({ models: sorted }, null, 2)}\n`;
 }
 
-export async function writeManifest(manifest: Pick<Manifest, 'file' | 'models'>): Promise<void> {
-  await writeFileAtomic(manifest.file, stringifyManifest(manifest.models));
-}
-
 /** Creates an empty hubcache.json (in `dir`, or at the given file path). Refuses to overwrite. */
 export async function initManifest(target: string): Promise<string> {
   const st = await fs.stat(target).catch(() => undefined);

@@ -24,7 +24,7 @@ import {
   acquirePartial,
   acquireSmallPartial,
   activeWriters,
-  OwnedPartial,
+  type OwnedPartial,
   OwnershipLostError,
   PartialListing,
   resumeBytes,

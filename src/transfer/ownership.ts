@@ -23,6 +23,7 @@ import {
   type PartialState,
   type TrailerRead,
 } from './partial-state.js';
+import { pidAlive } from '../util/process.js';
 import { sleep } from './retry.js';
 import { existsWithSize, unlinkQuiet } from './disk.js';
 
@@ -290,14 +291,9 @@ function observe(seen: Map<string, Observation>, c: Candidate, now: number): Obs
   return next;
 }
 
-function pidAlive(pid: number, writerId: string): boolean {
-  if (pid === process.pid) return activeWriters.has(writerId);
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
+/** Whether the writer `writerId` of process `pid` (on this host) still runs. */
+export function writerAlive(pid: number, writerId: string): boolean {
+  return pid === process.pid ? activeWriters.has(writerId) : pidAlive(pid);
 }
 
 function isDead(c: Candidate, obs: Observation, now: number, o: AcquireOptions): boolean {
@@ -307,7 +303,7 @@ function isDead(c: Candidate, obs: Observation, now: number, o: AcquireOptions):
   // A state written by someone else than the name says: just taken over, not checkpointed yet.
   const s = c.trailer?.state.writerId === c.writerId ? c.trailer.state : undefined;
   if (s?.heartbeat === 0) return true;
-  if (s ? s.host === HOST && !pidAlive(s.pid, s.writerId) : deadByName(c)) return true;
+  if (s ? s.host === HOST && !writerAlive(s.pid, s.writerId) : deadByName(c)) return true;
   // The rename of a takeover bumps ctime, not mtime.
   const lastSign = s ? s.heartbeat : c.trailer ? Math.max(c.mtimeMs, c.ctimeMs) : c.mtimeMs;
   return now - lastSign > stale;
@@ -316,7 +312,7 @@ function isDead(c: Candidate, obs: Observation, now: number, o: AcquireOptions):
 /** A partial without state: its name still says which host and pid wrote it. */
 function deadByName(c: Candidate): boolean {
   const id = c.kind === 'ours' ? parseWriterId(c.writerId) : undefined;
-  return id !== undefined && id.hostTag === HOST_TAG && !pidAlive(id.pid, c.writerId);
+  return id !== undefined && id.hostTag === HOST_TAG && !writerAlive(id.pid, c.writerId);
 }
 
 /** How a dead partial can be resumed for `expected`, or undefined if it is useless. */

@@ -122,12 +122,6 @@ export interface TransferOptions {
   progressIntervalMs: number;
   /** Sent as `user-agent` unless the source headers set one. */
   userAgent: string;
-  /**
-   * Test switch: pretend locks do not exist (models NFS where flock lies). The engine itself
-   * never takes a lock and is correct without one; callers that lock around `download()` read
-   * this to skip it.
-   */
-  disableLocks?: boolean;
   fsHooks?: TransferFsHooks;
 }
 

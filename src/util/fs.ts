@@ -40,10 +40,3 @@ export async function writeFileAtomic(p: string, data: string | Uint8Array): Pro
     throw err;
   }
 }
-
-/** The mode a fresh file gets in a directory (0666 & ~umask), which Python gives its blobs. */
-export function defaultFileMode(): number {
-  const mask = process.umask(0);
-  process.umask(mask);
-  return 0o666 & ~mask;
-}

@@ -2,9 +2,9 @@
 // `hubcache install` locks and fetches it.
 import { Command } from 'commander';
 import { parseRepoRef } from '../../hubs/repo-ref.js';
-import { type CommandRunner } from '../main.js';
-import { withPatternOptions } from '../options.js';
-import { manifestLocation, MANIFEST_OPTION_HELP } from './lock.js';
+import type { CommandRunner } from '../runner.js';
+import { REPO_ARGUMENT_HELP, withPatternOptions } from '../options.js';
+import { manifestLocation, MANIFEST_OPTION_HELP } from '../project-output.js';
 
 interface AddFlags {
   as?: string;
@@ -18,8 +18,7 @@ interface AddFlags {
 export function addCommand(run: CommandRunner): Command {
   return withPatternOptions(
     new Command('add')
-      .description('Add a model to hubcache.json (then `hubcache install` locks and downloads it)')
-      .argument('<repo>', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name')
+      .argument('<repo>', REPO_ARGUMENT_HELP)
       .option('--as <alias>', 'name of the entry (default: the repo name)')
       .option('--revision <rev>', 'branch, tag or commit to follow (default: main, master on ModelScope)'),
   )

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { parseSize } from '../../care/units.js';
 import { repeatable } from '../care-output.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 import { formatBytes } from '../../util/format.js';
 
 interface DedupFlags {
@@ -13,7 +13,6 @@ interface DedupFlags {
 
 export function dedupCommand(run: CommandRunner): Command {
   return new Command('dedup')
-    .description('Find files stored more than once (HF cache, ModelScope cache, --also caches) and hard-link them to one copy; says how many bytes that frees')
     .option('--also <dir>', 'another cache folder to include (repeatable)', repeatable)
     .option('--dry-run', 'show what would be linked and freed; change nothing')
     .option('--min-size <size>', 'leave files smaller than this alone (e.g. 1MB)', '1')

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import type { DoctorFinding } from '../../care/doctor-checks.js';
 import { repeatable } from '../care-output.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 import { formatBytes } from '../../util/format.js';
 
 interface DoctorFlags {
@@ -14,7 +14,6 @@ const LABEL: Record<DoctorFinding['severity'], string> = { error: 'error  ', war
 
 export function doctorCommand(run: CommandRunner): Command {
   return new Command('doctor')
-    .description('Check environment variables, cache folders (tmpfs, containers, permissions, space, symlinks), file locks and cached repos (damage, missing shards or components, duplicates); each finding comes with a fix')
     .option('--also <dir>', 'another cache folder to check and compare for duplicates (repeatable)', repeatable)
     .option('--online', 'ask the hubs for file lists the cache does not hold (otherwise nothing goes to the network)')
     .addHelpText(

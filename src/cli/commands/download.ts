@@ -5,8 +5,8 @@ import { parseRepoTarget } from '../../hubs/repo-ref.js';
 import type { DownloadOptions } from '../../download/types.js';
 import { LINK_MODES, type LinkMode } from '../../layouts/link-mode.js';
 import { formatBytes } from '../../util/format.js';
-import { type CommandRunner } from '../main.js';
-import { withPatternOptions } from '../options.js';
+import type { CommandRunner } from '../runner.js';
+import { REPO_ARGUMENT_HELP, withPatternOptions } from '../options.js';
 import { checkLocalDir, checkRevision, parseCount } from '../validate.js';
 
 interface DownloadFlags {
@@ -28,8 +28,7 @@ interface DownloadFlags {
 export function downloadCommand(run: CommandRunner): Command {
   return withPatternOptions(
     new Command('download')
-      .description('Download a repo (or some files of it) into the cache, or into a plain folder with --local-dir')
-      .argument('[repo]', 'org/name, hf:org/name@rev, modelscope:org/name, datasets/org/name, hf://datasets/org/name@rev')
+      .argument('[repo]', REPO_ARGUMENT_HELP)
       .argument('[files...]', 'only these files (a name ending in / means a whole folder)')
       .option('--revision <rev>', 'branch, tag, refs/pr/N or commit (default: main, or master on ModelScope)'),
   )

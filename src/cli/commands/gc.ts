@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { parseSize } from '../../care/units.js';
 import { confirmDeletion, printDeleteResult, repeatable, type DeleteFlags } from '../care-output.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 
 interface GcFlags extends DeleteFlags {
   maxSize?: string;
@@ -14,7 +14,6 @@ interface GcFlags extends DeleteFlags {
 
 export function gcCommand(run: CommandRunner): Command {
   return new Command('gc')
-    .description('Remove least recently used revisions until the cache fits in --max-size; pinned (--keep) and in-use ones stay')
     .option('--max-size <size>', 'target size: 200G, 500MB, 1.5T (default: the saved policy)')
     .option('--keep <repo>', 'never remove this repo (org/name) or revision (org/name@rev); repeatable', repeatable)
     .option('--save-policy', 'save --max-size/--keep to <cache>/.locks/hubcache/policy.json: every download then runs this gc')

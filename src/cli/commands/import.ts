@@ -5,7 +5,7 @@ import { ExitCode, UsageError } from '../../errors.js';
 import { formatRepoRef, parseRepoRef } from '../../hubs/repo-ref.js';
 import type { ImportedFile, ImportMode } from '../../import/import-dir.js';
 import { formatBytes } from '../../util/format.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 
 interface ImportFlags {
   repo: string;
@@ -40,7 +40,6 @@ function describe(f: ImportedFile, dryRun: boolean): string {
 
 export function importCommand(run: CommandRunner): Command {
   const cmd = new Command('import')
-    .description('Adopt files already on disk (a copied model folder, another cache) into the cache, after checking their hashes')
     .argument('<dir>', 'folder holding the files, laid out by repo path')
     .requiredOption('--repo <repo>', 'the repo they belong to: org/name, hf:org/name, modelscope:org/name')
     .option('--revision <rev>', 'branch, tag (or HF commit) to check against (default: main, or master on ModelScope)')
@@ -63,7 +62,7 @@ Examples:
   hubcache import ./gpt2 --repo openai-community/gpt2 --dry-run`,
     );
   return cmd.action(async (dirArg: string, _o: unknown, c: Command) => {
-    const repoArg = (c.opts() as { repo?: string }).repo ?? '';
+    const repoArg = c.opts<{ repo?: string }>().repo ?? '';
     await run(c, async (ctx, flags: ImportFlags) => {
       const repo = parseRepoRef(flags.repo, {
         ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),

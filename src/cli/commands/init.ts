@@ -1,14 +1,13 @@
 // `hubcache init`: creates an empty hubcache.json here (or at --manifest).
 import path from 'node:path';
 import { Command } from 'commander';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 
 // The file name, spelled here too so the help text does not load the manifest code.
 const MANIFEST_NAME = 'hubcache.json';
 
 export function initCommand(run: CommandRunner): Command {
   return new Command('init')
-    .description(`Create an empty ${MANIFEST_NAME} in this folder (the list of models this project needs)`)
     .option('--manifest <file>', `where to create it (default: ./${MANIFEST_NAME})`)
     .addHelpText('after', '\nThen: hubcache add org/name, hubcache install.')
     .action(async (_o: unknown, cmd: Command) =>

@@ -2,9 +2,9 @@
 // changed, unless --frozen), then checks every file's size and hash against the lock.
 import { Command } from 'commander';
 import { formatBytes } from '../../util/format.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
+import { MANIFEST_OPTION_HELP, printLockResult, projectOptions } from '../project-output.js';
 import { parseCount } from '../validate.js';
-import { MANIFEST_OPTION_HELP, printLockResult, projectOptions } from './lock.js';
 
 interface InstallFlags {
   manifest?: string;
@@ -15,7 +15,6 @@ interface InstallFlags {
 
 export function installCommand(run: CommandRunner): Command {
   return new Command('install')
-    .description('Download every model pinned by hubcache.lock and verify it (locks first if hubcache.json changed)')
     .option('--manifest <file>', MANIFEST_OPTION_HELP)
     .option('--frozen', 'fail if hubcache.lock does not match hubcache.json (for CI), instead of re-locking')
     .option('--no-hash', 'for files already on disk, check sizes and blob names only instead of hashing them')

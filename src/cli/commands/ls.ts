@@ -4,7 +4,7 @@ import type { CachedRepo, CachedRevision } from '../../care/model.js';
 import type { requireTargets } from '../../care/select.js';
 import { age, formatTable, printWarnings, repeatable } from '../care-output.js';
 import type { CommandContext } from '../context.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 import { formatBytes } from '../../util/format.js';
 
 interface LsFlags {
@@ -16,8 +16,6 @@ interface LsFlags {
 
 export function lsCommand(run: CommandRunner): Command {
   return new Command('ls')
-    .alias('list')
-    .description('List cached repos (HF and ModelScope, every layout) with sizes, refs and last use; with REPO, its revisions and files')
     .argument('[repo]', 'show one repo: org/name[@revision], modelscope:org/name, datasets/org/name')
     .option('--sort <key>', 'name, size, accessed or modified, optionally :asc or :desc', 'name')
     .option('-f, --filter <expr>', 'keep rows where key<op>value holds (repeatable): size>1GB, accessed>7d, modified<1d, type=model, hub=modelscope, refs=main', repeatable)

@@ -7,14 +7,13 @@ import { ExitCode } from '../../errors.js';
 import { formatRepoRef } from '../../hubs/repo-ref.js';
 import type { HubName } from '../../hubs/types.js';
 import { cacheStatus } from './status.js';
-import { type CommandRunner } from '../main.js';
-import { changeLines, MANIFEST_OPTION_HELP, projectOptions } from './lock.js';
+import type { CommandRunner } from '../runner.js';
+import { changeLines, MANIFEST_OPTION_HELP, projectOptions } from '../project-output.js';
 
 const short = (c: string): string => (/^[0-9a-f]{40}$/.test(c) ? c.slice(0, 8) : c);
 
 export function outdatedCommand(run: CommandRunner): Command {
   return new Command('outdated')
-    .description('List models whose branch or tag moved upstream: hubcache.lock pins in a project, else the cache (exit 1 if any)')
     .argument('[names...]', 'manifest aliases (project mode) or repos (cache mode)')
     .option('--cache', 'check what is cached (like `hubcache status`) even inside a project')
     .option('--manifest <file>', MANIFEST_OPTION_HELP)

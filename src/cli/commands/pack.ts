@@ -1,6 +1,6 @@
 // `hubcache pack REPO[@REV]... -o bundle.tar`: cached repos into one archive for an offline machine.
 import { Command } from 'commander';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 import { formatBytes } from '../../util/format.js';
 
 interface PackFlags {
@@ -9,7 +9,6 @@ interface PackFlags {
 
 export function packCommand(run: CommandRunner): Command {
   return new Command('pack')
-    .description('Write cached repos (blobs, snapshots, refs, tree listings; ModelScope files with .msc/.mdl/.mv) into one tar with a manifest of sizes and sha256, for `hubcache unpack` on a machine with no network')
     .argument('<repos...>', 'org/name[@revision], modelscope:org/name (a repo without @revision: every cached revision)')
     .requiredOption('-o, --output <file>', 'the archive to write (replaced atomically when complete)')
     .addHelpText(

@@ -1,12 +1,11 @@
 // `hubcache path ALIAS [FILE]`: where an installed model (or one of its files) is, for scripts:
 //   python serve.py --model "$(hubcache path llama)"
 import { Command } from 'commander';
-import { type CommandRunner } from '../main.js';
-import { MANIFEST_OPTION_HELP, projectOptions } from './lock.js';
+import type { CommandRunner } from '../runner.js';
+import { MANIFEST_OPTION_HELP, projectOptions } from '../project-output.js';
 
 export function pathCommand(run: CommandRunner): Command {
   return new Command('path')
-    .description('Print where a locked model (or one of its files) is on disk')
     .argument('<alias>', 'entry of hubcache.json, or the repo id it locks (org/name, modelscope:org/name)')
     .argument('[file]', 'a file of the model, e.g. config.json')
     .option('--manifest <file>', MANIFEST_OPTION_HELP)

@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { parseDuration } from '../../care/units.js';
 import { confirmDeletion, printDeleteResult, type DeleteFlags } from '../care-output.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 
 interface PruneFlags extends DeleteFlags {
   incompleteOlderThan?: string;
@@ -11,7 +11,6 @@ interface PruneFlags extends DeleteFlags {
 
 export function pruneCommand(run: CommandRunner): Command {
   return new Command('prune')
-    .description('Remove detached revisions, old partial downloads no process is writing, broken links, orphan blobs and empty folders')
     .option('--incomplete-older-than <age>', 'partial downloads and temp files younger than this are kept', '1d')
     .option('--dry-run', 'show what would be removed and how much it frees; change nothing')
     .option('-y, --yes', 'do not ask for confirmation')

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { parseDuration } from '../../care/units.js';
 import { RepoInUseError } from '../../errors.js';
 import { confirmDeletion, printDeleteResult, type DeleteFlags } from '../care-output.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 
 interface RmFlags extends DeleteFlags {
   olderThan?: string;
@@ -12,8 +12,6 @@ interface RmFlags extends DeleteFlags {
 
 export function rmCommand(run: CommandRunner): Command {
   return new Command('rm')
-    .alias('remove')
-    .description('Remove cached repos or revisions; blobs still used by a remaining revision are kept')
     .argument('[targets...]', 'org/name (every revision), org/name@rev (a ref, commit or commit prefix), model/org/name or dataset/org/name (hf cache ids), modelscope:org/name, or a 40-hex commit')
     .option('--older-than <age>', 'only revisions not used for this long: 30d, 12h, 2w')
     .option('--pattern <glob>', 'only repos whose id matches this glob (org/*, *llama*)')

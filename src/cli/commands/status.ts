@@ -7,12 +7,11 @@ import { ExitCode } from '../../errors.js';
 import type { HubName } from '../../hubs/types.js';
 import { age, formatTable } from '../care-output.js';
 import type { CommandContext } from '../context.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 
 export function statusCommand(run: CommandRunner): Command {
   // `outdated` runs this too when there is no hubcache.json (see outdated.ts).
   return new Command('status')
-    .description('Compare cached refs (main, tags...) with the commit the hub serves now; with several --endpoint, say which one lags')
     .argument('[repos...]', 'only these repos (default: everything cached)')
     .addHelpText(
       'after',

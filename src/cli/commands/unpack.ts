@@ -1,6 +1,6 @@
 // `hubcache unpack bundle.tar`: verify a `pack` archive completely, then merge it into the cache.
 import { Command } from 'commander';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 import { formatBytes } from '../../util/format.js';
 
 interface UnpackFlags {
@@ -10,7 +10,6 @@ interface UnpackFlags {
 
 export function unpackCommand(run: CommandRunner): Command {
   return new Command('unpack')
-    .description('Verify every hash of a `hubcache pack` archive, then merge it into the cache (existing blobs and files kept; refs written only where absent unless --update-refs)')
     .argument('<archive>', 'the tar written by `hubcache pack`')
     .option('--update-refs', 'also move existing refs (main, tags), ModelScope .mv and differing ModelScope files to the archive\'s')
     .option('--dry-run', 'verify the archive and show what would change; write nothing')

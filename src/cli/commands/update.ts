@@ -1,12 +1,11 @@
 // `hubcache update [ALIAS...]`: moves pins to what their branches/tags point to now and prints
 // which files were added, removed or changed.
 import { Command } from 'commander';
-import { type CommandRunner } from '../main.js';
-import { MANIFEST_OPTION_HELP, printLockResult, projectOptions } from './lock.js';
+import type { CommandRunner } from '../runner.js';
+import { MANIFEST_OPTION_HELP, printLockResult, projectOptions } from '../project-output.js';
 
 export function updateCommand(run: CommandRunner): Command {
   return new Command('update')
-    .description('Re-lock models to the current head of their branch/tag (default: all) and show what changed')
     .argument('[aliases...]', 'entries to update (default: every entry)')
     .option('--manifest <file>', MANIFEST_OPTION_HELP)
     .option('--dry-run', 'show what would change; write nothing')

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import type { FileCheck, VerifyEvent } from '../../care/verify.js';
 import type { CommandContext } from '../context.js';
-import { type CommandRunner } from '../main.js';
+import type { CommandRunner } from '../runner.js';
 import { checkLocalDir, checkRevision, parseCount } from '../validate.js';
 import { UsageError } from '../../errors.js';
 import type { ListingDiff } from '../../care/verify-listing.js';
@@ -19,7 +19,6 @@ interface VerifyFlags {
 
 export function verifyCommand(run: CommandRunner): Command {
   return new Command('verify')
-    .description('Re-hash cached files (every blob once, on all cores) and report corrupt, truncated and missing ones; --fix downloads exactly those again')
     .argument('[repos...]', 'only these repos: org/name[@revision], modelscope:org/name (default: everything cached)')
     .option('--fix', 'delete each bad file and download it again, then check it once more')
     .option('--concurrency <n>', 'files hashed at once (default: number of cores)')
