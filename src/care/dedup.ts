@@ -23,7 +23,8 @@ import { hashFilesWithProgress, type HashJob } from './hash-pool.js';
 import { lockHeld } from './in-use.js';
 import type { CacheScan } from './model.js';
 import { scan, type CacheRoots } from './scan.js';
-import { etagOfBlobName, hfBlobLockPath } from './scan-hf.js';
+import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { hfBlobLockPath } from './scan-hf.js';
 import { msRepoLocked } from './scan-modelscope.js';
 
 export interface DedupOptions {

@@ -16,7 +16,8 @@ import { tryAcquireLock, type FileLock } from '../locks/flock.js';
 import { isInside, readdirSafe, readlinkMany, walkFiles } from './fs-walk.js';
 import { hfRepoLocked, lockHeld, revisionBlobLocks } from './in-use.js';
 import type { CachedRepo, CachedRevision, CacheScan, WarningKind } from './model.js';
-import { etagOfBlobName, hfBlobLockPath } from './scan-hf.js';
+import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { hfBlobLockPath } from './scan-hf.js';
 import { msRepoLocked, MS_TEMP_DIR } from './scan-modelscope.js';
 
 /** Which repo, and the root it lives in (to find its locks again at execution time). */

@@ -14,7 +14,8 @@ import { readTrailer } from '../transfer/partial-state.js';
 import { defaultTransferOptions } from '../transfer/types.js';
 import { readdirSafe } from './fs-walk.js';
 import type { CachedRepo, CachedRevision, CacheWarning } from './model.js';
-import { etagOfBlobName, hfBlobLockPath } from './scan-hf.js';
+import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { hfBlobLockPath } from './scan-hf.js';
 import { msRepoLocked } from './scan-modelscope.js';
 
 const HOST = os.hostname();

@@ -16,7 +16,7 @@ import type { CareContext } from './context.js';
 import type { CachedRepo, CachedRevision } from './model.js';
 import { archivePrefix, blobLinkTarget, PACK_FORMAT, PACK_MANIFEST, PACK_VERSION, type ManifestEntry, type PackedRepo, type PackManifest } from './pack-format.js';
 import { scan } from './scan.js';
-import { etagOfBlobName } from './scan-hf.js';
+import { etagOfBlobName } from '../layouts/hf-cache.js';
 import { requireTargets } from './select.js';
 
 export interface PackOptions {

@@ -8,7 +8,8 @@ import { isInside, walkDirs } from './fs-walk.js';
 import { partialInUse, revisionInUse } from './in-use.js';
 import type { CachedRevision, CacheScan, CacheWarning } from './model.js';
 import { pinnedRevisions, type ProjectPins } from './select.js';
-import { etagOfBlobName, hfBlobLockPath } from './scan-hf.js';
+import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { hfBlobLockPath } from './scan-hf.js';
 import { msRepoLocked, MS_TEMP_DIR } from './scan-modelscope.js';
 import { MS_PARTIAL_DIR } from '../layouts/modelscope-cache.js';
 

@@ -9,11 +9,10 @@ import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
-import { parseRepoFolderName } from '../layouts/hf-cache.js';
+import { BLOB_RE, etagOfBlobName, parseRepoFolderName } from '../layouts/hf-cache.js';
 import { isInside, JUNK_NAMES, readdirSafe, readlinkMany, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
 import { repoOf, revisionOf, type CachedFile, type CachedRepo, type CachedRevision, type CacheWarning } from './model.js';
 
-const BLOB_RE = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 /** Temp names of atomic writes: `refs/main.1a2b3c4d.tmp` (Python), `<link>.1a2b3c4d.tmp` (hubcache). */
 export const ATOMIC_TMP_RE = /\.[0-9a-f]{8}\.tmp$/;
 
@@ -22,11 +21,6 @@ export function hfBlobLockPath(root: string, repoFolder: string, etag: string): 
   return path.join(root, '.locks', repoFolder, `${etag}.lock`);
 }
 
-/** The etag part of a blob or partial name (`<etag>`, `<etag>.<id>.incomplete`). */
-export function etagOfBlobName(name: string): string | undefined {
-  const etag = name.split('.')[0] ?? '';
-  return BLOB_RE.test(etag) ? etag : undefined;
-}
 
 interface BlobInfo {
   path: string;

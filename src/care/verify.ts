@@ -17,7 +17,8 @@ import type { CareContext } from './context.js';
 import { isInside, statMany } from './fs-walk.js';
 import { hashFiles, hashFilesWithProgress, type HashAlgorithm, type HashJob } from './hash-pool.js';
 import type { CachedFile, CachedRepo, CachedRevision, CacheScan } from './model.js';
-import { etagOfBlobName, hfBlobLockPath } from './scan-hf.js';
+import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { hfBlobLockPath } from './scan-hf.js';
 import { requireTargets } from './select.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
 

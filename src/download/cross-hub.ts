@@ -10,8 +10,8 @@ import { placeFile } from '../import/place.js';
 import type { HubName, RemoteFile } from '../hubs/types.js';
 import { fileMatches } from '../layouts/modelscope-cache.js';
 import type { CacheRoots } from '../care/scan.js';
-import { etagOfBlobName } from '../care/scan-hf.js';
-import { isInside } from '../care/fs-walk.js';
+import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { isInside } from '../util/safe-path.js';
 import type { FileStatus, PlannedFile } from './types.js';
 
 /**

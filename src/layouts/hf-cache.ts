@@ -16,6 +16,15 @@ export const CACHEDIR_TAG =
   '#\thttps://bford.info/cachedir/\n';
 
 /** `models--org--name` (docs/protocols.md §HF repo folder). */
+/** A blob's file name: a 40-hex git oid or a 64-hex sha256. */
+export const BLOB_RE = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
+
+/** The etag part of a blob or partial name (`<etag>`, `<etag>.<id>.incomplete`). */
+export function etagOfBlobName(name: string): string | undefined {
+  const etag = name.split('.')[0] ?? '';
+  return BLOB_RE.test(etag) ? etag : undefined;
+}
+
 export function repoFolderName(type: RepoType, id: string): string {
   return [`${type}s`, ...id.split('/')].join('--');
 }
