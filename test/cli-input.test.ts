@@ -227,11 +227,11 @@ describe('CLI input', () => {
     const missing = await runCli(['verify', 'org/model', '--fail-on-missing-files'], env(cache));
     assert.equal(missing.code, 1, missing.stderr);
     assert.match(missing.stdout, new RegExp(`missing-file org/model@${c1.slice(0, 12)}  README\\.md`));
-    assert.match(missing.stdout, /missing-file .*  model\.safetensors/);
+    assert.match(missing.stdout, /missing-file .* {2}model\.safetensors/);
     await fs.writeFile(path.join(cache, 'models--org--model', 'snapshots', c1, 'notes.txt'), 'mine');
     const extra = await runCli(['verify', 'org/model', '--fail-on-extra-files'], env(cache));
     assert.equal(extra.code, 1, extra.stderr);
-    assert.match(extra.stdout, /extra-file   org\/model@.*  notes\.txt/);
+    assert.match(extra.stdout, /extra-file {3}org\/model@.* {2}notes\.txt/);
     assert.doesNotMatch(extra.stdout, /missing-file/);
     assert.equal((await runCli(['verify', '--revision', 'v1.0'], env(cache))).code, ExitCode.usage);
     assert.equal((await runCli(['verify', 'org/model', '--revision', 'nope'], env(cache))).code, ExitCode.usage);
@@ -254,8 +254,8 @@ describe('CLI input', () => {
     assert.match(bad.stderr, /1 file\(s\) of the revision are not in .*--fail-on-missing-files/);
     assert.match(bad.stderr, /1 file\(s\) in .* are not in the revision/);
     const listed = await runCli(['verify', 'org/model', '--local-dir', dir, '--fail-on-missing-files', '--fail-on-extra-files'], env(cache));
-    assert.match(listed.stdout, /missing-file .*  README\.md/);
-    assert.match(listed.stdout, /extra-file .*  extra\.txt/);
+    assert.match(listed.stdout, /missing-file .* {2}README\.md/);
+    assert.match(listed.stdout, /extra-file .* {2}extra\.txt/);
     assert.equal((await runCli(['verify', '--local-dir', dir], env(cache))).code, ExitCode.usage);
     assert.equal((await runCli(['verify', 'org/model', '--local-dir', dir, '--fix'], env(cache))).code, ExitCode.usage);
   });

@@ -86,7 +86,7 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   if (files) {
     selected = selectFiles(files, opts);
     assertPatternsSelect(selected.length, files.length, opts, `${formatRepoRef(repo)} at ${commit.slice(0, 8)}`);
-    const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !files!.some((f) => f.path === w));
+    const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !files.some((f) => f.path === w));
     if (missingNames.length > 0) {
       if (!fromCacheOnly && !opts.dryRun) for (const m of missingNames) await rc.markMissing(commit, m);
       throw new EntryNotFoundError(`Not in ${formatRepoRef(repo)} at ${commit.slice(0, 8)}: ${missingNames.join(', ')}`, 404, undefined);
@@ -131,10 +131,10 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   }
   const downloadedBytes = await materializeAll(planned, opts, emit, async (p) => {
     const f = byPath.get(p.path)!;
-    if (localDir) return materializeLocal(ctx, client, rc, localDir, repo, commit!, f, p, opts);
+    if (localDir) return materializeLocal(ctx, client, rc, localDir, repo, commit, f, p, opts);
     const candidates = reuse.get(p.path);
     const fromOtherHub = crossHub && candidates ? { index: crossHub, candidates } : undefined;
-    return materializeCached(ctx, client, rc, repo, commit!, f, p, opts, fromOtherHub);
+    return materializeCached(ctx, client, rc, repo, commit, f, p, opts, fromOtherHub);
   });
   // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
   if (!localDir) await fs.mkdir(resultPath, { recursive: true });

@@ -166,7 +166,7 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
   // 2. plan
   const selected = selectFiles(snap.files, filter);
   assertPatternsSelect(selected.length, snap.files.length, filter, `${formatRepoRef(repo)} at ${snap.commit}`);
-  const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !snap!.files.some((f) => f.path === w));
+  const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !snap.files.some((f) => f.path === w));
   if (missingNames.length > 0) {
     throw new EntryNotFoundError(`Not in ${formatRepoRef(repo)} at ${snap.commit}: ${missingNames.join(', ')}`, 404, undefined);
   }
@@ -222,7 +222,7 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
         return reused;
       }
       delete p.reusedFrom; // no candidate matched after all: fetched instead
-      const status = await fetchFile(ctx.engine, client, target, repo, snap!.commit, f, sources.get(f.path), opts);
+      const status = await fetchFile(ctx.engine, client, target, repo, snap.commit, f, sources.get(f.path), opts);
       await target.record(f, lockOpts);
       return status;
     } finally {
