@@ -31,6 +31,8 @@ export type CommandRunner = <F>(
   opts?: { hubFromRepo?: string },
 ) => Promise<void>;
 
+const GRACE_MS = 1000;
+
 export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<number> {
   const io: CliIo = {
     stdout: ioIn.stdout ?? process.stdout,
@@ -46,6 +48,11 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     if (interrupts > 1) process.exit(ExitCode.interrupted);
     io.stderr.write('\nInterrupted: stopping (partial downloads are kept and resume next time). Press Ctrl-C again to quit now.\n');
     ac.abort();
+    // The command stops and cleans up within milliseconds; a file-system call that never returns
+    // (a hung mount, a FIFO where a file should be) or a socket left open must not keep the
+    // process alive after that, so it ends GRACE_MS after the signal at the latest. Partial data
+    // is crash-safe (kill -9 leaves a valid cache), so cutting a slow cleanup short loses nothing.
+    setTimeout(() => process.exit(ExitCode.interrupted), GRACE_MS).unref();
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);

@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { AbortedError, HubcacheError, throwIfAborted } from '../errors.js';
+import { mkdirp } from '../util/fs.js';
 
 /** Which mechanism a lock was taken with. `none` = locking disabled (setLocksDisabled). */
 export type LockKind = 'flock' | 'soft' | 'none';
@@ -306,7 +307,7 @@ async function openLockFile(lockPath: string): Promise<FileHandle> {
   } catch (err) {
     if (isCode(err, 'ENOENT')) {
       // The .locks folder was removed under us (cache cleanup): re-create it once.
-      await mkdir(dirname(lockPath), { recursive: true });
+      await mkdirp(dirname(lockPath));
       handle = await open(lockPath, O_RDWR | O_CREAT | O_TRUNC, 0o664);
     } else if (isCode(err, 'EACCES', 'EPERM', 'EROFS')) {
       // Shared cache where another user created the lock file 0o644, or a read-only mount:
@@ -357,7 +358,7 @@ async function trySoftLock(lockPath: string): Promise<FileLock | null> {
       handle = await open(softPath, O_WRONLY | O_CREAT | O_EXCL, 0o664);
     } catch (err) {
       if (isCode(err, 'ENOENT') && round === 0) {
-        await mkdir(dirname(lockPath), { recursive: true });
+        await mkdirp(dirname(lockPath));
         continue;
       }
       if (!isCode(err, 'EEXIST')) throw err;
