@@ -36,6 +36,8 @@ function asNobody(): string | undefined {
   return undefined;
 }
 
+const QWEN = 'Qwen/Qwen2.5-0.5B';
+const QWEN_FILES = { 'config.json': '{"v":1}', 'model.safetensors': { size: 300_000, seed: 9 }, 'sub/tokenizer.json': 'tok' };
 const DEEP = ['a'.repeat(200), 'b'.repeat(200), `${'c'.repeat(196)}.bin`].join('/');
 
 describe('downloads on unusual file systems', () => {
@@ -47,6 +49,7 @@ describe('downloads on unusual file systems', () => {
     hfCommit = hub.hf.createRepo('org/w').commit({ 'config.json': '{}', 'model.safetensors': WEIGHTS });
     hub.ms.createRepo('org/w').commit({ 'config.json': '{}', 'model.safetensors': WEIGHTS });
     hub.ms.createRepo('org/deep').commit({ 'config.json': '{}', [DEEP]: 'deep weights' });
+    hub.ms.createRepo(QWEN).commit(QWEN_FILES);
   });
   after(async () => {
     await hub.close();
@@ -179,5 +182,34 @@ describe('downloads on unusual file systems', () => {
     assert.ok((await fs.readdir(path.dirname(lock))).includes(path.basename(lock)), 'the download took that lock');
     // A short path keeps the SDK's own name, so hubcache and modelscope_hub still exclude each other.
     assert.equal(path.basename(new ModelScopeCache(cache).v2LockPath('org/deep', 'sub/a.bin')), 'model_org___deep_sub___a_bin.lock');
+  });
+
+  test('weights copied under the readable name (Qwen2.5-0.5B): doctor advises import of that folder; import leaves the SDK link; ls lists it once', async () => {
+    const cache = await tempDir();
+    const readable = path.join(cache, 'models', 'Qwen', 'Qwen2.5-0.5B');
+    const q = await tempDir();
+    assert.equal((await runCli(['download', `modelscope:${QWEN}`, '--local-dir', q], env(await tempDir()))).code, 0);
+    for (const f of Object.keys(QWEN_FILES)) {
+      await fs.mkdir(path.dirname(path.join(readable, f)), { recursive: true });
+      await fs.copyFile(path.join(q, f), path.join(readable, f)); // copied by hand: no .msc, no .mdl
+    }
+    const doc = await runCli(['doctor', '--offline'], env(cache));
+    assert.match(doc.stdout + doc.stderr, /modelscope:Qwen\/Qwen2\.5-0\.5B: 3 file\(s\) without a \.msc entry.*: config\.json, model\.safetensors, sub\/tokenizer\.json/);
+    assert.match(doc.stdout + doc.stderr, new RegExp(`fix: hubcache import ${readable.replace(/[.]/g, '\\.')} --repo modelscope:Qwen/Qwen2\\.5-0\\.5B`));
+    assert.doesNotMatch(doc.stdout + doc.stderr, /fix: hubcache download modelscope:Qwen/);
+
+    const imp = await runCli(['import', readable, '--repo', `modelscope:${QWEN}`], env(cache));
+    assert.equal(imp.code, 0, imp.stderr);
+    const masked = path.join(cache, 'models', 'Qwen', 'Qwen2___5-0___5B');
+    assert.ok((await fs.lstat(readable)).isSymbolicLink(), 'the readable name is the SDK\'s convenience link now');
+    assert.equal(path.resolve(path.dirname(readable), await fs.readlink(readable)), masked);
+    for (const f of Object.keys(QWEN_FILES)) assert.deepEqual(await fs.readFile(path.join(masked, f)), await fs.readFile(path.join(q, f)));
+    assert.ok((await fs.stat(path.join(masked, '.msc'))).isFile());
+
+    const ls = await runCli(['ls'], env(cache));
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.equal(ls.stdout.split('\n').filter((l) => l.includes('Qwen/Qwen2.5-0.5B')).length, 1, ls.stdout);
+    const after = await runCli(['doctor', '--offline'], env(cache));
+    assert.doesNotMatch(after.stdout + after.stderr, /without a \.msc entry/);
   });
 });

@@ -294,15 +294,19 @@ export class ModelScopeCache {
     return path.join(this.v2Root, '.lock', `${head}_${digest}.lock`);
   }
 
+  /** `<root>/models/<owner>/<dotted name>`, where the SDK links to the masked dir; undefined without dots. */
+  dottedLinkPath(id: string): string | undefined {
+    const { owner, name } = splitMsModelId(id);
+    return name.includes('.') ? safeJoin(this.modelsDir, `${owner}/${name}`) : undefined;
+  }
+
   /**
    * The convenience symlink `<root>/models/<owner>/<dotted name>` → the masked dir, made after a
    * snapshot like the SDK does; best effort (Windows, odd file systems), never replaces anything.
    */
   async ensureDottedSymlink(id: string): Promise<void> {
-    const { owner, name } = splitMsModelId(id);
-    if (!name.includes('.')) return;
-    const link = safeJoin(this.modelsDir, `${owner}/${name}`);
-    if (await exists(link)) return;
+    const link = this.dottedLinkPath(id);
+    if (link === undefined || (await exists(link))) return;
     await fs.symlink(this.legacyDirPath(id), link, 'dir').catch(() => undefined);
   }
 

@@ -82,6 +82,17 @@ export async function writeFileIfChanged(p: string, data: string | Uint8Array): 
   return true;
 }
 
+/** Removes `dir` if it holds nothing but (nested) empty folders; true when it is gone. Never removes a file or link. */
+export async function removeEmptyTree(dir: string): Promise<boolean> {
+  const st = await fs.lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) return false;
+  let empty = true;
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    if (!e.isDirectory() || !(await removeEmptyTree(path.join(dir, e.name)))) empty = false;
+  }
+  return empty && (await fs.rmdir(dir).then(() => true, () => false));
+}
+
 /** The mode a fresh file gets in a directory (0666 & ~umask), which Python gives its blobs. */
 export function defaultFileMode(): number {
   const mask = process.umask(0);
