@@ -11,7 +11,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, existsSync, type Stats } from 'node:fs';
-import { link, mkdir, open, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';

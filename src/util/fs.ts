@@ -39,8 +39,7 @@ export async function mkdirp(dir: string): Promise<void> {
       if ((await fs.stat(abs).catch(() => undefined))?.isDirectory()) return;
       throw err;
     }
-    const parent = path.dirname(abs);
-    if (code !== 'ENOENT' || parent === abs) throw err;
+    if (code !== 'ENOENT' || path.dirname(abs) === abs) throw err;
   }
   await mkdirp(path.dirname(abs));
   try {
