@@ -198,7 +198,8 @@ export function asFsError(err: unknown, places: readonly WritePlace[]): unknown 
   if (typeof e.code !== 'string' || typeof e.path !== 'string' || typeof e.syscall !== 'string') return err;
   // symlink, link, rename and copyfile name what they create second (`dest`).
   const p = (e as { dest?: unknown }).dest;
-  const target = typeof p === 'string' ? p : e.path;
+  // Temp files sit beside their target (`name.<hex>.tmp`, `.name.<hex>.tmp`): name the target.
+  const target = (typeof p === 'string' ? p : e.path).replace(/\/\.([^/]+)\.[0-9a-f]{8}\.tmp$/, '/$1').replace(/\.[0-9a-f]{8}\.tmp$/, '');
   const inside = (pl: WritePlace): boolean => target === pl.dir || target.startsWith(`${pl.dir.replace(/\/+$/, '')}/`);
   const place = [...places].sort((a, b) => b.dir.length - a.dir.length).find(inside);
   const move = place ? `Point ${place.setting} at another folder` : 'Choose another folder';

@@ -50,6 +50,7 @@ describe('downloads on unusual file systems', () => {
     hub.ms.createRepo('org/w').commit({ 'config.json': '{}', 'model.safetensors': WEIGHTS });
     hub.ms.createRepo('org/deep').commit({ 'config.json': '{}', [DEEP]: 'deep weights' });
     hub.ms.createRepo(QWEN).commit(QWEN_FILES);
+    hub.hf.createRepo('org/long').commit({ 'config.json': '{}', [`${'n'.repeat(300)}.txt`]: 'x' });
   });
   after(async () => {
     await hub.close();
@@ -96,6 +97,13 @@ describe('downloads on unusual file systems', () => {
     assert.equal(r.code, ExitCode.localPath, r.stderr);
     assert.match(r.stderr, /Cannot use .*file.* \(ENOTDIR: a part of the path is a file/);
     assert.match(r.stderr, /hint: Point HF_HUB_CACHE \(or HF_HOME\) or --cache-dir at another folder/);
+  });
+
+  test('a repo file whose name no file system takes (300 chars): LocalPathError (ENAMETOOLONG), exit 24', async () => {
+    const r = await runCli(['download', 'org/long'], env(await tempDir()));
+    assert.equal(r.code, ExitCode.localPath, r.stderr);
+    assert.match(r.stderr, /error: Cannot use \S*n{300}\.txt \(ENAMETOOLONG: a name in it is too long for the file system\)/);
+    assert.doesNotMatch(r.stderr, /ENAMETOOLONG: name too long/, 'no raw system message');
   });
 
   test('SIGTERM during a stalled download: "Interrupted", exit 130, the partial kept', async () => {
