@@ -156,7 +156,7 @@ export class NotWritableError extends HubcacheError {
   }
 }
 
-/** A local path that cannot be used as it is (a name too long, a file where a folder must be, a place that takes no files). */
+/** A local path that cannot be used (a name too long, a file where a folder must be, a place that takes no files). */
 export class LocalPathError extends HubcacheError {
   override readonly exitCode = ExitCode.localPath;
   constructor(
@@ -177,7 +177,11 @@ export interface WritePlace {
   setting: string;
 }
 
-const NOT_WRITABLE: Record<string, string> = { EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system' };
+const NOT_WRITABLE: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+};
 const BAD_PATH: Record<string, string> = {
   ENOENT: 'a folder on the way is missing or takes no new entries',
   ENOTDIR: 'a part of the path is a file, not a folder',
@@ -199,7 +203,8 @@ export function asFsError(err: unknown, places: readonly WritePlace[]): unknown 
   // symlink, link, rename and copyfile name what they create second (`dest`).
   const p = (e as { dest?: unknown }).dest;
   // Temp files sit beside their target (`name.<hex>.tmp`, `.name.<hex>.tmp`): name the target.
-  const target = (typeof p === 'string' ? p : e.path).replace(/\/\.([^/]+)\.[0-9a-f]{8}\.tmp$/, '/$1').replace(/\.[0-9a-f]{8}\.tmp$/, '');
+  const named = typeof p === 'string' ? p : e.path;
+  const target = named.replace(/\/\.([^/]+)\.[0-9a-f]{8}\.tmp$/, '/$1').replace(/\.[0-9a-f]{8}\.tmp$/, '');
   const inside = (pl: WritePlace): boolean => target === pl.dir || target.startsWith(`${pl.dir.replace(/\/+$/, '')}/`);
   const place = [...places].sort((a, b) => b.dir.length - a.dir.length).find(inside);
   const move = place ? `Point ${place.setting} at another folder` : 'Choose another folder';

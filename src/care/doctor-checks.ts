@@ -364,7 +364,8 @@ function untrackedFix(repo: string | undefined, ws: readonly CacheWarning[]): st
   if (!dir || !id || path.basename(dir) === maskModelName(id.slice(id.indexOf('/') + 1))) {
     return `${cmd('download', repo)} (adopts files whose sha256 matches, without downloading)`;
   }
-  return `hubcache import ${shq(dir)} --repo ${repo} (checks each file's sha256, moves it into the SDK's folder and leaves the dotted name as its link)`;
+  const why = "checks each file's sha256, moves it into the SDK's folder and leaves the dotted name as its link";
+  return `hubcache import ${shq(dir)} --repo ${repo} (${why})`;
 }
 
 /** Warnings whose own message says more than their path. */
@@ -387,7 +388,8 @@ export function scanFindings(warnings: readonly CacheWarning[], inUse: ReadonlyS
     const first = ws[0] as CacheWarning;
     const bytes = ws.reduce((s, w) => s + (w.size ?? 0), 0);
     const size = bytes > 0 ? ` (${formatBytes(bytes)})` : '';
-    const sample = ws.slice(0, 3).map((w) => (w.repoDir ? path.relative(w.repoDir, w.path) : w.path)).join(', ') + (ws.length > 3 ? `, and ${ws.length - 3} more` : '');
+    const named = (w: CacheWarning): string => (w.repoDir ? path.relative(w.repoDir, w.path) : w.path);
+    const sample = ws.slice(0, 3).map(named).join(', ') + (ws.length > 3 ? `, and ${ws.length - 3} more` : '');
     const f: DoctorFinding = kind === 'in-progress'
       ? { check: 'cache.in-progress', severity: 'info', message: `${repo || 'cache'}: ${ws.length} download(s) in progress${size}: ${sample}` }
       : (() => {

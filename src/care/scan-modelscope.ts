@@ -143,7 +143,10 @@ async function scanLegacyRepo(root: string, dir: string, type: RepoType, owner: 
   for (const f of files) {
     const rev = byPath.get(f.path);
     if (rev !== undefined) f.msRevision = rev;
-    else if (!msc || index) warn({ kind: 'untracked', path: f.linkPath, repoDir: dir, size: f.size, message: `${why} (modelscope ≤1.37 downloads it again): ${f.path}` });
+    else if (!msc || index) {
+      const message = `${why} (modelscope ≤1.37 downloads it again): ${f.path}`;
+      warn({ kind: 'untracked', path: f.linkPath, repoDir: dir, size: f.size, message });
+    }
   }
   const present = new Set(files.map((f) => f.path));
   const missing = (index ?? []).filter((m) => !present.has(m.Path)).map((m) => m.Path);

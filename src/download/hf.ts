@@ -68,7 +68,8 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
       files = snap.files;
       // The tree listing goes where Python puts it: the repo folder, or the local dir's bookkeeping
       // (not rewritten when identical, so a complete read-only cache still serves).
-      if (!opts.dryRun) await writeFileIfChanged(localDir ? localDir.treePath(commit) : rc.treePath(commit), formatTreeCache(files));
+      const treePath = localDir ? localDir.treePath(commit) : rc.treePath(commit);
+      if (!opts.dryRun) await writeFileIfChanged(treePath, formatTreeCache(files));
     } catch (err) {
       if (!local || !canFallBackToCache(err)) throw err;
       emit({ type: 'warning', message: `Hub unreachable (${(err as Error).message}); using cached ${formatRepoRef(repo)} at ${local.commit.slice(0, 8)}` });

@@ -46,7 +46,8 @@ export async function mkdirp(dir: string): Promise<void> {
     await fs.mkdir(abs);
   } catch (err) {
     // Made meanwhile by another process: fine. Anything else (ENOENT again: /proc) is final.
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await fs.stat(abs).catch(() => undefined))?.isDirectory()) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (!(await fs.stat(abs).catch(() => undefined))?.isDirectory()) throw err;
   }
 }
 
