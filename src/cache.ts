@@ -11,7 +11,7 @@ import {
   type CacheConfig,
   type Env,
 } from './config.js';
-import { UsageError } from './errors.js';
+import { asFsError, UsageError, type WritePlace } from './errors.js';
 import { downloadHf } from './download/hf.js';
 import { sharedCacheRoots } from './download/cross-hub.js';
 import { downloadModelScope } from './download/modelscope.js';
@@ -128,6 +128,25 @@ export class Cache {
   /** download() without the cache policy (`<cache>/.locks/hubcache/policy.json`) that follows it. */
   private async downloadOnly(opts: DownloadOptions): Promise<DownloadResult> {
     const repo = this.parseRepo(opts.repo, opts.revision);
+    try {
+      return await this.downloadRepo(repo, opts);
+    } catch (err) {
+      throw asFsError(err, this.writePlaces(repo.hub, opts.localDir));
+    }
+  }
+
+  /** The folders a download or import of `hub` writes into, each with the setting that moves it. */
+  private writePlaces(hub: string, localDir?: string): WritePlace[] {
+    const { hf, modelscope: ms } = this.config;
+    const places: WritePlace[] =
+      hub === 'modelscope'
+        ? [ms.cacheDir, ms.v2Dir ?? ms.cacheDir].map((dir) => ({ dir, setting: 'MODELSCOPE_CACHE or --cache-dir' }))
+        : [{ dir: hf.cacheDir, setting: 'HF_HUB_CACHE (or HF_HOME) or --cache-dir' }];
+    if (localDir) places.push({ dir: path.resolve(localDir), setting: '--local-dir' });
+    return places;
+  }
+
+  private async downloadRepo(repo: RepoRef, opts: DownloadOptions): Promise<DownloadResult> {
     if (repo.hub === 'hf') {
       const hf = this.config.hf;
       const { cacheDir, endpoint, token, offline, symlinks } = hf;
@@ -152,7 +171,12 @@ export class Cache {
    */
   async importDir(opts: Omit<ImportOptions, 'repo'> & { repo: string | RepoRef; revision?: string }): Promise<ImportResult> {
     const { importDir } = await import('./import/import-dir.js');
-    return importDir(this.config, { ...opts, repo: this.parseRepo(opts.repo, opts.revision) });
+    const repo = this.parseRepo(opts.repo, opts.revision);
+    try {
+      return await importDir(this.config, { ...opts, repo });
+    } catch (err) {
+      throw asFsError(err, this.writePlaces(repo.hub));
+    }
   }
 
   // --- cache care: see, check, refresh and clean what is cached (src/care/) ---

@@ -1,5 +1,6 @@
 // Typed errors. Every failure a user can meet is one of these classes, so the CLI can map it to
 // one clear line, a hint, and a distinct exit code, and library users can `instanceof` them.
+import path from 'node:path';
 
 /** Process exit codes, stable for scripts. 1 is reserved for "something is outdated / a problem was found". */
 export const ExitCode = {
@@ -20,6 +21,8 @@ export const ExitCode = {
   diskFull: 20,
   server: 21,
   manifest: 22,
+  notWritable: 23,
+  localPath: 24,
   inUse: 25,
   interrupted: 130,
 } as const;
@@ -137,6 +140,88 @@ export class DiskFullError extends HubcacheError {
 /** hubcache.json / hubcache.lock problems. */
 export class ManifestError extends HubcacheError {
   override readonly exitCode = ExitCode.manifest;
+}
+
+/** A place where hubcache must write refuses it (read-only mount, another user's cache): write elsewhere. */
+export class NotWritableError extends HubcacheError {
+  override readonly exitCode = ExitCode.notWritable;
+  constructor(
+    message: string,
+    /** The folder that refused the write. */
+    readonly folder: string,
+    /** The system's error code (EACCES, EPERM, EROFS). */
+    readonly code: string,
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A local path that cannot be used (a name too long, a file where a folder must be, a place that takes no files). */
+export class LocalPathError extends HubcacheError {
+  override readonly exitCode = ExitCode.localPath;
+  constructor(
+    message: string,
+    readonly path: string,
+    /** The system's error code (ENOENT, ENOTDIR, ENAMETOOLONG, EEXIST, EISDIR, ELOOP). */
+    readonly code: string,
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Where a download or import writes, and which setting (variable or flag) moves it elsewhere. */
+export interface WritePlace {
+  dir: string;
+  /** What the user changes to move it, e.g. `HF_HUB_CACHE (or HF_HOME) or --cache-dir`. */
+  setting: string;
+}
+
+const NOT_WRITABLE: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+};
+const BAD_PATH: Record<string, string> = {
+  ENOENT: 'a folder on the way is missing or takes no new entries',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  ENAMETOOLONG: 'a name in it is too long for the file system',
+  EEXIST: 'something that is not a folder is already there',
+  EISDIR: 'a folder is where a file must go',
+  ELOOP: 'too many symbolic links on the way',
+};
+
+/**
+ * A raw file-system error (ErrnoException with a path) from a download or import becomes a
+ * NotWritableError or LocalPathError naming the folder and the setting of the place it is in
+ * (the longest matching `places` dir). Everything else passes unchanged.
+ */
+export function asFsError(err: unknown, places: readonly WritePlace[]): unknown {
+  if (err instanceof HubcacheError || !(err instanceof Error)) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e.code !== 'string' || typeof e.path !== 'string' || typeof e.syscall !== 'string') return err;
+  // symlink, link, rename and copyfile name what they create second (`dest`).
+  const p = (e as { dest?: unknown }).dest;
+  // Temp files sit beside their target (`name.<hex>.tmp`, `.name.<hex>.tmp`): name the target.
+  const named = typeof p === 'string' ? p : e.path;
+  const target = named.replace(/\/\.([^/]+)\.[0-9a-f]{8}\.tmp$/, '/$1').replace(/\.[0-9a-f]{8}\.tmp$/, '');
+  const inside = (pl: WritePlace): boolean => target === pl.dir || target.startsWith(`${pl.dir.replace(/\/+$/, '')}/`);
+  const place = [...places].sort((a, b) => b.dir.length - a.dir.length).find(inside);
+  const move = place ? `Point ${place.setting} at another folder` : 'Choose another folder';
+  if (NOT_WRITABLE[e.code]) {
+    // The call names what it could not create (a file, a temp file, a folder): its folder refused.
+    const folder = path.dirname(target);
+    return new NotWritableError(`Cannot write in ${folder} (${e.code}: ${NOT_WRITABLE[e.code]})`, folder, e.code, {
+      cause: err,
+      hint: `${move} (one you can write), or make ${folder} writable for this user.`,
+    });
+  }
+  if (BAD_PATH[e.code]) {
+    const message = `Cannot use ${target} (${e.code}: ${BAD_PATH[e.code]})`;
+    return new LocalPathError(message, target, e.code, { cause: err, hint: `${move}.` });
+  }
+  return err;
 }
 
 /** Something the user asked to change is held by a running download (its lock is taken). */

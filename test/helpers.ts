@@ -17,6 +17,8 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Child processes only: the signal that ended it, if one did. */
+  signal?: NodeJS.Signals;
 }
 
 function collect(): { stream: PassThrough; text: () => string } {
@@ -56,7 +58,7 @@ export function spawnCli(
   /** Resolves once stderr matches: a sure sign the child got that far (no guessing with sleeps). */
   const stderrMatches = (re: RegExp): Promise<void> =>
     new Promise((resolve) => (re.test(stderr) ? resolve() : waiters.push({ re, resolve })));
-  const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
+  const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ...(signal ? { signal } : {}) })));
   return { done, pid: child.pid, kill: (sig = 'SIGKILL') => child.kill(sig), stderrMatches };
 }
 

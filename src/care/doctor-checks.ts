@@ -2,7 +2,9 @@
 // probes, the scan), so each finding can be produced in a test from a crafted input.
 import path from 'node:path';
 import { envBool, hfSettingsFromEnv, modelscopeSettingsFromEnv, type Env } from '../config.js';
+import { parseRepoRef } from '../hubs/repo-ref.js';
 import type { RemoteFile } from '../hubs/types.js';
+import { maskModelName } from '../layouts/modelscope-cache.js';
 import { sameContent, sizeCollisions, type CachedInode } from './dedup.js';
 import type { CachedRepo, CachedRevision, CacheWarning, WarningKind } from './model.js';
 import { formatBytes } from '../util/format.js';
@@ -344,12 +346,28 @@ const WARNING_RULES: Partial<Record<WarningKind, WarningRule>> = {
   },
   incomplete: { severity: 'warning', what: 'partial download(s) left by interrupted downloads', fix: () => 'hubcache prune --incomplete-older-than 1h (partials still being written are kept)' },
   'missing-file': { severity: 'warning', what: 'file(s) listed in .msc but missing', fix: (r) => cmd('download', r) },
-  untracked: { severity: 'warning', what: 'file(s) without a .msc entry: modelscope ≤1.37 downloads them again', fix: (r) => `${cmd('download', r)} (adopts files whose sha256 matches, without downloading)` },
+  untracked: { severity: 'warning', what: 'file(s) without a .msc entry: modelscope ≤1.37 downloads them again', fix: untrackedFix },
   'orphan-blob': { severity: 'info', what: 'blob(s) no snapshot uses', fix: () => 'hubcache prune' },
   'stale-temp': { severity: 'info', what: 'leftover temp file(s)', fix: () => 'hubcache prune' },
   'outside-link': { severity: 'info', what: 'link(s) to files outside the cache' },
   foreign: { severity: 'info', what: 'entries that belong to no known layout (left alone)' },
 };
+
+/**
+ * Files copied into a model folder by hand. In the SDK's own (masked) folder, a download adopts
+ * those whose sha256 matches and fetches the rest. In any other folder, such as the readable name
+ * `Qwen2.5-0.5B` that users copy into instead of `Qwen2___5-0___5B`, a download would fetch
+ * everything again beside the copy: `import` moves the verified files into place instead.
+ */
+function untrackedFix(repo: string | undefined, ws: readonly CacheWarning[]): string {
+  const dir = ws[0]?.repoDir;
+  const { id } = repo ? parseRepoRef(repo) : { id: undefined };
+  if (!dir || !id || path.basename(dir) === maskModelName(id.slice(id.indexOf('/') + 1))) {
+    return `${cmd('download', repo)} (adopts files whose sha256 matches, without downloading)`;
+  }
+  const why = "checks each file's sha256, moves it into the SDK's folder and leaves the dotted name as its link";
+  return `hubcache import ${shq(dir)} --repo ${repo} (${why})`;
+}
 
 /** Warnings whose own message says more than their path. */
 const SELF_EXPLAINING = new Set(['corrupted', 'missing-commit']);
@@ -371,7 +389,8 @@ export function scanFindings(warnings: readonly CacheWarning[], inUse: ReadonlyS
     const first = ws[0] as CacheWarning;
     const bytes = ws.reduce((s, w) => s + (w.size ?? 0), 0);
     const size = bytes > 0 ? ` (${formatBytes(bytes)})` : '';
-    const sample = ws.slice(0, 3).map((w) => w.path).join(', ') + (ws.length > 3 ? `, and ${ws.length - 3} more` : '');
+    const named = (w: CacheWarning): string => (w.repoDir ? path.relative(w.repoDir, w.path) : w.path);
+    const sample = ws.slice(0, 3).map(named).join(', ') + (ws.length > 3 ? `, and ${ws.length - 3} more` : '');
     const f: DoctorFinding = kind === 'in-progress'
       ? { check: 'cache.in-progress', severity: 'info', message: `${repo || 'cache'}: ${ws.length} download(s) in progress${size}: ${sample}` }
       : (() => {
@@ -381,7 +400,7 @@ export function scanFindings(warnings: readonly CacheWarning[], inUse: ReadonlyS
           return finding;
         })();
     if (repo) f.repo = repo;
-    f.path = first.path;
+    f.path = first.repoDir ?? first.path;
     out.push(f);
   }
   return out;

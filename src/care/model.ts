@@ -93,6 +93,8 @@ export interface CacheWarning {
   path: string;
   /** The repo's key, when the problem is inside a repo. */
   repo?: string;
+  /** The repo's folder, when the problem is inside a repo (names in reports are relative to it). */
+  repoDir?: string;
   size?: number;
   lastModifiedMs?: number;
   /** The lock that guards this entry (a blob's `.locks/.../<etag>.lock`), when there is one. */

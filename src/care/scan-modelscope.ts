@@ -138,13 +138,15 @@ async function scanLegacyRepo(root: string, dir: string, type: RepoType, owner: 
   const entries = (await walkFiles(dir)).filter((e) => e.rel.includes('/') || !LEGACY_META.has(e.rel));
   const files = await contentFiles(root, entries, warn);
   const byPath = new Map(index?.map((m) => [m.Path, m.Revision]));
+  // One warning per file, with or without an index, so reports give the real count and names.
+  const why = msc ? 'Not in .msc' : `No .msc index in ${dir}`;
   for (const f of files) {
     const rev = byPath.get(f.path);
     if (rev !== undefined) f.msRevision = rev;
-    else if (index) warn({ kind: 'untracked', path: f.linkPath, size: f.size, message: `Not in .msc (modelscope ≤1.37 downloads it again): ${f.path}` });
-  }
-  if (!msc && files.length > 0) {
-    warn({ kind: 'untracked', path: dir, message: `No .msc index in ${dir}: modelscope ≤1.37 downloads these files again` });
+    else if (!msc || index) {
+      const message = `${why} (modelscope ≤1.37 downloads it again): ${f.path}`;
+      warn({ kind: 'untracked', path: f.linkPath, repoDir: dir, size: f.size, message });
+    }
   }
   const present = new Set(files.map((f) => f.path));
   const missing = (index ?? []).filter((m) => !present.has(m.Path)).map((m) => m.Path);

@@ -10,6 +10,19 @@ import { allOpts, makeContext, makeOutput, type CliIo, type GlobalFlags } from '
 import { COMMANDS, findCommand } from './commands/index.js';
 import type { CommandRunner } from './runner.js';
 
+const GRACE_MS = 1000;
+
+/**
+ * Ends the process now, as that signal's default action does (shells report 130 for SIGINT, 143
+ * for SIGTERM). Not process.exit(): exit() joins libuv's thread pool, so a pool thread stuck in a
+ * system call (Node's recursive mkdir under /proc spins forever) would keep the process alive.
+ */
+function endBySignal(signal: NodeJS.Signals): never {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+  process.exit(ExitCode.interrupted); // not reached: the signal's default action ends the process
+}
+
 export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<number> {
   const io: CliIo = {
     stdout: ioIn.stdout ?? process.stdout,
@@ -23,16 +36,21 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
   let interrupts = 0;
   // The running command's Output: a notice goes above its live bars instead of being drawn over.
   let liveOut: Output | undefined;
-  const onSigint = (): void => {
+  const onSignal = (signal: NodeJS.Signals): void => {
     interrupts++;
-    if (interrupts > 1) process.exit(ExitCode.interrupted);
+    if (interrupts > 1) endBySignal(signal);
     const text = 'Interrupted: stopping (partial downloads are kept and resume next time). Press Ctrl-C again to quit now.';
     if (liveOut) liveOut.notice(text);
     else io.stderr.write(`\n${text}\n`);
     ac.abort();
+    // The command stops and cleans up within milliseconds; a file-system call that never returns
+    // (a hung mount, a FIFO where a file should be) or a socket left open must not keep the
+    // process alive after that, so it ends GRACE_MS after the signal at the latest. Partial data
+    // is crash-safe (kill -9 leaves a valid cache), so cutting a slow cleanup short loses nothing.
+    setTimeout(() => endBySignal(signal), GRACE_MS).unref();
   };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   const run: CommandRunner = async (cmd, body, opts) => {
     const flags = allOpts<GlobalFlags & Record<string, unknown>>(cmd);
@@ -108,8 +126,8 @@ Run \`hubcache <command> --help\` for a command's flags and examples. Exit codes
       exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     } else throw err;
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   return exitCode;
 }

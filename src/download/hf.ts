@@ -14,7 +14,7 @@ import { HfLocalDir } from '../layouts/hf-local-dir.js';
 import { materializeFile } from '../layouts/link-mode.js';
 import { acquireLock } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
-import { exists, isFile, writeFileAtomic } from '../util/fs.js';
+import { exists, isFile, mkdirp, writeFileIfChanged } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest } from './common.js';
@@ -70,8 +70,10 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
       const snap = await client.snapshot(repo, revision, opts.signal);
       commit = snap.commit;
       files = snap.files;
-      // The tree listing goes where Python puts it: the repo folder, or the local dir's bookkeeping.
-      if (!opts.dryRun) await writeFileAtomic(localDir ? localDir.treePath(commit) : rc.treePath(commit), formatTreeCache(files));
+      // The tree listing goes where Python puts it: the repo folder, or the local dir's bookkeeping
+      // (not rewritten when identical, so a complete read-only cache still serves).
+      const treePath = localDir ? localDir.treePath(commit) : rc.treePath(commit);
+      if (!opts.dryRun) await writeFileIfChanged(treePath, formatTreeCache(files));
     } catch (err) {
       if (!local || !canFallBackToCache(err)) throw err;
       emit({ type: 'warning', message: `Hub unreachable (${(err as Error).message}); using cached ${formatRepoRef(repo)} at ${local.commit.slice(0, 8)}` });
@@ -127,7 +129,7 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   if (localDir) await localDir.init();
   else if (toFetch.length > 0 || reuse.size > 0) {
     await rc.writeCachedirTag();
-    await fs.mkdir(rc.blobsDir(), { recursive: true }); // once here, not once per file
+    await mkdirp(rc.blobsDir()); // once here, not once per file
   }
   const downloadedBytes = await materializeAll(planned, opts, emit, async (p) => {
     const f = byPath.get(p.path)!;
@@ -137,7 +139,7 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
     return materializeCached(ctx, client, rc, repo, commit, f, p, opts, fromOtherHub);
   });
   // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
-  if (!localDir) await fs.mkdir(resultPath, { recursive: true });
+  if (!localDir) await mkdirp(resultPath);
   emit({ type: 'done', path: resultPath, downloadedBytes, seconds: (Date.now() - started) / 1000 });
   const result: DownloadResult = { repo, revision, commit, path: resultPath, files: planned, downloadedBytes, usedCacheFallback };
   if (localDir) result.savedBytes = planned.reduce((s, p) => s + (p.savedBytes ?? 0), 0);
@@ -276,7 +278,7 @@ async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: Hf
       await ld.writeMetadata(f.path, commit, etag);
       return 'cached';
     }
-    await fs.mkdir(path.dirname(target), { recursive: true });
+    await mkdirp(path.dirname(target));
     if (p.status === 'copied') {
       const placed = await materializeFile(rc.snapshotPath(commit, f.path), target, opts.linkMode ?? 'copy');
       p.linkMethod = placed.method;
@@ -288,7 +290,7 @@ async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: Hf
     const partialDir = ld.partialDir(f.path);
     const key = ld.partialKey(f.path, etag);
     const staged = stagedPath(partialDir, key, f.path);
-    await fs.mkdir(partialDir, { recursive: true });
+    await mkdirp(partialDir);
     await ctx.engine.download(hfTransfer(client, repo, commit, f, partialDir, key, staged, opts));
     await commitStaged(staged, target);
     await ld.writeMetadata(f.path, commit, etag);

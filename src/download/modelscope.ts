@@ -20,7 +20,7 @@ import {
 import { placeFile } from '../import/place.js';
 import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { runPool } from '../util/pool.js';
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
 import { CrossHubIndex, planReuse } from './cross-hub.js';
@@ -123,7 +123,7 @@ class SnapshotTarget implements MsTarget {
   async record(): Promise<void> {}
   async init(): Promise<void> {}
   async finish(): Promise<void> {
-    await fs.mkdir(this.s.dir, { recursive: true });
+    await mkdirp(this.s.dir);
     await this.s.cleanupPartials();
   }
   cachedFiles(): Promise<{ path: string; size: number }[]> {
@@ -247,7 +247,7 @@ async function fetchFile(engine: TransferEngine, client: ModelScopeClient, targe
   }
   // The engine commits into a per-path staging name (its "already there" check is by size, which
   // a stale file at the repo path could pass), then we rename that into place.
-  await fs.mkdir(target.partialDir, { recursive: true });
+  await mkdirp(target.partialDir);
   const key = f.sha256 ?? `nosha-${createHash('sha1').update(`${f.path}\0${f.msRevision ?? ''}`).digest('hex')}`;
   const staged = stagedPath(target.partialDir, key, f.path);
   const source = async () => client.downloadSource(repo, revisionName, f);

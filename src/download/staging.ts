@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { mkdirp } from '../util/fs.js';
 
 /** `<partialDir>/<partialKey>.<16 hex of sha1(repo path)>.staged`. */
 export function stagedPath(partialDir: string, partialKey: string, repoPath: string): string {
@@ -16,6 +17,6 @@ export function stagedPath(partialDir: string, partialKey: string, repoPath: str
 
 /** Moves a staged download over its target (same file system: an atomic rename). */
 export async function commitStaged(staged: string, dest: string): Promise<void> {
-  await fs.mkdir(path.dirname(dest), { recursive: true });
+  await mkdirp(path.dirname(dest));
   await fs.rename(staged, dest);
 }

@@ -14,7 +14,7 @@ import { hfEtagOf, type RemoteFile, type RepoRef, type Snapshot } from '../hubs/
 import { HfRepoCache } from '../layouts/hf-cache.js';
 import { MDL_FILE, ModelScopeCache, MSC_FILE } from '../layouts/modelscope-cache.js';
 import { acquireLock } from '../locks/flock.js';
-import { exists } from '../util/fs.js';
+import { exists, removeEmptyTree } from '../util/fs.js';
 import { gitBlobSha1File, sha256File } from '../util/hash.js';
 import { runPool } from '../util/pool.js';
 import { safeJoin } from '../util/safe-path.js';
@@ -240,6 +240,10 @@ async function msSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
     },
     async finish(complete) {
       if (!initialized) return;
+      // Files copied under the readable name (`Qwen2.5-0.5B`, not `Qwen2___5-0___5B`) have all
+      // been moved out: the emptied folder makes way for the SDK's link of that name (finish).
+      const dotted = cache.dottedLinkPath(repo.id);
+      if (target.layout === 'v1' && dotted && path.resolve(opts.dir) === dotted) await removeEmptyTree(dotted);
       await target.finish(snap, complete);
     },
   };

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { mkdirp } from '../util/fs.js';
 
 export type PlaceMode = 'move' | 'copy' | 'link';
 export type PlaceMethod = 'moved' | 'copied' | 'linked';
@@ -18,7 +19,7 @@ const NO_HARD_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK
  * `link` degrades to a copy where hard links are impossible.
  */
 export async function placeFile(src: string, dest: string, mode: PlaceMode): Promise<PlaceMethod> {
-  await fs.mkdir(path.dirname(dest), { recursive: true });
+  await mkdirp(path.dirname(dest));
   const isLink = (await fs.lstat(src)).isSymbolicLink();
   const real = await fs.realpath(src);
   if (mode === 'move' && !isLink) {

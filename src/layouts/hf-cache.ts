@@ -7,7 +7,7 @@ import path from 'node:path';
 import { isCommitHash } from '../hubs/repo-ref.js';
 import { hfEtagOf, type RemoteFile, type RepoRef, type RepoType } from '../hubs/types.js';
 import { assertSafeRefName, assertSafeRepoPath, safeJoin } from '../util/safe-path.js';
-import { exists, isFile, writeFileAtomic } from '../util/fs.js';
+import { exists, isFile, mkdirp, writeFileIfChanged } from '../util/fs.js';
 
 export const CACHEDIR_TAG =
   'Signature: 8a477f597d28d172789f06886806bc55\n' +
@@ -90,7 +90,7 @@ export class HfRepoCache {
   private readonly madeDirs = new Set<string>();
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    await fs.mkdir(dir, { recursive: true });
+    await mkdirp(dir);
     this.madeDirs.add(dir);
   }
 
@@ -114,7 +114,7 @@ export class HfRepoCache {
     if (isCommitHash(revision) || revision === commit) return;
     if ((await this.readRef(revision)) === commit) return;
     const p = this.refPath(revision);
-    await fs.mkdir(path.dirname(p), { recursive: true });
+    await mkdirp(path.dirname(p));
     const tmp = `${p}.${randomBytes(4).toString('hex')}.tmp`;
     await fs.writeFile(tmp, commit);
     await fs.rename(tmp, p);
@@ -123,7 +123,7 @@ export class HfRepoCache {
   async writeCachedirTag(): Promise<void> {
     const p = path.join(this.cacheDir, 'CACHEDIR.TAG');
     if (await exists(p)) return;
-    await fs.mkdir(this.cacheDir, { recursive: true });
+    await mkdirp(this.cacheDir);
     await fs.writeFile(p, CACHEDIR_TAG, { flag: 'wx' }).catch(() => undefined);
   }
 
@@ -143,7 +143,7 @@ export class HfRepoCache {
 
   /** `trees/<commit>.json`, as huggingface_hub ≥1.22 writes it, so Python can check completeness offline. */
   async writeTree(commit: string, files: readonly RemoteFile[]): Promise<void> {
-    await writeFileAtomic(this.treePath(commit), formatTreeCache(files));
+    await writeFileIfChanged(this.treePath(commit), formatTreeCache(files));
   }
 
   async hasSnapshotFile(commit: string, repoPath: string): Promise<boolean> {
@@ -158,7 +158,7 @@ export class HfRepoCache {
   async markMissing(commit: string, repoPath: string): Promise<void> {
     try {
       const p = this.noExistPath(commit, repoPath);
-      await fs.mkdir(path.dirname(p), { recursive: true });
+      await mkdirp(path.dirname(p));
       await fs.writeFile(p, '');
     } catch {
       /* best effort, like Python */

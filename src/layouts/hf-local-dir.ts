@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { safeJoin } from '../util/safe-path.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { CACHEDIR_TAG } from './hf-cache.js';
 
 export interface LocalDirMetadata {
@@ -45,7 +45,7 @@ export class HfLocalDir {
 
   /** Creates `.gitignore` ("*") and CACHEDIR.TAG once, like huggingface_hub. */
   async init(): Promise<void> {
-    await fs.mkdir(this.bookkeepingDir, { recursive: true });
+    await mkdirp(this.bookkeepingDir);
     await fs.writeFile(path.join(this.bookkeepingDir, '.gitignore'), '*', { flag: 'wx' }).catch(() => undefined);
     await fs.writeFile(path.join(this.bookkeepingDir, 'CACHEDIR.TAG'), CACHEDIR_TAG, { flag: 'wx' }).catch(() => undefined);
   }

@@ -14,6 +14,7 @@ import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import { mkdirp } from '../util/fs.js';
 
 export const LINK_MODES = ['auto', 'hardlink', 'reflink', 'symlink', 'copy'] as const;
 export type LinkMode = (typeof LINK_MODES)[number];
@@ -37,7 +38,7 @@ const NO_HARDLINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'
 export async function materializeFile(src: string, dest: string, mode: LinkMode): Promise<Materialized> {
   const real = await fs.realpath(src);
   const { size } = await fs.stat(real);
-  await fs.mkdir(path.dirname(dest), { recursive: true });
+  await mkdirp(path.dirname(dest));
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.hctmp`);
   try {
     const method = await placeAt(real, tmp, mode);

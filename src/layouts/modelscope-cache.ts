@@ -12,6 +12,7 @@
 // target dir is on the same file system as the targets even when a user symlinks a model dir to
 // another disk, so the final rename stays atomic; no repo path collides with it in practice, and
 // the SDKs only look at `.msc` entries (≤1.37) or at the exact repo paths (≥1.38).
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { msModelId } from '../hubs/modelscope.js';
@@ -29,6 +30,9 @@ export const MV_FILE = '.mv';
 export const MS_PARTIAL_DIR = '.hubcache-partial';
 
 export type MsLayout = 'v1' | 'v2';
+
+/** The longest file name Linux, macOS and Windows file systems take (bytes). */
+const NAME_MAX = 255;
 
 /** `Qwen2.5-7B` → `Qwen2___5-7B`: the SDK's directory name for a model name. */
 export function maskModelName(name: string): string {
@@ -267,11 +271,33 @@ export class ModelScopeCache {
     return new MsSnapshotDir(this.v2RepoDir(id), revision);
   }
 
-  /** modelscope_hub's per-file lock: `<base>/.lock/model_<owner>___<name>_<path: / → ___, . → _>.lock`. */
+  /**
+   * modelscope_hub's per-file lock: `<base>/.lock/model_<owner>___<name>_<path: / → ___, . → _>.lock`.
+   * That flattened name outgrows a file name (NAME_MAX, 255 bytes) for deep repo paths, and then
+   * open() fails with ENAMETOOLONG. What the SDK does there, read in github:modelscope/modelscope:
+   * up to v1.37.1 it takes only the per-repo lock `.lock/<owner>___<name>` (snapshot_download.py,
+   * `repo_id.replace('/', '___')`), neither hashed nor truncated; ≥1.38 moved the per-file lock
+   * into the separate modelscope_hub package (not in that repository), which by the spec's rule
+   * uses the flattened path as is and so cannot lock such a file either. So a name that fits stays
+   * the SDK's (both tools exclude each other); a longer one keeps the readable start, cut to fit,
+   * plus a sha256 of the repo path, so distinct paths never share a lock. Only hubcache meets there.
+   */
   v2LockPath(id: string, repoPath: string): string {
     const { owner, name } = splitMsModelId(id);
     const p = repoPath.split('/').join('___').split('.').join('_');
-    return path.join(this.v2Root, '.lock', `model_${owner}___${name}_${p}.lock`);
+    const full = `model_${owner}___${name}_${p}.lock`;
+    if (Buffer.byteLength(full) <= NAME_MAX) return path.join(this.v2Root, '.lock', full);
+    const digest = createHash('sha256').update(`${id}\0${repoPath}`).digest('hex').slice(0, 32);
+    const room = NAME_MAX - `_${digest}.lock`.length;
+    let head = full.slice(0, -'.lock'.length);
+    while (Buffer.byteLength(head) > room) head = head.slice(0, -1);
+    return path.join(this.v2Root, '.lock', `${head}_${digest}.lock`);
+  }
+
+  /** `<root>/models/<owner>/<dotted name>`, where the SDK links to the masked dir; undefined without dots. */
+  dottedLinkPath(id: string): string | undefined {
+    const { owner, name } = splitMsModelId(id);
+    return name.includes('.') ? safeJoin(this.modelsDir, `${owner}/${name}`) : undefined;
   }
 
   /**
@@ -279,10 +305,8 @@ export class ModelScopeCache {
    * snapshot like the SDK does; best effort (Windows, odd file systems), never replaces anything.
    */
   async ensureDottedSymlink(id: string): Promise<void> {
-    const { owner, name } = splitMsModelId(id);
-    if (!name.includes('.')) return;
-    const link = safeJoin(this.modelsDir, `${owner}/${name}`);
-    if (await exists(link)) return;
+    const link = this.dottedLinkPath(id);
+    if (link === undefined || (await exists(link))) return;
     await fs.symlink(this.legacyDirPath(id), link, 'dir').catch(() => undefined);
   }
 

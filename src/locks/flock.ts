@@ -10,11 +10,12 @@
 // ENOSYS/EOPNOTSUPP, we fall back to a "soft" lock file (soft-lock.ts). The addon: addon.ts.
 
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortedError, HubcacheError, throwIfAborted } from '../errors.js';
 import { isCode } from '../util/errno.js';
+import { mkdirp } from '../util/fs.js';
 import { addonLoadError, loadAddon, type FlockAddon } from './addon.js';
 import { softLockHeld, softPathOf, trySoftLock } from './soft-lock.js';
 
@@ -260,7 +261,7 @@ async function openLockFile(lockPath: string): Promise<FileHandle> {
   } catch (err) {
     if (isCode(err, 'ENOENT')) {
       // The .locks folder was removed under us (cache cleanup): re-create it once.
-      await mkdir(dirname(lockPath), { recursive: true });
+      await mkdirp(dirname(lockPath));
       handle = await open(lockPath, O_RDWR | O_CREAT | O_TRUNC, 0o664);
     } else if (isCode(err, 'EACCES', 'EPERM', 'EROFS')) {
       // Shared cache where another user created the lock file 0o644, or a read-only mount:

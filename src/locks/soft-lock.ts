@@ -9,10 +9,11 @@
 // was not refreshed for 10 minutes (a crashed process on another host of a shared cache).
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type Stats } from 'node:fs';
-import { link, mkdir, open, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { isCode } from '../util/errno.js';
+import { mkdirp } from '../util/fs.js';
 import { pidAlive } from '../util/process.js';
 
 const SOFT_STALE_MS = 10 * 60_000;
@@ -38,7 +39,7 @@ export async function trySoftLock(lockPath: string): Promise<(() => Promise<void
       handle = await open(softPath, O_WRONLY | O_CREAT | O_EXCL, 0o664);
     } catch (err) {
       if (isCode(err, 'ENOENT') && round === 0) {
-        await mkdir(dirname(lockPath), { recursive: true });
+        await mkdirp(dirname(lockPath));
         continue;
       }
       if (!isCode(err, 'EEXIST')) throw err;

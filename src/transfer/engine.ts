@@ -36,6 +36,7 @@ import { ProgressReporter } from './progress.js';
 import { downloadRanged } from './ranged.js';
 import { downloadSingle } from './single.js';
 import { defaultTransferOptions, type TransferOptions, type TransferRequest, type TransferResult } from './types.js';
+import { mkdirp } from '../util/fs.js';
 
 export class TransferEngine {
   readonly options: Readonly<TransferOptions>;
@@ -84,7 +85,7 @@ export class TransferEngine {
     if (await existsWithSize(req.finalPath, size)) return reused(req, progress);
     const small = size < this.options.parallelThreshold;
     // Small files create the directory only if opening their partial says it is missing.
-    if (!small) await fsp.mkdir(req.partialDir, { recursive: true });
+    if (!small) await mkdirp(req.partialDir);
     const job: FileJob = {
       label: req.label,
       expected: req.expected,

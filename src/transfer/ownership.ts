@@ -26,6 +26,7 @@ import {
 import { pidAlive } from '../util/process.js';
 import { sleep } from './retry.js';
 import { existsWithSize, unlinkQuiet } from './disk.js';
+import { mkdirp } from '../util/fs.js';
 
 /** Writer ids of downloads running in this process (pid liveness cannot tell them apart). */
 export const activeWriters = new Set<string>();
@@ -354,7 +355,7 @@ async function createFresh(o: AcquireOptions): Promise<OwnedPartial> {
     fh = await fsp.open(mine, flags, 0o666);
   } catch (err) {
     if ((err as { code?: string }).code !== 'ENOENT') throw err;
-    await fsp.mkdir(o.dir, { recursive: true }); // created lazily: one syscall less per file
+    await mkdirp(o.dir); // created lazily: one syscall less per file
     fh = await fsp.open(mine, flags, 0o666);
   }
   return new OwnedPartial(mine, o.writerId, fh, undefined, { kind: 'none' }, true);
