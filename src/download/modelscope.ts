@@ -4,7 +4,6 @@
 // check; a file found without an index entry (copied by hand, or written by modelscope ≥1.38) is
 // adopted when its sha256 matches, instead of being downloaded again.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs/promises';
 import type { CacheRoots } from '../care/scan.js';
 import { EntryNotFoundError, NetworkError, OfflineMissError, ServerError } from '../errors.js';
 import { ModelScopeClient } from '../hubs/modelscope.js';
