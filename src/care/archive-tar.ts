@@ -161,7 +161,7 @@ export async function* readTarFile(
         [Symbol.asyncIterator]: () => {
           if (read) throw new TarFormatError(`body of ${h.name} read twice`);
           read = true;
-          return bodyOf(stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+          return bodyOf(stream as AsyncIterable<Buffer>, h.name)[Symbol.asyncIterator]();
         },
       };
       const entry: TarEntry = { name: h.name, type, size: type === 'file' ? h.size : 0, body };
@@ -178,11 +178,12 @@ export async function* readTarFile(
 }
 
 /** The body's chunks; a stream error (truncation, a bad header after it) becomes a TarFormatError. */
-async function* bodyOf(stream: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+async function* bodyOf(stream: AsyncIterable<Buffer>, name: string): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of stream) yield chunk;
   } catch (err) {
-    throw asFormatError(err);
+    // The extractor destroys the body with a bare "Stream was destroyed" when the archive ends inside it.
+    throw asFormatError(err, `archive truncated or malformed inside ${name}`);
   }
 }
 
@@ -202,9 +203,12 @@ async function feed(source: AsyncIterable<Buffer>, ex: Extract, onBytes?: (read:
   }
 }
 
-/** tar-stream's own errors are plain Errors; file system errors, aborts and ours stay what they are. */
-function asFormatError(err: unknown): unknown {
+/**
+ * tar-stream's and streamx's errors (plain Errors, StreamError) become TarFormatError; file system
+ * errors (they name a syscall), aborts and our own stay what they are.
+ */
+function asFormatError(err: unknown, message?: string): unknown {
   if (err instanceof HubcacheError || err instanceof TarFormatError) return err;
-  if (err instanceof Error && ((err as NodeJS.ErrnoException).code !== undefined || err.name === 'AbortError')) return err;
-  return new TarFormatError(err instanceof Error ? err.message : String(err));
+  if (err instanceof Error && ((err as NodeJS.ErrnoException).syscall !== undefined || err.name === 'AbortError')) return err;
+  return new TarFormatError(message ?? (err instanceof Error ? err.message : String(err)));
 }

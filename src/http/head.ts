@@ -24,7 +24,8 @@ export type BodyFraming =
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // eslint-disable-next-line no-control-regex
 const BAD_VALUE = /[\0\r\n]/;
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
+/** RFC 9110 §15: a status outside 100..599 is invalid (0xx has no class to fall back to). */
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d{2})(?: .*)?$/;
 
 /**
  * Finds the end of a head in `buf[0, end)` and parses it. Returns undefined while the blank
