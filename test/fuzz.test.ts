@@ -32,8 +32,9 @@ describe('fuzz (seeded, bounded corpus)', () => {
     const base = await fs.readFile(FUZZ_ARCHIVE);
     const dir = await tempDir();
     const cut = path.join(dir, 'cut.tar');
-    // The .mdl body is the first thing after the 6th header: cut the archive in the middle of a body.
-    await fs.writeFile(cut, base.subarray(0, 512 * 3 + 200));
+    // w.bin (2000 bytes) has its header at 13824: cut the archive 198 bytes into its body.
+    assert.equal(base.subarray(13824, 13824 + 28).toString(), 'ms/models/org/old___ms/w.bin');
+    await fs.writeFile(cut, base.subarray(0, 13824 + 512 + 198));
     await assert.rejects(Cache.at(path.join(dir, 'cache')).unpack({ archive: cut }), (e: unknown) => e instanceof ArchiveError);
   });
 
