@@ -68,7 +68,9 @@ export class TarFileWriter {
         // A fresh buffer per read: tar-stream queues the chunk itself, it does not copy it.
         const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, size - at));
         const { bytesRead } = await src.read(buf, 0, buf.length, at);
-        if (bytesRead === 0) throw new TarFormatError(`${name} shrank while it was being packed (${at} of ${size} bytes)`);
+        if (bytesRead === 0) {
+          throw new TarFormatError(`${name} shrank while it was being packed (${at} of ${size} bytes)`);
+        }
         const chunk = buf.subarray(0, bytesRead);
         onChunk(chunk);
         if (!sink.write(chunk)) await drainOrClose(sink);
@@ -153,7 +155,8 @@ export async function* readTarFile(
       const h = stream.header;
       const type = h.type === 'file' || h.type === 'contiguous-file' ? 'file' : h.type === 'directory' ? 'dir' : h.type;
       if (type !== 'file' && type !== 'dir' && type !== 'symlink') {
-        return refuseMember(h.name, `it is a ${type ?? 'member of an unknown type'} (only files, folders and symlinks)`);
+        const what = type ?? 'member of an unknown type';
+        return refuseMember(h.name, `it is a ${what} (only files, folders and symlinks)`);
       }
       if (!Number.isSafeInteger(h.size) || h.size < 0) throw new TarFormatError(`bad size ${h.size} for ${h.name}`);
       let read = false;
@@ -209,6 +212,7 @@ async function feed(source: AsyncIterable<Buffer>, ex: Extract, onBytes?: (read:
  */
 function asFormatError(err: unknown, message?: string): unknown {
   if (err instanceof HubcacheError || err instanceof TarFormatError) return err;
-  if (err instanceof Error && ((err as NodeJS.ErrnoException).syscall !== undefined || err.name === 'AbortError')) return err;
+  const fsOrAbort = (err as NodeJS.ErrnoException).syscall !== undefined || (err as Error).name === 'AbortError';
+  if (err instanceof Error && fsOrAbort) return err;
   return new TarFormatError(message ?? (err instanceof Error ? err.message : String(err)));
 }

@@ -35,7 +35,14 @@ export class JsonSyntaxError extends Error {
   }
 }
 
-type Frame = { kind: 'object' | 'array'; node: JsonNode; expect: 'key' | 'colon' | 'value' | 'comma'; afterComma: boolean; key?: { key: string; keyPos: SourcePos } };
+/** An object or array being read: what comes next, and the key a value will belong to. */
+interface Frame {
+  kind: 'object' | 'array';
+  node: JsonNode;
+  expect: 'key' | 'colon' | 'value' | 'comma';
+  afterComma: boolean;
+  key?: { key: string; keyPos: SourcePos };
+}
 
 const MAX_DEPTH = 64;
 
@@ -96,7 +103,9 @@ export function parseJsonSource(source: string): JsonNode {
   };
 
   const close = (bracket: string, offset: number): void => {
-    if (text[offset] !== bracket) throw new JsonSyntaxError(messageAt(ParseErrorCode.ValueExpected, offset), posAt(offset));
+    if (text[offset] !== bracket) {
+      throw new JsonSyntaxError(messageAt(ParseErrorCode.ValueExpected, offset), posAt(offset));
+    }
     stack.pop();
   };
 
