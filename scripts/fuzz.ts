@@ -4,10 +4,22 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { archiveFuzzer, FUZZ_ARCHIVE, FuzzFailure, fuzzChunked, fuzzHttpHead, fuzzPickle, Rng } from '../test/fixtures/fuzz.js';
+import {
+  archiveFuzzer,
+  FUZZ_ARCHIVE,
+  FuzzFailure,
+  fuzzChunked,
+  fuzzHttpHead,
+  fuzzPickle,
+  Rng,
+} from '../test/fixtures/fuzz.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '60' }, seed: { type: 'string' }, target: { type: 'string', multiple: true } },
+  options: {
+    seconds: { type: 'string', default: '60' },
+    seed: { type: 'string' },
+    target: { type: 'string', multiple: true },
+  },
 });
 const seconds = Number(values.seconds);
 if (!(seconds > 0)) {
@@ -50,7 +62,8 @@ try {
           await fs.mkdir(dir, { recursive: true });
           const file = path.join(dir, `${name}-seed${seed}-round${round}.bin`);
           await fs.writeFile(file, input);
-          console.error(`FAIL ${name} (seed ${seed}, round ${round}, case ${i}): ${(err as Error).message}\ninput saved to ${file}`);
+          console.error(`FAIL ${name} (seed ${seed}, round ${round}, case ${i}): ${(err as Error).message}`);
+          console.error(`input saved to ${file}`);
           throw err;
         }
         counts[name] = (counts[name] ?? 0) + 1;
