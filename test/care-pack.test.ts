@@ -86,6 +86,22 @@ describe('care: pack / unpack', () => {
     assert.deepEqual(back, [[mid, 'mid', ''], [long, 'long', ''], [utf8, 'utf8', ''], ['link', '', target]]);
   });
 
+  test('a full disk while packing fails with its ENOSPC (no hang), for a file and for the next entry', async () => {
+    const src = path.join(await tempDir('hubcache-bundle-'), 'big.bin');
+    await fs.writeFile(src, Buffer.alloc(8 << 20, 1));
+    const out = await fs.open('/dev/full', 'w');
+    const tar = new TarFileWriter(out);
+    const input = await fs.open(src, 'r');
+    try {
+      const full = (e: unknown): boolean => (e as NodeJS.ErrnoException).code === 'ENOSPC';
+      await assert.rejects(tar.addFile('big.bin', input, 8 << 20, Date.now(), () => undefined), full);
+      await assert.rejects(tar.addBuffer('next', Buffer.from('x'), Date.now()), full);
+    } finally {
+      await input.close();
+      await out.close();
+    }
+  });
+
   test('an archive written by the hand-written tar writer (before tar-stream) still unpacks', async () => {
     // test/fixtures/pack-v1-before-tar-stream.tar: `hubcache pack` of commit b10e815 (ustar names,
     // a ustar prefix, pax path and linkpath, a UTF-8 name, a tree listing, both ModelScope layouts).

@@ -23,6 +23,8 @@ export class TarFileWriter {
   bytes = 0;
   private readonly tar: Pack = pack();
   private readonly drained: Promise<void>;
+  /** Why writing to the file stopped (ENOSPC...): the error every later call reports. */
+  private failure: unknown;
 
   constructor(out: FileHandle) {
     this.drained = (async () => {
@@ -32,7 +34,9 @@ export class TarFileWriter {
         this.bytes += chunk.length;
       }
     })();
-    this.drained.catch(() => undefined); // surfaced by the entry that fails, or by finish()
+    this.drained.catch((err: unknown) => {
+      this.failure = err; // surfaced by the entry that fails, or by finish()
+    });
   }
 
   async addSymlink(name: string, target: string, mtimeMs: number): Promise<void> {
@@ -55,6 +59,7 @@ export class TarFileWriter {
     onChunk: (chunk: Buffer) => void,
     signal?: AbortSignal,
   ): Promise<void> {
+    if (this.failure) throw this.failure;
     let sink!: ReturnType<Pack['entry']>;
     const done = new Promise<void>((resolve, reject) => {
       sink = this.tar.entry({ name, type: 'file', size, mode: 0o644, mtime: new Date(mtimeMs) }, (err) =>
@@ -74,13 +79,14 @@ export class TarFileWriter {
         const chunk = buf.subarray(0, bytesRead);
         onChunk(chunk);
         if (!sink.write(chunk)) await drainOrClose(sink);
+        if (sink.destroyed) await Promise.race([done, this.drained]); // rejects: the writer stopped
         at += bytesRead;
       }
       sink.end(undefined);
       await Promise.race([done, this.drained.then(() => done)]);
     } catch (err) {
       this.tar.destroy(err as Error);
-      throw err;
+      throw this.failure ?? err;
     }
   }
 
@@ -96,12 +102,15 @@ export class TarFileWriter {
   }
 
   private async entry(header: Partial<Header> & { name: string }, data?: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
     const done = new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
       if (data) this.tar.entry(header, data, cb);
       else this.tar.entry(header, cb);
     });
-    await Promise.race([done, this.drained.then(() => done)]);
+    await Promise.race([done, this.drained.then(() => done)]).catch((err: unknown) => {
+      throw this.failure ?? err;
+    });
   }
 }
 
