@@ -2,14 +2,16 @@
 //
 // 1. Read: every member name is checked before its bytes are touched (no absolute paths, no
 //    `..`, no member outside the known layouts, symlinks only from an HF snapshot to a blob of
-//    the same repo, no hard links or devices); file bodies stream into a staging folder inside
-//    the cache (same file system: the commit is a rename), hashed on the way.
+//    the same repo, no hard links or devices, no duplicates, tree listings with safe paths and
+//    ids only); file bodies stream into a staging folder inside the cache (same file system:
+//    the commit is a rename), hashed on the way.
 // 2. Verify: the members must match the manifest exactly (names, sizes, sha256, link targets),
 //    HF blobs must hash to their names, refs must name a commit of the archive. Any mismatch
 //    stops here, the staging folder is removed, and the cache is untouched.
 // 3. Commit, blobs before the links to them before refs: existing blobs and files are kept (a
 //    blob's name is its content); refs, `.mv` and ModelScope files that differ from the cache's
 //    are only replaced with `updateRefs`. Each step is an atomic rename or link, under the same
+//    locks a download takes, so a crash leaves a consistent cache and readers never see half a file.
 //
 // The steps live in unpack-read.ts, unpack-verify.ts and unpack-commit.ts; this file runs them.
 import { randomBytes } from 'node:crypto';
