@@ -1,13 +1,24 @@
 // Pure functions: patterns, repo strings, env precedence, path safety, etags, layout names.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fnmatch, matchesFilter } from '../src/util/fnmatch.js';
+import { fnmatch, fnmatchCacheSize, fnmatchToRegExp, FNMATCH_CACHE_MAX, matchesFilter } from '../src/util/fnmatch.js';
 import { parseRepoRef, formatRepoRef } from '../src/hubs/repo-ref.js';
 import { hfSettingsFromEnv, modelscopeSettingsFromEnv, envBool } from '../src/config.js';
 import { assertSafeRepoPath, safeJoin } from '../src/util/safe-path.js';
 import { normalizeEtag, quoteAll, quotePath, parseNextLink } from '../src/hubs/hf.js';
 import { repoFolderName, parseRepoFolderName, formatTreeCache, parseTreeCache } from '../src/layouts/hf-cache.js';
 import { UnsafePathError, UsageError } from '../src/errors.js';
+
+test('the fnmatch regex cache is capped (least recently used go first)', () => {
+  const hot = fnmatchToRegExp('hot/*.bin');
+  for (let i = 0; i < FNMATCH_CACHE_MAX * 3; i++) {
+    assert.ok(fnmatch(`f${i}.txt`, `f${i}.*`));
+    if (i % 100 === 0) assert.equal(fnmatchToRegExp('hot/*.bin'), hot, 'a pattern in use stays compiled');
+  }
+  assert.equal(fnmatchCacheSize(), FNMATCH_CACHE_MAX);
+  assert.equal(fnmatchToRegExp('hot/*.bin'), hot);
+  assert.notEqual(fnmatchToRegExp('f0.*'), fnmatchToRegExp('f1.*'));
+});
 
 test('fnmatch follows Python fnmatchcase: * crosses /, classes, no braces', () => {
   assert.ok(fnmatch('a/b/c.json', '*.json'));

@@ -1,17 +1,20 @@
 // `hubcache pack` / `unpack` against caches filled from the test hub: pack → unpack into an empty
 // cache → `download --offline` works for both hubs (byte-identical layout: blob links, refs,
 // tree listing, .msc); merging keeps existing refs unless --update-refs; hostile archives (../,
-// absolute path, a symlink escaping its repo) and a corrupted byte are refused with nothing written.
+// absolute path, links and devices, duplicates, hostile tree listings) and a corrupted byte are
+// refused with nothing written; an archive made by the old hand-written tar writer still unpacks.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { UnpackReport } from '../src/care/unpack.js';
 import { ExitCode } from '../src/errors.js';
-import { decodeMsc } from '../src/layouts/pickle.js';
-import { readTar, TarWriter } from '../src/util/tar.js';
+import { decodeMsc } from '../src/util/pickle.js';
+import { pack as tarPack, type Header } from 'tar-stream';
+import { readTarFile, TarFileWriter } from '../src/care/archive-tar.js';
+import { createHash } from 'node:crypto';
 import { sha256 } from './fixtures/care-cache.js';
 import { startTestHub, type TestHub } from './fixtures/test-hub.js';
 import { listTree, runCli, tempDir } from './helpers.js';
@@ -56,28 +59,68 @@ describe('care: pack / unpack', () => {
     assert.match(verbose, new RegExp(`hf/models--org--model/snapshots/${c1}/tok/vocab\\.txt -> \\.\\./\\.\\./\\.\\./blobs/[0-9a-f]{40}`));
   });
 
-  test('tar format: long names (ustar prefix, pax), long link targets read back by GNU tar, Python and readTar', async () => {
+  test('tar format: long and non-ASCII names, long link targets read back by GNU tar, Python and readTarFile', async () => {
     const file = path.join(await tempDir('hubcache-bundle-'), 'names.tar');
     const mid = `${'d'.repeat(120)}/${'f'.repeat(90)}.bin`; // > 100 bytes: ustar prefix + name
     const long = `${'e/'.repeat(150)}weights.safetensors`; // > 255 bytes: pax path
+    const utf8 = 'naïve/模型.bin'; // non-ASCII: pax path
     const target = `${'../'.repeat(40)}blobs/x`; // > 100 bytes: pax linkpath
     const fh = await fs.open(file, 'w');
-    const tar = new TarWriter(fh);
+    const tar = new TarFileWriter(fh);
     await tar.addBuffer(mid, Buffer.from('mid'), Date.now());
     await tar.addBuffer(long, Buffer.from('long'), Date.now());
+    await tar.addBuffer(utf8, Buffer.from('utf8'), Date.now());
     await tar.addSymlink('link', target, Date.now());
     await tar.finish();
     await fh.close();
-    assert.deepEqual(execFileSync('tar', ['-tf', file]).toString().trim().split('\n'), [mid, long, 'link']);
+    assert.equal(tar.bytes, (await fs.stat(file)).size);
+    assert.deepEqual(execFileSync('tar', ['-tf', file]).toString().trim().split('\n'), [mid, long, utf8, 'link']);
     const py = execFileSync('python3', ['-c', 'import tarfile,sys,json; t=tarfile.open(sys.argv[1]); print(json.dumps([[m.name, m.size, m.linkname] for m in t]))', file]).toString();
-    assert.deepEqual(JSON.parse(py), [[mid, 3, ''], [long, 4, ''], ['link', 0, target]]);
+    assert.deepEqual(JSON.parse(py), [[mid, 3, ''], [long, 4, ''], [utf8, 4, ''], ['link', 0, target]]);
     const back: Array<[string, string, string]> = [];
-    for await (const e of readTar(createReadStream(file))) {
+    for await (const e of readTarFile(file)) {
       const parts: Buffer[] = [];
       for await (const c of e.body) parts.push(c);
       back.push([e.name, Buffer.concat(parts).toString(), e.linkName ?? '']);
     }
-    assert.deepEqual(back, [[mid, 'mid', ''], [long, 'long', ''], ['link', '', target]]);
+    assert.deepEqual(back, [[mid, 'mid', ''], [long, 'long', ''], [utf8, 'utf8', ''], ['link', '', target]]);
+  });
+
+  test('a full disk while packing fails with its ENOSPC (no hang), for a file and for the next entry', async () => {
+    const src = path.join(await tempDir('hubcache-bundle-'), 'big.bin');
+    await fs.writeFile(src, Buffer.alloc(8 << 20, 1));
+    const out = await fs.open('/dev/full', 'w');
+    const tar = new TarFileWriter(out);
+    const input = await fs.open(src, 'r');
+    try {
+      const full = (e: unknown): boolean => (e as NodeJS.ErrnoException).code === 'ENOSPC';
+      await assert.rejects(tar.addFile('big.bin', input, 8 << 20, Date.now(), () => undefined), full);
+      await assert.rejects(tar.addBuffer('next', Buffer.from('x'), Date.now()), full);
+    } finally {
+      await input.close();
+      await out.close();
+    }
+  });
+
+  test('an archive written by the hand-written tar writer (before tar-stream) still unpacks', async () => {
+    // test/fixtures/pack-v1-before-tar-stream.tar: `hubcache pack` of commit b10e815 (ustar names,
+    // a ustar prefix, pax path and linkpath, a UTF-8 name, a tree listing, both ModelScope layouts).
+    const fixture = path.join(import.meta.dirname, 'fixtures', 'pack-v1-before-tar-stream.tar');
+    const target = await tempDir();
+    const r = await runCli(['unpack', fixture, '--json'], env(target));
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout) as UnpackReport;
+    assert.equal(rep.verified, 18);
+    const snap = path.join(target, 'models--org--old', 'snapshots');
+    const [commit] = await fs.readdir(snap);
+    const read = (p: string): Promise<string> => fs.readFile(path.join(snap, commit as string, p), 'utf8');
+    assert.equal(await read(`${'d'.repeat(120)}/${'f'.repeat(90)}.txt`), 'mid');
+    assert.equal(await read(`${'e/'.repeat(150)}w.txt`), 'long');
+    assert.equal(await read('naïve.txt'), 'utf8');
+    assert.equal(await fs.readFile(path.join(target, 'models', 'org--new', 'snapshots', 'master', 'a.txt'), 'utf8'), 'v2 layout');
+    assert.equal(await fs.readFile(path.join(target, 'models', 'org', 'old___ms', 'configuration.json'), 'utf8'), '{"ms":1}');
+    const v = await runCli(['verify', 'org/old', '--offline'], env(target));
+    assert.equal(v.code, 0, v.stderr);
   });
 
   test('unpack into an empty cache, then download --offline works for both hubs, byte for byte', async () => {
@@ -131,28 +174,47 @@ describe('care: pack / unpack', () => {
     assert.equal(await fs.readFile(path.join(target, 'models--org--model', 'refs', 'main'), 'utf8'), c2);
   });
 
-  async function hostile(build: (tar: TarWriter) => Promise<void>): Promise<string> {
+  /** Writes raw tar entries with tar-stream itself (any type, any name: what a hostile tool could write). */
+  async function writeTar(file: string, entries: Array<{ header: Partial<Header> & { name: string }; data?: Buffer }>): Promise<void> {
+    const tar = tarPack();
+    const done = new Promise<void>((resolve, reject) => {
+      const out = createWriteStream(file);
+      out.on('finish', resolve).on('error', reject);
+      tar.pipe(out);
+    });
+    for (const e of entries) {
+      await new Promise<void>((resolve, reject) => {
+        const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
+        if (e.data) tar.entry(e.header, e.data, cb);
+        else tar.entry(e.header, cb);
+      });
+    }
+    tar.finalize();
+    await done;
+  }
+
+  async function hostile(...members: Array<{ header: Partial<Header> & { name: string }; data?: Buffer }>): Promise<string> {
     const file = path.join(await tempDir('hubcache-bundle-'), 'hostile.tar');
-    const fh = await fs.open(file, 'w');
-    const tar = new TarWriter(fh);
     // A legitimate member first: it must not survive the refusal either.
     const blob = Buffer.from('hello');
-    await tar.addBuffer(`hf/models--org--x/blobs/${sha256(blob)}`, blob, Date.now());
-    await build(tar);
-    await tar.finish();
-    await fh.close();
+    await writeTar(file, [{ header: { name: `hf/models--org--x/blobs/${sha256(blob)}` }, data: blob }, ...members]);
     return file;
   }
 
-  for (const [label, build] of [
-    ['a ../ member name', (t: TarWriter) => t.addBuffer('hf/models--org--x/../../evil.txt', Buffer.from('x'), Date.now())],
-    ['an absolute member name', (t: TarWriter) => t.addBuffer('/tmp/hubcache-evil.txt', Buffer.from('x'), Date.now())],
-    ['a symlink escaping the repo', (t: TarWriter) => t.addSymlink(`hf/models--org--x/snapshots/${'a'.repeat(40)}/passwd`, '../../../../../../etc/passwd', Date.now())],
-    ['a symlink to another repo', (t: TarWriter) => t.addSymlink(`hf/models--org--x/snapshots/${'a'.repeat(40)}/f`, `../../../models--org--y/blobs/${'b'.repeat(64)}`, Date.now())],
-    ['a member outside the layouts', (t: TarWriter) => t.addBuffer('etc/cron.d/evil', Buffer.from('x'), Date.now())],
+  const snapFile = `hf/models--org--x/snapshots/${'a'.repeat(40)}`;
+  for (const [label, member] of [
+    ['a ../ member name', { header: { name: 'hf/models--org--x/../../evil.txt' }, data: Buffer.from('x') }],
+    ['an absolute member name', { header: { name: '/tmp/hubcache-evil.txt' }, data: Buffer.from('x') }],
+    ['a symlink escaping the repo', { header: { name: `${snapFile}/passwd`, type: 'symlink', linkname: '../../../../../../etc/passwd' } }],
+    ['a symlink to another repo', { header: { name: `${snapFile}/f`, type: 'symlink', linkname: `../../../models--org--y/blobs/${'b'.repeat(64)}` } }],
+    ['a member outside the layouts', { header: { name: 'etc/cron.d/evil' }, data: Buffer.from('x') }],
+    ['a hard link', { header: { name: `${snapFile}/hard`, type: 'link', linkname: '/etc/passwd' } }],
+    ['a character device', { header: { name: `${snapFile}/tty`, type: 'character-device', devmajor: 5, devminor: 0 } }],
+    ['a block device', { header: { name: `${snapFile}/sda`, type: 'block-device', devmajor: 8, devminor: 0 } }],
+    ['a FIFO', { header: { name: `${snapFile}/fifo`, type: 'fifo' } }],
   ] as const) {
     test(`a hostile archive with ${label} is refused, nothing written`, async () => {
-      const file = await hostile(build);
+      const file = await hostile(member);
       const target = await tempDir();
       const r = await runCli(['unpack', file], env(target));
       assert.equal(r.code, ExitCode.unsafePath, r.stderr);
@@ -161,6 +223,73 @@ describe('care: pack / unpack', () => {
       await assert.rejects(fs.access('/tmp/hubcache-evil.txt'));
     });
   }
+
+  test('a member that appears twice is refused, nothing written', async () => {
+    const name = `${snapFile}/config.json`;
+    const file = await hostile({ header: { name }, data: Buffer.from('one') }, { header: { name }, data: Buffer.from('two') });
+    const target = await tempDir();
+    const r = await runCli(['unpack', file], env(target));
+    assert.equal(r.code, ExitCode.integrity, r.stderr);
+    assert.match(r.stderr, /appears twice/);
+    assert.deepEqual(await fs.readdir(target), []);
+  });
+
+  /**
+   * The real bundle with its tree listing replaced by `listing`, and the manifest updated to
+   * match (size and sha256): consistent in every other way, so only the listing check can refuse it.
+   */
+  async function withTreeListing(listing: unknown): Promise<string> {
+    const members: Array<{ header: Partial<Header> & { name: string }; data?: Buffer }> = [];
+    const body = Buffer.from(JSON.stringify(listing));
+    let treeName = '';
+    for await (const e of readTarFile(bundle)) {
+      const parts: Buffer[] = [];
+      for await (const c of e.body) parts.push(c);
+      let data = Buffer.concat(parts);
+      if (e.name.includes('/trees/') && !treeName) {
+        treeName = e.name;
+        data = body;
+      }
+      if (e.name === 'hubcache-pack.json') {
+        const m = JSON.parse(data.toString()) as { entries: Array<{ name: string; size?: number; sha256?: string }> };
+        const entry = m.entries.find((x) => x.name === treeName) as { size?: number; sha256?: string };
+        entry.size = body.length;
+        entry.sha256 = createHash('sha256').update(body).digest('hex');
+        data = Buffer.from(JSON.stringify(m));
+      }
+      members.push(e.type === 'symlink' ? { header: { name: e.name, type: 'symlink', linkname: e.linkName ?? '' } } : { header: { name: e.name }, data });
+    }
+    const file = path.join(await tempDir('hubcache-bundle-'), 'tree.tar');
+    await writeTar(file, members);
+    return file;
+  }
+
+  const oid = 'c'.repeat(40);
+  for (const [label, files] of [
+    ['a ../ path', { '../../../evil.txt': { size: 1, blob_id: oid } }],
+    ['an absolute path', { '/etc/passwd': { size: 1, blob_id: oid } }],
+    ['a ../ blob id', { 'config.json': { size: 1, blob_id: '../../../../etc/passwd' } }],
+    ['a non-hex blob id', { 'config.json': { size: 1, blob_id: 'z'.repeat(40) } }],
+    ['a negative size', { 'config.json': { size: -5, blob_id: oid } }],
+    ['a bad lfs_sha256', { 'w.bin': { size: 1, blob_id: oid, lfs_sha256: '../x', lfs_size: 1 } }],
+  ] as const) {
+    test(`a tree listing with ${label} is refused like any hostile member, nothing written`, async () => {
+      const file = await withTreeListing({ format_version: 1, files });
+      const target = await tempDir();
+      const r = await runCli(['unpack', file], env(target));
+      assert.equal(r.code, ExitCode.unsafePath, r.stderr);
+      assert.match(r.stderr, /Refusing archive member "hf\/models--org--model\/trees\/[0-9a-f]{40}\.json"/);
+      assert.deepEqual(await fs.readdir(target), []);
+    });
+  }
+
+  test('a tree listing that is not one (not JSON, wrong format_version) is refused', async () => {
+    for (const listing of ['not json', { format_version: 2, files: {} }]) {
+      const file = await withTreeListing(listing);
+      const r = await runCli(['unpack', file], env(await tempDir()));
+      assert.equal(r.code, ExitCode.unsafePath, r.stderr);
+    }
+  });
 
   test('a corrupted byte: unpack fails naming the member and both hashes, nothing committed', async () => {
     const data = await fs.readFile(bundle);

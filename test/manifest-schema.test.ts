@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { ExitCode, ManifestError, UsageError } from '../src/errors.js';
-import { parseJsonSource, jsonValue } from '../src/manifest/json-source.js';
+import { parseJsonSource, jsonValue, type JsonSyntaxError } from '../src/manifest/json-source.js';
 import { stringifyLockfile } from '../src/manifest/lockfile.js';
 import { addModel, findManifest, initManifest, loadManifest, parseManifest } from '../src/manifest/manifest.js';
 import { InvalidManifestError, parseLockfileText, type LockfileShape } from '../src/manifest/schema.js';
@@ -208,5 +208,28 @@ describe('manifest files', () => {
     assert.equal(Object.getPrototypeOf(v), Object.prototype);
     assert.equal(v.s, 'aé\n');
     assert.equal(node.kind === 'object' && node.members[1]?.keyPos.column, 25, 'a BOM takes no column');
+  });
+
+  test('the JSON reader (jsonc-parser underneath) refuses what is not strict JSON, at the right place', () => {
+    const err = (text: string): string => {
+      try {
+        parseJsonSource(text);
+      } catch (e) {
+        return `${(e as JsonSyntaxError).pos.line}:${(e as JsonSyntaxError).pos.column}: ${(e as Error).message}`;
+      }
+      return 'parsed';
+    };
+    assert.equal(err('{"a": 1 // note\n}'), '1:9: comments are not allowed in JSON');
+    assert.equal(err('[1, 2,]'), '1:7: trailing comma before ]');
+    assert.equal(err('{"a" 1}'), '1:6: expected ":" after the key, found "1"');
+    assert.equal(err('{"a": "x\ty"}'), '1:7: control character in string (use \\n, \\t...)');
+    assert.equal(err('{"a": "x'), '1:7: unterminated string');
+    assert.equal(err(''), '1:1: unexpected end of file');
+    assert.equal(err('[1 2]'), '1:4: expected "," or "]", found "2"');
+    // Deep nesting ends in an error, not a stack overflow.
+    assert.equal(err('['.repeat(100_000)), '1:65: nesting too deep');
+    // Duplicate keys are kept, each with its own position.
+    const dup = parseJsonSource('{"a": 1,\n "a": 2}');
+    assert.deepEqual(dup.kind === 'object' && dup.members.map((m) => [m.key, m.keyPos.line, m.keyPos.column]), [['a', 1, 2], ['a', 2, 2]]);
   });
 });

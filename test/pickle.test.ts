@@ -13,7 +13,7 @@ import {
   PickleError,
   type MscEntry,
   type PickleValue,
-} from '../src/layouts/pickle.js';
+} from '../src/util/pickle.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -73,16 +73,19 @@ export type MemberRole =
   | { kind: 'msv2-file'; prefix: string; revision: string; repoPath: string }
   | { kind: 'manifest' };
 
-const refuse = (name: string, why: string): never => {
-  throw new UnsafePathError(`Refusing archive member ${JSON.stringify(name)}: ${why}`, { hint: 'This is not an archive written by `hubcache pack`, or it was tampered with; nothing was written.' });
-};
+/** Refuses a hostile member, by name (UnsafePathError: nothing is written). */
+export function refuseMember(name: string, why: string): never {
+  throw new UnsafePathError(`Refusing archive member ${JSON.stringify(name)}: ${why}`, {
+    hint: 'This is not an archive written by `hubcache pack`, or it was tampered with; nothing was written.',
+  });
+}
 
 /** Rejects absolute paths, `..`, backslashes, control characters, empty or `.` segments. */
 export function assertSafeMemberName(name: string): string {
   try {
     return assertSafeRepoPath(name, 'archive member name');
   } catch (err) {
-    if (err instanceof UnsafePathError) refuse(name, err.message.replace(/^.*\(([^)]*)\)$/, '$1'));
+    if (err instanceof UnsafePathError) refuseMember(name, err.message.replace(/^.*\(([^)]*)\)$/, '$1'));
     throw err;
   }
 }
@@ -95,17 +98,17 @@ export function classifyMember(name: string): MemberRole {
   const [top] = parts;
   if (top === 'hf') {
     const [, folder, area, ...rest] = parts;
-    if (!folder || !parseRepoFolderName(folder)) refuse(name, 'not under an HF repo folder (hf/models--org--name/...)');
+    if (!folder || !parseRepoFolderName(folder)) refuseMember(name, 'not under an HF repo folder (hf/models--org--name/...)');
     const prefix = `hf/${folder}`;
     if (area === 'blobs' && rest.length === 1 && HF_BLOB_RE.test(rest[0] as string)) return { kind: 'hf-blob', prefix, etag: rest[0] as string };
     if (area === 'snapshots' && rest.length >= 2 && isCommitHash(rest[0] as string)) return { kind: 'hf-snapshot', prefix, commit: rest[0] as string, repoPath: rest.slice(1).join('/') };
     if (area === 'refs' && rest.length >= 1) return { kind: 'hf-ref', prefix, ref: rest.join('/') };
     if (area === 'trees' && rest.length === 1 && /^[0-9a-f]{40}\.json$/.test(rest[0] as string)) return { kind: 'hf-tree', prefix, commit: (rest[0] as string).slice(0, 40) };
-    return refuse(name, 'not a blob, snapshot entry, ref or tree listing of an HF repo');
+    return refuseMember(name, 'not a blob, snapshot entry, ref or tree listing of an HF repo');
   }
   if (top === 'ms') {
     const [, typeDir, owner, dir, ...rest] = parts;
-    if ((typeDir !== 'models' && typeDir !== 'datasets') || !owner || !dir || rest.length === 0) refuse(name, 'not under a ModelScope repo folder (ms/models/<owner>/<name>/...)');
+    if ((typeDir !== 'models' && typeDir !== 'datasets') || !owner || !dir || rest.length === 0) refuseMember(name, 'not under a ModelScope repo folder (ms/models/<owner>/<name>/...)');
     const prefix = `ms/${typeDir}/${owner}/${dir}`;
     const repoPath = rest.join('/');
     if (repoPath === '.msc' || repoPath === '.mdl' || repoPath === '.mv') return { kind: 'ms-meta', prefix, file: repoPath };
@@ -114,11 +117,11 @@ export function classifyMember(name: string): MemberRole {
   if (top === 'msv2') {
     const [, typeDir, folder, area, revision, ...rest] = parts;
     if ((typeDir !== 'models' && typeDir !== 'datasets') || !folder?.includes('--') || area !== 'snapshots' || !revision || rest.length === 0) {
-      refuse(name, 'not a snapshot file of a ModelScope ≥1.38 repo (msv2/models/<owner>--<name>/snapshots/<rev>/...)');
+      refuseMember(name, 'not a snapshot file of a ModelScope ≥1.38 repo (msv2/models/<owner>--<name>/snapshots/<rev>/...)');
     }
-    return { kind: 'msv2-file', prefix: `msv2/${typeDir}/${folder}`, revision: revision as string, repoPath: rest.join('/') };
+    return { kind: 'msv2-file', prefix: `msv2/${typeDir}/${folder}`, revision: revision, repoPath: rest.join('/') };
   }
-  return refuse(name, 'outside hf/, ms/ and msv2/');
+  return refuseMember(name, 'outside hf/, ms/ and msv2/');
 }
 
 /**
@@ -127,15 +130,52 @@ export function classifyMember(name: string): MemberRole {
  */
 export function symlinkBlobTarget(name: string, target: string): string {
   const role = classifyMember(name);
-  if (role.kind !== 'hf-snapshot') return refuse(name, 'symlinks are only allowed as HF snapshot entries');
-  if (target.startsWith('/') || target.includes('\\') || target.includes('\0')) refuse(name, `its link target ${JSON.stringify(target)} is absolute`);
+  if (role.kind !== 'hf-snapshot') return refuseMember(name, 'symlinks are only allowed as HF snapshot entries');
+  if (target.startsWith('/') || target.includes('\\') || target.includes('\0')) refuseMember(name, `its link target ${JSON.stringify(target)} is absolute`);
   const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(name), target));
   const blobsDir = `${role.prefix}/blobs/`;
-  if (!resolved.startsWith(blobsDir) || !HF_BLOB_RE.test(resolved.slice(blobsDir.length))) refuse(name, `its link target ${JSON.stringify(target)} leaves the repo's blobs/ folder`);
+  if (!resolved.startsWith(blobsDir) || !HF_BLOB_RE.test(resolved.slice(blobsDir.length))) refuseMember(name, `its link target ${JSON.stringify(target)} leaves the repo's blobs/ folder`);
   return resolved;
 }
 
 /** The relative link an HF snapshot entry holds: `../../blobs/<etag>` plus one `../` per sub-folder. */
 export function blobLinkTarget(snapshotMember: string, blobMember: string): string {
   return path.posix.relative(path.posix.dirname(snapshotMember), blobMember);
+}
+
+const HEX40 = /^[0-9a-f]{40}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isSize = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * A `trees/<commit>.json` member must be the listing huggingface_hub and hubcache write
+ * (format_version 1): safe repo paths, 40-hex blob ids, 64-hex LFS and Xet hashes, whole sizes.
+ * The listing is inert in the cache, but a hostile one is refused like any hostile member.
+ */
+export function checkTreeListing(name: string, raw: Buffer): void {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.toString('utf8'));
+  } catch {
+    refuseMember(name, 'the tree listing is not valid JSON');
+  }
+  if (!isRecord(doc) || doc.format_version !== 1 || !isRecord(doc.files)) {
+    refuseMember(name, 'not a tree listing (format_version 1 with a "files" object)');
+  }
+  for (const [p, e] of Object.entries(doc.files)) {
+    const bad = (why: string): never => refuseMember(name, `its entry ${JSON.stringify(p)} ${why}`);
+    try {
+      assertSafeRepoPath(p, 'tree listing path');
+    } catch (err) {
+      if (err instanceof UnsafePathError) bad(`is not a safe path inside the repo (${err.message.replace(/^.*\(([^)]*)\)$/, '$1')})`);
+      throw err;
+    }
+    if (!isRecord(e)) return bad('is not an object');
+    if (!isSize(e.size)) bad(`has a bad size ${JSON.stringify(e.size)}`);
+    if (typeof e.blob_id !== 'string' || !HEX40.test(e.blob_id)) bad(`has a blob id that is not 40 hex digits: ${JSON.stringify(e.blob_id)}`);
+    if (e.lfs_sha256 !== undefined && (typeof e.lfs_sha256 !== 'string' || !HEX64.test(e.lfs_sha256))) bad('has a bad lfs_sha256');
+    if (e.lfs_size !== undefined && !isSize(e.lfs_size)) bad(`has a bad lfs_size ${JSON.stringify(e.lfs_size)}`);
+    if (e.xet_hash !== undefined && (typeof e.xet_hash !== 'string' || !HEX64.test(e.xet_hash))) bad('has a bad xet_hash');
+  }
 }

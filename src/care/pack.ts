@@ -10,8 +10,8 @@ import { IntegrityError } from '../errors.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
 import { MDL_FILE, MSC_FILE, MV_FILE } from '../layouts/modelscope-cache.js';
-import { TarWriter } from '../util/tar.js';
 import { VERSION } from '../version.js';
+import { TarFileWriter } from './archive-tar.js';
 import type { CareContext } from './context.js';
 import type { CachedRepo, CachedRevision } from './model.js';
 import { archivePrefix, blobLinkTarget, PACK_FORMAT, PACK_MANIFEST, PACK_VERSION, type ManifestEntry, type PackedRepo, type PackManifest } from './pack-format.js';
@@ -77,8 +77,8 @@ export async function pack(ctx: CareContext, opts: PackOptions): Promise<PackRep
   const tmp = path.join(path.dirname(output), `.${path.basename(output)}.${randomBytes(4).toString('hex')}.tmp`);
   const out = await fs.open(tmp, 'wx');
   let archiveBytes = 0;
+  const tar = new TarFileWriter(out);
   try {
-    const tar = new TarWriter(out);
     const entries: ManifestEntry[] = [];
     let done = 0;
     // Blobs first, then what points at them: an interrupted `tar -x` never leaves a dangling link.
@@ -102,6 +102,7 @@ export async function pack(ctx: CareContext, opts: PackOptions): Promise<PackRep
     await out.sync();
     archiveBytes = tar.bytes;
   } catch (err) {
+    tar.abort(err as Error);
     await out.close();
     await fs.rm(tmp, { force: true });
     throw err;
@@ -121,7 +122,7 @@ export async function pack(ctx: CareContext, opts: PackOptions): Promise<PackRep
 }
 
 /** Copies one file into the archive, hashing it; an HF blob must hash to its own name. */
-async function packFile(tar: TarWriter, item: Extract<PackItem, { kind: 'file' }>, signal: AbortSignal | undefined, onBytes: (n: number) => void): Promise<ManifestEntry> {
+async function packFile(tar: TarFileWriter, item: Extract<PackItem, { kind: 'file' }>, signal: AbortSignal | undefined, onBytes: (n: number) => void): Promise<ManifestEntry> {
   const src = await fs.open(item.src, 'r');
   try {
     const { size } = await src.stat();

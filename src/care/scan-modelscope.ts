@@ -9,7 +9,7 @@ import path from 'node:path';
 import { formatRepoRef } from '../hubs/repo-ref.js';
 import type { RepoType } from '../hubs/types.js';
 import { MDL_FILE, ModelScopeCache, MS_PARTIAL_DIR, MSC_FILE, MV_FILE, parseMv } from '../layouts/modelscope-cache.js';
-import { decodeMdl, decodeMsc, type MscEntry } from '../layouts/pickle.js';
+import { decodeMdl, decodeMsc, type MscEntry } from '../util/pickle.js';
 import { isLocked } from '../locks/flock.js';
 import { isInside, JUNK_NAMES, readdirSafe, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
 import { repoOf, revisionOf, type CachedFile, type CachedRepo, type CachedRevision, type CacheWarning } from './model.js';

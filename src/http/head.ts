@@ -33,7 +33,8 @@ export function isHeaderName(name: string): boolean {
 export function isHeaderValue(value: string): boolean {
   return !BAD_VALUE.test(value);
 }
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
+/** RFC 9110 §15: a status outside 100..599 is invalid (0xx has no class to fall back to). */
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d{2})(?: .*)?$/;
 
 /**
  * Finds the end of a head in `buf[0, end)` and parses it. Returns undefined while the blank

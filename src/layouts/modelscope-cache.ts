@@ -21,7 +21,7 @@ import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { sha256File } from '../util/hash.js';
 import { assertSafeRefName, safeJoin } from '../util/safe-path.js';
-import { decodeMdl, decodeMsc, encodeMdl, encodeMsc, type MscEntry } from './pickle.js';
+import { decodeMdl, decodeMsc, encodeMdl, encodeMsc, type MscEntry } from '../util/pickle.js';
 
 export const MSC_FILE = '.msc';
 export const MDL_FILE = '.mdl';

@@ -1,6 +1,8 @@
-// A small JSON parser that remembers where every value and key starts, so a problem in
-// hubcache.json / hubcache.lock can be reported as `file:line:column`. JSON.parse cannot do that
-// (it gives no positions for valid-but-wrong values, and silently keeps the last duplicate key).
+// A positioned JSON tree built from jsonc-parser's visitor, so a problem in hubcache.json /
+// hubcache.lock can be reported as `file:line:column`. JSON.parse cannot do that (it gives no
+// positions for valid-but-wrong values, and silently keeps the last duplicate key); jsonc-parser's
+// own parseTree has no line:column and recurses without a depth limit.
+import { ParseErrorCode, visit } from 'jsonc-parser';
 
 /** 1-based line and column (in UTF-16 code units, like editors count), plus the 0-based offset. */
 export interface SourcePos {
@@ -33,140 +35,118 @@ export class JsonSyntaxError extends Error {
   }
 }
 
-const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+/** An object or array being read: what comes next, and the key a value will belong to. */
+interface Frame {
+  kind: 'object' | 'array';
+  node: JsonNode;
+  expect: 'key' | 'colon' | 'value' | 'comma';
+  afterComma: boolean;
+  key?: { key: string; keyPos: SourcePos };
+}
 
-/** Parses strict JSON (RFC 8259; a leading BOM is allowed). Duplicate keys are kept, in order. */
+const MAX_DEPTH = 64;
+
+/**
+ * Parses strict JSON (RFC 8259; a leading BOM is allowed) with jsonc-parser's scanner and visitor
+ * (comments and trailing commas refused). Duplicate keys are kept, in order. The first syntax
+ * error throws, worded by what was expected where it happened.
+ */
 export function parseJsonSource(source: string): JsonNode {
   // A BOM is invisible in editors, so it must not shift the columns of line 1.
   const text = source.charCodeAt(0) === 0xfeff ? source.slice(1) : source;
-  let i = 0;
   // Line starts, so any offset maps to line:column with a binary search.
   const lineStarts = [0];
   for (let k = 0; k < text.length; k++) if (text[k] === '\n') lineStarts.push(k + 1);
   const posAt = (offset: number): SourcePos => locate(lineStarts, offset);
-  const fail = (message: string, at = i): never => {
-    throw new JsonSyntaxError(message, posAt(at));
-  };
   const describe = (at: number): string => (at >= text.length ? 'end of file' : JSON.stringify(text[at]));
 
-  const skipWs = (): void => {
-    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  const stack: Frame[] = [];
+  let root: JsonNode | undefined;
+  const place = (node: JsonNode): void => {
+    const top = stack.at(-1);
+    if (!top) root = node;
+    else if (top.node.kind === 'object' && top.key) top.node.members.push({ ...top.key, value: node });
+    else if (top.node.kind === 'array') top.node.items.push(node);
+    if (top) top.expect = 'comma';
   };
-  const expect = (ch: string, what: string): void => {
-    skipWs();
-    if (text[i] !== ch) fail(`expected ${what}, found ${describe(i)}`);
-    i++;
+  const open = (node: JsonNode & { kind: 'object' | 'array' }, offset: number): void => {
+    if (stack.length >= MAX_DEPTH) throw new JsonSyntaxError('nesting too deep', posAt(offset));
+    place(node);
+    stack.push({ kind: node.kind, node, expect: node.kind === 'object' ? 'key' : 'value', afterComma: false });
   };
-
-  const parseString = (): string => {
-    const start = i;
-    i++; // opening quote
-    let out = '';
-    for (;;) {
-      if (i >= text.length) fail('unterminated string', start);
-      const c = text[i] as string;
-      if (c === '"') {
-        i++;
-        return out;
-      }
-      if (c === '\\') {
-        const e = text[i + 1] ?? '';
-        if (e === 'u') {
-          const hex = text.slice(i + 2, i + 6);
-          if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('bad \\u escape');
-          out += String.fromCharCode(Number.parseInt(hex, 16));
-          i += 6;
-        } else if (ESCAPES[e] !== undefined) {
-          out += ESCAPES[e];
-          i += 2;
-        } else fail(`bad escape \\${e}`);
-        continue;
-      }
-      if (c.charCodeAt(0) < 0x20) fail('control character in string (use \\n, \\t...)');
-      out += c;
-      i++;
+  const messageAt = (code: ParseErrorCode, offset: number): string => {
+    const found = describe(offset);
+    switch (code) {
+      case ParseErrorCode.UnexpectedEndOfString:
+        return 'unterminated string';
+      case ParseErrorCode.InvalidEscapeCharacter:
+        return 'bad escape in string';
+      case ParseErrorCode.InvalidUnicode:
+        return 'bad \\u escape';
+      case ParseErrorCode.InvalidCharacter:
+        return 'control character in string (use \\n, \\t...)';
+      case ParseErrorCode.InvalidNumberFormat:
+      case ParseErrorCode.UnexpectedEndOfNumber:
+        return 'bad number';
+      case ParseErrorCode.InvalidCommentToken:
+      case ParseErrorCode.UnexpectedEndOfComment:
+        return 'comments are not allowed in JSON';
     }
-  };
-
-  const parseValue = (depth: number): JsonNode => {
-    if (depth > 64) fail('nesting too deep');
-    skipWs();
-    const pos = posAt(i);
-    const c = text[i];
-    if (c === '{') {
-      i++;
-      const members: JsonMember[] = [];
-      skipWs();
-      if (text[i] === '}') {
-        i++;
-        return { kind: 'object', pos, members };
-      }
-      for (;;) {
-        skipWs();
-        if (text[i] !== '"') fail(text[i] === '}' ? 'trailing comma before }' : `expected a "quoted" key, found ${describe(i)}`);
-        const keyPos = posAt(i);
-        const key = parseString();
-        expect(':', '":" after the key');
-        members.push({ key, keyPos, value: parseValue(depth + 1) });
-        skipWs();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === '}') {
-          i++;
-          return { kind: 'object', pos, members };
-        }
-        fail(`expected "," or "}", found ${describe(i)}`);
-      }
-    }
-    if (c === '[') {
-      i++;
-      const items: JsonNode[] = [];
-      skipWs();
-      if (text[i] === ']') {
-        i++;
-        return { kind: 'array', pos, items };
-      }
-      for (;;) {
-        skipWs();
-        if (text[i] === ']') fail('trailing comma before ]');
-        items.push(parseValue(depth + 1));
-        skipWs();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === ']') {
-          i++;
-          return { kind: 'array', pos, items };
-        }
-        fail(`expected "," or "]", found ${describe(i)}`);
-      }
-    }
-    if (c === '"') return { kind: 'string', pos, value: parseString() };
-    const num = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 64));
-    if (num) {
-      i += num[0].length;
-      return { kind: 'number', pos, value: Number(num[0]) };
-    }
-    for (const [word, node] of [
-      ['true', { kind: 'boolean', pos, value: true }],
-      ['false', { kind: 'boolean', pos, value: false }],
-      ['null', { kind: 'null', pos }],
-    ] as const) {
-      if (text.startsWith(word, i)) {
-        i += word.length;
-        return node;
-      }
-    }
-    return fail(`unexpected ${describe(i)}`);
+    const top = stack.at(-1);
+    if (!top) return root ? `unexpected ${found} after the end of the document` : `unexpected ${found}`;
+    const close = top.kind === 'object' ? '}' : ']';
+    if (top.afterComma && text[offset] === close) return `trailing comma before ${close}`;
+    if (top.expect === 'key') return `expected a "quoted" key, found ${found}`;
+    if (top.expect === 'colon') return `expected ":" after the key, found ${found}`;
+    if (top.expect === 'comma') return `expected "," or "${close}", found ${found}`;
+    return `unexpected ${found}`;
   };
 
-  const root = parseValue(0);
-  skipWs();
-  if (i < text.length) fail(`unexpected ${describe(i)} after the end of the document`);
-  return root;
+  const close = (bracket: string, offset: number): void => {
+    if (text[offset] !== bracket) {
+      throw new JsonSyntaxError(messageAt(ParseErrorCode.ValueExpected, offset), posAt(offset));
+    }
+    stack.pop();
+  };
+
+  visit(
+    text,
+    {
+      onObjectBegin: (offset) => open({ kind: 'object', pos: posAt(offset), members: [] }, offset),
+      onArrayBegin: (offset) => open({ kind: 'array', pos: posAt(offset), items: [] }, offset),
+      // Called before the missing-bracket error: report it while the frame still says what was expected.
+      onObjectEnd: (offset) => close('}', offset),
+      onArrayEnd: (offset) => close(']', offset),
+      onObjectProperty: (key, offset) => {
+        const top = stack.at(-1) as Frame;
+        top.key = { key, keyPos: posAt(offset) };
+        top.expect = 'colon';
+        top.afterComma = false;
+      },
+      onSeparator: (ch) => {
+        const top = stack.at(-1) as Frame;
+        if (ch === ':') top.expect = 'value';
+        else {
+          top.expect = top.kind === 'object' ? 'key' : 'value';
+          top.afterComma = true;
+        }
+      },
+      onLiteralValue: (value: unknown, offset) => {
+        const pos = posAt(offset);
+        if (typeof value === 'string') place({ kind: 'string', pos, value });
+        else if (typeof value === 'number') place({ kind: 'number', pos, value });
+        else if (typeof value === 'boolean') place({ kind: 'boolean', pos, value });
+        else place({ kind: 'null', pos });
+        const top = stack.at(-1);
+        if (top) top.afterComma = false;
+      },
+      onError: (code, offset) => {
+        throw new JsonSyntaxError(messageAt(code, offset), posAt(offset));
+      },
+    },
+    { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false },
+  );
+  return root as JsonNode;
 }
 
 function locate(lineStarts: readonly number[], offset: number): SourcePos {

@@ -2,12 +2,26 @@
 // allow/ignore patterns. Generic glob libraries differ in ways that matter here: `*` must match
 // `/` too (so `*.json` matches `a/b/c.json`), there is no brace expansion and no escaping.
 
+/**
+ * Compiled patterns, least recently used first (a Map keeps insertion order). Patterns come from
+ * users and manifests, so a long-running process (a server) must not keep every one it ever saw.
+ */
 const cache = new Map<string, RegExp>();
+export const FNMATCH_CACHE_MAX = 512;
+
+/** How many compiled patterns are kept (for tests). */
+export function fnmatchCacheSize(): number {
+  return cache.size;
+}
 
 /** Translate one fnmatch pattern to an anchored RegExp, like Python's fnmatch.translate. */
 export function fnmatchToRegExp(pattern: string): RegExp {
   const hit = cache.get(pattern);
-  if (hit) return hit;
+  if (hit) {
+    cache.delete(pattern); // move to the most recently used end
+    cache.set(pattern, hit);
+    return hit;
+  }
   let out = '';
   for (let i = 0; i < pattern.length; ) {
     const c = pattern[i++] as string;
@@ -36,6 +50,7 @@ export function fnmatchToRegExp(pattern: string): RegExp {
   }
   const re = new RegExp(`^${out}$`, 's');
   cache.set(pattern, re);
+  if (cache.size > FNMATCH_CACHE_MAX) cache.delete(cache.keys().next().value as string);
   return re;
 }
 
