@@ -19,6 +19,7 @@ import type { DownloadOptions, DownloadResult } from './download/types.js';
 import type { ImportOptions, ImportResult } from './import/import-dir.js';
 import { parseRepoRef } from './hubs/repo-ref.js';
 import type { RepoRef } from './hubs/types.js';
+import { hubBodyErrorFor } from './hubs/http-errors.js';
 import { TransferEngine } from './transfer/engine.js';
 import type { TransferOptions } from './transfer/types.js';
 import type * as care from './care/index.js';
@@ -108,7 +109,7 @@ export class Cache {
 
   /** The shared transfer engine (one global connection limit for everything this cache fetches). */
   get engine(): TransferEngine {
-    this.engineInstance ??= new TransferEngine(this.config.transfer ?? {});
+    this.engineInstance ??= new TransferEngine({ errorFor: hubBodyErrorFor, ...this.config.transfer });
     return this.engineInstance;
   }
 

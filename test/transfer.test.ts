@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { TransferEngine } from '../src/transfer/engine.js';
 import { runningHashWorkers } from '../src/transfer/prefix-hasher.js';
-import type { TransferProgress } from '../src/transfer/types.js';
+import type { ErrorAnswer, TransferProgress } from '../src/transfer/types.js';
+import { hubBodyErrorFor } from '../src/hubs/http-errors.js';
 import {
   AbortedError,
   DiskFullError,
@@ -17,6 +18,7 @@ import {
   RateLimitedError,
   ServerError,
   UnauthorizedError,
+  UsageError,
 } from '../src/errors.js';
 import { patternBytes, sha256, TransferServer } from './fixtures/transfer-server.js';
 import { fastOptions, KiB, layout, MiB, partials, readFinal, removeTempDirs, request, tempDir } from './fixtures/transfer-helpers.js';
@@ -28,7 +30,8 @@ const large = patternBytes(3 * MiB + 12345, 2);
 
 before(async () => {
   server = await TransferServer.start();
-  engine = new TransferEngine(fastOptions);
+  // The mapping a Cache injects: hub statuses become the hubs' typed errors.
+  engine = new TransferEngine({ ...fastOptions, errorFor: hubBodyErrorFor });
 });
 after(async () => {
   await engine.close();
@@ -268,6 +271,25 @@ test('404 and 401 fail at once with typed errors; tokens never appear in message
     },
   );
   assert.equal(server.stats.requests, 1);
+});
+
+test('without an injected mapping the engine throws HTTP-level errors and knows no hub', async () => {
+  const plain = new TransferEngine(fastOptions);
+  try {
+    await assert.rejects(plain.download(request(server, '/missing', small, await layout())), (e: unknown) => {
+      assert.ok(e instanceof HubHttpError && !(e instanceof EntryNotFoundError) && !(e instanceof ServerError));
+      assert.equal(e.status, 404);
+      return true;
+    });
+    let seen: ErrorAnswer | undefined;
+    const mapped = new TransferEngine({ ...fastOptions, errorFor: (a) => ((seen = a), new UsageError(`mapped ${a.status}`)) });
+    await assert.rejects(mapped.download(request(server, '/missing', small, await layout())), /mapped 404/);
+    await mapped.close();
+    assert.equal(seen?.status, 404);
+    assert.equal(seen?.url, server.url('/missing'));
+  } finally {
+    await plain.close();
+  }
 });
 
 test('403 on a signed URL refreshes the source once; a second 403 is final', async () => {

@@ -4,7 +4,9 @@
 import { type HubHttpError, ServerError } from '../errors.js';
 import { hubErrorFor } from './http-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
-import { drain, httpRequest, readJson, readText, redactUrl, redirectLocation, sameOrigin } from './http.js';
+import { readErrorMessage } from '../http/error-body.js';
+import { parseRetryAfter } from '../transfer/retry.js';
+import { drain, httpRequest, readJson, redactUrl, redirectLocation, sameOrigin } from './http.js';
 import type { HttpResponse } from './http.js';
 import { isCommitHash } from './repo-ref.js';
 import { remoteSize, remoteSizeHeader } from './types.js';
@@ -53,26 +55,14 @@ interface TreeEntry {
  * `fileUrl`: the request named a file (resolve/), so a plain 404 means that file, not the repo.
  */
 export async function hfErrorFor(res: HttpResponse, what: string, fileUrl = false): Promise<HubHttpError> {
-  let message = res.headers['x-error-message'];
-  if (!message) {
-    const body = await readText(res, 64 * 1024).catch(() => '');
-    try {
-      const j = JSON.parse(body) as { error?: unknown };
-      if (typeof j.error === 'string') message = j.error;
-    } catch {
-      /* not JSON */
-    }
-  } else {
-    await drain(res);
-  }
-  const ra = Number.parseFloat(res.headers['retry-after'] ?? '');
+  const message = await readErrorMessage(res.body);
   return hubErrorFor({
     status: res.status,
     code: res.headers['x-error-code'],
     message,
     url: redactUrl(res.url),
     what,
-    retryAfterSeconds: Number.isFinite(ra) ? ra : undefined,
+    retryAfterSeconds: parseRetryAfter(res.headers),
     hubUrl: true,
     plain404IsEntry: fileUrl,
   });

@@ -11,6 +11,7 @@ import {
   ServerError,
   UnauthorizedError,
 } from '../errors.js';
+import type { ErrorAnswer } from '../transfer/types.js';
 
 export interface HubErrorAnswer {
   status: number;
@@ -52,4 +53,9 @@ export function hubErrorFor(a: HubErrorAnswer): HubHttpError {
   if (s === 429) return new RateLimitedError(`Rate limited${detail} (${url})`, s, url, a.retryAfterSeconds);
   if (s === 403) return new UnauthorizedError(`Forbidden: ${what}${detail}`, s, url, { hint: 'Your token may lack access to this repo.' });
   return new ServerError(`HTTP ${s} for ${what}${detail} (${url})`, s, url);
+}
+
+/** The mapping the Cache injects into its transfer engine (TransferOptions.errorFor): a body GET names a file. */
+export function hubBodyErrorFor(a: ErrorAnswer): HubHttpError {
+  return hubErrorFor({ ...a, plain404IsEntry: true });
 }

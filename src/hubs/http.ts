@@ -2,9 +2,12 @@
 // timeouts, a bounded response size, and the rule that a token never leaves the endpoint's origin.
 import { AbortedError, HubcacheError, NetworkError, ServerError } from '../errors.js';
 import { BodyTooLargeError, Http1Client, type Http1Response, type Method } from '../http/client.js';
-import { VERSION } from '../version.js';
+import { redactUrl } from '../http/url.js';
+import { USER_AGENT } from '../version.js';
 
-export const USER_AGENT = `hubcache/${VERSION}; hf_hub/js; node/${process.versions.node}`;
+// Moved to src/http/url.ts (the transfer layer needs them without the hubs); re-exported for the hub clients.
+export { redactUrl, redirectLocation } from '../http/url.js';
+export { USER_AGENT };
 
 /** JSON answers bigger than this are refused (a hostile server could otherwise exhaust memory). */
 const MAX_JSON_BYTES = 256 * 1024 * 1024;
@@ -64,34 +67,6 @@ export function wrapNetworkError(err: unknown, url: string, signal?: AbortSignal
   const code = e.cause?.code ?? e.code;
   const detail = typeof code === 'string' ? code : (e.message ?? String(err)).replace(/^network error: /, '');
   return new NetworkError(`Cannot reach ${redactUrl(url)}: ${detail}`, { cause: err });
-}
-
-/** Drops query strings (signed CDN URLs carry credentials) for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.origin}${u.pathname}`;
-  } catch {
-    return '<invalid url>';
-  }
-}
-
-/**
- * Where a redirect from `from` leads, resolved against it. Only http(s) targets are followed: a
- * `file:`, `ftp:` or unparsable Location is a broken or hostile server, not a usage error.
- */
-export function redirectLocation(from: string, location: string, status?: number): string {
-  let to: URL | undefined;
-  try {
-    to = new URL(location, from);
-  } catch {
-    /* reported below */
-  }
-  if (to?.protocol !== 'http:' && to?.protocol !== 'https:') {
-    const what = to ? `a ${to.protocol} URL` : `an invalid URL ${JSON.stringify(location.slice(0, 100))}`;
-    throw new ServerError(`Refusing a redirect to ${what} from ${redactUrl(from)}`, status, redactUrl(from));
-  }
-  return to.href;
 }
 
 /** One HTTP exchange, no redirects followed (callers decide, because of token rules). */

@@ -1,4 +1,5 @@
 // Shared vocabulary of the remote side: which repo, which revision, which files.
+import type { ExpectedContent } from '../transfer/types.js';
 
 export type HubName = 'hf' | 'modelscope';
 export type RepoType = 'model' | 'dataset' | 'space';
@@ -68,18 +69,8 @@ export interface Snapshot {
   lastModified?: string;
 }
 
-/** Where to GET a file's bytes from. `headers` already include auth when (and only when) safe. */
-export interface DownloadSource {
-  url: string;
-  headers: Record<string, string>;
-}
-
-/** Expected identity of a file's content; checked before anything is committed to the cache. */
-export interface ExpectedContent {
-  size: number;
-  sha256?: string;
-  gitSha1?: string;
-}
+// Defined by the transfer layer (which knows nothing about hubs); re-exported for the hub clients.
+export type { DownloadSource, ExpectedContent } from '../transfer/types.js';
 
 /** HF blob name: the normalized etag (sha256 for LFS, git oid otherwise). */
 export function hfEtagOf(file: RemoteFile): string {

@@ -1,9 +1,9 @@
 // One GET (optionally ranged) with manual redirects, typed status errors and no token leaks.
-import type { DownloadSource } from '../hubs/types.js';
 import { HubHttpError, ServerError } from '../errors.js';
-import { redactUrl, redirectLocation } from '../hubs/http.js';
-import { hubErrorFor } from '../hubs/http-errors.js';
 import type { Http1Client, Http1Response } from '../http/client.js';
+import { httpStatusError, readErrorMessage } from '../http/error-body.js';
+import { redactUrl, redirectLocation } from '../http/url.js';
+import type { DownloadSource, ErrorAnswer } from './types.js';
 import { asTypedError, headerValue, parseRetryAfter } from './retry.js';
 
 const MAX_REDIRECTS = 10;
@@ -71,6 +71,8 @@ export interface OpenOptions {
   signal: AbortSignal;
   headersTimeoutMs: number;
   userAgent: string;
+  /** Maps an error answer to the error thrown (default: the HTTP-level httpStatusError). */
+  errorFor?: ((answer: ErrorAnswer) => Error) | undefined;
   label: string;
 }
 
@@ -105,7 +107,7 @@ export async function openGet(opts: OpenOptions): Promise<OpenedResponse> {
       if (res.status === 206) out.range = parseContentRange(headerValue(res.headers, 'content-range'));
       return out;
     }
-    throw await statusError(res, src.url, opts.label, generation);
+    throw await statusError(res, src.url, opts, generation);
   }
 }
 
@@ -141,35 +143,16 @@ export function parseContentRange(v: string | undefined): OpenedResponse['range'
   return out;
 }
 
-/** The first words of an error page: its JSON `error`, or its text if it is not HTML. */
-async function readErrorMessage(body: Http1Response): Promise<string | undefined> {
-  let text: string;
-  try {
-    text = (await body.text(4096)).slice(0, 4096);
-  } catch {
-    return undefined;
-  }
-  try {
-    const json = JSON.parse(text) as { error?: unknown };
-    if (typeof json.error === 'string') return json.error.slice(0, 300);
-  } catch {
-    // not JSON
-  }
-  const trimmed = text.trim();
-  return trimmed && !trimmed.startsWith('<') ? trimmed.slice(0, 200) : undefined;
-}
-
-async function statusError(res: Http1Response, rawUrl: string, label: string, generation: number): Promise<Error> {
-  const status = res.status;
+async function statusError(res: Http1Response, rawUrl: string, opts: OpenOptions, generation: number): Promise<Error> {
+  const { status } = res;
+  const { label } = opts;
   const url = redactUrl(rawUrl);
   const code = headerValue(res.headers, 'x-error-code');
-  // The body is read either way: a response left unread would hold its connection.
-  const fromHeader = headerValue(res.headers, 'x-error-message');
-  const message = fromHeader ?? (await readErrorMessage(res));
-  if (fromHeader !== undefined) await res.dump();
+  const message = await readErrorMessage(res);
   // A bare 403 from a CDN usually means an expired signed URL: the caller may refresh it.
   if (status === 403 && !code) {
     return new ForbiddenStatusError(`HTTP 403 downloading ${label}${message ? `: ${message}` : ''}`, url, generation, 'Your token may lack access to this repo, or the download link expired.');
   }
-  return hubErrorFor({ status, code, message, url, what: label, retryAfterSeconds: parseRetryAfter(res.headers), plain404IsEntry: true });
+  const answer: ErrorAnswer = { status, code, message, url, what: label, retryAfterSeconds: parseRetryAfter(res.headers) };
+  return (opts.errorFor ?? httpStatusError)(answer);
 }

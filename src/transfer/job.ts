@@ -1,6 +1,5 @@
 // What a single-file transfer needs from the engine, shared by the single and ranged paths.
 import { setMaxListeners } from 'node:events';
-import type { ExpectedContent } from '../hubs/types.js';
 import { ServerError } from '../errors.js';
 import type { BufferPool } from './body-pump.js';
 import type { Http1Client } from '../http/client.js';
@@ -8,7 +7,7 @@ import type { SourceHolder, OpenedResponse } from './http-range.js';
 import type { Semaphore } from './limiter.js';
 import type { ProgressReporter } from './progress.js';
 import { headerValue } from './retry.js';
-import type { TransferOptions } from './types.js';
+import type { ExpectedContent, TransferOptions } from './types.js';
 
 export interface FileJob {
   label: string;

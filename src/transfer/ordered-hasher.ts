@@ -2,7 +2,7 @@
 // Large files are hashed in file order by reading them back (prefix-hasher.ts); small ones as
 // their bytes stream by (single.ts).
 import { createHash, type Hash } from 'node:crypto';
-import type { ExpectedContent } from '../hubs/types.js';
+import type { ExpectedContent } from './types.js';
 import { IntegrityError } from '../errors.js';
 
 export interface Digest {

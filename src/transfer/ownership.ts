@@ -9,7 +9,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as os from 'node:os';
-import type { ExpectedContent } from '../hubs/types.js';
+import type { ExpectedContent } from './types.js';
 import { AbortedError } from '../errors.js';
 import {
   classifyPartialName,

@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FileHandle } from 'node:fs/promises';
-import type { ExpectedContent } from '../hubs/types.js';
+import type { ExpectedContent } from './types.js';
 
 export const SLOT_SIZE = 16 * 1024;
 export const TRAILER_SIZE = 2 * SLOT_SIZE;

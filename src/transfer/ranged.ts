@@ -432,6 +432,7 @@ class ChunkWorkers {
       signal: this.signal,
       headersTimeoutMs: job.opts.stallTimeoutSeconds * 1000,
       userAgent: job.opts.userAgent,
+      errorFor: job.opts.errorFor,
       label: job.label,
     });
     if (res.body.status !== 206) {

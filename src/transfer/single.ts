@@ -104,6 +104,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
     signal,
     headersTimeoutMs: job.opts.stallTimeoutSeconds * 1000,
     userAgent: job.opts.userAgent,
+    errorFor: job.opts.errorFor,
     label: job.label,
   });
   assertIdentityEncoding(res, job.label);

@@ -1,6 +1,32 @@
 // Contract between the layouts (which decide *where* a blob lives) and the transfer engine
 // (which gets bytes onto disk safely). The engine never knows about hubs or layouts.
-import type { DownloadSource, ExpectedContent } from '../hubs/types.js';
+import { USER_AGENT } from '../version.js';
+
+/** Where to GET a file's bytes from. `headers` already include auth when (and only when) safe. */
+export interface DownloadSource {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** Expected identity of a file's content; checked before anything is committed to the cache. */
+export interface ExpectedContent {
+  size: number;
+  sha256?: string;
+  gitSha1?: string;
+}
+
+/** A non-2xx answer to a body GET, as the engine saw it (body already read, URL without query). */
+export interface ErrorAnswer {
+  status: number;
+  /** `X-Error-Code`, when the server sent one. */
+  code?: string | undefined;
+  /** `X-Error-Message`, or the first words of the error body. */
+  message?: string | undefined;
+  url: string;
+  /** The request's label (usually the repo path of the file). */
+  what: string;
+  retryAfterSeconds?: number | undefined;
+}
 
 export interface TransferProgress {
   /** Caller-chosen label, usually the repo path of the file. */
@@ -122,6 +148,11 @@ export interface TransferOptions {
   progressIntervalMs: number;
   /** Sent as `user-agent` unless the source headers set one. */
   userAgent: string;
+  /**
+   * Turns an error answer into the error to throw (the hubs' mapping is injected by the Cache);
+   * by default an HTTP-level error (src/http/status-error.ts). 5xx/408/429 stay retryable either way.
+   */
+  errorFor?: (answer: ErrorAnswer) => Error;
   fsHooks?: TransferFsHooks;
 }
 
@@ -152,5 +183,5 @@ export const defaultTransferOptions: Readonly<TransferOptions> = Object.freeze({
   liveWriterWaitSeconds: 60,
   pollIntervalMs: 500,
   progressIntervalMs: 100,
-  userAgent: 'hubcache/0.1.0; hf_hub/js; node',
+  userAgent: USER_AGENT,
 });
