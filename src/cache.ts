@@ -17,8 +17,11 @@ import { sharedCacheRoots } from './download/cross-hub.js';
 import { downloadModelScope } from './download/modelscope.js';
 import type { DownloadOptions, DownloadResult } from './download/types.js';
 import type { ImportOptions, ImportResult } from './import/import-dir.js';
+import { accessAt } from './hubs/http.js';
+import { hubAdapter, type EndpointAt, type HubClient, type HubClients } from './hubs/registry.js';
 import { parseRepoRef } from './hubs/repo-ref.js';
-import type { RepoRef } from './hubs/types.js';
+import type { HubName, RepoRef } from './hubs/types.js';
+import { Http1Client } from './http/client.js';
 import { hubBodyErrorFor } from './hubs/http-errors.js';
 import { TransferEngine } from './transfer/engine.js';
 import type { TransferOptions } from './transfer/types.js';
@@ -52,12 +55,33 @@ export interface CacheAtOptions {
   env?: Env;
 }
 
+/** What `Cache.fromEnv` takes over the environment (the CLI's global flags). */
+export interface CacheOverrides {
+  /** One folder for both hubs, as `--cache-dir` (and MODELSCOPE_CACHE=dir for ModelScope). */
+  cacheDir?: string;
+  endpoints?: Partial<Record<HubName, string>>;
+  tokens?: Partial<Record<HubName, string>>;
+  /** true forces offline; false/absent keeps the environment's HF_HUB_OFFLINE. */
+  offline?: boolean;
+  transfer?: Partial<TransferOptions>;
+}
+
 export class Cache {
-  readonly config: CacheConfig;
+  /** Fixed when the Cache is built (frozen): build another Cache for other settings. */
+  readonly config: Readonly<CacheConfig>;
+  private httpInstance: Http1Client | undefined;
   private engineInstance: TransferEngine | undefined;
+  private readonly clients = new Map<string, HubClient>();
+  private closed = false;
 
   constructor(config: CacheConfig) {
-    this.config = config;
+    // A copy, so the caller's object stays theirs; transfer hooks (functions) are kept as given.
+    const { hf, modelscope, transfer } = config;
+    this.config = Object.freeze({
+      hf: Object.freeze({ ...hf }),
+      modelscope: Object.freeze({ ...modelscope }),
+      ...(transfer ? { transfer: Object.freeze({ ...transfer }) } : {}),
+    });
   }
 
   /**
@@ -85,31 +109,66 @@ export class Cache {
   }
 
   /** Everything from the variables the official clients read (HF_HOME, HF_HUB_CACHE, MODELSCOPE_CACHE...). */
-  static fromEnv(env: Env = process.env, overrides: { transfer?: Partial<TransferOptions> } = {}): Cache {
+  static fromEnv(env: Env = process.env, overrides: CacheOverrides = {}): Cache {
     const hf = hfSettingsFromEnv(env);
     const ms = modelscopeSettingsFromEnv(env);
+    const dir = overrides.cacheDir === undefined ? undefined : path.resolve(overrides.cacheDir);
+    const msDir = dir ?? realpathOrSelf(ms.cacheDir);
+    // modelscope ≥1.38 keeps its own layout in MODELSCOPE_CACHE, else in ~/.cache/modelscope (no `hub`).
+    const v2Dir = dir ?? (env.MODELSCOPE_CACHE ? undefined : path.dirname(msDir));
     return new Cache({
       hf: {
-        cacheDir: realpathOrSelf(hf.cacheDir),
-        endpoint: hf.endpoint,
-        token: hf.disableImplicitToken ? undefined : hf.token,
-        offline: hf.offline,
+        cacheDir: dir ?? realpathOrSelf(hf.cacheDir),
+        endpoint: overrides.endpoints?.hf ?? hf.endpoint,
+        token: overrides.tokens?.hf ?? (hf.disableImplicitToken ? undefined : hf.token),
+        offline: overrides.offline || hf.offline,
         symlinks: !hf.disableSymlinks,
       },
       modelscope: {
-        cacheDir: realpathOrSelf(ms.cacheDir),
-        endpoint: ms.endpoint,
-        token: ms.token,
-        // modelscope ≥1.38 keeps its own layout in MODELSCOPE_CACHE, else in ~/.cache/modelscope (no `hub`).
-        ...(env.MODELSCOPE_CACHE ? {} : { v2Dir: path.dirname(realpathOrSelf(ms.cacheDir)) }),
+        cacheDir: msDir,
+        endpoint: overrides.endpoints?.modelscope ?? ms.endpoint,
+        token: overrides.tokens?.modelscope ?? ms.token,
+        ...(v2Dir ? { v2Dir } : {}),
       },
       ...(overrides.transfer ? { transfer: overrides.transfer } : {}),
     });
   }
 
+  /** The one connection pool of this cache: metadata requests and file bodies alike. */
+  get http(): Http1Client {
+    if (this.closed) throw new UsageError('This Cache is closed');
+    this.httpInstance ??= new Http1Client({ keepAliveMs: 30_000, connectTimeoutMs: 30_000 });
+    return this.httpInstance;
+  }
+
+  /**
+   * This cache's client for `hub` (its endpoint and token, its pool); with `at`, a client for another
+   * endpoint of that hub (the token only goes to the configured endpoint's origin, see accessAt).
+   */
+  client<H extends HubName>(hub: H, at?: EndpointAt): HubClients[H] {
+    const settings = this.config[hub];
+    const access = at ? accessAt(settings, at.endpoint, at.primary) : settings;
+    const key = `${hub} ${access.endpoint} ${access.token ?? ''}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      c = hubAdapter(hub).client({ endpoint: access.endpoint, token: access.token, http: this.http });
+      this.clients.set(key, c);
+    }
+    return c as HubClients[H];
+  }
+
+  /** Closes idle connections and the transfer engine. Idempotent; a closed Cache makes no requests. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.clients.clear();
+    await this.engineInstance?.close();
+    this.httpInstance?.close();
+  }
+
   /** The shared transfer engine (one global connection limit for everything this cache fetches). */
   get engine(): TransferEngine {
-    this.engineInstance ??= new TransferEngine({ errorFor: hubBodyErrorFor, ...this.config.transfer });
+    this.engineInstance ??= new TransferEngine({ errorFor: hubBodyErrorFor, ...this.config.transfer }, this.http);
     return this.engineInstance;
   }
 
@@ -138,32 +197,29 @@ export class Cache {
 
   /** The folders a download or import of `hub` writes into, each with the setting that moves it. */
   private writePlaces(hub: string, localDir?: string): WritePlace[] {
-    const { hf, modelscope: ms } = this.config;
-    const places: WritePlace[] =
-      hub === 'modelscope'
-        ? [ms.cacheDir, ms.v2Dir ?? ms.cacheDir].map((dir) => ({ dir, setting: 'MODELSCOPE_CACHE or --cache-dir' }))
-        : [{ dir: hf.cacheDir, setting: 'HF_HUB_CACHE (or HF_HOME) or --cache-dir' }];
+    const { cacheDirSetting: setting } = hubAdapter(hub);
+    const places: WritePlace[] = hubAdapter(hub).cacheDirs(this.config).map((dir) => ({ dir, setting }));
     if (localDir) places.push({ dir: path.resolve(localDir), setting: '--local-dir' });
     return places;
   }
 
   private async downloadRepo(repo: RepoRef, opts: DownloadOptions): Promise<DownloadResult> {
+    // The download flows stay here, not in the adapters: they import the layouts, which import
+    // repo-ref and so the registry (a cycle). A third hub's flow would be one more case here.
+    const crossHubRoots = sharedCacheRoots(this.careContext().roots);
+    const { engine } = this;
     if (repo.hub === 'hf') {
-      const hf = this.config.hf;
-      const { cacheDir, endpoint, token, offline, symlinks } = hf;
-      const crossHubRoots = sharedCacheRoots(this.careContext().roots);
-      const engine = this.engine;
-      return downloadHf({ cacheDir, endpoint, token, offline, symlinks, engine, crossHubRoots }, repo, opts);
+      const { cacheDir, endpoint, token, offline, symlinks } = this.config.hf;
+      const client = this.client('hf');
+      return downloadHf({ cacheDir, endpoint, token, offline, symlinks, engine, client, crossHubRoots }, repo, opts);
     }
-    if (repo.hub === 'modelscope') {
-      const ms = this.config.modelscope;
-      const offline = ms.offline ?? this.config.hf.offline;
-      const { cacheDir, v2Dir, endpoint, token } = ms;
-      const crossHubRoots = sharedCacheRoots(this.careContext().roots);
-      const engine = this.engine;
-      return downloadModelScope({ cacheDir, v2Dir, endpoint, token, offline, engine, crossHubRoots }, repo, opts);
-    }
-    throw new UsageError(`Hub ${repo.hub} is not supported yet`);
+    if (repo.hub !== 'modelscope') throw new UsageError(`Hub ${hubAdapter(repo.hub).name} has no download flow yet`);
+    const { cacheDir, v2Dir, endpoint, token, offline } = this.config.modelscope;
+    const client = this.client('modelscope');
+    // One --offline switch for both hubs unless ModelScope's own is set.
+    const msOffline = offline ?? this.config.hf.offline;
+    const ctx = { cacheDir, v2Dir, endpoint, token, offline: msOffline, engine, client, crossHubRoots };
+    return downloadModelScope(ctx, repo, opts);
   }
 
   /**
@@ -305,3 +361,4 @@ function realpathOrSelf(p: string): string {
     return path.resolve(p);
   }
 }
+

@@ -2,7 +2,8 @@
 // an AbortSignal wired to Ctrl-C (first press: stop cleanly, keeping partial data for resume).
 import path from 'node:path';
 import type { Command } from 'commander';
-import { Cache } from '../cache.js';
+import { Cache, type CacheOverrides } from '../cache.js';
+import type { TransferOptions } from '../transfer/types.js';
 import type { HubName, RepoType } from '../hubs/types.js';
 import { EndpointFlags } from './endpoints.js';
 import { Output } from './output.js';
@@ -61,6 +62,8 @@ export function makeOutput(flags: GlobalFlags, io: CliIo): Output {
 export interface ContextOptions {
   /** The command compares several endpoints per hub itself (status, outdated). */
   compareEndpoints?: boolean;
+  /** Transfer settings from the command's own flags (download's --connections), read before the Cache is built. */
+  transfer?: (flags: GlobalFlags & Record<string, unknown>) => Partial<TransferOptions> | undefined;
 }
 
 /** Throws UsageError for unusable flags (an `--endpoint` that is not an http(s) URL...). */
@@ -71,24 +74,20 @@ export function makeContext(
   out: Output,
   opts: ContextOptions = {},
 ): CommandContext {
-  const cache = Cache.fromEnv(io.env);
-  const c = cache.config;
+  const overrides: CacheOverrides = {};
   const cacheDir = flags.cacheDir ?? flags.cache_dir;
-  if (cacheDir !== undefined) {
-    const dir = path.resolve(checkLocalDir(cacheDir, '--cache-dir'));
-    c.hf.cacheDir = dir;
-    c.modelscope.cacheDir = dir;
-    c.modelscope.v2Dir = dir; // as with MODELSCOPE_CACHE=dir
-  }
+  if (cacheDir !== undefined) overrides.cacheDir = path.resolve(checkLocalDir(cacheDir, '--cache-dir'));
   // A bare --endpoint is for the hub of the command's repo (flags.hub, set from it), else HF.
   const endpoints = new EndpointFlags(flags.endpoint ?? [], flags.hub);
-  const one = opts.compareEndpoints ? { hf: undefined, modelscope: undefined } : endpoints.single();
-  if (one.hf) c.hf.endpoint = one.hf;
-  if (one.modelscope) c.modelscope.endpoint = one.modelscope;
-  if (flags.token) {
-    if (flags.hub === 'modelscope') c.modelscope.token = flags.token;
-    else c.hf.token = flags.token;
-  }
-  if (flags.offline) c.hf.offline = true;
-  return { cache, out, endpoints, signal, flags, io };
+  if (!opts.compareEndpoints) overrides.endpoints = stripUndefined(endpoints.single());
+  // --token is for the hub of the command's repo, else HF.
+  if (flags.token) overrides.tokens = { [flags.hub ?? 'hf']: flags.token };
+  if (flags.offline) overrides.offline = true;
+  const transfer = opts.transfer?.(flags as GlobalFlags & Record<string, unknown>);
+  if (transfer) overrides.transfer = transfer;
+  return { cache: Cache.fromEnv(io.env, overrides), out, endpoints, signal, flags, io };
+}
+
+function stripUndefined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }

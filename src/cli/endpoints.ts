@@ -5,7 +5,7 @@
 // hub; the other commands talk to one per hub and refuse several rather than pick one.
 import { parseEndpoint } from './validate.js';
 import { UsageError } from '../errors.js';
-import { HUB_PREFIXES } from '../hubs/repo-ref.js';
+import { DEFAULT_HUB, hubAdapter, hubForPrefix, hubNames } from '../hubs/registry.js';
 import type { HubName } from '../hubs/types.js';
 
 export type EndpointLists = Record<HubName, string[]>;
@@ -24,7 +24,10 @@ export class EndpointFlags {
   private readonly given: Given[] = [];
 
   /** `hub`: the hub the command is known to work on (`--hub`, or the hub of its one repo). */
-  constructor(values: readonly string[] = [], private readonly hub?: HubName) {
+  constructor(
+    values: readonly string[] = [],
+    private readonly hub?: HubName,
+  ) {
     for (const raw of values) {
       const m = /^([a-z]+)=(.*)$/i.exec(raw);
       if (!m) {
@@ -32,7 +35,7 @@ export class EndpointFlags {
         continue;
       }
       const key = (m[1] as string).toLowerCase();
-      const named = Object.hasOwn(HUB_PREFIXES, key) ? HUB_PREFIXES[key] : undefined;
+      const named = hubForPrefix(key);
       if (!named) throw new UsageError(`--endpoint ${raw}: unknown hub "${m[1]}"`, { hint: NAME_HINT });
       // Checked now: a named endpoint does not wait to learn which hub it is for.
       this.given.push({ hub: named, value: endpointUrl(named, m[2] as string, raw), raw });
@@ -49,7 +52,7 @@ export class EndpointFlags {
    * `hubs` holds both, it is ambiguous.
    */
   forHubs(hubs: Iterable<HubName> = []): EndpointLists {
-    const out: EndpointLists = { hf: [], modelscope: [] };
+    const out = Object.fromEntries(hubNames().map((h) => [h, [] as string[]])) as EndpointLists;
     for (const g of this.given) {
       const hub = g.hub ?? this.hub ?? onlyHub(hubs, g.raw);
       out[hub].push(g.hub ? g.value : endpointUrl(hub, g.value, g.raw));
@@ -61,7 +64,7 @@ export class EndpointFlags {
   single(hubs: Iterable<HubName> = []): Partial<Record<HubName, string>> {
     const lists = this.forHubs(hubs);
     const out: Partial<Record<HubName, string>> = {};
-    for (const hub of ['hf', 'modelscope'] as const) {
+    for (const hub of hubNames()) {
       const list = lists[hub];
       if (list.length > 1) {
         throw new UsageError(`${list.length} endpoints given for ${hub}: ${list.join(', ')}; this command uses one`, {
@@ -79,10 +82,13 @@ function onlyHub(hubs: Iterable<HubName>, raw: string): HubName {
   if (set.size > 1) {
     throw new UsageError(`--endpoint ${raw} is ambiguous: the repos are on both hubs`, { hint: NAME_HINT });
   }
-  return set.values().next().value ?? 'hf';
+  return set.values().next().value ?? DEFAULT_HUB;
 }
 
 /** A hub base URL from a flag value (one validator for every flag: cli/validate.ts). */
 export function endpointUrl(hub: HubName, value: string, raw = value): string {
-  return parseEndpoint(value, { flag: raw === value ? '--endpoint' : `--endpoint ${raw.slice(0, raw.length - value.length)}`, bareHost: hub === 'modelscope' });
+  return parseEndpoint(value, {
+    flag: raw === value ? '--endpoint' : `--endpoint ${raw.slice(0, raw.length - value.length)}`,
+    bareHost: hubAdapter(hub).bareHostEndpoints,
+  });
 }

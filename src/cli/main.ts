@@ -2,6 +2,7 @@
 // Commands are thin: all logic lives in the library (Cache and friends). Only the command being
 // run is loaded (see commands/index.ts); the others are listed by name for the help.
 import { Command, CommanderError, Help, Option } from 'commander';
+import { hubNames } from '../hubs/registry.js';
 import { ExitCode } from '../errors.js';
 import { parseRepoRef } from '../hubs/repo-ref.js';
 import { VERSION } from '../version.js';
@@ -65,7 +66,11 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     liveOut = out;
     try {
       const ctx = makeContext(flags, io, ac.signal, out, opts);
-      exitCode = await body(ctx, flags as never);
+      try {
+        exitCode = await body(ctx, flags as never);
+      } finally {
+        await ctx.cache.close();
+      }
     } catch (err) {
       exitCode = out.error(err);
     }
@@ -84,7 +89,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     )
     .option('--token <token>', 'access token (default: HF_TOKEN or the token file; MODELSCOPE_API_TOKEN)')
     .option('--offline', 'use the cache only, never the network (also HF_HUB_OFFLINE=1)')
-    .addOption(new Option('--hub <hub>', 'hub of repos given without a prefix').choices(['hf', 'modelscope']))
+    .addOption(new Option('--hub <hub>', 'hub of repos given without a prefix').choices(hubNames()))
     .addOption(new Option('--repo-type <type>', 'repo type').choices(['model', 'dataset', 'space']))
     .option('--json', 'machine-readable output (results on stdout, events on stderr)')
     .option('-q, --quiet', 'no progress, only results and errors')

@@ -29,6 +29,8 @@ export interface HfDownloadContext {
   offline: boolean;
   symlinks: boolean;
   engine: TransferEngine;
+  /** The Cache's client for this hub (its pool); default: one for endpoint and token. */
+  client?: HfClient | undefined;
   /** Both layouts' roots: LFS files the ModelScope layout already holds are linked, not fetched. */
   crossHubRoots?: CacheRoots | undefined;
 }
@@ -52,7 +54,7 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   const emit = emitterFor(opts);
   const revision = repo.revision ?? 'main';
   const rc = new HfRepoCache(ctx.cacheDir, repo);
-  const client = new HfClient({ endpoint: ctx.endpoint, token: ctx.token });
+  const client = ctx.client ?? new HfClient({ endpoint: ctx.endpoint, token: ctx.token });
   const offline = opts.offline ?? ctx.offline;
   const localDir = opts.localDir ? new HfLocalDir(path.resolve(opts.localDir)) : undefined;
 

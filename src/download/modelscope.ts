@@ -36,6 +36,8 @@ export interface MsDownloadContext {
   token?: string | undefined;
   offline: boolean;
   engine: TransferEngine;
+  /** The Cache's client for this hub (its pool); default: one for endpoint and token. */
+  client?: ModelScopeClient | undefined;
   /** Both layouts' roots: files whose sha256 is already an HF blob are linked from it, not fetched. */
   crossHubRoots?: CacheRoots | undefined;
 }
@@ -148,7 +150,7 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
   const cache = new ModelScopeCache(ctx.cacheDir, ctx.v2Dir ?? ctx.cacheDir);
   const target = msTargetFor(cache, repo, revision, opts);
   const filter = { files: opts.files, include: splitPatterns(opts.include), exclude: splitPatterns(opts.exclude) };
-  const client = new ModelScopeClient({ endpoint: ctx.endpoint, token: ctx.token });
+  const client = ctx.client ?? new ModelScopeClient({ endpoint: ctx.endpoint, token: ctx.token });
 
   // 1. resolve
   let snap: Snapshot | undefined;

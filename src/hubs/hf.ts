@@ -4,12 +4,12 @@
 import { type HubHttpError, ServerError } from '../errors.js';
 import { hubErrorFor } from './http-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
+import type { Http1Client } from '../http/client.js';
 import { readErrorMessage } from '../http/error-body.js';
 import { parseRetryAfter } from '../transfer/retry.js';
 import { drain, httpRequest, readJson, redactUrl, redirectLocation, sameOrigin } from './http.js';
 import type { HttpResponse } from './http.js';
-import { isCommitHash } from './repo-ref.js';
-import { remoteSize, remoteSizeHeader } from './types.js';
+import { isCommitHash, remoteSize, remoteSizeHeader } from './types.js';
 import type { DownloadSource, RemoteFile, RepoRef, RepoType, Snapshot } from './types.js';
 
 const TYPE_URL_PREFIX: Record<RepoType, string> = { model: '', dataset: 'datasets/', space: 'spaces/' };
@@ -40,6 +40,8 @@ export interface HfClientOptions {
   endpoint: string;
   token?: string | undefined;
   timeoutMs?: number;
+  /** Connection pool (a Cache passes its own); default: the process-wide metadata pool. */
+  http?: Http1Client | undefined;
 }
 
 interface TreeEntry {
@@ -72,8 +74,10 @@ export class HfClient {
   readonly endpoint: string;
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
+  private readonly http: Http1Client | undefined;
 
   constructor(opts: HfClientOptions) {
+    this.http = opts.http;
     this.endpoint = opts.endpoint.replace(/\/+$/, '');
     this.token = opts.token;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -84,7 +88,7 @@ export class HfClient {
   }
 
   private async get(url: string, what: string, signal?: AbortSignal): Promise<HttpResponse> {
-    const res = await httpRequest(url, { headers: this.authHeaders(url), signal, timeoutMs: this.timeoutMs });
+    const res = await httpRequest(url, { headers: this.authHeaders(url), signal, timeoutMs: this.timeoutMs, http: this.http });
     if (res.status >= 400) throw await hfErrorFor(res, what);
     return res;
   }
@@ -181,6 +185,7 @@ export class HfClient {
         headers: { ...this.authHeaders(url), 'accept-encoding': 'identity' },
         signal,
         timeoutMs: this.timeoutMs,
+        http: this.http,
       });
       if (res.status >= 400) throw await hfErrorFor(res, `${repo.id}/${path}@${revision}`, true);
       await drain(res);

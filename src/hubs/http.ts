@@ -34,6 +34,8 @@ export interface HttpRequestOptions {
   body?: string;
   signal?: AbortSignal | undefined;
   timeoutMs?: number;
+  /** The pool to use: a Cache's own (shared with its transfer engine); default: a process-wide one. */
+  http?: Http1Client | undefined;
 }
 
 function flattenHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -73,7 +75,7 @@ export function wrapNetworkError(err: unknown, url: string, signal?: AbortSignal
 export async function httpRequest(url: string, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   try {
-    const res = await metadataClient().request(url, {
+    const res = await (opts.http ?? metadataClient()).request(url, {
       method: opts.method ?? 'GET',
       headers: { 'user-agent': USER_AGENT, ...opts.headers },
       body: opts.body,

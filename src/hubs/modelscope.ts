@@ -12,10 +12,10 @@ import {
   UnauthorizedError,
   UsageError,
 } from '../errors.js';
+import type { Http1Client } from '../http/client.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
 import { httpRequest, readJson, readText, redactUrl, sameOrigin, type HttpResponse } from './http.js';
-import { isCommitHash } from './repo-ref.js';
-import { remoteSize, type DownloadSource, type RemoteFile, type RepoRef, type Snapshot } from './types.js';
+import { isCommitHash, remoteSize, type DownloadSource, type RemoteFile, type RepoRef, type Snapshot } from './types.js';
 
 /** The SDK never downloads or caches these two (docs/protocols.md §ModelScope file list). */
 const SKIPPED_NAMES = new Set(['.gitignore', '.gitattributes']);
@@ -48,6 +48,8 @@ export interface ModelScopeClientOptions {
   endpoint: string;
   token?: string | undefined;
   timeoutMs?: number;
+  /** Connection pool (a Cache passes its own); default: the process-wide metadata pool. */
+  http?: Http1Client | undefined;
   /**
    * The SDK's "release timestamp" (unix seconds) used only when no revision is requested: the
    * newest tag created at or before it wins. Default: now.
@@ -84,8 +86,10 @@ export class ModelScopeClient {
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
   private readonly releaseTimestamp: number | undefined;
+  private readonly http: Http1Client | undefined;
 
   constructor(opts: ModelScopeClientOptions) {
+    this.http = opts.http;
     this.endpoint = opts.endpoint.replace(/\/+$/, '');
     this.token = opts.token;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -109,6 +113,7 @@ export class ModelScopeClient {
       headers: { ...this.authHeaders(url), accept: 'application/json', ...extraHeaders },
       signal,
       timeoutMs: this.timeoutMs,
+      http: this.http,
     });
     if (res.status >= 400) throw await this.errorFor(res, what);
     if (res.status >= 300) throw new ServerError(`Unexpected redirect (HTTP ${res.status}) from ${redactUrl(url)}`, res.status, url);

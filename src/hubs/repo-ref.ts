@@ -1,15 +1,9 @@
 // Parsing of the repo strings users type: `org/name`, `hf:org/name@v1.0`, `modelscope:org/name`,
 // `datasets/org/name`, `dataset/org/name` (hf cache's ids), `hf://datasets/org/name@rev/path` (huggingface_hub's URIs).
 import { UsageError } from '../errors.js';
+import { DEFAULT_HUB, hubForPrefix } from './registry.js';
 import type { HubName, RepoRef, RepoType } from './types.js';
 
-/** Hub names users may type, as a `hub:` prefix or `--endpoint hub=URL`. */
-export const HUB_PREFIXES: Record<string, HubName> = {
-  hf: 'hf',
-  huggingface: 'hf',
-  modelscope: 'modelscope',
-  ms: 'modelscope',
-};
 const TYPE_PREFIXES: Record<string, RepoType> = { models: 'model', datasets: 'dataset', spaces: 'space' };
 const SINGULAR_TYPES: Record<string, RepoType> = { model: 'model', dataset: 'dataset', space: 'space' };
 // Hub ids: `name` or `org/name`, letters, digits, `-_.`; `--` and `..` are forbidden by the Hub.
@@ -86,7 +80,7 @@ export function parseRepoTarget(input: string, defaults: RepoRefDefaults = {}): 
   } else {
     const m = /^([a-z]+):(?!\/\/)/.exec(s);
     if (m) {
-      const h = HUB_PREFIXES[m[1] as string];
+      const h = hubForPrefix(m[1] as string);
       if (!h) throw new UsageError(`Unknown hub prefix "${m[1]}:" in "${input}"`, { hint: 'Use hf:org/name or modelscope:org/name.' });
       hub = h;
       s = s.slice(m[0].length);
@@ -112,17 +106,17 @@ export function parseRepoTarget(input: string, defaults: RepoRefDefaults = {}): 
   if (hub && defaults.hub && hub !== defaults.hub) {
     throw new UsageError(`"${input}" names hub ${hub} but --hub says ${defaults.hub}`);
   }
-  const ref: RepoRef = { hub: hub ?? defaults.hub ?? 'hf', type: type ?? defaults.type ?? 'model', id: s };
+  const ref: RepoRef = { hub: hub ?? defaults.hub ?? DEFAULT_HUB, type: type ?? defaults.type ?? 'model', id: s };
   const rev = defaults.revision ?? revision;
   if (rev !== undefined) ref.revision = rev;
   return { repo: ref, pathInRepo };
 }
 
 export function formatRepoRef(r: RepoRef): string {
-  const hub = r.hub === 'hf' ? '' : `${r.hub}:`;
+  const hub = r.hub === DEFAULT_HUB ? '' : `${r.hub}:`;
   const type = r.type === 'model' ? '' : `${r.type}s/`;
   return `${hub}${type}${r.id}${r.revision ? `@${r.revision}` : ''}`;
 }
 
-export const COMMIT_RE = /^[0-9a-f]{40}$/;
-export const isCommitHash = (rev: string): boolean => COMMIT_RE.test(rev);
+// Defined next to the hub vocabulary (the hub clients need them without the registry).
+export { COMMIT_RE, isCommitHash } from './types.js';

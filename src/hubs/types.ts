@@ -86,3 +86,6 @@ export function expectedContentOf(file: RemoteFile): ExpectedContent {
   else if (file.gitOid && !file.lfs) out.gitSha1 = file.gitOid;
   return out;
 }
+
+export const COMMIT_RE = /^[0-9a-f]{40}$/;
+export const isCommitHash = (rev: string): boolean => COMMIT_RE.test(rev);

@@ -4,6 +4,7 @@
 // Validation works on the positioned JSON tree (json-source.ts), so every problem is reported
 // as `file:line:column: message`, all problems at once, in document order.
 import { ManifestError } from '../errors.js';
+import { hubAdapter, hubNames } from '../hubs/registry.js';
 import { parseRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import type { HubName, RepoType } from '../hubs/types.js';
 import { JsonSyntaxError, parseJsonSource, type JsonMember, type JsonNode, type SourcePos } from './json-source.js';
@@ -69,11 +70,10 @@ export const ALIAS_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MODEL_KEYS = ['repo', 'hub', 'type', 'revision', 'include', 'exclude', 'localDir'] as const;
 const LOCKED_MODEL_KEYS = ['hub', 'repo', 'type', 'revision', 'include', 'exclude', 'localDir', 'commit', 'files'] as const;
 const LOCKED_FILE_KEYS = ['size', 'sha256', 'gitOid', 'fileRevision'] as const;
-const HUBS: readonly HubName[] = ['hf', 'modelscope'];
 const TYPES: readonly RepoType[] = ['model', 'dataset', 'space'];
 
 export function defaultRevision(hub: HubName): string {
-  return hub === 'modelscope' ? 'master' : 'main';
+  return hubAdapter(hub).defaultRevision;
 }
 
 /** Fills in defaults; the shape the lock records and `--frozen` compares. */
@@ -313,7 +313,7 @@ function checkSpecFields(c: Checker, members: Map<string, JsonMember>, objPos: S
   }
   const hubM = members.get('hub');
   if (hubM) {
-    const hub = c.oneOf(hubM.value, `${keyPath}.hub`, HUBS);
+    const hub = c.oneOf(hubM.value, `${keyPath}.hub`, hubNames());
     if (hub) out.hub = hub;
   }
   const typeM = members.get('type');

@@ -40,7 +40,7 @@ import { mkdirp } from '../util/fs.js';
 
 export class TransferEngine {
   readonly options: Readonly<TransferOptions>;
-  private readonly http = new Http1Client({ keepAliveMs: 30_000, connectTimeoutMs: 30_000 });
+  private readonly http: Http1Client;
   private readonly connections: Semaphore;
   private readonly pool: BufferPool;
   /** Same finalPath requested twice in this engine: the second call joins the first. */
@@ -49,7 +49,9 @@ export class TransferEngine {
   private readonly listing = new PartialListing(SMALL_FILE_SHARING_MS);
   private readonly recentFree = new Map<string, { at: number; free: Promise<number | undefined> }>();
 
-  constructor(opts: Partial<TransferOptions> = {}) {
+  /** `http`: a pool to share (a Cache's, also used for metadata); default: the engine's own. */
+  constructor(opts: Partial<TransferOptions> = {}, http?: Http1Client) {
+    this.http = http ?? new Http1Client({ keepAliveMs: 30_000, connectTimeoutMs: 30_000 });
     const o: TransferOptions = { ...defaultTransferOptions, ...stripUndefined(opts) };
     validateOptions(o);
     this.options = Object.freeze(o);

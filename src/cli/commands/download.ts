@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { UsageError } from '../../errors.js';
 import { parseRepoTarget } from '../../hubs/repo-ref.js';
 import type { DownloadOptions } from '../../download/types.js';
+import type { TransferOptions } from '../../transfer/types.js';
 import { LINK_MODES, type LinkMode } from '../../layouts/link-mode.js';
 import { formatBytes } from '../../util/format.js';
 import type { CommandRunner } from '../runner.js';
@@ -61,7 +62,7 @@ Examples:
       const model = cmd.opts<DownloadFlags>().model;
       const repoArg = model ?? repoPositional;
       const files = model !== undefined && repoPositional !== undefined ? [repoPositional, ...rest] : rest;
-      return run(cmd, async (ctx, flags: DownloadFlags) => {
+      return run<DownloadFlags>(cmd, async (ctx, flags) => {
         if (repoArg === undefined) throw new UsageError("missing required argument 'repo'", { hint: 'hubcache download org/name (or --model org/name)' });
         if (flags.revision !== undefined) checkRevision(flags.revision);
         const { repo, pathInRepo } = parseRepoTarget(repoArg, {
@@ -70,10 +71,6 @@ Examples:
           ...(flags.revision ? { revision: flags.revision } : {}),
         });
         if (repo.revision !== undefined) checkRevision(repo.revision, 'revision');
-        if (flags.connections) {
-          const n = parseCount('--connections', flags.connections, { max: 64 });
-          ctx.cache.config.transfer = { ...ctx.cache.config.transfer, connections: n, maxConnections: Math.max(n, ctx.cache.config.transfer?.maxConnections ?? 0) };
-        }
         const localDir = flags.localDir ?? flags.local_dir;
         if (localDir !== undefined) checkLocalDir(localDir);
         if (flags.resumeDownload) ctx.out.info('note: --resume-download is not needed: interrupted downloads always resume.');
@@ -121,6 +118,13 @@ Examples:
         } finally {
           progress.stop();
         }
-      }, repoArg !== undefined ? { hubFromRepo: repoArg } : {});
+      }, { ...(repoArg !== undefined ? { hubFromRepo: repoArg } : {}), transfer: connectionsFlag });
     });
+}
+
+/** `--connections N`: N ranges per large file, and at least N connections in all. */
+function connectionsFlag(flags: Record<string, unknown>): Partial<TransferOptions> | undefined {
+  if (typeof flags.connections !== 'string') return undefined;
+  const n = parseCount('--connections', flags.connections, { max: 64 });
+  return { connections: n, maxConnections: n };
 }
