@@ -37,6 +37,10 @@ pid_of() { # prints the pid of a daemon whose pid file names a live process
   [[ -s $f ]] || return 1
   pid=$(<"$f")
   kill -0 "$pid" 2>/dev/null || return 1
+  # An exited daemon stays a zombie until init reaps it (seconds, in some containers): that is dead.
+  local _pid _comm state
+  read -r _pid _comm state _ <"/proc/$pid/stat" 2>/dev/null || return 1
+  [[ $state != Z ]] || return 1
   echo "$pid"
 }
 
@@ -109,15 +113,24 @@ fail() {
 }
 trap 'fail "command failed (line $LINENO): $BASH_COMMAND"' ERR
 
-# Waits until "$@" succeeds, up to the deadline.
-wait_for() {
-  local what=$1 i
+# Starts daemon $1 in the foreground of a background job, so its pid is known at once (a daemonizing
+# ceph process writes its pid file only later, and not at all when it fails early).
+launch() {
+  local name=$1
   shift
-  for ((i = 0; i < deadline_s * 20; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
+  "$@" -f >>"$dir/log/$name.out" 2>&1 </dev/null &
+  echo $! >"$dir/run/$name.pid"
+}
+
+# Waits until "$@" succeeds, up to the deadline; fails at once when daemon $2 has exited.
+wait_for() {
+  local what=$1 daemon=$2 end=$((SECONDS + deadline_s))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    pid_of "$daemon" >/dev/null || fail "$daemon exited while waiting for $what"
+    ((SECONDS < end)) || fail "timed out after ${deadline_s}s waiting for $what"
     sleep 0.05
   done
-  fail "timed out after ${deadline_s}s waiting for $what"
 }
 
 port_free() { ! { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; }
@@ -230,9 +243,9 @@ if [[ ! -s $dir/mon/store.db/CURRENT && ! -s $dir/mon/kv_backend ]]; then
     { failing_log=$dir/log/mon-mkfs.log; fail "ceph-mon --mkfs"; }
 fi
 if ! pid_of mon.a >/dev/null; then
-  ceph-mon -i a >>"$dir/log/mon.a.out" 2>&1 || fail "ceph-mon did not start"
+  launch mon.a ceph-mon -i a
 fi
-wait_for "the monitor" ceph --connect-timeout 2 mon stat
+wait_for "the monitor" mon.a ceph --connect-timeout 2 mon stat
 phase "monitor up"
 
 # OSD.
@@ -246,18 +259,18 @@ if [[ ! -s $dir/osd/whoami ]]; then
     { failing_log=$dir/log/osd-mkfs.log; fail "ceph-osd --mkfs"; }
 fi
 if ! pid_of osd.0 >/dev/null; then
-  ceph-osd -i 0 >>"$dir/log/osd.0.out" 2>&1 || fail "ceph-osd did not start"
+  launch osd.0 ceph-osd -i 0
 fi
 osd_up() { ceph --connect-timeout 2 osd dump 2>/dev/null | grep -q '^osd\.0 up'; }
-wait_for "the OSD to be up" osd_up
+wait_for "the OSD to be up" osd.0 osd_up
 phase "OSD up"
 
 # RADOS Gateway and its S3 user.
 failing_log=$dir/log/client.rgw.0.log
 if ! pid_of client.rgw.0 >/dev/null; then
-  radosgw -n client.rgw.0 >>"$dir/log/client.rgw.0.out" 2>&1 || fail "radosgw did not start"
+  launch client.rgw.0 radosgw -n client.rgw.0
 fi
-wait_for "radosgw on 127.0.0.1:$RGW_PORT" http_ok "$RGW_PORT"
+wait_for "radosgw on 127.0.0.1:$RGW_PORT" client.rgw.0 http_ok "$RGW_PORT"
 phase "radosgw answers"
 
 if [[ ! -s $dir/keys ]]; then
