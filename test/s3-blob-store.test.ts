@@ -3,10 +3,11 @@
 // coming back under a running store.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { IntegrityError, UsageError } from '../src/errors.js';
 import { S3BlobStore, MIN_PART_SIZE } from '../src/stores/s3-blob-store.js';
 import { parseS3Url, s3ConfigFromEnv } from '../src/stores/s3-client.js';
@@ -14,7 +15,7 @@ import { commitMetaKey, refKey, type RefRecord } from '../src/stores/s3-layout.j
 import { StoreNotFoundError, StoreRangeError, StoreUnavailableError } from '../src/stores/store-errors.js';
 import { gitBlobSha1 } from '../src/util/hash.js';
 import { rgwSkip, useRgw } from './fixtures/rgw.js';
-import { tempDir } from './helpers.js';
+import { tempDir as makeTempDir } from './helpers.js';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -22,6 +23,50 @@ async function readAll(r: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of r) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/**
+ * A TCP relay in front of the RGW that cuts a connection once it has carried `cutAfter` bytes towards
+ * the client, `cuts` times: a store connection lost in the middle of a body.
+ */
+async function cuttingRelay(target: string): Promise<{ endpoint: string; arm: (cuts: number, cutAfter: number) => void; close: () => void }> {
+  const { hostname, port } = new URL(target);
+  let cuts = 0;
+  let cutAfter = 0;
+  const sockets = new Set<net.Socket>();
+  const counters = new Set<{ down: number }>(); // bytes towards the client since the last arm()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), hostname);
+    sockets.add(client).add(upstream);
+    const c = { down: 0 };
+    counters.add(c);
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      c.down += chunk.length;
+      if (cuts > 0 && c.down > cutAfter) {
+        cuts--;
+        client.write(chunk.subarray(0, Math.max(0, chunk.length - (c.down - cutAfter))));
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(chunk);
+    });
+    for (const s of [client, upstream]) s.on('error', () => undefined).on('close', () => (client.destroy(), upstream.destroy()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    arm: (n, after) => {
+      cuts = n;
+      cutAfter = after;
+      for (const c of counters) c.down = 0;
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
 }
 
 async function fileOf(dir: string, content: Uint8Array): Promise<string> {
@@ -70,6 +115,13 @@ describe('s3 store config', () => {
 
 describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
   const rgw = useRgw();
+  const dirs: string[] = [];
+  const tempDir = async (): Promise<string> => {
+    const d = await makeTempDir();
+    dirs.push(d);
+    return d;
+  };
+  after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
   test('small blobs: put, has, stat, read, range, list, delete (sha256 and git sha1 keys)', async () => {
     const store = await rgw().newStore('mirror/one');
@@ -131,6 +183,32 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
       `get in ${getMs.toFixed(0)} ms (${(mib / (getMs / 1000)).toFixed(0)} MiB/s)`);
     for (const [start, end] of [[MIN_PART_SIZE - 10, MIN_PART_SIZE + 9], [0, 0], [data.length - 1, data.length - 1], [7, 2 * MIN_PART_SIZE + 5]] as const) {
       assert.ok((await readAll(await store.read(key, { start, end }))).equals(data.subarray(start, end + 1)), `${start}-${end}`);
+    }
+  });
+
+  test('a body cut mid-stream is resumed from the next byte (same version); too many cuts fail typed', async () => {
+    const direct = await rgw().newStore('cut');
+    const dir = await tempDir();
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const key = sha256(data);
+    await direct.put(key, await fileOf(dir, data));
+    const relay = await cuttingRelay(rgw().endpoint);
+    const url = `s3://${direct.objects.config.bucket}/cut`;
+    const viaRelay = S3BlobStore.fromUrl(url, { env: { ...rgw().env, AWS_ENDPOINT_URL_S3: relay.endpoint } });
+    try {
+      relay.arm(2, 1024 * 1024);
+      const whole = await viaRelay.read(key);
+      assert.ok((await readAll(whole)).equals(data));
+      assert.equal(whole.resumes(), 2);
+      relay.arm(1, 700_000);
+      const part = await viaRelay.read(key, { start: 1000, end: 2_000_000 });
+      assert.ok((await readAll(part)).equals(data.subarray(1000, 2_000_001)));
+      assert.equal(part.resumes(), 1);
+      relay.arm(100, 300_000);
+      await assert.rejects(readAll(await viaRelay.read(key)), StoreUnavailableError);
+    } finally {
+      viaRelay.close();
+      relay.close();
     }
   });
 

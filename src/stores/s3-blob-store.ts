@@ -4,12 +4,12 @@
 // S3 as Range GETs); writes stream from a local file and are verified first, so a blob key in the
 // bucket always holds the bytes its name promises.
 import fs from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { IntegrityError } from '../errors.js';
 import { gitBlobSha1File, sha256File } from '../util/hash.js';
-import { S3Objects, s3ConfigFromEnv, typedBody, type ConditionalResult, type S3StoreConfig } from './s3-client.js';
+import { S3Objects, s3ConfigFromEnv, toStoreError, unquoteEtag, type ConditionalResult, type S3StoreConfig } from './s3-client.js';
 import { blobAlgorithm, blobKey } from './s3-layout.js';
-import { StoreError, StoreRangeError } from './store-errors.js';
+import { StoreError, StoreRangeError, StoreUnavailableError } from './store-errors.js';
 
 /** S3's smallest multipart part (except the last). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -25,6 +25,9 @@ export interface ByteRange {
   end?: number;
 }
 
+/** A blob's bytes; `resumes()` tells how often a cut connection was resumed (for metrics). */
+export type BlobReadable = Readable & { resumes(): number };
+
 export interface BlobListing {
   key: string;
   size: number;
@@ -35,6 +38,8 @@ export interface S3BlobStoreOptions {
   partSize?: number;
   /** Parts uploaded at once (each is buffered in memory). Default 4. */
   queueSize?: number;
+  /** How often read() resumes a body cut mid-stream. Default 3. */
+  maxResumes?: number;
 }
 
 /** Metadata that put() records on each blob, readable with a HEAD. */
@@ -44,11 +49,13 @@ export class S3BlobStore {
   readonly objects: S3Objects;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly maxResumes: number;
 
   constructor(config: S3StoreConfig, opts: S3BlobStoreOptions = {}) {
     this.objects = new S3Objects(config);
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? 16 * 1024 * 1024);
     this.queueSize = Math.max(1, opts.queueSize ?? 4);
+    this.maxResumes = Math.max(0, opts.maxResumes ?? 3);
   }
 
   /** From `s3://BUCKET/PREFIX`, an optional `--s3-endpoint` and the AWS environment variables. */
@@ -72,14 +79,42 @@ export class S3BlobStore {
 
   /**
    * The blob's bytes, or a range of them, streamed from S3 (nothing buffered beyond the socket's
-   * window). A missing blob is a StoreNotFoundError, a range past the end a StoreRangeError, a store
-   * failure (also mid-stream) a StoreUnavailableError.
+   * window). A connection lost mid-body is resumed from the next byte, pinned to the same object
+   * version by If-Match (up to `maxResumes` times). A missing blob is a StoreNotFoundError, a range past
+   * the end a StoreRangeError, a store failure (also mid-stream) a StoreUnavailableError.
    */
-  async read(key: string, range?: ByteRange): Promise<Readable> {
+  async read(key: string, range?: ByteRange): Promise<BlobReadable> {
     if (range) checkRange(range);
     const k = blobKey(key);
-    const r = await this.objects.get(k, range);
-    return typedBody(r.Body as Readable, `GET ${k}`, this.where);
+    const first = await this.objects.get(k, range);
+    const etag = unquoteEtag(first.ETag);
+    const start = range?.start ?? 0;
+    const last = start + (first.ContentLength ?? 0) - 1;
+    const { objects, maxResumes } = this;
+    const where = this.where;
+    let resumes = 0;
+    async function* bytes(): AsyncGenerator<Buffer> {
+      let body = first.Body as Readable;
+      let pos = start;
+      for (;;) {
+        try {
+          for await (const chunk of body) {
+            pos += (chunk as Buffer).length;
+            yield chunk as Buffer;
+          }
+          if (pos > last) return;
+          throw Object.assign(new Error(`body ended at byte ${pos} of ${start}-${last}`), { code: 'ECONNRESET' });
+        } catch (err) {
+          body.destroy();
+          const e = toStoreError(err, `GET ${k}`, where);
+          if (!(e instanceof StoreUnavailableError) || resumes >= maxResumes || pos > last) throw e;
+          resumes++;
+          body = (await objects.get(k, { start: pos, end: last }, etag)).Body as Readable;
+        }
+      }
+    }
+    const out = Readable.from(bytes(), { objectMode: false });
+    return Object.assign(out, { resumes: () => resumes });
   }
 
   /**

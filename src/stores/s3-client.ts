@@ -18,7 +18,6 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import fs from 'node:fs';
-import { Readable } from 'node:stream';
 import { UsageError } from '../errors.js';
 import { StoreError, StoreNotFoundError, StoreRangeError, StoreUnavailableError } from './store-errors.js';
 
@@ -263,7 +262,7 @@ export class S3Objects {
             Bucket: this.config.bucket,
             Key: this.full(key),
             ...(range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {}),
-            ...(ifMatch ? { IfMatch: ifMatch } : {}),
+            ...(ifMatch ? { IfMatch: unquoteEtag(ifMatch) } : {}),
           }),
         );
       } catch (err) {
@@ -380,16 +379,3 @@ export class S3Objects {
   }
 }
 
-/** Wraps a GET body so a socket failure mid-stream surfaces as a typed store error. */
-export function typedBody(body: Readable, what: string, where: string): Readable {
-  return Readable.from(
-    (async function* () {
-      try {
-        for await (const chunk of body) yield chunk as Buffer;
-      } catch (err) {
-        throw toStoreError(err, what, where);
-      }
-    })(),
-    { objectMode: false },
-  );
-}
