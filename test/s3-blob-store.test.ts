@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
@@ -14,6 +13,7 @@ import { parseS3Url, s3ConfigFromEnv } from '../src/stores/s3-client.js';
 import { commitMetaKey, refKey, type RefRecord } from '../src/stores/s3-layout.js';
 import { StoreNotFoundError, StoreRangeError, StoreUnavailableError } from '../src/stores/store-errors.js';
 import { gitBlobSha1 } from '../src/util/hash.js';
+import { cuttingRelay } from './fixtures/cutting-relay.js';
 import { rgwSkip, useRgw } from './fixtures/rgw.js';
 import { tempDir as makeTempDir } from './helpers.js';
 
@@ -23,50 +23,6 @@ async function readAll(r: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of r) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
-}
-
-/**
- * A TCP relay in front of the RGW that cuts a connection once it has carried `cutAfter` bytes towards
- * the client, `cuts` times: a store connection lost in the middle of a body.
- */
-async function cuttingRelay(target: string): Promise<{ endpoint: string; arm: (cuts: number, cutAfter: number) => void; close: () => void }> {
-  const { hostname, port } = new URL(target);
-  let cuts = 0;
-  let cutAfter = 0;
-  const sockets = new Set<net.Socket>();
-  const counters = new Set<{ down: number }>(); // bytes towards the client since the last arm()
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(port), hostname);
-    sockets.add(client).add(upstream);
-    const c = { down: 0 };
-    counters.add(c);
-    client.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => {
-      c.down += chunk.length;
-      if (cuts > 0 && c.down > cutAfter) {
-        cuts--;
-        client.write(chunk.subarray(0, Math.max(0, chunk.length - (c.down - cutAfter))));
-        client.destroy();
-        upstream.destroy();
-        return;
-      }
-      client.write(chunk);
-    });
-    for (const s of [client, upstream]) s.on('error', () => undefined).on('close', () => (client.destroy(), upstream.destroy()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    arm: (n, after) => {
-      cuts = n;
-      cutAfter = after;
-      for (const c of counters) c.down = 0;
-    },
-    close: () => {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
-  };
 }
 
 async function fileOf(dir: string, content: Uint8Array): Promise<string> {

@@ -11,6 +11,7 @@ import { S3Objects, s3ConfigFromEnv } from '../src/stores/s3-client.js';
 import { Lease, S3Leases, probeConditionalWrites } from '../src/stores/s3-lease.js';
 import { leaseKey } from '../src/stores/s3-layout.js';
 import { ConditionalWritesUnsupportedError, LeaseLostError, StoreUnavailableError } from '../src/stores/store-errors.js';
+import { cuttingRelay } from './fixtures/cutting-relay.js';
 import { rgwSkip, useRgw, type Rgw } from './fixtures/rgw.js';
 
 const blob = (): string => randomBytes(32).toString('hex');
@@ -156,6 +157,31 @@ describe('leases on a real Ceph RGW', { skip: rgwSkip }, () => {
     }
     await r.lease.renew();
     assert.equal(await r.lease.release(), true);
+  });
+
+  test('a conditional PUT whose answer is lost (the SDK retries into a 412) is still recognised as ours', async () => {
+    const relay = await cuttingRelay(rgw().endpoint);
+    const objects = new S3Objects(s3ConfigFromEnv(`s3://${bucket}/cluster`, { env: { ...rgw().env, AWS_ENDPOINT_URL_S3: relay.endpoint } }));
+    opened.push(objects);
+    const a = new S3Leases(objects, { holder: 'lossy', address: 'http://127.0.0.1:1', ttlMs: 30_000 });
+    const other = await replica('other');
+    try {
+      const name = blob();
+      relay.arm(1, 0); // the create lands, its answer is cut before the first byte
+      const r = await a.acquire(name);
+      assert.ok(r.acquired && !r.takeover, 'acquired, not "held by lossy"');
+      assert.deepEqual((await other.read(name))?.record, r.lease.record);
+      relay.arm(1, 0); // the same for a renewal by If-Match
+      await r.lease.renew();
+      assert.equal((await other.read(name))?.etag, r.lease.etag);
+      assert.equal(await r.lease.release(), true);
+      // And a competing create from another replica is still refused.
+      relay.arm(1, 0);
+      assert.ok((await other.acquire(name)).acquired);
+      assert.equal((await a.acquire(name)).acquired, false);
+    } finally {
+      relay.close();
+    }
   });
 
   test('lease keys follow the layout', () => {

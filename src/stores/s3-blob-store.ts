@@ -178,7 +178,8 @@ export class S3BlobStore {
 
   /**
    * Writes a small JSON object. `ifNoneMatch: '*'` creates it only if absent (the first writer wins),
-   * `ifMatch` replaces only the version with that ETag; `{ ok: false }` when the condition did not hold.
+   * `ifMatch` replaces only the version with that ETag; `{ ok: false, current }` when the condition did
+   * not hold. An object that already holds exactly these bytes counts as written.
    */
   async putJson(key: string, value: unknown, cond: { ifNoneMatch?: '*'; ifMatch?: string } = {}): Promise<ConditionalResult> {
     return this.objects.putBytes(key, JSON.stringify(value), { ...cond, contentType: 'application/json' });

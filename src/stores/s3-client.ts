@@ -123,8 +123,11 @@ export function createS3Client(config: S3StoreConfig): S3Client {
   return new S3Client(c);
 }
 
-/** The outcome of a conditional write: written (with the new ETag, unquoted), or its condition did not hold. */
-export type ConditionalResult = { ok: true; etag: string } | { ok: false };
+/**
+ * The outcome of a conditional write: written (with the new ETag, unquoted), or its condition did not
+ * hold, with the object as it is now (absent: undefined).
+ */
+export type ConditionalResult = { ok: true; etag: string } | { ok: false; current?: { body: Buffer; etag: string } };
 
 export interface ObjectInfo {
   size: number;
@@ -150,8 +153,7 @@ export function unquoteEtag(etag: string | undefined): string | undefined {
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
   'TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'SlowDown', 'ServiceUnavailable',
-  'InternalError', 'Throttling', 'ThrottlingException', 'RequestTimeTooSkewed',
-  'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'NoSuchBucket', 'PermanentRedirect',
+  'InternalError', 'Throttling', 'ThrottlingException', 'RequestTimeTooSkewed', 'PermanentRedirect',
 ]);
 
 function statusOf(err: unknown): number | undefined {
@@ -291,14 +293,16 @@ export class S3Objects {
 
   /**
    * PUT of a small body. `ifNoneMatch: '*'` creates only; `ifMatch: etag` replaces only that version
-   * (sent unquoted). A condition that does not hold is `{ ok: false }`, never an error.
+   * (sent unquoted). A condition that does not hold is `{ ok: false, current }`, never an error. The SDK
+   * retries a PUT whose answer was lost, and the retry then fails its condition against our own first
+   * write: a current object holding exactly our bytes is therefore our write.
    */
   async putBytes(
     key: string,
     body: Uint8Array | string,
     cond: { ifNoneMatch?: '*'; ifMatch?: string; contentType?: string } = {},
   ): Promise<ConditionalResult> {
-    return this.call(`PUT ${key}`, async () => {
+    const failed = await this.call(`PUT ${key}`, async () => {
       try {
         const r = await this.client.send(
           new PutObjectCommand({
@@ -310,14 +314,16 @@ export class S3Objects {
             ...(cond.ifMatch ? { IfMatch: unquoteEtag(cond.ifMatch) } : {}),
           }),
         );
-        return { ok: true, etag: unquoteEtag(r.ETag) ?? '' };
+        return { ok: true, etag: unquoteEtag(r.ETag) ?? '' } as const;
       } catch (err) {
-        if ((cond.ifNoneMatch || cond.ifMatch) && (isPrecondition(err) || (cond.ifMatch && isNotFound(err)))) {
-          return { ok: false };
-        }
+        if ((cond.ifNoneMatch || cond.ifMatch) && (isPrecondition(err) || (cond.ifMatch && isNotFound(err)))) return undefined;
         throw err;
       }
     });
+    if (failed) return failed;
+    const current = await this.getBytes(key);
+    if (current && current.body.equals(Buffer.from(body))) return { ok: true, etag: current.etag };
+    return current ? { ok: false, current } : { ok: false };
   }
 
   /**

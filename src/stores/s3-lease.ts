@@ -9,7 +9,7 @@
 // ETags go out unquoted: Ceph RGW 16 matches If-Match only without the quotes (quoted = always 412),
 // and AWS S3 compares the value either way. DELETE is not conditional because RGW 16 ignores If-Match
 // on DELETE. Each record carries a random token, so a write whose answer was lost (and that the SDK
-// retried into a 412) is recognised as ours on reading it back. Expiry is the holder's clock plus a
+// retried into a 412) is recognised as ours on reading it back (S3Objects.putBytes). Expiry is the holder's clock plus a
 // skew allowance; replicas need roughly synchronised clocks (NTP).
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,8 +45,6 @@ export interface LeaseOptions {
 export type AcquireResult =
   | { acquired: true; lease: Lease; takeover: boolean }
   | { acquired: false; current: LeaseRecord; etag: string };
-
-const same = (a: LeaseRecord, b: LeaseRecord): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 function parseRecord(body: Buffer, key: string): LeaseRecord {
   let r: Partial<LeaseRecord>;
@@ -105,17 +103,16 @@ export class S3Leases {
     return r && { record: parseRecord(r.body, key), etag: r.etag };
   }
 
-  /**
-   * Conditional PUT of `record`; on a failed condition, reads the lease back: if it holds exactly
-   * `record`, an earlier attempt of this same write landed (its answer was lost and the SDK retried).
-   */
-  /** @internal */
-  async write(name: string, record: LeaseRecord, cond: { ifNoneMatch?: '*'; ifMatch?: string }): Promise<string | undefined> {
+  /** @internal Conditional PUT of `record`: the lease as it is now when the condition fails. */
+  async write(
+    name: string,
+    record: LeaseRecord,
+    cond: { ifNoneMatch?: '*'; ifMatch?: string },
+  ): Promise<{ etag: string } | { current?: { record: LeaseRecord; etag: string } }> {
     const key = leaseKey(name);
     const r = await this.objects.putBytes(key, JSON.stringify(record), { ...cond, contentType: 'application/json' });
-    if (r.ok) return r.etag;
-    const now = await this.read(name);
-    return now && same(now.record, record) ? now.etag : undefined;
+    if (r.ok) return { etag: r.etag };
+    return r.current ? { current: { record: parseRecord(r.current.body, key), etag: r.current.etag } } : {};
   }
 
   /**
@@ -125,9 +122,9 @@ export class S3Leases {
   async acquire(name: string): Promise<AcquireResult> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const mine = this.record();
-      const etag = await this.write(name, mine, { ifNoneMatch: '*' });
-      if (etag !== undefined) return { acquired: true, lease: new Lease(this, name, mine, etag), takeover: false };
-      const current = await this.read(name);
+      const created = await this.write(name, mine, { ifNoneMatch: '*' });
+      if ('etag' in created) return { acquired: true, lease: new Lease(this, name, mine, created.etag), takeover: false };
+      const { current } = created;
       if (!current) continue; // released between our PUT and GET: try to create again
       if (!this.isExpired(current.record)) return { acquired: false, current: current.record, etag: current.etag };
       const lease = await this.takeOver(name, current.etag);
@@ -140,8 +137,8 @@ export class S3Leases {
   /** Replaces the lease version `etag` (an expired one) with ours; undefined if it is no longer that version. */
   async takeOver(name: string, etag: string): Promise<Lease | undefined> {
     const mine = this.record();
-    const newEtag = await this.write(name, mine, { ifMatch: etag });
-    return newEtag === undefined ? undefined : new Lease(this, name, mine, newEtag);
+    const r = await this.write(name, mine, { ifMatch: etag });
+    return 'etag' in r ? new Lease(this, name, mine, r.etag) : undefined;
   }
 
   /** Every lease in the bucket (live or expired): the replicas seen and the fills in progress. */
@@ -173,14 +170,14 @@ export class Lease {
   /** Pushes the expiry one TTL further. LeaseLostError when another replica took it over. */
   async renew(): Promise<void> {
     const next = this.leases.record(this.record);
-    const etag = await this.leases.write(this.name, next, { ifMatch: this.etag });
-    if (etag === undefined) {
+    const r = await this.leases.write(this.name, next, { ifMatch: this.etag });
+    if (!('etag' in r)) {
       // No more beats; a running heartbeat still reports the loss to its onLost.
       if (this.timer) clearTimeout(this.timer);
       throw new LeaseLostError(`lease ${leaseKey(this.name)} was taken over by another replica`);
     }
     this.record = next;
-    this.etag = etag;
+    this.etag = r.etag;
   }
 
   /**
