@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
@@ -58,6 +59,24 @@ describe('s3 store config', () => {
     assert.throws(() => s3ConfigFromEnv('s3://b1x', { env: { AWS_ACCESS_KEY_ID: 'k' } }), UsageError);
     assert.throws(() => s3ConfigFromEnv('s3://b1x', { env, endpoint: 'ftp://x' }), UsageError);
     assert.throws(() => s3ConfigFromEnv('s3://b1x', { env, endpoint: 'not a url' }), UsageError);
+  });
+
+  test('a store that accepts connections but never answers fails typed after the idle timeout', async () => {
+    const held: net.Socket[] = [];
+    const server = net.createServer((sock) => void held.push(sock.on('error', () => undefined)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const config = s3ConfigFromEnv('s3://stalled/x', { env: { AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', AWS_ENDPOINT_URL_S3: endpoint } });
+    const store = new S3BlobStore({ ...config, idleTimeoutMs: 200, maxAttempts: 2 });
+    try {
+      await assert.rejects(store.has('a'.repeat(64)), (err: unknown) => err instanceof StoreUnavailableError);
+      await assert.rejects(store.putJson('refs/x.json', {}), (err: unknown) => err instanceof StoreUnavailableError);
+      assert.ok(held.length >= 2, 'the calls reached the stalled server');
+    } finally {
+      store.close();
+      for (const s of held) s.destroy();
+      server.close();
+    }
   });
 
   test('blob keys are hashes only', async () => {
