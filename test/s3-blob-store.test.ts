@@ -37,7 +37,15 @@ describe('s3 store config', () => {
     assert.deepEqual(parseS3Url('s3://my-bucket'), { bucket: 'my-bucket', prefix: '' });
     assert.deepEqual(parseS3Url('s3://my.bucket/a/b/'), { bucket: 'my.bucket', prefix: 'a/b/' });
     assert.deepEqual(parseS3Url('s3://bkt//a//b'), { bucket: 'bkt', prefix: 'a/b/' });
-    for (const bad of ['http://b/x', 's3://', 's3://UPPER', 's3://a', 's3://b/../x', 's3://b/x/./y', 's3://bad..name']) {
+    for (const bad of [
+      'http://b/x',
+      's3://',
+      's3://UPPER',
+      's3://a',
+      's3://b/../x',
+      's3://b/x/./y',
+      's3://bad..name',
+    ]) {
       assert.throws(() => parseS3Url(bad), UsageError, bad);
     }
   });
@@ -52,8 +60,13 @@ describe('s3 store config', () => {
     // The S3-specific variable wins over the generic one, the flag over both.
     const both = { ...env, AWS_ENDPOINT_URL: 'http://a.example', AWS_ENDPOINT_URL_S3: 'http://s3.example' };
     assert.equal(s3ConfigFromEnv('s3://b1x', { env: both }).endpoint, 'http://s3.example');
-    assert.equal(s3ConfigFromEnv('s3://b1x', { env: both, endpoint: 'https://flag.example' }).endpoint, 'https://flag.example');
-    const aws = s3ConfigFromEnv('s3://b1x', { env: { ...env, AWS_ENDPOINT_URL_S3: 'https://s3.eu-west-1.amazonaws.com' } });
+    assert.equal(
+      s3ConfigFromEnv('s3://b1x', { env: both, endpoint: 'https://flag.example' }).endpoint,
+      'https://flag.example',
+    );
+    const aws = s3ConfigFromEnv('s3://b1x', {
+      env: { ...env, AWS_ENDPOINT_URL_S3: 'https://s3.eu-west-1.amazonaws.com' },
+    });
     assert.equal(aws.forcePathStyle, false);
     assert.equal(s3ConfigFromEnv('s3://b1x', { env }).endpoint, undefined);
     assert.throws(() => s3ConfigFromEnv('s3://b1x', { env: { AWS_ACCESS_KEY_ID: 'k' } }), UsageError);
@@ -66,7 +79,9 @@ describe('s3 store config', () => {
     const server = net.createServer((sock) => void held.push(sock.on('error', () => undefined)));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const endpoint = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-    const config = s3ConfigFromEnv('s3://stalled/x', { env: { AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', AWS_ENDPOINT_URL_S3: endpoint } });
+    const config = s3ConfigFromEnv('s3://stalled/x', {
+      env: { AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', AWS_ENDPOINT_URL_S3: endpoint },
+    });
     const store = new S3BlobStore({ ...config, idleTimeoutMs: 200, maxAttempts: 2 });
     try {
       await assert.rejects(store.has('a'.repeat(64)), (err: unknown) => err instanceof StoreUnavailableError);
@@ -154,10 +169,21 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     const getMs = performance.now() - t0;
     assert.ok(back.equals(data));
     const mib = data.length / 2 ** 20;
-    t.diagnostic(`loopback RGW: put ${mib.toFixed(1)} MiB in ${putMs.toFixed(0)} ms (${(mib / (putMs / 1000)).toFixed(0)} MiB/s), ` +
-      `get in ${getMs.toFixed(0)} ms (${(mib / (getMs / 1000)).toFixed(0)} MiB/s)`);
-    for (const [start, end] of [[MIN_PART_SIZE - 10, MIN_PART_SIZE + 9], [0, 0], [data.length - 1, data.length - 1], [7, 2 * MIN_PART_SIZE + 5]] as const) {
-      assert.ok((await readAll(await store.read(key, { start, end }))).equals(data.subarray(start, end + 1)), `${start}-${end}`);
+    t.diagnostic(
+      `loopback RGW: put ${mib.toFixed(1)} MiB in ${putMs.toFixed(0)} ms ` +
+        `(${(mib / (putMs / 1000)).toFixed(0)} MiB/s), ` +
+        `get in ${getMs.toFixed(0)} ms (${(mib / (getMs / 1000)).toFixed(0)} MiB/s)`,
+    );
+    for (const [start, end] of [
+      [MIN_PART_SIZE - 10, MIN_PART_SIZE + 9],
+      [0, 0],
+      [data.length - 1, data.length - 1],
+      [7, 2 * MIN_PART_SIZE + 5],
+    ] as const) {
+      assert.ok(
+        (await readAll(await store.read(key, { start, end }))).equals(data.subarray(start, end + 1)),
+        `${start}-${end}`,
+      );
     }
   });
 
@@ -216,7 +242,11 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     assert.equal(w2.ok, true);
     // The ETag we read before is stale now.
     assert.equal((await store.putJson(key, first, { ifMatch: got!.etag })).ok, false);
-    assert.equal((await store.putJson(key, first, { ifMatch: `"${w2.ok ? w2.etag : ''}"` })).ok, true, 'a quoted ETag is unquoted before sending');
+    assert.equal(
+      (await store.putJson(key, first, { ifMatch: `"${w2.ok ? w2.etag : ''}"` })).ok,
+      true,
+      'a quoted ETag is unquoted before sending',
+    );
     assert.deepEqual((await store.getJson<RefRecord>(key))?.value, first);
     // Meta objects of an immutable commit go under meta/.
     const meta = commitMetaKey('dataset', 'org/data', 'd'.repeat(40));
@@ -236,12 +266,18 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     });
     bad.close();
     const missing = S3BlobStore.fromUrl('s3://no-such-bucket-here/x', { env: rgw().env });
-    await assert.rejects(missing.check(), (err: unknown) => err instanceof StoreUnavailableError && /does not exist/.test(err.message));
-    await assert.rejects(missing.putJson('refs/x.json', {}), (err: unknown) => err instanceof StoreUnavailableError && err.code === 'NoSuchBucket');
+    await assert.rejects(
+      missing.check(),
+      (err: unknown) => err instanceof StoreUnavailableError && /does not exist/.test(err.message),
+    );
+    await assert.rejects(
+      missing.putJson('refs/x.json', {}),
+      (err: unknown) => err instanceof StoreUnavailableError && err.code === 'NoSuchBucket',
+    );
     missing.close();
   });
 
-  test('gateway stopped mid-run: calls fail with StoreUnavailableError; restarted: the same store works again', async () => {
+  test('gateway stopped mid-run: calls fail with StoreUnavailableError; restarted: the store works again', async () => {
     const store = await rgw().newStore();
     const dir = await tempDir();
     const data = randomBytes(50_000);
@@ -255,7 +291,10 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     await assert.rejects(store.read(key), StoreUnavailableError);
     await assert.rejects(store.put(sha256(other), await fileOf(dir, other)), StoreUnavailableError);
     await assert.rejects(store.putJson('refs/x.json', { a: 1 }, { ifNoneMatch: '*' }), StoreUnavailableError);
-    await assert.rejects(store.check(), (err: unknown) => err instanceof StoreUnavailableError && /ECONNREFUSED/.test(err.message));
+    await assert.rejects(
+      store.check(),
+      (err: unknown) => err instanceof StoreUnavailableError && /ECONNREFUSED/.test(err.message),
+    );
 
     await rgw().start();
     assert.equal(await store.has(key), true);

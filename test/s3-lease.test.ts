@@ -10,7 +10,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { S3Objects, s3ConfigFromEnv } from '../src/stores/s3-client.js';
 import { Lease, S3Leases, probeConditionalWrites } from '../src/stores/s3-lease.js';
 import { leaseKey } from '../src/stores/s3-layout.js';
-import { ConditionalWritesUnsupportedError, LeaseLostError, StoreUnavailableError } from '../src/stores/store-errors.js';
+import {
+  ConditionalWritesUnsupportedError,
+  LeaseLostError,
+  StoreUnavailableError,
+} from '../src/stores/store-errors.js';
 import { cuttingRelay } from './fixtures/cutting-relay.js';
 import { rgwSkip, useRgw, type Rgw } from './fixtures/rgw.js';
 
@@ -28,7 +32,12 @@ describe('leases on a real Ceph RGW', { skip: rgwSkip }, () => {
   const replica = async (holder: string, ttlMs = 30_000, r: Rgw = rgw()): Promise<S3Leases> => {
     const objects = new S3Objects(s3ConfigFromEnv(`s3://${bucket}/cluster`, { env: r.env }));
     opened.push(objects);
-    return new S3Leases(objects, { holder, address: `http://127.0.0.1:${9000 + opened.length}`, ttlMs, clockSkewMs: 0 });
+    return new S3Leases(objects, {
+      holder,
+      address: `http://127.0.0.1:${9000 + opened.length}`,
+      ttlMs,
+      clockSkewMs: 0,
+    });
   };
 
   test('five replicas acquire one lease at once: exactly one wins, the others are told who holds it', async () => {
@@ -128,7 +137,7 @@ describe('leases on a real Ceph RGW', { skip: rgwSkip }, () => {
     assert.ok((await lost) instanceof LeaseLostError);
   });
 
-  test('the leases are listed with their holders (the dashboard\'s replicas and fills)', async () => {
+  test("the leases are listed with their holders (the dashboard's replicas and fills)", async () => {
     const a = await replica('lister', 30_000);
     const names = [blob(), blob()];
     for (const n of names) assert.ok((await a.acquire(n)).acquired);
@@ -137,7 +146,7 @@ describe('leases on a real Ceph RGW', { skip: rgwSkip }, () => {
     for (const n of names) assert.equal(seen.get(n), 'lister');
   });
 
-  test('the probe passes on RGW and leaves nothing behind; with the gateway down it is StoreUnavailableError', async () => {
+  test('the probe passes on RGW and leaves nothing behind; gateway down: StoreUnavailableError', async () => {
     const a = await replica('probe');
     await probeConditionalWrites(a.objects);
     const left: string[] = [];
@@ -161,7 +170,9 @@ describe('leases on a real Ceph RGW', { skip: rgwSkip }, () => {
 
   test('a conditional PUT whose answer is lost (the SDK retries into a 412) is still recognised as ours', async () => {
     const relay = await cuttingRelay(rgw().endpoint);
-    const objects = new S3Objects(s3ConfigFromEnv(`s3://${bucket}/cluster`, { env: { ...rgw().env, AWS_ENDPOINT_URL_S3: relay.endpoint } }));
+    const objects = new S3Objects(
+      s3ConfigFromEnv(`s3://${bucket}/cluster`, { env: { ...rgw().env, AWS_ENDPOINT_URL_S3: relay.endpoint } }),
+    );
     opened.push(objects);
     const a = new S3Leases(objects, { holder: 'lossy', address: 'http://127.0.0.1:1', ttlMs: 30_000 });
     const other = await replica('other');

@@ -7,7 +7,14 @@ import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { IntegrityError } from '../errors.js';
 import { gitBlobSha1File, sha256File } from '../util/hash.js';
-import { S3Objects, s3ConfigFromEnv, toStoreError, unquoteEtag, type ConditionalResult, type S3StoreConfig } from './s3-client.js';
+import {
+  S3Objects,
+  s3ConfigFromEnv,
+  toStoreError,
+  unquoteEtag,
+  type ConditionalResult,
+  type S3StoreConfig,
+} from './s3-client.js';
 import { blobAlgorithm, blobKey } from './s3-layout.js';
 import { StoreError, StoreRangeError, StoreUnavailableError } from './store-errors.js';
 
@@ -59,7 +66,10 @@ export class S3BlobStore {
   }
 
   /** From `s3://BUCKET/PREFIX`, an optional `--s3-endpoint` and the AWS environment variables. */
-  static fromUrl(url: string, opts: S3BlobStoreOptions & { endpoint?: string; env?: NodeJS.ProcessEnv } = {}): S3BlobStore {
+  static fromUrl(
+    url: string,
+    opts: S3BlobStoreOptions & { endpoint?: string; env?: NodeJS.ProcessEnv } = {},
+  ): S3BlobStore {
     return new S3BlobStore(s3ConfigFromEnv(url, opts), opts);
   }
 
@@ -181,7 +191,11 @@ export class S3BlobStore {
    * `ifMatch` replaces only the version with that ETag; `{ ok: false, current }` when the condition did
    * not hold. An object that already holds exactly these bytes counts as written.
    */
-  async putJson(key: string, value: unknown, cond: { ifNoneMatch?: '*'; ifMatch?: string } = {}): Promise<ConditionalResult> {
+  async putJson(
+    key: string,
+    value: unknown,
+    cond: { ifNoneMatch?: '*'; ifMatch?: string } = {},
+  ): Promise<ConditionalResult> {
     return this.objects.putBytes(key, JSON.stringify(value), { ...cond, contentType: 'application/json' });
   }
 
@@ -196,6 +210,9 @@ export class S3BlobStore {
 }
 
 function checkRange(r: ByteRange): void {
-  const ok = Number.isSafeInteger(r.start) && r.start >= 0 && (r.end === undefined || (Number.isSafeInteger(r.end) && r.end >= r.start));
+  const ok =
+    Number.isSafeInteger(r.start) &&
+    r.start >= 0 &&
+    (r.end === undefined || (Number.isSafeInteger(r.end) && r.end >= r.start));
   if (!ok) throw new StoreRangeError(`invalid byte range ${r.start}-${r.end ?? ''}`);
 }

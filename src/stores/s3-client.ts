@@ -65,10 +65,7 @@ function isAwsHost(endpoint: string): boolean {
  * AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN). Without keys in the environment the SDK's default chain
  * (profiles, instance roles) is used.
  */
-export function s3ConfigFromEnv(
-  url: string,
-  opts: { endpoint?: string; env?: NodeJS.ProcessEnv } = {},
-): S3StoreConfig {
+export function s3ConfigFromEnv(url: string, opts: { endpoint?: string; env?: NodeJS.ProcessEnv } = {}): S3StoreConfig {
   const env = opts.env ?? process.env;
   const { bucket, prefix } = parseS3Url(url);
   const endpoint = opts.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
@@ -150,11 +147,15 @@ export function unquoteEtag(etag: string | undefined): string | undefined {
   return etag?.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }
 
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
-  'TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'SlowDown', 'ServiceUnavailable',
-  'InternalError', 'Throttling', 'ThrottlingException', 'RequestTimeTooSkewed', 'PermanentRedirect',
-]);
+const UNAVAILABLE_CODES = new Set(
+  [
+    'ECONNREFUSED ECONNRESET ETIMEDOUT EPIPE EHOSTUNREACH ENETUNREACH ENOTFOUND EAI_AGAIN',
+    'TimeoutError RequestTimeout RequestTimeoutException SlowDown ServiceUnavailable InternalError',
+    'Throttling ThrottlingException RequestTimeTooSkewed PermanentRedirect',
+  ]
+    .join(' ')
+    .split(' '),
+);
 
 function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
@@ -195,7 +196,9 @@ export function toStoreError(err: unknown, what: string, where: string): StoreEr
 
 const isPrecondition = (err: unknown): boolean => {
   const s = statusOf(err);
-  return s === 412 || (s === 409 && codeOf(err) === 'ConditionalRequestConflict') || codeOf(err) === 'PreconditionFailed';
+  return (
+    s === 412 || (s === 409 && codeOf(err) === 'ConditionalRequestConflict') || codeOf(err) === 'PreconditionFailed'
+  );
 };
 const isNotFound = (err: unknown): boolean => {
   const code = codeOf(err);
@@ -207,7 +210,10 @@ export class S3Objects {
   readonly client: S3Client;
   readonly where: string;
 
-  constructor(readonly config: S3StoreConfig, client?: S3Client) {
+  constructor(
+    readonly config: S3StoreConfig,
+    client?: S3Client,
+  ) {
     this.client = client ?? createS3Client(config);
     this.where = `s3://${config.bucket}/${config.prefix}${config.endpoint ? ` at ${config.endpoint}` : ''}`;
   }
@@ -232,7 +238,9 @@ export class S3Objects {
       } catch (err) {
         // HEAD answers carry no error code: name the common cases.
         const s = statusOf(err);
-        if (s === 404) throw new StoreUnavailableError(`object store ${this.where}: bucket does not exist`, 404, 'NoSuchBucket');
+        if (s === 404) {
+          throw new StoreUnavailableError(`object store ${this.where}: bucket does not exist`, 404, 'NoSuchBucket');
+        }
         throw err;
       }
     });
@@ -242,7 +250,11 @@ export class S3Objects {
     return this.call(`HEAD ${key}`, async () => {
       try {
         const r = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.full(key) }));
-        const info: ObjectInfo = { size: r.ContentLength ?? 0, etag: unquoteEtag(r.ETag) ?? '', metadata: r.Metadata ?? {} };
+        const info: ObjectInfo = {
+          size: r.ContentLength ?? 0,
+          etag: unquoteEtag(r.ETag) ?? '',
+          metadata: r.Metadata ?? {},
+        };
         if (r.LastModified) info.lastModified = r.LastModified;
         return info;
       } catch (err) {
@@ -268,9 +280,14 @@ export class S3Objects {
           }),
         );
       } catch (err) {
-        if (isNotFound(err)) throw new StoreNotFoundError(`object store ${this.where}: no object ${key}`, 404, codeOf(err));
+        if (isNotFound(err)) {
+          throw new StoreNotFoundError(`object store ${this.where}: no object ${key}`, 404, codeOf(err));
+        }
         if (statusOf(err) === 416) {
-          throw new StoreRangeError(`object store ${this.where}: range ${range?.start}-${range?.end ?? ''} outside ${key}`, 416);
+          throw new StoreRangeError(
+            `object store ${this.where}: range ${range?.start}-${range?.end ?? ''} outside ${key}`,
+            416,
+          );
         }
         throw err;
       }
@@ -316,7 +333,8 @@ export class S3Objects {
         );
         return { ok: true, etag: unquoteEtag(r.ETag) ?? '' } as const;
       } catch (err) {
-        if ((cond.ifNoneMatch || cond.ifMatch) && (isPrecondition(err) || (cond.ifMatch && isNotFound(err)))) return undefined;
+        const conditional = cond.ifNoneMatch !== undefined || cond.ifMatch !== undefined;
+        if (conditional && (isPrecondition(err) || (cond.ifMatch && isNotFound(err)))) return undefined;
         throw err;
       }
     });
@@ -359,12 +377,17 @@ export class S3Objects {
 
   /** Deletes unconditionally (RGW 16 ignores If-Match on DELETE, so callers must not rely on it). */
   async delete(key: string): Promise<void> {
-    await this.call(`DELETE ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.full(key) })));
+    await this.call(`DELETE ${key}`, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.full(key) })),
+    );
   }
 
   /** Every object under `prefix` (relative to the store prefix), page by page. */
   async *list(prefix = ''): AsyncGenerator<ListedObject> {
-    const pages = paginateListObjectsV2({ client: this.client }, { Bucket: this.config.bucket, Prefix: this.full(prefix) });
+    const pages = paginateListObjectsV2(
+      { client: this.client },
+      { Bucket: this.config.bucket, Prefix: this.full(prefix) },
+    );
     const it = pages[Symbol.asyncIterator]();
     for (;;) {
       const page = await this.call(`LIST ${prefix}`, () => it.next());
@@ -384,4 +407,3 @@ export class S3Objects {
     this.client.destroy();
   }
 }
-

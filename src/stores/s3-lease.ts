@@ -9,13 +9,18 @@
 // ETags go out unquoted: Ceph RGW 16 matches If-Match only without the quotes (quoted = always 412),
 // and AWS S3 compares the value either way. DELETE is not conditional because RGW 16 ignores If-Match
 // on DELETE. Each record carries a random token, so a write whose answer was lost (and that the SDK
-// retried into a 412) is recognised as ours on reading it back (S3Objects.putBytes). Expiry is the holder's clock plus a
-// skew allowance; replicas need roughly synchronised clocks (NTP).
+// retried into a 412) is recognised as ours on reading it back (S3Objects.putBytes). Expiry is the
+// holder's clock plus a skew allowance; replicas need roughly synchronised clocks (NTP).
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Objects } from './s3-client.js';
 import { leaseKey, probeKey } from './s3-layout.js';
-import { ConditionalWritesUnsupportedError, LeaseLostError, StoreError, StoreUnavailableError } from './store-errors.js';
+import {
+  ConditionalWritesUnsupportedError,
+  LeaseLostError,
+  StoreError,
+  StoreUnavailableError,
+} from './store-errors.js';
 
 /** The JSON body of a lease object. */
 export interface LeaseRecord {
@@ -94,7 +99,9 @@ export class S3Leases {
 
   /** Resolves once `record` counts as expired here (a replica waiting to take over a dead holder's lease). */
   async waitUntilExpired(record: LeaseRecord): Promise<void> {
-    while (!this.isExpired(record)) await sleep(Math.max(5, Date.parse(record.expiresAt) + this.skewMs - this.now() + 5));
+    while (!this.isExpired(record)) {
+      await sleep(Math.max(5, Date.parse(record.expiresAt) + this.skewMs - this.now() + 5));
+    }
   }
 
   async read(name: string): Promise<{ record: LeaseRecord; etag: string } | undefined> {
@@ -123,7 +130,9 @@ export class S3Leases {
     for (let attempt = 0; attempt < 5; attempt++) {
       const mine = this.record();
       const created = await this.write(name, mine, { ifNoneMatch: '*' });
-      if ('etag' in created) return { acquired: true, lease: new Lease(this, name, mine, created.etag), takeover: false };
+      if ('etag' in created) {
+        return { acquired: true, lease: new Lease(this, name, mine, created.etag), takeover: false };
+      }
       const { current } = created;
       if (!current) continue; // released between our PUT and GET: try to create again
       if (!this.isExpired(current.record)) return { acquired: false, current: current.record, etag: current.etag };
@@ -195,7 +204,16 @@ export class Lease {
         const expired = Date.parse(this.record.expiresAt) <= this.leases.now();
         if (err instanceof LeaseLostError || expired) {
           this.stopHeartbeat();
-          onLost(err instanceof LeaseLostError ? err : new LeaseLostError(`lease ${leaseKey(this.name)} expired: ${(err as Error).message}`, undefined, undefined, { cause: err }));
+          onLost(
+            err instanceof LeaseLostError
+              ? err
+              : new LeaseLostError(
+                  `lease ${leaseKey(this.name)} expired: ${(err as Error).message}`,
+                  undefined,
+                  undefined,
+                  { cause: err },
+                ),
+          );
           return;
         }
       }
@@ -232,9 +250,14 @@ export class Lease {
 export async function probeConditionalWrites(objects: S3Objects): Promise<void> {
   const key = probeKey(randomUUID());
   const refuse = (what: string): never => {
-    throw new ConditionalWritesUnsupportedError(`object store ${objects.where} does not do conditional writes: ${what}`, undefined, undefined, {
-      hint: 'Cluster mode needs atomic If-None-Match / If-Match on PutObject (AWS S3, Ceph RGW, R2 have them).',
-    });
+    throw new ConditionalWritesUnsupportedError(
+      `object store ${objects.where} does not do conditional writes: ${what}`,
+      undefined,
+      undefined,
+      {
+        hint: 'Cluster mode needs atomic If-None-Match / If-Match on PutObject (AWS S3, Ceph RGW, R2 have them).',
+      },
+    );
   };
   try {
     const results = await Promise.all(['a', 'b'].map((body) => objects.putBytes(key, body, { ifNoneMatch: '*' })));
@@ -251,4 +274,3 @@ export async function probeConditionalWrites(objects: S3Objects): Promise<void> 
     await objects.delete(key).catch(() => undefined);
   }
 }
-
