@@ -153,7 +153,8 @@ fi
 # shellcheck source=/dev/null
 source "$dir/ports"
 
-if pid_of mon.a >/dev/null && pid_of osd.0 >/dev/null && pid_of client.rgw.0 >/dev/null && [[ -s $dir/s3.env ]] && http_ok "$RGW_PORT"; then
+all_running() { pid_of mon.a >/dev/null && pid_of osd.0 >/dev/null && pid_of client.rgw.0 >/dev/null; }
+if all_running && [[ -s $dir/s3.env ]] && http_ok "$RGW_PORT"; then
   cat "$dir/s3.env"
   exit 0
 fi
@@ -253,8 +254,11 @@ failing_log=$dir/log/osd.0.log
 if [[ ! -s $dir/osd/whoami ]]; then
   rm -rf "$dir/osd" && mkdir -p "$dir/osd"
   osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-  osd_id=$(ceph osd new "$osd_uuid")
-  [[ $osd_id == 0 ]] || fail "expected osd id 0, the monitor gave $osd_id"
+  # A start that failed after `osd new` left an osd.0 without data: forget it, then create it again.
+  # (`osd purge` would wait for a manager, which this cluster does not run.)
+  ceph osd crush remove osd.0 >/dev/null 2>&1 || true
+  ceph osd rm 0 >/dev/null 2>&1 || true
+  ceph osd new "$osd_uuid" 0 >/dev/null
   ceph-osd -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/log/osd-mkfs.log" 2>&1 ||
     { failing_log=$dir/log/osd-mkfs.log; fail "ceph-osd --mkfs"; }
 fi
