@@ -106,15 +106,15 @@ describe('leases on a real Ceph RGW', { skip: rgwSkip }, () => {
 
   test('a heartbeat keeps the lease past its TTL; stopped, it expires and is taken over', async () => {
     const name = blob();
-    const a = await replica('a', 1000);
-    const b = await replica('b', 1000);
+    const a = await replica('a', 4000);
+    const b = await replica('b', 4000);
     const r = await a.acquire(name);
     assert.ok(r.acquired);
     const lost: Error[] = [];
-    r.lease.startHeartbeat((err) => lost.push(err), 200);
+    r.lease.startHeartbeat((err) => lost.push(err), 500); // margins for a loaded machine: 8 beats per TTL
     const firstExpiry = r.lease.record.expiresAt;
     await a.waitUntilExpired({ ...r.lease.record, expiresAt: firstExpiry });
-    await sleep(300);
+    await sleep(600);
     assert.notEqual(r.lease.record.expiresAt, firstExpiry, 'renewed');
     assert.equal((await b.acquire(name)).acquired, false);
     r.lease.stopHeartbeat();
