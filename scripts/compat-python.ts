@@ -76,6 +76,18 @@ print(p); print(open(v).read()); print(len(r.revisions), sorted(x for rev in r.r
     assert.equal(bodies(hub), 0, 'Python online fetched no file body');
   });
 
+  await check('HF: a model installed from hubcache.lock is found by name by Python offline', async () => {
+    const cache = await tmp();
+    const manifest = path.join(await tmp(), 'hubcache.json');
+    await hubcache(['init', '--manifest', manifest], hfEnv(cache));
+    await hubcache(['add', 'org/compat', '--manifest', manifest], hfEnv(cache));
+    await hubcache(['install', '--manifest', manifest], hfEnv(cache));
+    const got = await py('hfpy', `
+from huggingface_hub import snapshot_download
+print(snapshot_download('org/compat', local_files_only=True))`, { ...hfEnv(cache), HF_HUB_OFFLINE: '1' });
+    assert.match(got, /snapshots\/[0-9a-f]{40}$/);
+  });
+
   await check('HF: hubcache reuses a cache written by Python (offline and online)', async () => {
     const cache = await tmp();
     const theirs = await py('hfpy', `from huggingface_hub import snapshot_download; print(snapshot_download('org/compat'))`, hfEnv(cache));
