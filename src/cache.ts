@@ -11,12 +11,12 @@ import {
   type Env,
 } from './config.js';
 import { UsageError } from './errors.js';
-import { downloadHf } from './download/hf.js';
+import { downloadHf, ensureBlob, type EnsureBlobOptions, type EnsuredBlob } from './download/hf.js';
 import { downloadModelScope } from './download/modelscope.js';
 import type { DownloadOptions, DownloadResult } from './download/types.js';
 import type { ImportOptions, ImportResult } from './import/import-dir.js';
 import { parseRepoRef } from './hubs/repo-ref.js';
-import type { RepoRef } from './hubs/types.js';
+import type { RemoteFile, RepoRef } from './hubs/types.js';
 import { TransferEngine } from './transfer/engine.js';
 import type { TransferOptions } from './transfer/types.js';
 import type * as care from './care/index.js';
@@ -144,6 +144,18 @@ export class Cache {
       return downloadModelScope({ cacheDir: ms.cacheDir, v2Dir: ms.v2Dir, endpoint: ms.endpoint, token: ms.token, offline, engine: this.engine }, repo, opts);
     }
     throw new UsageError(`Hub ${repo.hub} is not supported yet`);
+  }
+
+  /**
+   * One HF blob (`file` as a tree listing describes it, at full `commit`) into the cache:
+   * downloaded and verified unless present, linked into its snapshot; returns where it is.
+   */
+  async ensureBlob(repo: string | RepoRef, commit: string, file: RemoteFile, opts: EnsureBlobOptions = {}): Promise<EnsuredBlob> {
+    const ref = this.parseRepo(repo);
+    if (ref.hub !== 'hf') throw new UsageError('ensureBlob: HF repos only');
+    const hf = this.config.hf;
+    const ctx = { cacheDir: hf.cacheDir, endpoint: hf.endpoint, token: hf.token, offline: hf.offline, symlinks: hf.symlinks, engine: this.engine };
+    return ensureBlob(ctx, ref, commit, file, opts);
   }
 
   /**

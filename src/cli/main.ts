@@ -24,6 +24,7 @@ import { doctorCommand } from './commands/doctor.js';
 import { packCommand } from './commands/pack.js';
 import { unpackCommand } from './commands/unpack.js';
 import { dedupCommand } from './commands/dedup.js';
+import { serveCommand } from './commands/serve.js';
 
 export type CommandRunner = <F>(
   cmd: Command,
@@ -113,6 +114,7 @@ Run \`hubcache <command> --help\` for a command's flags and examples. Exit codes
   program.addCommand(packCommand(run));
   program.addCommand(unpackCommand(run));
   program.addCommand(dedupCommand(run));
+  program.addCommand(serveCommand(run));
   program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }));
 
   try {

@@ -1,0 +1,197 @@
+// The mirror server: a fastify app with the services every route gets (see README.md here), the
+// faces (route modules) registered on it, the per-request event, gc after fills, and drain.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import path from 'node:path';
+import type { DestinationStream } from 'pino';
+import { Cache } from '../cache.js';
+import type { HfDownloadContext } from '../download/hf.js';
+import { LocalBlobStore } from '../stores/blob-store.js';
+import { AccessControl, type Caller } from './access.js';
+import { MirrorEventBus } from './events.js';
+import { FillManager } from './fills.js';
+import { registerHfFace } from './hf-face.js';
+import { MetadataCache } from './metadata-cache.js';
+import type { ServeOptions } from './options.js';
+import { sendError } from './reply.js';
+import { UpstreamPool } from './upstream.js';
+
+/** What a route module gets: everything stateful of the mirror lives here, once. */
+export interface MirrorServices {
+  options: Readonly<ServeOptions>;
+  /** The hubcache cache the store is (transfer engine, gc, scan). */
+  cache: Cache;
+  /** Verified blobs (read side of the store). */
+  store: LocalBlobStore;
+  fills: FillManager;
+  meta: MetadataCache;
+  access: AccessControl;
+  upstreams: UpstreamPool;
+  events: MirrorEventBus;
+  log: FastifyBaseLogger;
+  /** The caller's credentials as parsed by the access layer (set for every request). */
+  callerOf: (req: FastifyRequest) => Caller;
+  /** The origin clients reach the mirror at, for URLs handed out (Location, Link). */
+  originOf: (req: FastifyRequest) => string;
+  /** Download-layer context for a blob fill from `endpoint` with `token`. */
+  hfContext: (endpoint: string, token: string | undefined) => HfDownloadContext;
+}
+
+/** A face or feature: registers its routes on the app. Static routes win over the faces' wildcards. */
+export type RouteModule = (app: FastifyInstance, s: MirrorServices) => void;
+
+export interface MirrorOptions {
+  /** Extra route modules (metrics, dashboard, ModelScope face...), registered after the built-in ones. */
+  routes?: RouteModule[];
+  /** Log destination (default stdout); `false` silences logs. */
+  logStream?: DestinationStream | false;
+}
+
+export interface Mirror {
+  app: FastifyInstance;
+  services: MirrorServices;
+  /** Starts listening; resolves with `http://host:port`. */
+  listen(): Promise<string>;
+  /** Stops accepting, lets open responses finish for up to `drainMs`, then cuts them. */
+  close(drainMs?: number): Promise<void>;
+}
+
+const callers = new WeakMap<FastifyRequest, Caller>();
+
+export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mirror {
+  const cacheDir = path.resolve(options.cacheDir);
+  const cache = Cache.at(cacheDir, { offline: options.offline, ...(options.transfer ? { transfer: options.transfer } : {}) });
+  const logger =
+    mo.logStream === false
+      ? false
+      : {
+          level: options.logLevel,
+          // Tokens never reach a log line (the default serializers omit headers; this is the belt).
+          redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-hubcache-key"]'],
+          ...(mo.logStream ? { stream: mo.logStream } : {}),
+        };
+  let nextId = 1;
+  const app = Fastify({
+    logger,
+    disableRequestLogging: true,
+    exposeHeadRoutes: false,
+    // Revisions and paths carry %2F; routes parse the raw URL themselves.
+    ignoreDuplicateSlashes: false,
+    maxParamLength: 4096,
+    bodyLimit: 4 * 1024 * 1024,
+    genReqId: () => `r${(nextId++).toString(36)}`,
+    return503OnClosing: true,
+  });
+  // Bodies reach routes as raw strings: faces forward them upstream byte for byte (paths-info is
+  // form-encoded by huggingface_hub, JSON by @huggingface/hub); a route that wants JSON parses it.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  const events = new MirrorEventBus();
+  const access = new AccessControl({
+    apiKeys: options.apiKeys,
+    allow: options.allow,
+    deny: options.deny,
+    ttlMs: options.accessTtlMs,
+    restrictedFile: path.join(cacheDir, '.locks', 'hubcache', 'mirror-restricted.json'),
+  });
+  const services: MirrorServices = {
+    options,
+    cache,
+    store: new LocalBlobStore(cacheDir),
+    fills: new FillManager(events),
+    meta: new MetadataCache(),
+    access,
+    upstreams: new UpstreamPool(options.upstreams, events, options.upstreamTimeoutMs),
+    events,
+    log: app.log,
+    callerOf: (req) => callers.get(req) ?? {},
+    originOf: (req) => options.publicUrl?.replace(/\/+$/, '') ?? `${req.protocol}://${req.headers.host ?? `${options.host}:${options.port}`}`,
+    hfContext: (endpoint, token) => ({ cacheDir, endpoint, token, offline: false, symlinks: true, engine: cache.engine }),
+  };
+
+  // Every request: id, caller identity (API key check), and one `request` event + log line when it ends.
+  app.addHook('onRequest', async (req, reply) => {
+    req.hubcache = { route: 'unknown', source: 'none', stale: false, bytes: 0 };
+    const started = process.hrtime.bigint();
+    reply.header('x-request-id', req.id);
+    reply.raw.once('close', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const n = req.hubcache;
+      const aborted = !reply.raw.writableFinished;
+      const ev = { id: req.id, method: req.method, route: n.route, status: reply.raw.statusCode, bytes: n.bytes, source: n.source, stale: n.stale, aborted, ms };
+      try {
+        events.emit('request', ev);
+      } catch (err) {
+        app.log.error({ err }, 'request listener failed');
+      }
+      req.log.info({ reqId: req.id, method: req.method, url: req.url.split('?')[0], status: ev.status, ms: Math.round(ms), bytes: n.bytes, route: n.route, source: n.source, ...(aborted ? { aborted } : {}) }, 'request');
+    });
+    if (req.url === '/healthz') return;
+    const { ok, caller } = access.identify(req.headers);
+    if (!ok) {
+      req.hubcache.route = 'auth';
+      reply.header('www-authenticate', 'Basic realm="hubcache"');
+      return sendError(reply, 401, 'This mirror needs an API key (X-Hubcache-Key header, Basic auth password, or Bearer token)', 'MirrorApiKeyRequired');
+    }
+    callers.set(req, caller);
+  });
+
+  app.get('/healthz', async (req) => {
+    req.hubcache.route = 'health';
+    return { status: 'ok' };
+  });
+
+  registerHfFace(app, services);
+  for (const r of mo.routes ?? []) r(app, services);
+
+  // After a fill, keep the store under --max-size (debounced: one gc for a burst of fills).
+  let gcTimer: NodeJS.Timeout | undefined;
+  let gcRunning: Promise<void> | undefined;
+  if (options.maxSizeBytes !== undefined) {
+    const maxSizeBytes = options.maxSizeBytes;
+    events.on('fill-end', (e) => {
+      if (!e.ok || gcTimer) return;
+      gcTimer = setTimeout(() => {
+        gcTimer = undefined;
+        gcRunning = cache
+          .gc({ maxSizeBytes })
+          .then((r) => {
+            if (r.freedBytes > 0) app.log.info({ freedBytes: r.freedBytes }, 'store over --max-size: removed least recently used revisions');
+          })
+          .catch((err: unknown) => app.log.warn({ err }, 'gc after fill failed'))
+          .finally(() => (gcRunning = undefined));
+      }, 200);
+    });
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    services,
+    async listen() {
+      await app.listen({ host: options.host, port: options.port });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : options.port;
+      const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+      return `http://${host}:${port}`;
+    },
+    close(drainMs = options.drainMs) {
+      closing ??= (async () => {
+        const cut = setTimeout(() => {
+          services.fills.abortAll();
+          app.server.closeAllConnections();
+        }, drainMs);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(cut);
+          if (gcTimer) clearTimeout(gcTimer);
+          await gcRunning;
+          services.fills.abortAll();
+          await access.flush();
+          await cache.engine.close();
+        }
+      })();
+      return closing;
+    },
+  };
+}
