@@ -1,6 +1,6 @@
 // The mirror server: a fastify app with the services every route gets (see README.md here), the
 // faces (route modules) registered on it, the per-request event, gc after fills, and drain.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import path from 'node:path';
 import type { DestinationStream } from 'pino';
 import { Cache } from '../cache.js';
@@ -72,11 +72,11 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
   let nextId = 1;
   const app = Fastify({
     logger,
-    disableRequestLogging: true,
+    // One line per request is ours (onRequest hook below), with route and bytes.
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     // Revisions and paths carry %2F; routes parse the raw URL themselves.
-    ignoreDuplicateSlashes: false,
-    maxParamLength: 4096,
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 4096 },
     bodyLimit: 4 * 1024 * 1024,
     genReqId: () => `r${(nextId++).toString(36)}`,
     return503OnClosing: true,
