@@ -81,6 +81,23 @@ export class Fill extends EventEmitter {
     return this.finalPath !== undefined || this.error !== undefined;
   }
 
+  /**
+   * Resolves once byte `start` is on disk (or the fill is done), rejects if the fill fails first:
+   * a caller can still answer with an error status instead of a cut connection.
+   */
+  whenAvailable(start: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (this.error) reject(this.error);
+        else if (this.finalPath !== undefined || this.prefix > start) resolve();
+        else return;
+        this.off('progress', check);
+      };
+      this.on('progress', check);
+      check();
+    });
+  }
+
   /** A stream of `[start, end)` that follows the fill. */
   stream(start: number, end: number): Readable {
     return new FillStream(this, start, end);

@@ -14,7 +14,7 @@ import { refuses, type Caller } from './access.js';
 import type { MirrorServices } from './app.js';
 import type { Loaded, Lookup } from './metadata-cache.js';
 import { MAX_HTTP_DOWNLOAD_SIZE } from './options.js';
-import { pickHeaders, sendBlob, sendError, STALE_HEADER } from './reply.js';
+import { parseRange, pickHeaders, sendBlob, sendError, STALE_HEADER } from './reply.js';
 import { UpstreamDownError, type Answer } from './upstream.js';
 import { stripXetJson, stripXetLinks } from './xet.js';
 
@@ -295,6 +295,13 @@ class HfFace {
     if (this.s.options.offline) return sendError(reply, 504, `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`, 'MirrorOffline');
     if (req.method === 'HEAD') return sendBlob(req, reply, { size: meta.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });
     const fill = this.startFill(loc, rev, filePath, meta, found.asCaller ? this.s.callerOf(req) : undefined, found.upstream);
+    // Headers go out with the first byte: a fill that fails before it still gets a proper 502.
+    const range = parseRange(req.headers.range, meta.size);
+    try {
+      await fill.whenAvailable(typeof range === 'object' ? range.start : 0);
+    } catch (err) {
+      return sendError(reply, 502, `Fetching ${filePath} from upstream failed: ${(err as Error).message}`, 'MirrorFillFailed');
+    }
     return sendBlob(req, reply, { size: meta.size, source: 'fill', open: (a, b) => fill.stream(a, b) });
   }
 
