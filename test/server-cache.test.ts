@@ -57,6 +57,26 @@ describe('serve: metadata cache and store', () => {
     }
   });
 
+  test('after the TTL, concurrent requests for several files at a branch cost one revalidation upstream', async () => {
+    const hub = await startTestHub();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 6; i++) files[`f${i}.txt`] = `file ${i}`;
+    hub.hf.createRepo('org/m').commit(files);
+    const ttl = 200;
+    const m = await startMirror([hub.hfEndpoint], { metadataTtlMs: ttl });
+    try {
+      for (const f of Object.keys(files)) await raw(`${m.url}/org/m/resolve/main/${f}`);
+      await sleep(ttl + 100);
+      hub.resetRequests();
+      const answers = await Promise.all(Object.keys(files).flatMap((f) => [raw(`${m.url}/org/m/resolve/main/${f}`), raw(`${m.url}/org/m/resolve/main/${f}`)]));
+      assert.ok(answers.every((a) => a.status === 200));
+      assert.equal(hub.countRequests(), 1, hub.requests.map((r) => `${r.method} ${r.path}`).join('\n'));
+    } finally {
+      await m.close();
+      await hub.close();
+    }
+  });
+
   test('upstream down: cached metadata and blobs served stale with X-Hubcache-Stale; nothing cached → 502, not 404', async () => {
     const hub = await startTestHub();
     const commit = hub.hf.createRepo('org/m').commit({ 'config.json': '{"v":1}', 'other.txt': 'o' });

@@ -10,7 +10,7 @@ import { isCommitHash } from '../hubs/repo-ref.js';
 import type { RemoteFile, RepoRef, RepoType } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
-import { refuses, type Caller } from './access.js';
+import { refuses, type Caller, type Decision, type Visibility } from './access.js';
 import type { MirrorServices } from './app.js';
 import type { Loaded, Lookup } from './metadata-cache.js';
 import { MAX_HTTP_DOWNLOAD_SIZE } from './options.js';
@@ -96,6 +96,8 @@ class HfFace {
   /** revision → commit already written to the store's refs/ (saves a write per request). */
   private readonly refsWritten = new Map<string, string>();
   private readonly flaggedLarge = new Set<string>();
+  /** Branch/tag revalidations in flight: concurrent callers wait for the one (spec §3). */
+  private readonly revalidating = new Map<string, Promise<unknown>>();
 
   constructor(private readonly s: MirrorServices) {}
 
@@ -289,7 +291,7 @@ class HfFace {
     const st = await this.s.store.stat(key);
     if (st && st.size === meta.size) {
       void this.s.store.markUsed(key);
-      void this.writeRef(loc, rev, meta.commit);
+      await this.writeRef(loc, rev, meta.commit);
       return sendBlob(req, reply, { size: meta.size, source: 'store', open: (a, b) => this.s.store.read(key, { start: a, end: b }) });
     }
     if (this.s.options.offline) return sendError(reply, 504, `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`, 'MirrorOffline');
@@ -322,9 +324,11 @@ class HfFace {
       run: async (onPartial, signal) => {
         const endpoint = urls[Math.min(attempt++, urls.length - 1)] as string;
         const r = await ensureBlob(s.hfContext(endpoint, token), loc.repo, meta.commit, file, { onPartial, signal });
+        await this.writeRef(loc, rev, meta.commit);
         return r.path;
       },
     });
+    // A caller that joined with another branch name records its ref too.
     fill.done.then(() => this.writeRef(loc, rev, meta.commit), () => undefined);
     return fill;
   }
@@ -353,6 +357,35 @@ class HfFace {
       if (fm) return { meta: fm, stale: false, asCaller: vis !== 'public' };
     }
     if (s.options.offline) return this.fromStoreOnly(rc, loc, rev, filePath, false);
+    // One revalidation per branch name: wait for one in flight, then the commit may be all we needed.
+    const revKey = `${loc.repoKey}|${rev}`;
+    const inflight = accessOk && !commit ? this.revalidating.get(revKey) : undefined;
+    if (inflight) {
+      await inflight.catch(() => undefined);
+      const c = s.meta.peek<string>(`rev|${loc.repoKey}|${rev}`);
+      const fm = c?.fresh ? await this.knownFile(rc, loc, c.value, filePath) : undefined;
+      if (fm) return { meta: fm, stale: false, asCaller: vis !== 'public' };
+    }
+    const own = this.headChecked(req, loc, rev, filePath, vis, decision, rc);
+    if (!isCommitHash(rev) && !this.revalidating.has(revKey)) {
+      this.revalidating.set(revKey, own);
+      void own.finally(() => this.revalidating.delete(revKey)).catch(() => undefined);
+    }
+    return own;
+  }
+
+  /** The upstream HEAD of fileMeta, with access learned from it (anonymous first, then the caller's token). */
+  private async headChecked(
+    req: FastifyRequest,
+    loc: Located,
+    rev: string,
+    filePath: string,
+    vis: Visibility | undefined,
+    decision: Decision | undefined,
+    rc: HfRepoCache,
+  ): Promise<{ meta: FileMeta; stale: boolean; asCaller: boolean; upstream?: string } | { answer: Answer; stale: boolean }> {
+    const s = this.s;
+    const caller = s.callerOf(req);
 
     const head = (authorization: string | undefined, ident: string) =>
       s.meta.get(`head|${ident}|${loc.repoKey}|${rev}|${filePath}`, async (): Promise<Loaded<Answer & { upstream: string }>> => {

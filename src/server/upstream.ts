@@ -1,5 +1,5 @@
 // The HF upstreams, in fallback order: one metadata exchange goes to the first that answers
-// (a network error, a timeout or a 5xx moves on to the next), and every answer is recorded per
+// (a network error, a timeout, a 5xx or a 429 moves on to the next), and every answer is recorded per
 // upstream and per repo, so the status API can show which upstream served what, and when a
 // fallback lags the primary (answers an older commit for the same branch).
 import { httpRequest, readText } from '../hubs/http.js';
@@ -99,7 +99,8 @@ export class UpstreamPool {
         if (r.method === 'HEAD') await res.body.dump();
         const ms = Date.now() - started;
         this.events.emit('upstream', { upstream, op: r.op, status: res.status, ms });
-        if (res.status >= 500) {
+        // 5xx and 429 (rate limited) mean "not now": the next upstream, else stale-if-error.
+        if (res.status >= 500 || res.status === 429) {
           this.noteError(upstream, `HTTP ${res.status}`);
           failures.push(`${upstream}: HTTP ${res.status}`);
           continue;
