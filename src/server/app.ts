@@ -1,10 +1,9 @@
 // The mirror server: a fastify app with the services every route gets (see README.md here), the
 // faces (route modules) registered on it, the per-request event, gc after fills, and drain.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import path from 'node:path';
 import type { DestinationStream } from 'pino';
 import { Cache } from '../cache.js';
-import type { HfDownloadContext } from '../download/hf.js';
 import { LocalBlobStore } from '../stores/blob-store.js';
 import { AccessControl, type Caller } from './access.js';
 import { MirrorEventBus } from './events.js';
@@ -13,31 +12,11 @@ import { registerHfFace } from './hf-face.js';
 import { MetadataCache } from './metadata-cache.js';
 import type { ServeOptions } from './options.js';
 import { sendError } from './reply.js';
+import { StatusBook } from './status.js';
+import type { MirrorServices, RouteModule } from './services.js';
 import { UpstreamPool } from './upstream.js';
 
-/** What a route module gets: everything stateful of the mirror lives here, once. */
-export interface MirrorServices {
-  options: Readonly<ServeOptions>;
-  /** The hubcache cache the store is (transfer engine, gc, scan). */
-  cache: Cache;
-  /** Verified blobs (read side of the store). */
-  store: LocalBlobStore;
-  fills: FillManager;
-  meta: MetadataCache;
-  access: AccessControl;
-  upstreams: UpstreamPool;
-  events: MirrorEventBus;
-  log: FastifyBaseLogger;
-  /** The caller's credentials as parsed by the access layer (set for every request). */
-  callerOf: (req: FastifyRequest) => Caller;
-  /** The origin clients reach the mirror at, for URLs handed out (Location, Link). */
-  originOf: (req: FastifyRequest) => string;
-  /** Download-layer context for a blob fill from `endpoint` with `token`. */
-  hfContext: (endpoint: string, token: string | undefined) => HfDownloadContext;
-}
-
-/** A face or feature: registers its routes on the app. Static routes win over the faces' wildcards. */
-export type RouteModule = (app: FastifyInstance, s: MirrorServices) => void;
+export type { MirrorServices, RouteModule } from './services.js';
 
 export interface MirrorOptions {
   /** Extra route modules (metrics, dashboard, ModelScope face...), registered after the built-in ones. */
@@ -102,6 +81,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
     access,
     upstreams: new UpstreamPool(options.upstreams, events, options.upstreamTimeoutMs),
     events,
+    statusBook: new StatusBook({ events }),
     log: app.log,
     callerOf: (req) => callers.get(req) ?? {},
     originOf: (req) => options.publicUrl?.replace(/\/+$/, '') ?? `${req.protocol}://${req.headers.host ?? `${options.host}:${options.port}`}`,

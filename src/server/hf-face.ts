@@ -11,7 +11,7 @@ import type { RemoteFile, RepoRef, RepoType } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
 import { refuses, type Caller, type Decision, type Visibility } from './access.js';
-import type { MirrorServices } from './app.js';
+import type { MirrorServices } from './services.js';
 import type { Loaded, Lookup } from './metadata-cache.js';
 import { MAX_HTTP_DOWNLOAD_SIZE } from './options.js';
 import { parseRange, pickHeaders, sendBlob, sendError, STALE_HEADER } from './reply.js';
