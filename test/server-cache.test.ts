@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { startTestHub } from './fixtures/test-hub.js';
 import { raw, startMirror } from './fixtures/mirror.js';
-import { tempDir } from './helpers.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { snapshotDownload } from '@huggingface/hub';
+import { mirrorStatus } from '../src/server/status.js';
+import { runCli, tempDir } from './helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -98,9 +102,14 @@ describe('serve: metadata cache and store', () => {
       const missing = await raw(`${m.url}/org/m/resolve/main/other.txt`);
       assert.equal(missing.status, 502);
       assert.equal(missing.headers['x-error-code'], 'MirrorUpstreamUnavailable');
+      // A listing from memory is gone (never fetched): the store lists what it can serve.
       const tree = await raw(`${m.url}/api/models/org/m/tree/main`);
-      assert.equal(tree.status, 502);
-      assert.match((JSON.parse(tree.body.toString()) as { error: string }).error, /Upstream unavailable/);
+      assert.equal(tree.status, 200);
+      assert.equal(tree.headers['x-hubcache-stale'], '1');
+      assert.deepEqual((JSON.parse(tree.body.toString()) as Array<{ path: string }>).map((e) => e.path), ['config.json']);
+      const unknown = await raw(`${m.url}/api/models/org/unknown/tree/main`);
+      assert.equal(unknown.status, 502);
+      assert.match((JSON.parse(unknown.body.toString()) as { error: string }).error, /Upstream unavailable/);
     } finally {
       await m.close();
       await hub.close();
@@ -141,7 +150,35 @@ describe('serve: metadata cache and store', () => {
       const miss = await raw(`${off.url}/org/m/resolve/main/b.txt`);
       assert.equal(miss.status, 504);
       assert.equal(miss.headers['x-error-code'], 'MirrorOffline');
-      assert.equal((await raw(`${off.url}/api/models/org/m/revision/main`)).status, 504);
+      assert.equal((await raw(`${off.url}/api/models/org/m/revision/main`)).status, 200, 'from the store');
+      assert.equal((await raw(`${off.url}/api/models/org/other/revision/main`)).status, 504);
+      assert.equal(hub.countRequests(), 0);
+    } finally {
+      await off.close();
+      await hub.close();
+    }
+  });
+
+  test('an air-gapped mirror seeded by `hubcache download` serves whole snapshots from the store (revision, tree, files)', async () => {
+    const hub = await startTestHub();
+    const commit = hub.hf.createRepo('org/m').commit({ 'config.json': '{"v":1}', 'sub/w.safetensors': { size: 50_000, seed: 8 } });
+    const store = await tempDir();
+    const seeded = await runCli(['download', 'org/m'], { HF_HUB_CACHE: store, HF_ENDPOINT: hub.hfEndpoint });
+    assert.equal(seeded.code, 0, seeded.stderr);
+    hub.resetRequests();
+    const off = await startMirror([hub.hfEndpoint], { cacheDir: store, offline: true });
+    try {
+      const client = await tempDir();
+      const r = await runCli(['download', 'org/m', '--endpoint', off.url], { HF_HUB_CACHE: client });
+      assert.equal(r.code, 0, r.stderr);
+      const snap = path.join(client, 'models--org--m', 'snapshots', commit);
+      assert.equal(await fs.readFile(path.join(snap, 'config.json'), 'utf8'), '{"v":1}');
+      assert.equal((await fs.stat(path.join(snap, 'sub/w.safetensors'))).size, 50_000);
+      const hfjs = await snapshotDownload({ repo: 'org/m', cacheDir: await tempDir(), hubUrl: off.url });
+      assert.equal(await fs.readFile(path.join(hfjs, 'config.json'), 'utf8'), '{"v":1}');
+      const tree = await raw(`${off.url}/api/models/org/m/tree/main`);
+      assert.equal(tree.headers['x-hubcache-stale'], '1');
+      assert.deepEqual((JSON.parse(tree.body.toString()) as Array<{ path: string; type: string }>).map((e) => `${e.type}:${e.path}`), ['file:config.json', 'directory:sub']);
       assert.equal(hub.countRequests(), 0);
     } finally {
       await off.close();
@@ -171,6 +208,8 @@ describe('serve: metadata cache and store', () => {
       assert.equal(rec?.lagging.length, 1, JSON.stringify(rec));
       assert.match(rec?.lagging[0] ?? '', new RegExp(`${old.slice(0, 8)} vs primary ${fresh.slice(0, 8)}`));
       assert.ok((st.upstreams.find((u) => u.url === primary.hfEndpoint)?.errors ?? 0) >= 1);
+      const json = JSON.parse(JSON.stringify(mirrorStatus(m.mirror.services))) as { repos: Record<string, { lagging: string[] }> };
+      assert.equal(json.repos['model/org/m']?.lagging.length, 1, 'the status object carries the lag');
     } finally {
       await m.close();
       await primary.close();

@@ -16,6 +16,7 @@ import type { Loaded, Lookup } from './metadata-cache.js';
 import { MAX_HTTP_DOWNLOAD_SIZE } from './options.js';
 import { parseRange, pickHeaders, sendBlob, sendError, STALE_HEADER } from './reply.js';
 import { UpstreamDownError, type Answer } from './upstream.js';
+import { pathsOfBody, storeMetadata } from './store-metadata.js';
 import { stripXetJson, stripXetLinks } from './xet.js';
 
 const TYPE_BY_PLURAL: Record<string, RepoType> = { models: 'model', datasets: 'dataset', spaces: 'space' };
@@ -168,7 +169,22 @@ class HfFace {
     try {
       look = await this.apiLookup(req, loc, { method, path: req.raw.url ?? req.url, op: op ?? 'info', ttlMs, body, contentType });
     } catch (err) {
-      return downError(reply, err);
+      if (!(err instanceof UpstreamDownError) || op === 'refs' || this.s.access.wasRestricted(loc.repoKey)) return downError(reply, err);
+      // Nothing in memory: what the store holds of this revision, if anything.
+      const { query } = splitUrl(req.raw.url ?? req.url);
+      const q = new URLSearchParams(query.slice(1));
+      const local = await storeMetadata(this.s.options.cacheDir, loc.repo, op ?? 'info', rev ?? 'main', {
+        treePath: args.slice(1).map(decode).join('/'),
+        recursive: /^(1|true)$/i.test(q.get('recursive') ?? ''),
+        blobs: /^(1|true)$/i.test(q.get('blobs') ?? ''),
+        paths: pathsOfBody(body, contentType),
+      }).catch(() => undefined);
+      if (!local) return downError(reply, err);
+      const b = local.body as { code?: string; error?: string };
+      if (local.status >= 400) return sendError(reply.header(STALE_HEADER, '1'), local.status, b.error ?? 'Not found', b.code);
+      req.hubcache.stale = true;
+      req.hubcache.source = 'store';
+      return reply.code(200).header(STALE_HEADER, '1').header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(local.body));
     }
     const a = look.value;
     if (op === 'revision' && rev !== undefined && a.status === 200 && !look.stale) this.noteRevisionJson(loc, rev, a);
