@@ -30,6 +30,12 @@ describe('serve: fills', () => {
 
   test('8 concurrent cold clients cost one upstream transfer and get identical bytes', async () => {
     hub.throttleBytesPerSec = 8 * 1024 * 1024; // ~0.5 s: the clients overlap the fill
+    const ev = m.mirror.services.events;
+    const seen = { start: 0, join: 0, end: [] as boolean[], requests: [] as Array<{ source: string; bytes: number; status: number }> };
+    ev.on('fill-start', () => seen.start++);
+    ev.on('fill-join', () => seen.join++);
+    ev.on('fill-end', (e) => seen.end.push(e.ok));
+    ev.on('request', (e) => seen.requests.push({ source: e.source, bytes: e.bytes, status: e.status }));
     const answers = await Promise.all(Array.from({ length: 8 }, () => raw(`${m.url}${FILE}`)));
     for (const a of answers) {
       assert.equal(a.status, 200);
@@ -40,6 +46,12 @@ describe('serve: fills', () => {
     // Warm now: served from the store, still one transfer in total.
     assert.ok((await raw(`${m.url}${FILE}`)).body.equals(bytes));
     assert.equal(cdnGets(), 1);
+    // The events a metrics module counts: one fill, 7 single-flight joins, bytes per source.
+    assert.equal(seen.start, 1);
+    assert.equal(seen.join, 7);
+    assert.deepEqual(seen.end, [true]);
+    for (let i = 0; i < 100 && seen.requests.length < 9; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(seen.requests.map((r) => `${r.status} ${r.source} ${r.bytes}`).sort(), [...Array(8).fill(`200 fill ${SIZE}`), `200 store ${SIZE}`].sort());
   });
 
   test('a client that disconnects mid-stream does not stop the fill for the others', async () => {
@@ -101,6 +113,17 @@ describe('serve: fills', () => {
     const again = await raw(`${m.url}${FILE}`);
     assert.equal(again.status, 200);
     assert.ok(again.body.equals(bytes));
+  });
+
+  test('shutdown with a stream open longer than the drain bound: the stream is cut, close() returns', async () => {
+    hub.throttleBytesPerSec = 512 * 1024; // ~8 s for the file: longer than the bound
+    const pending = rawAllowCut(`${m.url}${FILE}`);
+    const fills = m.mirror.services.fills;
+    for (let i = 0; i < 400 && (fills.active()[0]?.bytes ?? 0) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await m.mirror.close(300);
+    const r = await pending;
+    assert.equal(r.complete, false, 'cut, not a short clean body');
+    assert.ok(r.body.length < SIZE);
   });
 
   test('content that fails its hash is never served whole', async () => {

@@ -97,13 +97,14 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const n = req.hubcache;
       const aborted = !reply.raw.writableFinished;
-      const ev = { id: req.id, method: req.method, route: n.route, status: reply.raw.statusCode, bytes: n.bytes, source: n.source, stale: n.stale, aborted, ms };
+      const bytes = n.bytes + (n.bodyBytes?.(!aborted) ?? 0);
+      const ev = { id: req.id, method: req.method, route: n.route, status: reply.raw.statusCode, bytes, source: n.source, stale: n.stale, aborted, ms };
       try {
         events.emit('request', ev);
       } catch (err) {
         app.log.error({ err }, 'request listener failed');
       }
-      req.log.info({ reqId: req.id, method: req.method, url: req.url.split('?')[0], status: ev.status, ms: Math.round(ms), bytes: n.bytes, route: n.route, source: n.source, ...(aborted ? { aborted } : {}) }, 'request');
+      req.log.info({ reqId: req.id, method: req.method, url: req.url.split('?')[0], status: ev.status, ms: Math.round(ms), bytes, route: n.route, source: n.source, ...(aborted ? { aborted } : {}) }, 'request');
     });
     if (req.url === '/healthz') return;
     const { ok, caller } = access.identify(req.headers);

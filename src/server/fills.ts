@@ -170,7 +170,8 @@ class FillStream extends Readable {
   private fh: promises.FileHandle | undefined;
   private fhPath: string | undefined;
   private generation: number;
-  private sent = 0;
+  /** Bytes pushed so far (read by the request event when a response is cut). */
+  sent = 0;
   private reading = false;
   private readonly onProgress = (): void => void this.pump();
   private readonly onRestart = (e: { shrunk: boolean }): void => {

@@ -10,7 +10,10 @@ export interface RequestNotes {
   route: string;
   source: BodySource;
   stale: boolean;
+  /** Body bytes sent by routes that send buffers. */
   bytes: number;
+  /** For a streamed body: its bytes sent, asked once the response closed. */
+  bodyBytes?: (finished: boolean) => number;
 }
 
 declare module 'fastify' {
@@ -53,6 +56,12 @@ export function sendAnswer(req: FastifyRequest, reply: FastifyReply, a: Answer, 
   if (req.method === 'HEAD') return reply.send();
   req.hubcache.bytes += a.body.length;
   return reply.send(a.body);
+}
+
+/** Bytes a body stream has produced so far (fs ReadStream `bytesRead`, or the stream's own count). */
+function readBytes(stream: Readable): number {
+  const s = stream as Readable & { bytesRead?: number; sent?: number };
+  return s.bytesRead ?? s.sent ?? 0;
 }
 
 export type ParsedRange = { start: number; end: number } | 'unsatisfiable' | undefined;
@@ -100,9 +109,9 @@ export async function sendBlob(req: FastifyRequest, reply: FastifyReply, body: B
   req.hubcache.source = body.source;
   if (req.method === 'HEAD' || end === start) return reply.send();
   const stream = await body.open(start, end);
-  stream.on('data', (c: Buffer) => {
-    req.hubcache.bytes += c.length;
-  });
+  // Bytes sent, counted when the response ends (no per-chunk listener on the hot path).
+  const length = end - start;
+  req.hubcache.bodyBytes = (finished) => (finished ? length : Math.min(length, readBytes(stream)));
   // A failing body stream (fill failed) must cut the connection: never a short 200.
   stream.on('error', () => reply.raw.destroy());
   return reply.send(stream);
