@@ -1,6 +1,9 @@
 // `hubcache serve`, HF face, on the wire: resolve headers and ranges, the JSON routes, xet
 // stripping, Link rewriting, error mapping, and odd repo ids — against the test hub as upstream.
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generatedContent, startTestHub, type TestHub } from './fixtures/test-hub.js';
 import { raw, startMirror, type TestMirror } from './fixtures/mirror.js';
@@ -176,5 +179,69 @@ describe('serve: HF face on the wire', () => {
     const badId = await raw(`${m.url}/api/models/..%2F..%2Fx/revision/main`);
     assert.equal(badId.status, 404);
     assert.equal(hub.countRequests(), 0);
+  });
+});
+
+/** An upstream answering every resolve HEAD with `headers` (for answers the test hub never gives). */
+async function fakeUpstream(headers: Record<string, string>): Promise<{ url: string; close: () => Promise<void> }> {
+  const srv = http.createServer((req, res) => {
+    res.writeHead(req.url?.includes('/resolve/') ? 302 : 404, { location: 'https://cdn.example/x', ...headers });
+    res.end();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => srv.close(() => r())) };
+}
+
+describe('serve: odd upstream answers', () => {
+  const commit = 'c'.repeat(40);
+
+  test('a file over 50 GB is flagged (log + large-file event), headers still served', async () => {
+    const up = await fakeUpstream({ 'x-repo-commit': commit, 'x-linked-etag': `"${'d'.repeat(64)}"`, 'x-linked-size': '60000000000' });
+    const m = await startMirror([up.url]);
+    try {
+      const flagged: Array<{ path: string; size: number }> = [];
+      m.mirror.services.events.on('large-file', (e) => flagged.push(e));
+      const r = await raw(`${m.url}/org/huge/resolve/main/w.gguf`, { method: 'HEAD' });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-linked-size'], '60000000000');
+      assert.deepEqual(flagged, [{ repo: 'model/org/huge', path: 'w.gguf', size: 60_000_000_000 }]);
+    } finally {
+      await m.close();
+      await up.close();
+    }
+  });
+
+  test('a hostile etag from upstream (a path, not a hash) is refused with 502, nothing written', async () => {
+    const up = await fakeUpstream({ 'x-repo-commit': commit, 'x-linked-etag': '"../../../../tmp/pwned"', 'x-linked-size': '5' });
+    const m = await startMirror([up.url]);
+    try {
+      const r = await raw(`${m.url}/org/evil/resolve/main/w.bin`);
+      assert.equal(r.status, 502);
+      assert.match(r.body.toString(), /lacks X-Repo-Commit, ETag or size/);
+      await assert.rejects(fs.stat(path.join(m.cacheDir, 'models--org--evil', 'blobs')));
+    } finally {
+      await m.close();
+      await up.close();
+    }
+  });
+});
+
+describe('serve: renamed repos', () => {
+  test("upstream's relative redirect for a renamed repo is followed; the old name keeps working", async () => {
+    const hub = await startTestHub();
+    const repo = hub.hf.createRepo('org/old');
+    const c = repo.commit({ 'config.json': '{"r":1}' });
+    repo.renameTo('org/new');
+    const m = await startMirror([hub.hfEndpoint]);
+    try {
+      const r = await raw(`${m.url}/org/old/resolve/main/config.json`);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-repo-commit'], c);
+      assert.equal(r.body.toString(), '{"r":1}');
+    } finally {
+      await m.close();
+      await hub.close();
+    }
   });
 });

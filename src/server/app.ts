@@ -133,8 +133,10 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
       if (!e.ok || gcTimer) return;
       gcTimer = setTimeout(() => {
         gcTimer = undefined;
+        // Repos pinned in the saved cache policy (`hubcache gc --keep ... --save-policy`) stay.
         gcRunning = cache
-          .gc({ maxSizeBytes })
+          .readCachePolicy()
+          .then((policy) => cache.gc({ maxSizeBytes, keep: policy?.keep ?? [] }))
           .then((r) => {
             if (r.freedBytes > 0) app.log.info({ freedBytes: r.freedBytes }, 'store over --max-size: removed least recently used revisions');
           })

@@ -134,6 +134,7 @@ class HfFace {
     if (!this.s.access.repoAllowed(loc.repo.id)) return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
     if (op === 'xet-read-token') return sendError(reply, 404, 'Xet is not available through this mirror; use plain HTTP downloads', 'MirrorNoXet');
     const args = loc.rest.slice(1);
+    if (args.some((a) => decode(a) === undefined)) return sendError(reply, 400, 'Bad URL encoding');
     const method = req.method as 'GET' | 'HEAD' | 'POST';
     let rev: string | undefined;
     switch (op) {
