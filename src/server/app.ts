@@ -8,6 +8,7 @@ import { LocalBlobStore } from '../stores/blob-store.js';
 import { AccessControl, type Caller } from './access.js';
 import { MirrorEventBus } from './events.js';
 import { FillManager } from './fills.js';
+import { FEATURE_ROUTES } from './features.js';
 import { registerHfFace } from './hf-face.js';
 import { MetadataCache } from './metadata-cache.js';
 import type { ServeOptions } from './options.js';
@@ -80,6 +81,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
     meta: new MetadataCache(),
     access,
     upstreams: new UpstreamPool(options.upstreams, events, options.upstreamTimeoutMs),
+    msUpstreams: new UpstreamPool([options.modelscopeUpstream], events, options.upstreamTimeoutMs),
     events,
     statusBook: new StatusBook({ events }),
     log: app.log,
@@ -122,7 +124,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
   });
 
   registerHfFace(app, services);
-  for (const r of mo.routes ?? []) r(app, services);
+  for (const r of [...FEATURE_ROUTES, ...(mo.routes ?? [])]) r(app, services);
 
   // After a fill, keep the store under --max-size (debounced: one gc for a burst of fills).
   let gcTimer: NodeJS.Timeout | undefined;

@@ -23,6 +23,8 @@ export interface MirrorServices {
   meta: MetadataCache;
   access: AccessControl;
   upstreams: UpstreamPool;
+  /** The ModelScope upstream (`--modelscope-upstream`), for the ModelScope face. */
+  msUpstreams: UpstreamPool;
   events: MirrorEventBus;
   /** State for mirrorStatus() (status.ts) kept from events. */
   statusBook: StatusBook;
