@@ -137,7 +137,8 @@ describe('serve: ModelScope face', () => {
     assert.equal(viaBearer.status, 200);
     assert.equal(viaBearer.body.length, 200_000);
     // Both are in the store now: still refused to the anonymous and the wrong token.
-    for (const headers of [{}, { cookie: 'm_session_id=wrong' }, { authorization: 'Bearer wrong' }]) {
+    const variants: Record<string, string>[] = [{}, { cookie: 'm_session_id=wrong' }, { authorization: 'Bearer wrong' }];
+    for (const headers of variants) {
       const r = await raw(priv('a.txt'), { headers });
       assert.equal(r.status, 403, JSON.stringify(headers));
       assert.ok(!r.body.includes('secret'));

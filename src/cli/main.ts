@@ -25,6 +25,7 @@ import { packCommand } from './commands/pack.js';
 import { unpackCommand } from './commands/unpack.js';
 import { dedupCommand } from './commands/dedup.js';
 import { serveCommand } from './commands/serve.js';
+import { prefetchCommand } from './commands/prefetch.js';
 
 export type CommandRunner = <F>(
   cmd: Command,
@@ -115,6 +116,7 @@ Run \`hubcache <command> --help\` for a command's flags and examples. Exit codes
   program.addCommand(unpackCommand(run));
   program.addCommand(dedupCommand(run));
   program.addCommand(serveCommand(run));
+  program.addCommand(prefetchCommand(run));
   program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }));
 
   try {

@@ -1,7 +1,7 @@
 // What the operator sees (status JSON and dashboard), in one object: mirrorStatus() (upstream
 // health and lag, fills, large files) plus the ModelScope upstream, blob hit ratio and bytes by
 // source (from the request/fill events), the store's repos (a cache scan, reused for a few
-// seconds: it walks the disk), and prefetch jobs. Never holds a token.
+// seconds, or until a fill or a prefetch changed it: it walks the disk), and prefetch jobs. Never holds a token.
 import { mirrorStatus, type MirrorStatus } from './status.js';
 import { jobsOf, type PrefetchJob } from './prefetch.js';
 import type { MirrorServices } from './services.js';
@@ -75,8 +75,13 @@ const state = new WeakMap<MirrorServices, PerMirror>();
 function stateOf(s: MirrorServices): PerMirror {
   let st = state.get(s);
   if (!st) {
-    st = { traffic: new Traffic(s) };
-    state.set(s, st);
+    const fresh: PerMirror = { traffic: new Traffic(s) };
+    // A fill changed the store: the next view scans again.
+    s.events.on('fill-end', (e) => {
+      if (e.ok) fresh.scan = undefined;
+    });
+    state.set(s, fresh);
+    st = fresh;
   }
   return st;
 }
@@ -89,7 +94,9 @@ export function trafficOf(s: MirrorServices): Traffic {
 /** The store's repos from `cache.scan()`, at most SCAN_MAX_AGE_MS old (one scan in flight). */
 export function storeView(s: MirrorServices): Promise<StoreView> {
   const st = stateOf(s);
-  if (st.scan && Date.now() - st.scan.at < SCAN_MAX_AGE_MS) return st.scan.view;
+  const scannedAt = st.scan?.at ?? 0;
+  const prefetched = jobsOf(s).list().some((j) => (j.endedAt ?? 0) >= scannedAt);
+  if (st.scan && Date.now() - scannedAt < SCAN_MAX_AGE_MS && !prefetched) return st.scan.view;
   const view = s.cache.scan().then((scan) => {
     const repos = scan.repos
       .map((r) => ({
