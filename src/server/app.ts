@@ -8,6 +8,7 @@ import { LocalBlobStore } from '../stores/blob-store.js';
 import { AccessControl, type Caller } from './access.js';
 import { MirrorEventBus } from './events.js';
 import { FillManager } from './fills.js';
+import { HotBlobs } from './hot-blobs.js';
 import { registerHfFace } from './hf-face.js';
 import { MetadataCache } from './metadata-cache.js';
 import type { ServeOptions } from './options.js';
@@ -76,6 +77,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
     options,
     cache,
     store: new LocalBlobStore(cacheDir),
+    hot: new HotBlobs(options.hotCacheBytes),
     fills: new FillManager(events),
     meta: new MetadataCache(),
     access,

@@ -309,7 +309,8 @@ class HfFace {
     if (st && st.size === meta.size) {
       void this.s.store.markUsed(key);
       await this.writeRef(loc, rev, meta.commit);
-      return sendBlob(req, reply, { size: meta.size, source: 'store', open: (a, b) => this.s.store.read(key, { start: a, end: b }) });
+      const buffer = req.method === 'GET' && st.localPath ? await this.s.hot.get(st.localPath, st.size, st.mtimeMs) : undefined;
+      return sendBlob(req, reply, { size: meta.size, source: 'store', ...(buffer ? { buffer } : {}), open: (a, b) => this.s.store.read(key, { start: a, end: b }) });
     }
     if (this.s.options.offline) return sendError(reply, 504, `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`, 'MirrorOffline');
     if (req.method === 'HEAD') return sendBlob(req, reply, { size: meta.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });

@@ -87,6 +87,8 @@ export function parseRange(header: string | undefined, size: number): ParsedRang
 
 export interface BlobBody {
   size: number;
+  /** The whole blob in memory (hot-blobs.ts): sent with one write, ranges as slices. */
+  buffer?: Buffer;
   /** The bytes of `[start, end)`: a store read or a fill stream. */
   open: (start: number, end: number) => Promise<Readable> | Readable;
   source: BodySource;
@@ -108,6 +110,10 @@ export async function sendBlob(req: FastifyRequest, reply: FastifyReply, body: B
   reply.header('content-length', String(end - start));
   req.hubcache.source = body.source;
   if (req.method === 'HEAD' || end === start) return reply.send();
+  if (body.buffer) {
+    req.hubcache.bytes += end - start;
+    return reply.send(body.buffer.subarray(start, end));
+  }
   const stream = await body.open(start, end);
   // Bytes sent, counted when the response ends (no per-chunk listener on the hot path).
   const length = end - start;

@@ -21,6 +21,7 @@ interface ServeFlags {
   publicUrl?: string;
   drainTimeout?: string;
   logLevel?: string;
+  memoryCache?: string;
 }
 
 const repeat = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -40,6 +41,7 @@ export function serveCommand(run: CommandRunner): Command {
     .option('--deny <pattern>', 'refuse repo ids matching this glob; repeatable (env HUBCACHE_SERVE_DENY)', collectPatterns)
     .option('--public-url <url>', 'origin clients reach the mirror at, for URLs it hands out (default: the request Host; env HUBCACHE_SERVE_PUBLIC_URL)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long open downloads may finish before they are cut (default 10s; env HUBCACHE_SERVE_DRAIN_TIMEOUT)')
+    .option('--memory-cache <size>', 'RAM for hot warm blobs answered from memory, e.g. 256M; 0 = always from disk (env HUBCACHE_SERVE_MEMORY_CACHE)')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr (env HUBCACHE_SERVE_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent']))
     .addHelpText(
       'after',
@@ -74,6 +76,7 @@ Examples:
         const maxSize = pick(flags.maxSize, 'MAX_SIZE');
         const drain = pick(flags.drainTimeout, 'DRAIN_TIMEOUT');
         const keysFile = pick(flags.apiKeys, 'API_KEYS');
+        const memCache = pick(flags.memoryCache, 'MEMORY_CACHE');
         const offline = !!ctx.flags.offline || /^(1|true|yes)$/i.test(env.HUBCACHE_SERVE_OFFLINE ?? '');
         const cacheDir = env.HUBCACHE_SERVE_CACHE_DIR && !ctx.flags.cacheDir ? env.HUBCACHE_SERVE_CACHE_DIR : ctx.cache.config.hf.cacheDir;
         const { createMirror } = await import('../../server/app.js');
@@ -99,6 +102,7 @@ Examples:
             ...(publicUrl ? { publicUrl } : {}),
             drainMs: drain ? parseDuration(drain) : DEFAULT_SERVE_OPTIONS.drainMs,
             logLevel: pick(flags.logLevel, 'LOG_LEVEL') ?? DEFAULT_SERVE_OPTIONS.logLevel,
+            hotCacheBytes: memCache !== undefined ? parseSize(memCache) : DEFAULT_SERVE_OPTIONS.hotCacheBytes,
           },
           { logStream: ctx.io.stderr as unknown as import('pino').DestinationStream },
         );
