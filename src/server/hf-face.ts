@@ -293,15 +293,19 @@ class HfFace {
     }
     if ('answer' in found) return this.sendResolveError(req, reply, found.answer, found.stale);
     const { meta } = found;
-    reply.header('x-repo-commit', meta.commit);
-    reply.header('etag', `"${meta.etag}"`);
-    reply.header('x-linked-etag', `"${meta.etag}"`);
-    reply.header('x-linked-size', String(meta.size));
-    reply.header('content-type', 'application/octet-stream');
-    if (found.stale) {
-      reply.header(STALE_HEADER, '1');
-      req.hubcache.stale = true;
-    }
+    // What huggingface_hub reads from the final response (spec hf-hub.md §3.3), set only on success.
+    const identify = (): FastifyReply => {
+      reply.header('x-repo-commit', meta.commit);
+      reply.header('etag', `"${meta.etag}"`);
+      reply.header('x-linked-etag', `"${meta.etag}"`);
+      reply.header('x-linked-size', String(meta.size));
+      reply.header('content-type', 'application/octet-stream');
+      if (found.stale) {
+        reply.header(STALE_HEADER, '1');
+        req.hubcache.stale = true;
+      }
+      return reply;
+    };
     if (meta.size > MAX_HTTP_DOWNLOAD_SIZE) this.flagLarge(loc, filePath, meta.size);
 
     const key = { repo: loc.repo, etag: meta.etag };
@@ -310,10 +314,10 @@ class HfFace {
       void this.s.store.markUsed(key);
       await this.writeRef(loc, rev, meta.commit);
       const buffer = req.method === 'GET' && st.localPath ? await this.s.hot.get(st.localPath, st.size, st.mtimeMs) : undefined;
-      return sendBlob(req, reply, { size: meta.size, source: 'store', ...(buffer ? { buffer } : {}), open: (a, b) => this.s.store.read(key, { start: a, end: b }) });
+      return sendBlob(req, identify(), { size: meta.size, source: 'store', ...(buffer ? { buffer } : {}), open: (a, b) => this.s.store.read(key, { start: a, end: b }) });
     }
     if (this.s.options.offline) return sendError(reply, 504, `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`, 'MirrorOffline');
-    if (req.method === 'HEAD') return sendBlob(req, reply, { size: meta.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });
+    if (req.method === 'HEAD') return sendBlob(req, identify(), { size: meta.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });
     const fill = this.startFill(loc, rev, filePath, meta, found.asCaller ? this.s.callerOf(req) : undefined, found.upstream);
     // Headers go out with the first byte: a fill that fails before it still gets a proper 502.
     const range = parseRange(req.headers.range, meta.size);
@@ -322,7 +326,7 @@ class HfFace {
     } catch (err) {
       return sendError(reply, 502, `Fetching ${filePath} from upstream failed: ${(err as Error).message}`, 'MirrorFillFailed');
     }
-    return sendBlob(req, reply, { size: meta.size, source: 'fill', open: (a, b) => fill.stream(a, b) });
+    return sendBlob(req, identify(), { size: meta.size, source: 'fill', open: (a, b) => fill.stream(a, b) });
   }
 
   private startFill(loc: Located, rev: string, filePath: string, meta: FileMeta, caller: Caller | undefined, upstream: string | undefined) {
