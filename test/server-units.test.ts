@@ -25,8 +25,12 @@ describe('serve units', () => {
   });
 
   test('Link: every URL moved to the mirror (path and query kept); Xet relations dropped', () => {
-    const link = '<https://huggingface.co/api/models/o/n/tree/main?cursor=abc&recursive=true>; rel="next", <https://huggingface.co/api/models/o/n/xet-read-token/c>; rel="xet-auth"';
-    assert.equal(rewriteLink(link, 'http://m:8080'), '<http://m:8080/api/models/o/n/tree/main?cursor=abc&recursive=true>; rel="next"');
+    const link =
+      '<https://huggingface.co/api/models/o/n/tree/main?cursor=abc&recursive=true>; rel="next", <https://huggingface.co/api/models/o/n/xet-read-token/c>; rel="xet-auth"';
+    assert.equal(
+      rewriteLink(link, 'http://m:8080'),
+      '<http://m:8080/api/models/o/n/tree/main?cursor=abc&recursive=true>; rel="next"',
+    );
     assert.equal(stripXetLinks('<x>; rel="xet-auth", <y>; rel="xet-reconstruction-info"'), undefined);
     assert.equal(rewriteLink(undefined, 'http://m'), undefined);
   });
@@ -46,33 +50,62 @@ describe('serve units', () => {
     };
     const got = await Promise.all([c.get('k', load), c.get('k', load), c.get('k', load)]);
     assert.equal(loads, 1);
-    assert.deepEqual(got.map((g) => g.value), [1, 1, 1]);
+    assert.deepEqual(
+      got.map((g) => g.value),
+      [1, 1, 1],
+    );
     // Expired (TTL 0): upstream down → the old value, flagged stale.
     const stale = await c.get('k', () => Promise.reject(new UpstreamDownError('down', false)));
     assert.deepEqual(stale, { value: 1, stale: true, hit: false });
     // Another failure is not hidden behind an old value.
-    await assert.rejects(c.get('k', () => Promise.reject(new Error('bug'))), /bug/);
-    await assert.rejects(c.get('new', () => Promise.reject(new UpstreamDownError('down', true))), UpstreamDownError);
+    await assert.rejects(
+      c.get('k', () => Promise.reject(new Error('bug'))),
+      /bug/,
+    );
+    await assert.rejects(
+      c.get('new', () => Promise.reject(new UpstreamDownError('down', true))),
+      UpstreamDownError,
+    );
     c.set('f', 'v', Infinity);
-    assert.deepEqual(await c.get('f', () => Promise.reject(new Error('not called'))), { value: 'v', stale: false, hit: true });
+    assert.deepEqual(await c.get('f', () => Promise.reject(new Error('not called'))), {
+      value: 'v',
+      stale: false,
+      hit: true,
+    });
   });
 
   test('AccessControl.identify: hub token vs mirror API key, whichever way the key comes', () => {
     const open = new AccessControl({ ttlMs: 1000 });
-    assert.deepEqual(open.identify({ authorization: 'Bearer hf_x' }), { ok: true, caller: { authorization: 'Bearer hf_x', tokenHash: hashToken('hf_x') } });
+    assert.deepEqual(open.identify({ authorization: 'Bearer hf_x' }), {
+      ok: true,
+      caller: { authorization: 'Bearer hf_x', tokenHash: hashToken('hf_x') },
+    });
     assert.deepEqual(open.identify({}), { ok: true, caller: {} });
     const keyed = new AccessControl({ ttlMs: 1000, apiKeys: ['k1'] });
     assert.equal(keyed.identify({}).ok, false);
     assert.equal(keyed.identify({ 'x-hubcache-key': 'k2' }).ok, false);
-    assert.deepEqual(keyed.identify({ 'x-hubcache-key': 'k1', authorization: 'Bearer hf_x' }).caller.tokenHash, hashToken('hf_x'));
-    assert.deepEqual(keyed.identify({ authorization: 'Bearer k1' }), { ok: true, caller: {} }, 'the key is not a hub token');
+    assert.deepEqual(
+      keyed.identify({ 'x-hubcache-key': 'k1', authorization: 'Bearer hf_x' }).caller.tokenHash,
+      hashToken('hf_x'),
+    );
+    assert.deepEqual(
+      keyed.identify({ authorization: 'Bearer k1' }),
+      { ok: true, caller: {} },
+      'the key is not a hub token',
+    );
     assert.equal(keyed.identify({ authorization: `Basic ${Buffer.from('u:k1').toString('base64')}` }).ok, true);
     assert.equal(keyed.identify({ authorization: 'Bearer hf_x' }).ok, false);
-    assert.ok(!JSON.stringify(keyed.identify({ authorization: 'Bearer hf_secret' }).caller.tokenHash).includes('hf_secret'), 'only a hash');
+    assert.ok(
+      !JSON.stringify(keyed.identify({ authorization: 'Bearer hf_secret' }).caller.tokenHash).includes('hf_secret'),
+      'only a hash',
+    );
   });
 
   test('refuses: what an upstream answer says about access', () => {
-    const a = (status: number, code?: string): { status: number; headers: Record<string, string> } => ({ status, headers: code ? { 'x-error-code': code } : {} });
+    const a = (status: number, code?: string): { status: number; headers: Record<string, string> } => ({
+      status,
+      headers: code ? { 'x-error-code': code } : {},
+    });
     assert.equal(refuses(a(401)), true);
     assert.equal(refuses(a(403, 'GatedRepo')), true);
     assert.equal(refuses(a(404, 'RepoNotFound')), true);

@@ -39,7 +39,10 @@ const callers = new WeakMap<FastifyRequest, Caller>();
 
 export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mirror {
   const cacheDir = path.resolve(options.cacheDir);
-  const cache = Cache.at(cacheDir, { offline: options.offline, ...(options.transfer ? { transfer: options.transfer } : {}) });
+  const cache = Cache.at(cacheDir, {
+    offline: options.offline,
+    ...(options.transfer ? { transfer: options.transfer } : {}),
+  });
   const logger =
     mo.logStream === false
       ? false
@@ -86,8 +89,17 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
     statusBook: new StatusBook({ events }),
     log: app.log,
     callerOf: (req) => callers.get(req) ?? {},
-    originOf: (req) => options.publicUrl?.replace(/\/+$/, '') ?? `${req.protocol}://${req.headers.host ?? `${options.host}:${options.port}`}`,
-    hfContext: (endpoint, token) => ({ cacheDir, endpoint, token, offline: false, symlinks: true, engine: cache.engine }),
+    originOf: (req) =>
+      options.publicUrl?.replace(/\/+$/, '') ??
+      `${req.protocol}://${req.headers.host ?? `${options.host}:${options.port}`}`,
+    hfContext: (endpoint, token) => ({
+      cacheDir,
+      endpoint,
+      token,
+      offline: false,
+      symlinks: true,
+      engine: cache.engine,
+    }),
   };
 
   // Every request: id, caller identity (API key check), and one `request` event + log line when it ends.
@@ -100,20 +112,48 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
       const n = req.hubcache;
       const aborted = !reply.raw.writableFinished;
       const bytes = n.bytes + (n.bodyBytes?.(!aborted) ?? 0);
-      const ev = { id: req.id, method: req.method, route: n.route, status: reply.raw.statusCode, bytes, source: n.source, stale: n.stale, aborted, ms };
+      const ev = {
+        id: req.id,
+        method: req.method,
+        route: n.route,
+        status: reply.raw.statusCode,
+        bytes,
+        source: n.source,
+        stale: n.stale,
+        aborted,
+        ms,
+      };
       try {
         events.emit('request', ev);
       } catch (err) {
         app.log.error({ err }, 'request listener failed');
       }
-      req.log.info({ reqId: req.id, method: req.method, url: req.url.split('?')[0], status: ev.status, ms: Math.round(ms), bytes, route: n.route, source: n.source, ...(aborted ? { aborted } : {}) }, 'request');
+      req.log.info(
+        {
+          reqId: req.id,
+          method: req.method,
+          url: req.url.split('?')[0],
+          status: ev.status,
+          ms: Math.round(ms),
+          bytes,
+          route: n.route,
+          source: n.source,
+          ...(aborted ? { aborted } : {}),
+        },
+        'request',
+      );
     });
     if (req.url === '/healthz') return;
     const { ok, caller } = access.identify(req.headers);
     if (!ok) {
       req.hubcache.route = 'auth';
       reply.header('www-authenticate', 'Basic realm="hubcache"');
-      return sendError(reply, 401, 'This mirror needs an API key (X-Hubcache-Key header, Basic auth password, or Bearer token)', 'MirrorApiKeyRequired');
+      return sendError(
+        reply,
+        401,
+        'This mirror needs an API key (X-Hubcache-Key header, Basic auth password, or Bearer token)',
+        'MirrorApiKeyRequired',
+      );
     }
     callers.set(req, caller);
   });
@@ -140,7 +180,11 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
           .readCachePolicy()
           .then((policy) => cache.gc({ maxSizeBytes, keep: policy?.keep ?? [] }))
           .then((r) => {
-            if (r.freedBytes > 0) app.log.info({ freedBytes: r.freedBytes }, 'store over --max-size: removed least recently used revisions');
+            if (r.freedBytes > 0)
+              app.log.info(
+                { freedBytes: r.freedBytes },
+                'store over --max-size: removed least recently used revisions',
+              );
           })
           .catch((err: unknown) => app.log.warn({ err }, 'gc after fill failed'))
           .finally(() => (gcRunning = undefined));

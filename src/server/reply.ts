@@ -35,7 +35,10 @@ export function sendError(reply: FastifyReply, status: number, message: string, 
 /** Upstream headers worth passing on with a metadata answer (everything else is the mirror's business). */
 export const PASSED_HEADERS = ['content-type', 'x-error-code', 'x-error-message', 'x-repo-commit', 'x-total-count'];
 
-export function pickHeaders(h: Record<string, string>, names: readonly string[] = PASSED_HEADERS): Record<string, string> {
+export function pickHeaders(
+  h: Record<string, string>,
+  names: readonly string[] = PASSED_HEADERS,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const n of names) {
     const v = h[n];
@@ -45,7 +48,12 @@ export function pickHeaders(h: Record<string, string>, names: readonly string[] 
 }
 
 /** Replays a (cached) upstream answer; HEAD gets the headers only. */
-export function sendAnswer(req: FastifyRequest, reply: FastifyReply, a: Answer, opts: { stale?: boolean } = {}): FastifyReply {
+export function sendAnswer(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  a: Answer,
+  opts: { stale?: boolean } = {},
+): FastifyReply {
   reply.code(a.status);
   for (const [k, v] of Object.entries(pickHeaders(a.headers))) reply.header(k, v);
   if (opts.stale) {
