@@ -40,6 +40,28 @@ describe('serve: metadata cache and store', () => {
     }
   });
 
+  test('negative answers are cached for a short time only', async () => {
+    const hub = await startTestHub();
+    const repo = hub.hf.createRepo('org/m');
+    repo.commit({ 'a.txt': 'a' });
+    const m = await startMirror([hub.hfEndpoint], { negativeTtlMs: 300 });
+    try {
+      const url = `${m.url}/org/m/resolve/main/late.txt`;
+      assert.equal((await raw(url)).headers['x-error-code'], 'EntryNotFound');
+      repo.commit({ 'late.txt': 'here now' });
+      hub.resetRequests();
+      assert.equal((await raw(url)).status, 404, 'within the negative TTL: the cached 404');
+      assert.equal(hub.countRequests(), 0);
+      await sleep(400);
+      const r = await raw(url);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), 'here now');
+    } finally {
+      await m.close();
+      await hub.close();
+    }
+  });
+
   test('a branch moved upstream is seen after the metadata TTL, not before', async () => {
     const hub = await startTestHub();
     const repo = hub.hf.createRepo('org/m');

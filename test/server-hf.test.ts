@@ -69,6 +69,11 @@ describe('serve: HF face on the wire', () => {
       assert.equal(r.headers['content-length'], String(b - a), range);
       assert.ok(r.body.equals(modelBytes.subarray(a, b)), range);
     }
+    // @huggingface/hub's file info probe: a normal 206, not Xet JSON.
+    const probe = await raw(url, { headers: { range: 'bytes=0-0', accept: 'application/vnd.xet-fileinfo+json' } });
+    assert.equal(probe.status, 206);
+    assert.equal(probe.headers['content-range'], `bytes 0-0/${MODEL.size}`);
+    assert.match(String(probe.headers['content-type']), /octet-stream/);
     const bad = await raw(url, { headers: { range: `bytes=${MODEL.size}-` } });
     assert.equal(bad.status, 416);
     assert.equal(bad.headers['content-range'], `bytes */${MODEL.size}`);

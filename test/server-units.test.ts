@@ -74,6 +74,14 @@ describe('serve units', () => {
     });
   });
 
+  test('MetadataCache is bounded by bytes: old big answers go first', () => {
+    const c = new MetadataCache(1000, 10_000);
+    for (let i = 0; i < 5; i++) c.set(`k${i}`, { body: Buffer.alloc(3000) }, Infinity);
+    assert.ok(c.size <= 3, `${c.size} entries`);
+    assert.equal(c.peek('k0'), undefined);
+    assert.ok(c.peek('k4'));
+  });
+
   test('AccessControl.identify: hub token vs mirror API key, whichever way the key comes', () => {
     const open = new AccessControl({ ttlMs: 1000 });
     assert.deepEqual(open.identify({ authorization: 'Bearer hf_x' }), {
