@@ -137,6 +137,13 @@ describe('serve: the command', () => {
     assert.equal(badUp.code, ExitCode.usage);
     const badTtl = await runCli(['serve', '--metadata-ttl', 'soon', '--port', '0']);
     assert.equal(badTtl.code, ExitCode.usage);
+    const busy = http.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = String((busy.address() as { port: number }).port);
+    const taken = await runCli(['serve', '--port', port, '--cache-dir', await tempDir()]);
+    busy.close();
+    assert.equal(taken.code, ExitCode.usage);
+    assert.match(taken.stderr, /EADDRINUSE/);
     const noKeys = await runCli(['serve', '--api-keys', '/nonexistent/keys', '--port', '0']);
     assert.equal(noKeys.code, ExitCode.usage);
     assert.match(noKeys.stderr, /Cannot read --api-keys/);

@@ -39,8 +39,13 @@ const callers = new WeakMap<FastifyRequest, Caller>();
 
 export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mirror {
   const cacheDir = path.resolve(options.cacheDir);
+  // The store as a hubcache Cache whose own downloads (e.g. a prefetch) go to the primary upstream
+  // with the mirror's token: public repos only, like every request the mirror makes on its own.
   const cache = Cache.at(cacheDir, {
     offline: options.offline,
+    hfEndpoint: options.upstreams[0],
+    modelscopeEndpoint: options.modelscopeUpstream,
+    ...(options.upstreamToken ? { hfToken: options.upstreamToken } : {}),
     ...(options.transfer ? { transfer: options.transfer } : {}),
   });
   const logger =
