@@ -2,7 +2,6 @@
 // faces (route modules) registered on it, the per-request event, gc after fills, and drain.
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import path from 'node:path';
-import type { DestinationStream } from 'pino';
 import { Cache } from '../cache.js';
 import { LocalBlobStore } from '../stores/blob-store.js';
 import { AccessControl, type Caller } from './access.js';
@@ -22,8 +21,8 @@ export type { MirrorServices, RouteModule } from './services.js';
 export interface MirrorOptions {
   /** Extra route modules (metrics, dashboard, ModelScope face...), registered after the built-in ones. */
   routes?: RouteModule[];
-  /** Log destination (default stdout); `false` silences logs. */
-  logStream?: DestinationStream | false;
+  /** Where JSON log lines go (default stdout); `false` silences logs. */
+  logStream?: { write(line: string): unknown } | false;
 }
 
 export interface Mirror {

@@ -157,7 +157,7 @@ Examples:
             logLevel: pick(flags.logLevel, 'LOG_LEVEL') ?? DEFAULT_SERVE_OPTIONS.logLevel,
             hotCacheBytes: memCache !== undefined ? parseSize(memCache) : DEFAULT_SERVE_OPTIONS.hotCacheBytes,
           },
-          { logStream: ctx.io.stderr as unknown as import('pino').DestinationStream },
+          { logStream: ctx.io.stderr },
         );
         let url: string;
         try {
