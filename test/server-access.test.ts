@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { generatedContent, startTestHub } from './fixtures/test-hub.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { raw, startMirror } from './fixtures/mirror.js';
+import { listTree } from './helpers.js';
 
 const SIZE = 300_000;
 const bytes = generatedContent(SIZE, 9).toBuffer();
@@ -68,8 +71,16 @@ describe('serve: access control', () => {
       const bobAgain = await raw(url, { headers: bearer('hf_bob') });
       assert.equal(bobAgain.status, 403);
       assert.ok(lines.length > 0, 'logs were written');
-      for (const t of ['hf_alice', 'hf_bob', 'hf_nope'])
-        assert.ok(!lines.some((l) => l.includes(t)), `${t} in the logs`);
+      const tokens = ['hf_alice', 'hf_bob', 'hf_nope'];
+      for (const t of tokens) assert.ok(!lines.some((l) => l.includes(t)), `${t} in the logs`);
+      // Nor in the store (the restricted-repo list holds repo ids only).
+      await m.mirror.services.access.flush();
+      const stored = await listTree(m.cacheDir);
+      assert.ok(stored.includes('.locks/hubcache/mirror-restricted.json'));
+      for (const f of stored) {
+        const text = await fs.readFile(path.join(m.cacheDir, f), 'latin1').catch(() => '');
+        for (const t of tokens) assert.ok(!text.includes(t), `${t} in ${f}`);
+      }
     } finally {
       await m.close();
       await hub.close();
