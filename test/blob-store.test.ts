@@ -38,7 +38,8 @@ describe('LocalBlobStore', () => {
     // A partial file beside the blobs is not a blob.
     await fs.writeFile(path.join(root, 'models--org--m', 'blobs', `${ETAG}.hc0123.incomplete`), 'x');
     const listed: string[] = [];
-    for await (const b of store.list()) listed.push(`${b.key.repo.type}:${b.key.repo.id}:${b.key.etag.slice(0, 4)}:${b.size}`);
+    for await (const b of store.list())
+      listed.push(`${b.key.repo.type}:${b.key.repo.id}:${b.key.etag.slice(0, 4)}:${b.size}`);
     assert.deepEqual(listed.sort(), ['dataset:org/d:bbbb:2', 'model:org/m:aaaa:10']);
     const onlyModel: string[] = [];
     for await (const b of store.list(repo)) onlyModel.push(b.key.etag);
@@ -66,8 +67,14 @@ describe('Cache.ensureBlob', () => {
       assert.ok((await fs.readFile(r.path)).equals(content.toBuffer()));
       const snap = path.join(cache.config.hf.cacheDir, 'models--org--m', 'snapshots', commit, 'w.safetensors');
       assert.equal(await fs.realpath(snap), r.path);
-      assert.ok(prefixes.length > 1 && prefixes.at(-1) === size, `prefix grew to the size (${prefixes.length} reports)`);
-      assert.ok(prefixes.every((b, i) => i === 0 || b >= (prefixes[i - 1] ?? 0)), 'never shrank');
+      assert.ok(
+        prefixes.length > 1 && prefixes.at(-1) === size,
+        `prefix grew to the size (${prefixes.length} reports)`,
+      );
+      assert.ok(
+        prefixes.every((b, i) => i === 0 || b >= (prefixes[i - 1] ?? 0)),
+        'never shrank',
+      );
       await fs.access(path.join(cache.config.hf.cacheDir, 'models--org--m', 'snapshots', commit, 'other.txt')).then(
         () => assert.fail('only the one file'),
         () => undefined,

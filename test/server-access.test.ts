@@ -6,14 +6,19 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { generatedContent, startTestHub } from './fixtures/test-hub.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { raw, startMirror } from './fixtures/mirror.js';
+import { listTree } from './helpers.js';
 
 const SIZE = 300_000;
 const bytes = generatedContent(SIZE, 9).toBuffer();
 
 async function gatedSetup(opts: { upstreamToken?: string } = {}) {
   const hub = await startTestHub();
-  const commit = hub.hf.createRepo('org/gated', { gated: 'manual' }).commit({ 'model.safetensors': { size: SIZE, seed: 9 }, 'config.json': '{}' });
+  const commit = hub.hf
+    .createRepo('org/gated', { gated: 'manual' })
+    .commit({ 'model.safetensors': { size: SIZE, seed: 9 }, 'config.json': '{}' });
   hub.tokens.add('hf_alice', { canAccessGated: true, name: 'alice' });
   hub.tokens.add('hf_bob', { canAccessGated: false, name: 'bob' });
   const lines: string[] = [];
@@ -66,7 +71,16 @@ describe('serve: access control', () => {
       const bobAgain = await raw(url, { headers: bearer('hf_bob') });
       assert.equal(bobAgain.status, 403);
       assert.ok(lines.length > 0, 'logs were written');
-      for (const t of ['hf_alice', 'hf_bob', 'hf_nope']) assert.ok(!lines.some((l) => l.includes(t)), `${t} in the logs`);
+      const tokens = ['hf_alice', 'hf_bob', 'hf_nope'];
+      for (const t of tokens) assert.ok(!lines.some((l) => l.includes(t)), `${t} in the logs`);
+      // Nor in the store (the restricted-repo list holds repo ids only).
+      await m.mirror.services.access.flush();
+      const stored = await listTree(m.cacheDir);
+      assert.ok(stored.includes('.locks/hubcache/mirror-restricted.json'));
+      for (const f of stored) {
+        const text = await fs.readFile(path.join(m.cacheDir, f), 'latin1').catch(() => '');
+        for (const t of tokens) assert.ok(!text.includes(t), `${t} in ${f}`);
+      }
     } finally {
       await m.close();
       await hub.close();
@@ -79,7 +93,11 @@ describe('serve: access control', () => {
       const r = await raw(`${m.url}/org/gated/resolve/main/model.safetensors`);
       assert.equal(r.status, 401);
       assert.equal(r.headers['x-error-code'], 'GatedRepo');
-      assert.equal(hub.countRequests((q) => q.authorization === 'Bearer hf_alice'), 0, 'the probe is anonymous');
+      assert.equal(
+        hub.countRequests((q) => q.authorization === 'Bearer hf_alice'),
+        0,
+        'the probe is anonymous',
+      );
     } finally {
       await m.close();
       await hub.close();
@@ -98,7 +116,10 @@ describe('serve: access control', () => {
       const anon = await raw(info);
       assert.equal(anon.status, 401);
       assert.equal(anon.headers['x-error-code'], 'RepoNotFound');
-      assert.equal((await raw(`${m.url}/org/private/resolve/main/config.json`, { headers: bearer('hf_alice') })).body.toString(), '{"p":1}');
+      assert.equal(
+        (await raw(`${m.url}/org/private/resolve/main/config.json`, { headers: bearer('hf_alice') })).body.toString(),
+        '{"p":1}',
+      );
       const file = await raw(`${m.url}/org/private/resolve/main/config.json`);
       assert.equal(file.status, 401);
       assert.equal(file.headers['x-error-code'], 'RepoNotFound');
@@ -119,9 +140,17 @@ describe('serve: access control', () => {
       assert.equal(none.headers['x-error-code'], 'MirrorApiKeyRequired');
       assert.equal((await raw(url, { headers: { 'x-hubcache-key': 'wrong' } })).status, 401);
       assert.equal((await raw(url, { headers: { 'x-hubcache-key': 'mirror-key-1' } })).status, 200);
-      assert.equal((await raw(url, { headers: { authorization: `Basic ${Buffer.from('me:mirror-key-1').toString('base64')}` } })).status, 200);
+      assert.equal(
+        (await raw(url, { headers: { authorization: `Basic ${Buffer.from('me:mirror-key-1').toString('base64')}` } }))
+          .status,
+        200,
+      );
       assert.equal((await raw(url, { headers: bearer('mirror-key-1') })).status, 200);
-      assert.equal(hub.countRequests((q) => q.authorization !== undefined), 0, 'the key never went upstream');
+      assert.equal(
+        hub.countRequests((q) => q.authorization !== undefined),
+        0,
+        'the key never went upstream',
+      );
       assert.equal((await raw(`${m.url}/healthz`)).status, 200);
     } finally {
       await m.close();
@@ -136,7 +165,11 @@ describe('serve: access control', () => {
     try {
       assert.equal((await raw(`${m.url}/org/m/resolve/main/config.json`)).status, 200);
       hub.resetRequests();
-      for (const p of ['/org/secret/resolve/main/config.json', '/other/x/resolve/main/config.json', '/api/models/org/secret/revision/main']) {
+      for (const p of [
+        '/org/secret/resolve/main/config.json',
+        '/other/x/resolve/main/config.json',
+        '/api/models/org/secret/revision/main',
+      ]) {
         const r = await raw(`${m.url}${p}`);
         assert.equal(r.status, 403, p);
         assert.equal(r.headers['x-error-code'], 'MirrorRepoDenied', p);

@@ -16,7 +16,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 describe('serve: metadata cache and store', () => {
   test('cold then warm: within the TTL a warm request makes zero upstream requests', async () => {
     const hub = await startTestHub();
-    const commit = hub.hf.createRepo('org/m').commit({ 'config.json': '{}', 'model.safetensors': { size: 200_000, seed: 3 } });
+    const commit = hub.hf
+      .createRepo('org/m')
+      .commit({ 'config.json': '{}', 'model.safetensors': { size: 200_000, seed: 3 } });
     const m = await startMirror([hub.hfEndpoint], { metadataTtlMs: 60_000 });
     try {
       const paths = [
@@ -32,6 +34,28 @@ describe('serve: metadata cache and store', () => {
       const head = await raw(`${m.url}/org/m/resolve/main/model.safetensors`, { method: 'HEAD' });
       assert.equal(head.headers['x-repo-commit'], commit);
       assert.equal(hub.countRequests(), 0, 'warm: nothing upstream');
+    } finally {
+      await m.close();
+      await hub.close();
+    }
+  });
+
+  test('negative answers are cached for a short time only', async () => {
+    const hub = await startTestHub();
+    const repo = hub.hf.createRepo('org/m');
+    repo.commit({ 'a.txt': 'a' });
+    const m = await startMirror([hub.hfEndpoint], { negativeTtlMs: 300 });
+    try {
+      const url = `${m.url}/org/m/resolve/main/late.txt`;
+      assert.equal((await raw(url)).headers['x-error-code'], 'EntryNotFound');
+      repo.commit({ 'late.txt': 'here now' });
+      hub.resetRequests();
+      assert.equal((await raw(url)).status, 404, 'within the negative TTL: the cached 404');
+      assert.equal(hub.countRequests(), 0);
+      await sleep(400);
+      const r = await raw(url);
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), 'here now');
     } finally {
       await m.close();
       await hub.close();
@@ -72,7 +96,12 @@ describe('serve: metadata cache and store', () => {
       for (const f of Object.keys(files)) await raw(`${m.url}/org/m/resolve/main/${f}`);
       await sleep(ttl + 100);
       hub.resetRequests();
-      const answers = await Promise.all(Object.keys(files).flatMap((f) => [raw(`${m.url}/org/m/resolve/main/${f}`), raw(`${m.url}/org/m/resolve/main/${f}`)]));
+      const answers = await Promise.all(
+        Object.keys(files).flatMap((f) => [
+          raw(`${m.url}/org/m/resolve/main/${f}`),
+          raw(`${m.url}/org/m/resolve/main/${f}`),
+        ]),
+      );
       assert.ok(answers.every((a) => a.status === 200));
       assert.equal(hub.countRequests(), 1, hub.requests.map((r) => `${r.method} ${r.path}`).join('\n'));
     } finally {
@@ -106,7 +135,10 @@ describe('serve: metadata cache and store', () => {
       const tree = await raw(`${m.url}/api/models/org/m/tree/main`);
       assert.equal(tree.status, 200);
       assert.equal(tree.headers['x-hubcache-stale'], '1');
-      assert.deepEqual((JSON.parse(tree.body.toString()) as Array<{ path: string }>).map((e) => e.path), ['config.json']);
+      assert.deepEqual(
+        (JSON.parse(tree.body.toString()) as Array<{ path: string }>).map((e) => e.path),
+        ['config.json'],
+      );
       const unknown = await raw(`${m.url}/api/models/org/unknown/tree/main`);
       assert.equal(unknown.status, 502);
       assert.match((JSON.parse(unknown.body.toString()) as { error: string }).error, /Upstream unavailable/);
@@ -161,7 +193,9 @@ describe('serve: metadata cache and store', () => {
 
   test('an air-gapped mirror seeded by `hubcache download` serves whole snapshots from the store (revision, tree, files)', async () => {
     const hub = await startTestHub();
-    const commit = hub.hf.createRepo('org/m').commit({ 'config.json': '{"v":1}', 'sub/w.safetensors': { size: 50_000, seed: 8 } });
+    const commit = hub.hf
+      .createRepo('org/m')
+      .commit({ 'config.json': '{"v":1}', 'sub/w.safetensors': { size: 50_000, seed: 8 } });
     const store = await tempDir();
     const seeded = await runCli(['download', 'org/m'], { HF_HUB_CACHE: store, HF_ENDPOINT: hub.hfEndpoint });
     assert.equal(seeded.code, 0, seeded.stderr);
@@ -178,7 +212,10 @@ describe('serve: metadata cache and store', () => {
       assert.equal(await fs.readFile(path.join(hfjs, 'config.json'), 'utf8'), '{"v":1}');
       const tree = await raw(`${off.url}/api/models/org/m/tree/main`);
       assert.equal(tree.headers['x-hubcache-stale'], '1');
-      assert.deepEqual((JSON.parse(tree.body.toString()) as Array<{ path: string; type: string }>).map((e) => `${e.type}:${e.path}`), ['file:config.json', 'directory:sub']);
+      assert.deepEqual(
+        (JSON.parse(tree.body.toString()) as Array<{ path: string; type: string }>).map((e) => `${e.type}:${e.path}`),
+        ['file:config.json', 'directory:sub'],
+      );
       assert.equal(hub.countRequests(), 0);
     } finally {
       await off.close();
@@ -208,7 +245,9 @@ describe('serve: metadata cache and store', () => {
       assert.equal(rec?.lagging.length, 1, JSON.stringify(rec));
       assert.match(rec?.lagging[0] ?? '', new RegExp(`${old.slice(0, 8)} vs primary ${fresh.slice(0, 8)}`));
       assert.ok((st.upstreams.find((u) => u.url === primary.hfEndpoint)?.errors ?? 0) >= 1);
-      const json = JSON.parse(JSON.stringify(mirrorStatus(m.mirror.services))) as { repos: Record<string, { lagging: string[] }> };
+      const json = JSON.parse(JSON.stringify(mirrorStatus(m.mirror.services))) as {
+        repos: Record<string, { lagging: string[] }>;
+      };
       assert.equal(json.repos['model/org/m']?.lagging.length, 1, 'the status object carries the lag');
     } finally {
       await m.close();
@@ -236,7 +275,10 @@ describe('serve: metadata cache and store', () => {
         total = (await cache.scan()).repos.reduce((s, r) => s + r.size, 0);
       }
       assert.ok(total <= cap, `store ${total} > cap ${cap}`);
-      const ids = (await cache.scan()).repos.filter((r) => r.size > 0).map((r) => r.id).sort();
+      const ids = (await cache.scan()).repos
+        .filter((r) => r.size > 0)
+        .map((r) => r.id)
+        .sort();
       assert.deepEqual(ids, ['org/m2', 'org/m3'], 'the least recently used went');
     } finally {
       await m.close();
@@ -254,7 +296,10 @@ describe('serve: metadata cache and store', () => {
       const scan = await m.mirror.services.cache.scan();
       const repo = scan.repos.find((r) => r.id === 'org/m');
       assert.ok(repo, 'scanned');
-      assert.deepEqual(repo.revisions.flatMap((r) => r.refs), ['main']);
+      assert.deepEqual(
+        repo.revisions.flatMap((r) => r.refs),
+        ['main'],
+      );
     } finally {
       await m.close();
       await hub.close();

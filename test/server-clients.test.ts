@@ -24,7 +24,9 @@ describe('serve: clients through the mirror', () => {
 
   before(async () => {
     hub = await startTestHub({ xet: true });
-    commit = hub.hf.createRepo('org/model').commit({ 'config.json': '{"a":1}', 'model.safetensors': W, 'sub/vocab.txt': 'a\nb\n' });
+    commit = hub.hf
+      .createRepo('org/model')
+      .commit({ 'config.json': '{"a":1}', 'model.safetensors': W, 'sub/vocab.txt': 'a\nb\n' });
     m = await startMirror([hub.hfEndpoint]);
   });
   after(async () => {
@@ -44,7 +46,11 @@ describe('serve: clients through the mirror', () => {
     assert.equal(blob.size, W.size);
     const part = Buffer.from(await blob.slice(1000, 1100).arrayBuffer());
     assert.ok(part.equals(weights.subarray(1000, 1100)));
-    assert.equal(hub.countRequests((r) => r.path.includes('xet-read-token')), 0, 'no Xet token ever asked upstream');
+    assert.equal(
+      hub.countRequests((r) => r.path.includes('xet-read-token')),
+      0,
+      'no Xet token ever asked upstream',
+    );
   });
 
   test('hubcache download --endpoint <mirror>: cold, then a fresh cache from the warm mirror costs no upstream call', async () => {
@@ -59,7 +65,11 @@ describe('serve: clients through the mirror', () => {
     const c2 = await tempDir();
     const r2 = await runCli(['download', 'org/model', '--endpoint', m.url], { HF_HUB_CACHE: c2 });
     assert.equal(r2.code, 0, r2.stderr);
-    assert.ok((await fs.readFile(path.join(c2, 'models--org--model', 'snapshots', commit, 'model.safetensors'))).equals(weights));
+    assert.ok(
+      (await fs.readFile(path.join(c2, 'models--org--model', 'snapshots', commit, 'model.safetensors'))).equals(
+        weights,
+      ),
+    );
     assert.equal(hub.countRequests(), 0, 'served by the mirror alone');
   });
 
@@ -78,11 +88,15 @@ describe('serve: clients through the mirror', () => {
 
 /** `hubcache serve` as a real process; resolves once its first stdout line is out. */
 function spawnServe(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/fixtures/cli-child.ts'), 'serve', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'test/fixtures/cli-child.ts'), 'serve', ...args],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -103,7 +117,17 @@ describe('serve: the command', () => {
   test('--help shows the flags and examples; a bad flag value is a usage error (exit 2)', async () => {
     const help = await runCli(['serve', '--help']);
     assert.equal(help.code, 0);
-    for (const f of ['--upstream', '--metadata-ttl', '--max-size', '--api-keys', '--allow', '--deny', '--upstream-token', 'Examples:', 'HF_ENDPOINT=']) {
+    for (const f of [
+      '--upstream',
+      '--metadata-ttl',
+      '--max-size',
+      '--api-keys',
+      '--allow',
+      '--deny',
+      '--upstream-token',
+      'Examples:',
+      'HF_ENDPOINT=',
+    ]) {
       assert.ok(help.stdout.includes(f), f);
     }
     const bad = await runCli(['serve', '--port', 'eighty']);
@@ -113,6 +137,13 @@ describe('serve: the command', () => {
     assert.equal(badUp.code, ExitCode.usage);
     const badTtl = await runCli(['serve', '--metadata-ttl', 'soon', '--port', '0']);
     assert.equal(badTtl.code, ExitCode.usage);
+    const busy = http.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = String((busy.address() as { port: number }).port);
+    const taken = await runCli(['serve', '--port', port, '--cache-dir', await tempDir()]);
+    busy.close();
+    assert.equal(taken.code, ExitCode.usage);
+    assert.match(taken.stderr, /EADDRINUSE/);
     const noKeys = await runCli(['serve', '--api-keys', '/nonexistent/keys', '--port', '0']);
     assert.equal(noKeys.code, ExitCode.usage);
     assert.match(noKeys.stderr, /Cannot read --api-keys/);
@@ -123,7 +154,10 @@ describe('serve: the command', () => {
     const size = 3 * 1024 * 1024;
     hub.hf.createRepo('org/m').commit({ 'model.safetensors': { size, seed: 4 } });
     const cache = await tempDir();
-    const s = spawnServe(['--port', '0', '--cache-dir', cache], { HUBCACHE_SERVE_UPSTREAM: hub.hfEndpoint, HUBCACHE_SERVE_DRAIN_TIMEOUT: '20s' });
+    const s = spawnServe(['--port', '0', '--cache-dir', cache], {
+      HUBCACHE_SERVE_UPSTREAM: hub.hfEndpoint,
+      HUBCACHE_SERVE_DRAIN_TIMEOUT: '20s',
+    });
     try {
       const line = await s.firstLine;
       const m = /^listening on (http:\/\/127\.0\.0\.1:(\d+))$/.exec(line);
@@ -133,19 +167,21 @@ describe('serve: the command', () => {
       // A slow cold download is under way when SIGTERM arrives: it finishes, then the process exits 0.
       hub.throttleBytesPerSec = 2 * 1024 * 1024;
       const body = new Promise<{ status: number; length: number; complete: boolean }>((resolve, reject) => {
-        http.get(`${url}/org/m/resolve/main/model.safetensors`, { agent: false }, (res) => {
-          let n = 0;
-          let signalled = false;
-          res.on('data', (c: Buffer) => {
-            n += c.length;
-            if (!signalled) {
-              signalled = true;
-              s.child.kill('SIGTERM');
-            }
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, length: n, complete: res.complete }));
-          res.on('error', reject);
-        }).on('error', reject);
+        http
+          .get(`${url}/org/m/resolve/main/model.safetensors`, { agent: false }, (res) => {
+            let n = 0;
+            let signalled = false;
+            res.on('data', (c: Buffer) => {
+              n += c.length;
+              if (!signalled) {
+                signalled = true;
+                s.child.kill('SIGTERM');
+              }
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, length: n, complete: res.complete }));
+            res.on('error', reject);
+          })
+          .on('error', reject);
       });
       const got = await body;
       assert.equal(got.status, 200);
@@ -154,7 +190,10 @@ describe('serve: the command', () => {
       assert.equal(await s.exit, 0, s.stderr());
       await assert.rejects(raw(`${url}/healthz`), 'no longer accepting');
       // The logs are JSON lines on stderr.
-      const logLine = s.stderr().split('\n').find((l) => l.startsWith('{') && l.includes('"msg":"request"'));
+      const logLine = s
+        .stderr()
+        .split('\n')
+        .find((l) => l.startsWith('{') && l.includes('"msg":"request"'));
       assert.ok(logLine, s.stderr());
       assert.equal(typeof (JSON.parse(logLine) as { reqId?: unknown }).reqId, 'string');
     } finally {

@@ -18,7 +18,9 @@ describe('serve: fills', () => {
   beforeEach(async () => {
     hub = await startTestHub();
     hub.hf.createRepo('org/big').commit({ 'model.safetensors': { size: SIZE, seed: 11 } });
-    m = await startMirror([hub.hfEndpoint], { transfer: { retryBaseDelayMs: 20, maxRetryDelayMs: 50, maxRetries: 1, stallTimeoutSeconds: 1 } });
+    m = await startMirror([hub.hfEndpoint], {
+      transfer: { retryBaseDelayMs: 20, maxRetryDelayMs: 50, maxRetries: 1, stallTimeoutSeconds: 1 },
+    });
   });
   afterEach(async () => {
     hub.faults.clear();
@@ -31,7 +33,12 @@ describe('serve: fills', () => {
   test('8 concurrent cold clients cost one upstream transfer and get identical bytes', async () => {
     hub.throttleBytesPerSec = 8 * 1024 * 1024; // ~0.5 s: the clients overlap the fill
     const ev = m.mirror.services.events;
-    const seen = { start: 0, join: 0, end: [] as boolean[], requests: [] as Array<{ source: string; bytes: number; status: number }> };
+    const seen = {
+      start: 0,
+      join: 0,
+      end: [] as boolean[],
+      requests: [] as Array<{ source: string; bytes: number; status: number }>,
+    };
     ev.on('fill-start', () => seen.start++);
     ev.on('fill-join', () => seen.join++);
     ev.on('fill-end', (e) => seen.end.push(e.ok));
@@ -51,7 +58,10 @@ describe('serve: fills', () => {
     assert.equal(seen.join, 7);
     assert.deepEqual(seen.end, [true]);
     for (let i = 0; i < 100 && seen.requests.length < 9; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(seen.requests.map((r) => `${r.status} ${r.source} ${r.bytes}`).sort(), [...Array(8).fill(`200 fill ${SIZE}`), `200 store ${SIZE}`].sort());
+    assert.deepEqual(
+      seen.requests.map((r) => `${r.status} ${r.source} ${r.bytes}`).sort(),
+      [...Array(8).fill(`200 fill ${SIZE}`), `200 store ${SIZE}`].sort(),
+    );
   });
 
   test('a client that disconnects mid-stream does not stop the fill for the others', async () => {
@@ -83,7 +93,8 @@ describe('serve: fills', () => {
     const whole = raw(`${m.url}${FILE}`);
     // Wait until the fill exists and has its first MiB on disk.
     const fills = m.mirror.services.fills;
-    for (let i = 0; i < 400 && !(fills.active()[0]?.bytes ?? 0 >= 1024 * 1024); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 400 && !(fills.active()[0]?.bytes ?? 0 >= 1024 * 1024); i++)
+      await new Promise((r) => setTimeout(r, 10));
     assert.ok((fills.active()[0]?.bytes ?? 0) >= 1024 * 1024, 'fill got its first MiB');
     const part = await raw(`${m.url}${FILE}`, { headers: { range: 'bytes=1000-1999' } });
     assert.equal(part.status, 206);
@@ -131,6 +142,9 @@ describe('serve: fills', () => {
     const w = await rawAllowCut(`${m.url}${FILE}`);
     assert.equal(w.complete, false);
     assert.ok(w.body.length < SIZE, `held-back tail not sent (${w.body.length})`);
-    assert.equal(await m.mirror.services.store.has({ repo: { hub: 'hf', type: 'model', id: 'org/big' }, etag: content.sha256() }), false);
+    assert.equal(
+      await m.mirror.services.store.has({ repo: { hub: 'hf', type: 'model', id: 'org/big' }, etag: content.sha256() }),
+      false,
+    );
   });
 });

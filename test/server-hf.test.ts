@@ -18,7 +18,9 @@ describe('serve: HF face on the wire', () => {
 
   before(async () => {
     hub = await startTestHub({ pageSize: 2, xet: true });
-    commit = hub.hf.createRepo('org/model').commit({ 'config.json': '{"a":1}', 'model.safetensors': MODEL, 'sub/b.txt': 'b', 'sub/c.txt': 'c' });
+    commit = hub.hf
+      .createRepo('org/model')
+      .commit({ 'config.json': '{"a":1}', 'model.safetensors': MODEL, 'sub/b.txt': 'b', 'sub/c.txt': 'c' });
     hub.hf.createRepo('gpt2').commit({ 'config.json': '{"n":2}' });
     hub.hf.createRepo('org/data', { type: 'dataset' }).commit({ 'train.csv': 'a,b\n1,2\n' });
     hub.hf.createRepo('org/app', { type: 'space' }).commit({ 'app.py': 'print(1)\n' });
@@ -31,7 +33,10 @@ describe('serve: HF face on the wire', () => {
   });
 
   test('HEAD resolve of an LFS file: 200 with the headers huggingface_hub reads, no Xet header', async () => {
-    const r = await raw(`${m.url}/org/model/resolve/main/model.safetensors`, { method: 'HEAD', headers: { 'accept-encoding': 'identity' } });
+    const r = await raw(`${m.url}/org/model/resolve/main/model.safetensors`, {
+      method: 'HEAD',
+      headers: { 'accept-encoding': 'identity' },
+    });
     const sha = generatedContent(MODEL.size, MODEL.seed).sha256();
     assert.equal(r.status, 200);
     assert.equal(r.headers['x-repo-commit'], commit);
@@ -64,6 +69,11 @@ describe('serve: HF face on the wire', () => {
       assert.equal(r.headers['content-length'], String(b - a), range);
       assert.ok(r.body.equals(modelBytes.subarray(a, b)), range);
     }
+    // @huggingface/hub's file info probe: a normal 206, not Xet JSON.
+    const probe = await raw(url, { headers: { range: 'bytes=0-0', accept: 'application/vnd.xet-fileinfo+json' } });
+    assert.equal(probe.status, 206);
+    assert.equal(probe.headers['content-range'], `bytes 0-0/${MODEL.size}`);
+    assert.match(String(probe.headers['content-type']), /octet-stream/);
     const bad = await raw(url, { headers: { range: `bytes=${MODEL.size}-` } });
     assert.equal(bad.status, 416);
     assert.equal(bad.headers['content-range'], `bytes */${MODEL.size}`);
@@ -85,7 +95,10 @@ describe('serve: HF face on the wire', () => {
     assert.equal(info.status, 200);
     assert.equal((JSON.parse(info.body.toString()) as { id: string }).id, 'gpt2');
     const ds = await raw(`${m.url}/api/datasets/org/data/tree/main?recursive=true`);
-    assert.deepEqual((JSON.parse(ds.body.toString()) as Array<{ path: string }>).map((e) => e.path), ['train.csv']);
+    assert.deepEqual(
+      (JSON.parse(ds.body.toString()) as Array<{ path: string }>).map((e) => e.path),
+      ['train.csv'],
+    );
   });
 
   test('revision JSON: upstream answer with sha = commit', async () => {
@@ -140,7 +153,10 @@ describe('serve: HF face on the wire', () => {
 
   test('refs pass through; whoami-v2 with the caller token only; xet-read-token 404; other /api 501 JSON', async () => {
     const refs = await raw(`${m.url}/api/models/org/model/refs`);
-    assert.equal((JSON.parse(refs.body.toString()) as { branches: Array<{ targetCommit: string }> }).branches[0]?.targetCommit, commit);
+    assert.equal(
+      (JSON.parse(refs.body.toString()) as { branches: Array<{ targetCommit: string }> }).branches[0]?.targetCommit,
+      commit,
+    );
     const me = await raw(`${m.url}/api/whoami-v2`, { headers: { authorization: 'Bearer hf_user' } });
     assert.equal(me.status, 200);
     assert.equal((JSON.parse(me.body.toString()) as { name: string }).name, 'alice');
@@ -171,7 +187,11 @@ describe('serve: HF face on the wire', () => {
 
   test('hostile paths and repo ids are refused before anything reaches upstream or the disk', async () => {
     hub.resetRequests();
-    for (const p of ['/org/model/resolve/main/..%2F..%2Fetc%2Fpasswd', '/org/model/resolve/main/a/%2E%2E/b', '/org/model/resolve/main/a%5Cb']) {
+    for (const p of [
+      '/org/model/resolve/main/..%2F..%2Fetc%2Fpasswd',
+      '/org/model/resolve/main/a/%2E%2E/b',
+      '/org/model/resolve/main/a%5Cb',
+    ]) {
       const r = await raw(`${m.url}${p}`);
       assert.equal(r.status, 400, p);
       assert.equal(r.headers['x-error-code'], 'MirrorUnsafePath', p);
@@ -197,7 +217,11 @@ describe('serve: odd upstream answers', () => {
   const commit = 'c'.repeat(40);
 
   test('a file over 50 GB is flagged (log + large-file event), headers still served', async () => {
-    const up = await fakeUpstream({ 'x-repo-commit': commit, 'x-linked-etag': `"${'d'.repeat(64)}"`, 'x-linked-size': '60000000000' });
+    const up = await fakeUpstream({
+      'x-repo-commit': commit,
+      'x-linked-etag': `"${'d'.repeat(64)}"`,
+      'x-linked-size': '60000000000',
+    });
     const m = await startMirror([up.url]);
     try {
       const flagged: Array<{ path: string; size: number }> = [];
@@ -213,7 +237,11 @@ describe('serve: odd upstream answers', () => {
   });
 
   test('a hostile etag from upstream (a path, not a hash) is refused with 502, nothing written', async () => {
-    const up = await fakeUpstream({ 'x-repo-commit': commit, 'x-linked-etag': '"../../../../tmp/pwned"', 'x-linked-size': '5' });
+    const up = await fakeUpstream({
+      'x-repo-commit': commit,
+      'x-linked-etag': '"../../../../tmp/pwned"',
+      'x-linked-size': '5',
+    });
     const m = await startMirror([up.url]);
     try {
       const r = await raw(`${m.url}/org/evil/resolve/main/w.bin`);

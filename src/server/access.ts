@@ -149,7 +149,6 @@ export class AccessControl {
     if (!caller.tokenHash) return;
     put(this.decisions, `${cls}:${caller.tokenHash}:${repoKey}`, d, this.opts.ttlMs);
   }
-
 }
 
 /**

@@ -2,13 +2,13 @@
 // faces (route modules) registered on it, the per-request event, gc after fills, and drain.
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import path from 'node:path';
-import type { DestinationStream } from 'pino';
 import { Cache } from '../cache.js';
 import { LocalBlobStore } from '../stores/blob-store.js';
 import { AccessControl, type Caller } from './access.js';
 import { MirrorEventBus } from './events.js';
 import { FillManager } from './fills.js';
 import { FEATURE_ROUTES } from './features.js';
+import { HotBlobs } from './hot-blobs.js';
 import { registerHfFace } from './hf-face.js';
 import { MetadataCache } from './metadata-cache.js';
 import type { ServeOptions } from './options.js';
@@ -22,8 +22,8 @@ export type { MirrorServices, RouteModule } from './services.js';
 export interface MirrorOptions {
   /** Extra route modules (metrics, dashboard, ModelScope face...), registered after the built-in ones. */
   routes?: RouteModule[];
-  /** Log destination (default stdout); `false` silences logs. */
-  logStream?: DestinationStream | false;
+  /** Where JSON log lines go (default stdout); `false` silences logs. */
+  logStream?: { write(line: string): unknown } | false;
 }
 
 export interface Mirror {
@@ -39,7 +39,15 @@ const callers = new WeakMap<FastifyRequest, Caller>();
 
 export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mirror {
   const cacheDir = path.resolve(options.cacheDir);
-  const cache = Cache.at(cacheDir, { offline: options.offline, ...(options.transfer ? { transfer: options.transfer } : {}) });
+  // The store as a hubcache Cache whose own downloads (e.g. a prefetch) go to the primary upstream
+  // with the mirror's token: public repos only, like every request the mirror makes on its own.
+  const cache = Cache.at(cacheDir, {
+    offline: options.offline,
+    hfEndpoint: options.upstreams[0],
+    modelscopeEndpoint: options.modelscopeUpstream,
+    ...(options.upstreamToken ? { hfToken: options.upstreamToken } : {}),
+    ...(options.transfer ? { transfer: options.transfer } : {}),
+  });
   const logger =
     mo.logStream === false
       ? false
@@ -77,6 +85,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
     options,
     cache,
     store: new LocalBlobStore(cacheDir),
+    hot: new HotBlobs(options.hotCacheBytes),
     fills: new FillManager(events),
     meta: new MetadataCache(),
     access,
@@ -86,8 +95,17 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
     statusBook: new StatusBook({ events }),
     log: app.log,
     callerOf: (req) => callers.get(req) ?? {},
-    originOf: (req) => options.publicUrl?.replace(/\/+$/, '') ?? `${req.protocol}://${req.headers.host ?? `${options.host}:${options.port}`}`,
-    hfContext: (endpoint, token) => ({ cacheDir, endpoint, token, offline: false, symlinks: true, engine: cache.engine }),
+    originOf: (req) =>
+      options.publicUrl?.replace(/\/+$/, '') ??
+      `${req.protocol}://${req.headers.host ?? `${options.host}:${options.port}`}`,
+    hfContext: (endpoint, token) => ({
+      cacheDir,
+      endpoint,
+      token,
+      offline: false,
+      symlinks: true,
+      engine: cache.engine,
+    }),
   };
 
   // Every request: id, caller identity (API key check), and one `request` event + log line when it ends.
@@ -100,20 +118,48 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
       const n = req.hubcache;
       const aborted = !reply.raw.writableFinished;
       const bytes = n.bytes + (n.bodyBytes?.(!aborted) ?? 0);
-      const ev = { id: req.id, method: req.method, route: n.route, status: reply.raw.statusCode, bytes, source: n.source, stale: n.stale, aborted, ms };
+      const ev = {
+        id: req.id,
+        method: req.method,
+        route: n.route,
+        status: reply.raw.statusCode,
+        bytes,
+        source: n.source,
+        stale: n.stale,
+        aborted,
+        ms,
+      };
       try {
         events.emit('request', ev);
       } catch (err) {
         app.log.error({ err }, 'request listener failed');
       }
-      req.log.info({ reqId: req.id, method: req.method, url: req.url.split('?')[0], status: ev.status, ms: Math.round(ms), bytes, route: n.route, source: n.source, ...(aborted ? { aborted } : {}) }, 'request');
+      req.log.info(
+        {
+          reqId: req.id,
+          method: req.method,
+          url: req.url.split('?')[0],
+          status: ev.status,
+          ms: Math.round(ms),
+          bytes,
+          route: n.route,
+          source: n.source,
+          ...(aborted ? { aborted } : {}),
+        },
+        'request',
+      );
     });
     if (req.url === '/healthz') return;
     const { ok, caller } = access.identify(req.headers);
     if (!ok) {
       req.hubcache.route = 'auth';
       reply.header('www-authenticate', 'Basic realm="hubcache"');
-      return sendError(reply, 401, 'This mirror needs an API key (X-Hubcache-Key header, Basic auth password, or Bearer token)', 'MirrorApiKeyRequired');
+      return sendError(
+        reply,
+        401,
+        'This mirror needs an API key (X-Hubcache-Key header, Basic auth password, or Bearer token)',
+        'MirrorApiKeyRequired',
+      );
     }
     callers.set(req, caller);
   });
@@ -140,7 +186,11 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
           .readCachePolicy()
           .then((policy) => cache.gc({ maxSizeBytes, keep: policy?.keep ?? [] }))
           .then((r) => {
-            if (r.freedBytes > 0) app.log.info({ freedBytes: r.freedBytes }, 'store over --max-size: removed least recently used revisions');
+            if (r.freedBytes > 0)
+              app.log.info(
+                { freedBytes: r.freedBytes },
+                'store over --max-size: removed least recently used revisions',
+              );
           })
           .catch((err: unknown) => app.log.warn({ err }, 'gc after fill failed'))
           .finally(() => (gcRunning = undefined));

@@ -119,7 +119,13 @@ export class FillManager {
     }
     const fill = new Fill(key, start.size);
     this.fills.set(key, fill);
-    this.events.emit('fill-start', { key, repo: start.repo, path: start.path, size: start.size, upstream: start.upstream });
+    this.events.emit('fill-start', {
+      key,
+      repo: start.repo,
+      path: start.path,
+      size: start.size,
+      upstream: start.upstream,
+    });
     let lastEmit = 0;
     fill.on('progress', () => {
       const now = Date.now();
@@ -150,12 +156,24 @@ export class FillManager {
     const err = lastErr ?? new AbortedError();
     this.fills.delete(fill.key);
     fill.fail(err);
-    this.events.emit('fill-end', { key: fill.key, ok: false, bytes: fill.prefix, ms: Date.now() - fill.started, error: err.message });
+    this.events.emit('fill-end', {
+      key: fill.key,
+      ok: false,
+      bytes: fill.prefix,
+      ms: Date.now() - fill.started,
+      error: err.message,
+    });
   }
 
   /** Fills in progress (for the status page). */
   active(): Array<{ key: string; bytes: number; size: number; waiters: number; startedAt: number }> {
-    return [...this.fills.values()].map((f) => ({ key: f.key, bytes: f.prefix, size: f.size, waiters: f.waiters, startedAt: f.started }));
+    return [...this.fills.values()].map((f) => ({
+      key: f.key,
+      bytes: f.prefix,
+      size: f.size,
+      waiters: f.waiters,
+      startedAt: f.started,
+    }));
   }
 
   /** Stops every fill (shutdown); their streams fail. */
@@ -175,7 +193,8 @@ class FillStream extends Readable {
   private reading = false;
   private readonly onProgress = (): void => void this.pump();
   private readonly onRestart = (e: { shrunk: boolean }): void => {
-    if (this.sent > 0 && (e.shrunk || this.fill.prefix < this.pos)) this.destroy(new Error('blob fill restarted; cutting the stream'));
+    if (this.sent > 0 && (e.shrunk || this.fill.prefix < this.pos))
+      this.destroy(new Error('blob fill restarted; cutting the stream'));
   };
 
   constructor(
@@ -256,7 +275,11 @@ class FillStream extends Readable {
     this.fill.off('restart', this.onRestart);
     const fh = this.fh;
     this.fh = undefined;
-    if (fh) fh.close().then(() => cb(err), () => cb(err));
+    if (fh)
+      fh.close().then(
+        () => cb(err),
+        () => cb(err),
+      );
     else cb(err);
   }
 }

@@ -21,7 +21,16 @@ import { stripXetJson, stripXetLinks } from './xet.js';
 
 const TYPE_BY_PLURAL: Record<string, RepoType> = { models: 'model', datasets: 'dataset', spaces: 'space' };
 const PREFIX: Record<RepoType, string> = { model: '', dataset: 'datasets/', space: 'spaces/' };
-const API_OPS = new Set(['revision', 'tree', 'paths-info', 'refs', 'xet-read-token', 'commits', 'discussions', 'settings']);
+const API_OPS = new Set([
+  'revision',
+  'tree',
+  'paths-info',
+  'refs',
+  'xet-read-token',
+  'commits',
+  'discussions',
+  'settings',
+]);
 /** One segment of a repo id (`org` or `name`). */
 const ID_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
@@ -32,6 +41,13 @@ export interface FileMeta {
   size: number;
   lfs: boolean;
 }
+
+/**
+ * What resolve/ learned: the file (`asCaller`: filled with the caller's token, the repo being
+ * restricted; `upstream`: who answered), or the answer to replay (an error, a refusal).
+ */
+type Found =
+  { meta: FileMeta; stale: boolean; asCaller: boolean; upstream?: string } | { answer: Answer; stale: boolean };
 
 interface Located {
   repo: RepoRef;
@@ -44,14 +60,23 @@ export function registerHfFace(app: FastifyInstance, s: MirrorServices): void {
   const face = new HfFace(s);
   app.get('/api/whoami-v2', (req, reply) => face.whoami(req, reply));
   for (const plural of Object.keys(TYPE_BY_PLURAL)) {
-    app.route({ method: ['GET', 'HEAD', 'POST'], url: `/api/${plural}/*`, handler: (req, reply) => face.api(req, reply, plural) });
+    app.route({
+      method: ['GET', 'HEAD', 'POST'],
+      url: `/api/${plural}/*`,
+      handler: (req, reply) => face.api(req, reply, plural),
+    });
   }
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'],
     url: '/api/*',
     handler: (req, reply) => {
       req.hubcache.route = 'hf.unsupported';
-      return sendError(reply, 501, `The mirror does not serve ${req.method} ${req.url.split('?')[0]} (downloads only)`, 'MirrorUnsupported');
+      return sendError(
+        reply,
+        501,
+        `The mirror does not serve ${req.method} ${req.url.split('?')[0]} (downloads only)`,
+        'MirrorUnsupported',
+      );
     },
   });
   app.route({ method: ['GET', 'HEAD'], url: '/*', handler: (req, reply) => face.resolve(req, reply) });
@@ -88,7 +113,12 @@ function locate(type: RepoType, segs: string[], isOp: (s: string | undefined) =>
 
 function downError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof UpstreamDownError) {
-    return sendError(reply, err.timeout ? 504 : 502, `Upstream unavailable and nothing cached: ${err.message}`, 'MirrorUpstreamUnavailable');
+    return sendError(
+      reply,
+      err.timeout ? 504 : 502,
+      `Upstream unavailable and nothing cached: ${err.message}`,
+      'MirrorUpstreamUnavailable',
+    );
   }
   throw err;
 }
@@ -112,7 +142,12 @@ class HfFace {
     const caller = this.s.callerOf(req);
     try {
       // Never cached: the answer belongs to the caller's token alone.
-      const a = await this.s.upstreams.request({ method: 'GET', path: '/api/whoami-v2', authorization: caller.authorization, op: 'whoami' });
+      const a = await this.s.upstreams.request({
+        method: 'GET',
+        path: '/api/whoami-v2',
+        authorization: caller.authorization,
+        op: 'whoami',
+      });
       return this.sendApiAnswer(req, reply, a, false);
     } catch (err) {
       return downError(reply, err);
@@ -131,8 +166,10 @@ class HfFace {
     }
     const op = loc.rest[0];
     req.hubcache.route = `hf.${op ?? 'info'}`;
-    if (!this.s.access.repoAllowed(loc.repo.id)) return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
-    if (op === 'xet-read-token') return sendError(reply, 404, 'Xet is not available through this mirror; use plain HTTP downloads', 'MirrorNoXet');
+    if (!this.s.access.repoAllowed(loc.repo.id))
+      return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
+    if (op === 'xet-read-token')
+      return sendError(reply, 404, 'Xet is not available through this mirror; use plain HTTP downloads', 'MirrorNoXet');
     const args = loc.rest.slice(1);
     if (args.some((a) => decode(a) === undefined)) return sendError(reply, 400, 'Bad URL encoding');
     const method = req.method as 'GET' | 'HEAD' | 'POST';
@@ -155,9 +192,15 @@ class HfFace {
         if (method !== 'POST') return sendError(reply, 405, 'Method not allowed');
         break;
       default:
-        return sendError(reply, 501, `The mirror does not serve /api/${plural}/{repo}/${op} (downloads only)`, 'MirrorUnsupported');
+        return sendError(
+          reply,
+          501,
+          `The mirror does not serve /api/${plural}/{repo}/${op} (downloads only)`,
+          'MirrorUnsupported',
+        );
     }
-    if (rev === undefined && (op === 'tree' || op === 'paths-info' || op === 'revision')) return sendError(reply, 404, 'Missing revision');
+    if (rev === undefined && (op === 'tree' || op === 'paths-info' || op === 'revision'))
+      return sendError(reply, 404, 'Missing revision');
     const ttlMs = rev !== undefined && isCommitHash(rev) ? Infinity : this.s.options.metadataTtlMs;
     let body: string | undefined;
     let contentType: string | undefined;
@@ -168,9 +211,17 @@ class HfFace {
     }
     let look: Lookup<Answer & { upstream: string }>;
     try {
-      look = await this.apiLookup(req, loc, { method, path: req.raw.url ?? req.url, op: op ?? 'info', ttlMs, body, contentType });
+      look = await this.apiLookup(req, loc, {
+        method,
+        path: req.raw.url ?? req.url,
+        op: op ?? 'info',
+        ttlMs,
+        body,
+        contentType,
+      });
     } catch (err) {
-      if (!(err instanceof UpstreamDownError) || op === 'refs' || this.s.access.wasRestricted(loc.repoKey)) return downError(reply, err);
+      if (!(err instanceof UpstreamDownError) || op === 'refs' || this.s.access.wasRestricted(loc.repoKey))
+        return downError(reply, err);
       // Nothing in memory: what the store holds of this revision, if anything.
       const { query } = splitUrl(req.raw.url ?? req.url);
       const q = new URLSearchParams(query.slice(1));
@@ -182,10 +233,15 @@ class HfFace {
       }).catch(() => undefined);
       if (!local) return downError(reply, err);
       const b = local.body as { code?: string; error?: string };
-      if (local.status >= 400) return sendError(reply.header(STALE_HEADER, '1'), local.status, b.error ?? 'Not found', b.code);
+      if (local.status >= 400)
+        return sendError(reply.header(STALE_HEADER, '1'), local.status, b.error ?? 'Not found', b.code);
       req.hubcache.stale = true;
       req.hubcache.source = 'store';
-      return reply.code(200).header(STALE_HEADER, '1').header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(local.body));
+      return reply
+        .code(200)
+        .header(STALE_HEADER, '1')
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(JSON.stringify(local.body));
     }
     const a = look.value;
     if (op === 'revision' && rev !== undefined && a.status === 200 && !look.stale) this.noteRevisionJson(loc, rev, a);
@@ -200,7 +256,14 @@ class HfFace {
   private async apiLookup(
     req: FastifyRequest,
     loc: Located,
-    r: { method: 'GET' | 'HEAD' | 'POST'; path: string; op: string; ttlMs: number; body?: string | undefined; contentType?: string | undefined },
+    r: {
+      method: 'GET' | 'HEAD' | 'POST';
+      path: string;
+      op: string;
+      ttlMs: number;
+      body?: string | undefined;
+      contentType?: string | undefined;
+    },
   ): Promise<Lookup<Answer & { upstream: string }>> {
     const s = this.s;
     const caller = s.callerOf(req);
@@ -212,7 +275,9 @@ class HfFace {
         method: r.method,
         path: r.path,
         authorization,
-        ...(r.body !== undefined ? { body: r.body, headers: { 'content-type': r.contentType ?? 'application/json' } } : {}),
+        ...(r.body !== undefined
+          ? { body: r.body, headers: { 'content-type': r.contentType ?? 'application/json' } }
+          : {}),
         repoKey: loc.repoKey,
         op: r.op,
       });
@@ -222,11 +287,18 @@ class HfFace {
     let look: Lookup<Answer & { upstream: string }> | undefined;
     if (!(vis === 'restricted' && caller.tokenHash)) {
       look = await s.meta.get(`api|pub|${reqKey}`, load(vis === 'public' ? this.mirrorAuth() : undefined));
-      if (!look.hit && !look.stale) s.access.setVisibility('meta', loc.repoKey, refuses(look.value) ? 'restricted' : 'public');
+      if (!look.hit && !look.stale)
+        s.access.setVisibility('meta', loc.repoKey, refuses(look.value) ? 'restricted' : 'public');
     }
     if ((!look || refuses(look.value)) && caller.tokenHash) {
       look = await s.meta.get(`api|${caller.tokenHash}|${reqKey}`, load(caller.authorization));
-      if (!look.hit && !look.stale) s.access.setDecision('meta', loc.repoKey, caller, refuses(look.value) ? { allowed: false, answer: look.value } : { allowed: true });
+      if (!look.hit && !look.stale)
+        s.access.setDecision(
+          'meta',
+          loc.repoKey,
+          caller,
+          refuses(look.value) ? { allowed: false, answer: look.value } : { allowed: true },
+        );
     }
     return look as Lookup<Answer & { upstream: string }>;
   }
@@ -276,16 +348,18 @@ class HfFace {
     }
     const rev = decode(loc.rest[1]);
     const parts = loc.rest.slice(2).map(decode);
-    if (rev === undefined || rev === '' || parts.some((p) => p === undefined)) return sendError(reply, 400, 'Bad URL encoding');
+    if (rev === undefined || rev === '' || parts.some((p) => p === undefined))
+      return sendError(reply, 400, 'Bad URL encoding');
     const filePath = parts.join('/');
     try {
       assertSafeRepoPath(filePath);
     } catch (err) {
       return sendError(reply, 400, (err as Error).message, 'MirrorUnsafePath');
     }
-    if (!this.s.access.repoAllowed(loc.repo.id)) return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
+    if (!this.s.access.repoAllowed(loc.repo.id))
+      return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
 
-    let found: { meta: FileMeta; stale: boolean; asCaller: boolean; upstream?: string } | { answer: Answer; stale: boolean };
+    let found: Found;
     try {
       found = await this.fileMeta(req, loc, rev, filePath);
     } catch (err) {
@@ -293,15 +367,19 @@ class HfFace {
     }
     if ('answer' in found) return this.sendResolveError(req, reply, found.answer, found.stale);
     const { meta } = found;
-    reply.header('x-repo-commit', meta.commit);
-    reply.header('etag', `"${meta.etag}"`);
-    reply.header('x-linked-etag', `"${meta.etag}"`);
-    reply.header('x-linked-size', String(meta.size));
-    reply.header('content-type', 'application/octet-stream');
-    if (found.stale) {
-      reply.header(STALE_HEADER, '1');
-      req.hubcache.stale = true;
-    }
+    // What huggingface_hub reads from the final response (spec hf-hub.md §3.3), set only on success.
+    const identify = (): FastifyReply => {
+      reply.header('x-repo-commit', meta.commit);
+      reply.header('etag', `"${meta.etag}"`);
+      reply.header('x-linked-etag', `"${meta.etag}"`);
+      reply.header('x-linked-size', String(meta.size));
+      reply.header('content-type', 'application/octet-stream');
+      if (found.stale) {
+        reply.header(STALE_HEADER, '1');
+        req.hubcache.stale = true;
+      }
+      return reply;
+    };
     if (meta.size > MAX_HTTP_DOWNLOAD_SIZE) this.flagLarge(loc, filePath, meta.size);
 
     const key = { repo: loc.repo, etag: meta.etag };
@@ -309,22 +387,59 @@ class HfFace {
     if (st && st.size === meta.size) {
       void this.s.store.markUsed(key);
       await this.writeRef(loc, rev, meta.commit);
-      return sendBlob(req, reply, { size: meta.size, source: 'store', open: (a, b) => this.s.store.read(key, { start: a, end: b }) });
+      const buffer =
+        req.method === 'GET' && st.localPath ? await this.s.hot.get(st.localPath, st.size, st.mtimeMs) : undefined;
+      return sendBlob(req, identify(), {
+        size: meta.size,
+        source: 'store',
+        ...(buffer ? { buffer } : {}),
+        open: (a, b) => this.s.store.read(key, { start: a, end: b }),
+      });
     }
-    if (this.s.options.offline) return sendError(reply, 504, `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`, 'MirrorOffline');
-    if (req.method === 'HEAD') return sendBlob(req, reply, { size: meta.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });
-    const fill = this.startFill(loc, rev, filePath, meta, found.asCaller ? this.s.callerOf(req) : undefined, found.upstream);
+    if (this.s.options.offline)
+      return sendError(
+        reply,
+        504,
+        `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`,
+        'MirrorOffline',
+      );
+    if (req.method === 'HEAD')
+      return sendBlob(req, identify(), {
+        size: meta.size,
+        source: 'none',
+        open: () => Promise.reject(new Error('HEAD')),
+      });
+    const fill = this.startFill(
+      loc,
+      rev,
+      filePath,
+      meta,
+      found.asCaller ? this.s.callerOf(req) : undefined,
+      found.upstream,
+    );
     // Headers go out with the first byte: a fill that fails before it still gets a proper 502.
     const range = parseRange(req.headers.range, meta.size);
     try {
       await fill.whenAvailable(typeof range === 'object' ? range.start : 0);
     } catch (err) {
-      return sendError(reply, 502, `Fetching ${filePath} from upstream failed: ${(err as Error).message}`, 'MirrorFillFailed');
+      return sendError(
+        reply,
+        502,
+        `Fetching ${filePath} from upstream failed: ${(err as Error).message}`,
+        'MirrorFillFailed',
+      );
     }
-    return sendBlob(req, reply, { size: meta.size, source: 'fill', open: (a, b) => fill.stream(a, b) });
+    return sendBlob(req, identify(), { size: meta.size, source: 'fill', open: (a, b) => fill.stream(a, b) });
   }
 
-  private startFill(loc: Located, rev: string, filePath: string, meta: FileMeta, caller: Caller | undefined, upstream: string | undefined) {
+  private startFill(
+    loc: Located,
+    rev: string,
+    filePath: string,
+    meta: FileMeta,
+    caller: Caller | undefined,
+    upstream: string | undefined,
+  ) {
     const s = this.s;
     const file: RemoteFile = { path: filePath, size: meta.size, lfs: meta.lfs };
     if (meta.lfs) file.sha256 = meta.etag;
@@ -346,7 +461,10 @@ class HfFace {
       },
     });
     // A caller that joined with another branch name records its ref too.
-    fill.done.then(() => this.writeRef(loc, rev, meta.commit), () => undefined);
+    fill.done.then(
+      () => this.writeRef(loc, rev, meta.commit),
+      () => undefined,
+    );
     return fill;
   }
 
@@ -354,12 +472,7 @@ class HfFace {
    * Commit, etag and size of a file, with the caller's access checked: from memory or the store
    * when possible (a warm request within the TTL makes no upstream call), else one HEAD upstream.
    */
-  private async fileMeta(
-    req: FastifyRequest,
-    loc: Located,
-    rev: string,
-    filePath: string,
-  ): Promise<{ meta: FileMeta; stale: boolean; asCaller: boolean; upstream?: string } | { answer: Answer; stale: boolean }> {
+  private async fileMeta(req: FastifyRequest, loc: Located, rev: string, filePath: string): Promise<Found> {
     const s = this.s;
     const caller = s.callerOf(req);
     const vis = s.access.getVisibility('content', loc.repoKey);
@@ -400,26 +513,36 @@ class HfFace {
     vis: Visibility | undefined,
     decision: Decision | undefined,
     rc: HfRepoCache,
-  ): Promise<{ meta: FileMeta; stale: boolean; asCaller: boolean; upstream?: string } | { answer: Answer; stale: boolean }> {
+  ): Promise<Found> {
     const s = this.s;
     const caller = s.callerOf(req);
 
     const head = (authorization: string | undefined, ident: string) =>
-      s.meta.get(`head|${ident}|${loc.repoKey}|${rev}|${filePath}`, async (): Promise<Loaded<Answer & { upstream: string }>> => {
-        const a = await this.headUpstream(loc, rev, filePath, authorization);
-        return { value: a, ttlMs: a.status < 400 ? s.options.metadataTtlMs : s.options.negativeTtlMs };
-      });
+      s.meta.get(
+        `head|${ident}|${loc.repoKey}|${rev}|${filePath}`,
+        async (): Promise<Loaded<Answer & { upstream: string }>> => {
+          const a = await this.headUpstream(loc, rev, filePath, authorization);
+          return { value: a, ttlMs: a.status < 400 ? s.options.metadataTtlMs : s.options.negativeTtlMs };
+        },
+      );
     let look: Lookup<Answer & { upstream: string }> | undefined;
     let asCaller = false;
     try {
       if (!(vis === 'restricted' && caller.tokenHash)) {
         look = await head(vis === 'public' ? this.mirrorAuth() : undefined, 'pub');
-        if (!look.hit && !look.stale) s.access.setVisibility('content', loc.repoKey, refuses(look.value) ? 'restricted' : 'public');
+        if (!look.hit && !look.stale)
+          s.access.setVisibility('content', loc.repoKey, refuses(look.value) ? 'restricted' : 'public');
       }
       if ((!look || refuses(look.value)) && caller.tokenHash) {
         look = await head(caller.authorization, caller.tokenHash);
         asCaller = true;
-        if (!look.hit && !look.stale) s.access.setDecision('content', loc.repoKey, caller, refuses(look.value) ? { allowed: false, answer: look.value } : { allowed: true });
+        if (!look.hit && !look.stale)
+          s.access.setDecision(
+            'content',
+            loc.repoKey,
+            caller,
+            refuses(look.value) ? { allowed: false, answer: look.value } : { allowed: true },
+          );
       }
     } catch (err) {
       // Upstream down and nothing in memory: the store still knows what it holds (stale-if-error),
@@ -434,7 +557,18 @@ class HfFace {
     const stale = (look as Lookup<Answer>).stale;
     if (a.status >= 400) return { answer: a, stale };
     const meta = parseFileMeta(a);
-    if (!meta) return { answer: { status: 502, headers: { 'content-type': 'application/json', 'x-error-message': 'Upstream resolve answer lacks X-Repo-Commit, ETag or size' }, body: Buffer.from('{"error":"Upstream resolve answer lacks X-Repo-Commit, ETag or size"}') }, stale };
+    if (!meta)
+      return {
+        answer: {
+          status: 502,
+          headers: {
+            'content-type': 'application/json',
+            'x-error-message': 'Upstream resolve answer lacks X-Repo-Commit, ETag or size',
+          },
+          body: Buffer.from('{"error":"Upstream resolve answer lacks X-Repo-Commit, ETag or size"}'),
+        },
+        stale,
+      };
     if (!stale) {
       if (!isCommitHash(rev)) s.meta.set(`rev|${loc.repoKey}|${rev}`, meta.commit, s.options.metadataTtlMs);
       s.meta.set(`file|${loc.repoKey}|${meta.commit}|${filePath}`, meta, Infinity);
@@ -444,10 +578,22 @@ class HfFace {
   }
 
   /** HEAD resolve/ upstream, following relative redirects (renamed repos) but never an absolute one (the CDN). */
-  private async headUpstream(loc: Located, rev: string, filePath: string, authorization: string | undefined): Promise<Answer & { upstream: string }> {
+  private async headUpstream(
+    loc: Located,
+    rev: string,
+    filePath: string,
+    authorization: string | undefined,
+  ): Promise<Answer & { upstream: string }> {
     let p = `/${PREFIX[loc.repo.type]}${loc.repo.id}/resolve/${quoteAll(rev)}/${quotePath(filePath)}`;
     for (let hop = 0; ; hop++) {
-      const a = await this.s.upstreams.request({ method: 'HEAD', path: p, authorization, headers: { 'accept-encoding': 'identity' }, repoKey: loc.repoKey, op: 'resolve' });
+      const a = await this.s.upstreams.request({
+        method: 'HEAD',
+        path: p,
+        authorization,
+        headers: { 'accept-encoding': 'identity' },
+        repoKey: loc.repoKey,
+        op: 'resolve',
+      });
       const location = a.headers.location;
       if (a.status >= 300 && a.status < 400 && location && !/^[a-z][a-z0-9+.-]*:/i.test(location) && hop < 5) {
         p = new URL(location, 'http://x').pathname;
@@ -458,7 +604,12 @@ class HfFace {
   }
 
   /** File metadata at a commit from memory, else from the store's snapshot link. */
-  private async knownFile(rc: HfRepoCache, loc: Located, commit: string, filePath: string): Promise<FileMeta | undefined> {
+  private async knownFile(
+    rc: HfRepoCache,
+    loc: Located,
+    commit: string,
+    filePath: string,
+  ): Promise<FileMeta | undefined> {
     const mem = this.s.meta.peek<FileMeta>(`file|${loc.repoKey}|${commit}|${filePath}`);
     if (mem) return mem.value;
     const fm = await fileFromStore(rc, commit, filePath);
@@ -467,13 +618,34 @@ class HfFace {
   }
 
   /** Offline or upstream down: what the store holds (refs/ for the revision, the snapshot link for the file). */
-  private async fromStoreOnly(rc: HfRepoCache, loc: Located, rev: string, filePath: string, stale: boolean): Promise<{ meta: FileMeta; stale: boolean; asCaller: boolean } | { answer: Answer; stale: boolean }> {
+  private async fromStoreOnly(
+    rc: HfRepoCache,
+    loc: Located,
+    rev: string,
+    filePath: string,
+    stale: boolean,
+  ): Promise<Found> {
     if (this.s.options.offline && this.s.access.wasRestricted(loc.repoKey)) {
-      return { answer: jsonAnswer(403, `${loc.repo.id} is gated or private: the offline mirror cannot check your access`, 'MirrorOffline'), stale: false };
+      return {
+        answer: jsonAnswer(
+          403,
+          `${loc.repo.id} is gated or private: the offline mirror cannot check your access`,
+          'MirrorOffline',
+        ),
+        stale: false,
+      };
     }
     const commit = await rc.resolveLocal(rev);
     const fm = commit ? await fileFromStore(rc, commit, filePath) : undefined;
-    if (!fm) return { answer: jsonAnswer(504, `${loc.repo.id}/${filePath}@${rev} is not in the mirror's store (offline)`, 'MirrorOffline'), stale: false };
+    if (!fm)
+      return {
+        answer: jsonAnswer(
+          504,
+          `${loc.repo.id}/${filePath}@${rev} is not in the mirror's store (offline)`,
+          'MirrorOffline',
+        ),
+        stale: false,
+      };
     return { meta: fm, stale, asCaller: false };
   }
 
@@ -505,12 +677,19 @@ class HfFace {
     if (this.flaggedLarge.has(k)) return;
     this.flaggedLarge.add(k);
     this.s.events.emit('large-file', { repo: loc.repoKey, path: filePath, size });
-    this.s.log.warn({ repo: loc.repoKey, path: filePath, size }, 'file over 50 GB: huggingface_hub refuses to download it over plain HTTP (it needs Xet, which this mirror hides)');
+    this.s.log.warn(
+      { repo: loc.repoKey, path: filePath, size },
+      'file over 50 GB: huggingface_hub refuses to download it over plain HTTP (it needs Xet, which this mirror hides)',
+    );
   }
 }
 
 function jsonAnswer(status: number, message: string, code: string): Answer {
-  return { status, headers: { 'content-type': 'application/json; charset=utf-8', 'x-error-code': code, 'x-error-message': message }, body: Buffer.from(JSON.stringify({ error: message })) };
+  return {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'x-error-code': code, 'x-error-message': message },
+    body: Buffer.from(JSON.stringify({ error: message })),
+  };
 }
 
 /** Commit, etag and size from a resolve HEAD answer (spec hf-hub.md §3.3), or undefined if incomplete. */
@@ -520,7 +699,8 @@ function parseFileMeta(a: Answer): FileMeta | undefined {
   const etagRaw = linked || a.headers.etag;
   const sizeRaw = a.headers['x-linked-size'] ?? (a.status < 300 ? a.headers['content-length'] : undefined);
   const size = Number(sizeRaw);
-  if (!commit || !isCommitHash(commit) || !etagRaw || sizeRaw === undefined || !Number.isSafeInteger(size) || size < 0) return undefined;
+  if (!commit || !isCommitHash(commit) || !etagRaw || sizeRaw === undefined || !Number.isSafeInteger(size) || size < 0)
+    return undefined;
   const etag = normalizeEtag(etagRaw).toLowerCase();
   if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(etag)) return undefined;
   return { commit, etag, size, lfs: etag.length === 64 };
@@ -541,7 +721,14 @@ async function fileFromStore(rc: HfRepoCache, commit: string, filePath: string):
 
 /** Upstream JSON without xetHash; only the headers a client needs (Link is rewritten per request). */
 function cleanApiAnswer(a: Answer & { upstream: string }): Answer & { upstream: string } {
-  const headers = pickHeaders(a.headers, ['content-type', 'x-error-code', 'x-error-message', 'x-repo-commit', 'x-total-count', 'link']);
+  const headers = pickHeaders(a.headers, [
+    'content-type',
+    'x-error-code',
+    'x-error-message',
+    'x-repo-commit',
+    'x-total-count',
+    'link',
+  ]);
   let body = a.body;
   if (a.status < 300 && /json/i.test(a.headers['content-type'] ?? '') && body.length > 0) {
     try {

@@ -22,13 +22,25 @@ export interface Lookup<T> {
 interface Entry<T> {
   value: T;
   expiresAt: number;
+  bytes: number;
+}
+
+/** Rough memory of a value: a body's length, else a small constant. */
+function sizeOf(v: unknown): number {
+  const body = (v as { body?: unknown } | null)?.body;
+  return 200 + (Buffer.isBuffer(body) ? body.length : 0);
 }
 
 export class MetadataCache {
   private readonly entries = new Map<string, Entry<unknown>>();
   private readonly inflight = new Map<string, Promise<Loaded<unknown>>>();
+  private bytes = 0;
 
-  constructor(private readonly maxEntries = 50_000) {}
+  /** Bounded by entries and by bytes (tree pages of big repos are large): least recently written go first. */
+  constructor(
+    private readonly maxEntries = 50_000,
+    private readonly maxBytes = 256 * 1024 * 1024,
+  ) {}
 
   /** The fresh entry, else one load (shared by concurrent callers), else the stale entry if upstream is down. */
   async get<T>(key: string, load: () => Promise<Loaded<T>>): Promise<Lookup<T>> {
@@ -60,14 +72,25 @@ export class MetadataCache {
   }
 
   set<T>(key: string, value: T, ttlMs: number): void {
-    this.entries.delete(key); // re-insert: Map order is then least recently written first
-    this.entries.set(key, { value, expiresAt: Date.now() + ttlMs });
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.remove(key); // re-insert: Map order is then least recently written first
+    const bytes = sizeOf(value);
+    this.entries.set(key, { value, expiresAt: Date.now() + ttlMs, bytes });
+    this.bytes += bytes;
+    while (this.entries.size > this.maxEntries || (this.bytes > this.maxBytes && this.entries.size > 1)) {
+      this.remove(this.entries.keys().next().value as string);
+    }
   }
 
   /** Forgets every entry whose key starts with `prefix`. */
   invalidate(prefix: string): void {
-    for (const k of this.entries.keys()) if (k.startsWith(prefix)) this.entries.delete(k);
+    for (const k of [...this.entries.keys()]) if (k.startsWith(prefix)) this.remove(k);
+  }
+
+  private remove(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.bytes -= e.bytes;
+    this.entries.delete(key);
   }
 
   get size(): number {

@@ -33,6 +33,8 @@ export interface ServeOptions {
   /** Timeout of one upstream metadata exchange. */
   upstreamTimeoutMs: number;
   logLevel: string;
+  /** Memory for hot warm blobs answered from RAM (hot-blobs.ts); 0 = always stream from disk. */
+  hotCacheBytes: number;
   transfer?: Partial<TransferOptions>;
 }
 
@@ -50,6 +52,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<Omit<ServeOptions, 'cacheDir'>> = O
   drainMs: 10_000,
   upstreamTimeoutMs: 15_000,
   logLevel: 'info',
+  hotCacheBytes: 256 * 1024 * 1024,
 });
 
 /** huggingface_hub refuses plain-HTTP downloads above this (constants.MAX_HTTP_DOWNLOAD_SIZE). */

@@ -35,7 +35,10 @@ export function sendError(reply: FastifyReply, status: number, message: string, 
 /** Upstream headers worth passing on with a metadata answer (everything else is the mirror's business). */
 export const PASSED_HEADERS = ['content-type', 'x-error-code', 'x-error-message', 'x-repo-commit', 'x-total-count'];
 
-export function pickHeaders(h: Record<string, string>, names: readonly string[] = PASSED_HEADERS): Record<string, string> {
+export function pickHeaders(
+  h: Record<string, string>,
+  names: readonly string[] = PASSED_HEADERS,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const n of names) {
     const v = h[n];
@@ -45,7 +48,12 @@ export function pickHeaders(h: Record<string, string>, names: readonly string[] 
 }
 
 /** Replays a (cached) upstream answer; HEAD gets the headers only. */
-export function sendAnswer(req: FastifyRequest, reply: FastifyReply, a: Answer, opts: { stale?: boolean } = {}): FastifyReply {
+export function sendAnswer(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  a: Answer,
+  opts: { stale?: boolean } = {},
+): FastifyReply {
   reply.code(a.status);
   for (const [k, v] of Object.entries(pickHeaders(a.headers))) reply.header(k, v);
   if (opts.stale) {
@@ -87,6 +95,8 @@ export function parseRange(header: string | undefined, size: number): ParsedRang
 
 export interface BlobBody {
   size: number;
+  /** The whole blob in memory (hot-blobs.ts): sent with one write, ranges as slices. */
+  buffer?: Buffer;
   /** The bytes of `[start, end)`: a store read or a fill stream. */
   open: (start: number, end: number) => Promise<Readable> | Readable;
   source: BodySource;
@@ -108,6 +118,10 @@ export async function sendBlob(req: FastifyRequest, reply: FastifyReply, body: B
   reply.header('content-length', String(end - start));
   req.hubcache.source = body.source;
   if (req.method === 'HEAD' || end === start) return reply.send();
+  if (body.buffer) {
+    req.hubcache.bytes += end - start;
+    return reply.send(body.buffer.subarray(start, end));
+  }
   const stream = await body.open(start, end);
   // Bytes sent, counted when the response ends (no per-chunk listener on the hot path).
   const length = end - start;

@@ -7,6 +7,7 @@ import type { LocalBlobStore } from '../stores/blob-store.js';
 import type { AccessControl, Caller } from './access.js';
 import type { MirrorEventBus } from './events.js';
 import type { FillManager } from './fills.js';
+import type { HotBlobs } from './hot-blobs.js';
 import type { MetadataCache } from './metadata-cache.js';
 import type { ServeOptions } from './options.js';
 import type { StatusBook } from './status.js';
@@ -19,6 +20,8 @@ export interface MirrorServices {
   cache: Cache;
   /** Verified blobs (read side of the store). */
   store: LocalBlobStore;
+  /** Hot warm blobs in memory (see hot-blobs.ts). */
+  hot: HotBlobs;
   fills: FillManager;
   meta: MetadataCache;
   access: AccessControl;

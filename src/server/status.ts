@@ -38,6 +38,9 @@ export function mirrorStatus(s: MirrorServices): MirrorStatus {
     repos: up.repos,
     fills: s.fills.active(),
     largeFiles: [...s.statusBook.largeFiles],
-    store: { root: s.options.cacheDir, ...(s.options.maxSizeBytes !== undefined ? { maxSizeBytes: s.options.maxSizeBytes } : {}) },
+    store: {
+      root: s.options.cacheDir,
+      ...(s.options.maxSizeBytes !== undefined ? { maxSizeBytes: s.options.maxSizeBytes } : {}),
+    },
   };
 }

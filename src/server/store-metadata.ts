@@ -50,7 +50,12 @@ async function storedFiles(rc: HfRepoCache, commit: string): Promise<StoredFile[
 
 function treeEntry(f: StoredFile): Record<string, unknown> {
   const lfs = f.etag.length === 64;
-  const e: Record<string, unknown> = { type: 'file', oid: lfs ? (f.gitOid ?? f.etag.slice(0, 40)) : f.etag, size: f.size, path: f.path };
+  const e: Record<string, unknown> = {
+    type: 'file',
+    oid: lfs ? (f.gitOid ?? f.etag.slice(0, 40)) : f.etag,
+    size: f.size,
+    path: f.path,
+  };
   if (lfs) e.lfs = { oid: f.etag, size: f.size, pointerSize: 134 };
   return e;
 }
@@ -85,12 +90,30 @@ export async function storeMetadata(
   if (files.length === 0) return undefined;
   if (op === 'info' || op === 'revision') {
     const siblings = files.map((f) =>
-      opts.blobs ? { rfilename: f.path, size: f.size, blobId: f.gitOid ?? f.etag, ...(f.etag.length === 64 ? { lfs: { sha256: f.etag, size: f.size, pointerSize: 134 } } : {}) } : { rfilename: f.path },
+      opts.blobs
+        ? {
+            rfilename: f.path,
+            size: f.size,
+            blobId: f.gitOid ?? f.etag,
+            ...(f.etag.length === 64 ? { lfs: { sha256: f.etag, size: f.size, pointerSize: 134 } } : {}),
+          }
+        : { rfilename: f.path },
     );
     const slash = repo.id.indexOf('/');
     return {
       status: 200,
-      body: { _id: '', id: repo.id, ...(repo.type === 'model' ? { modelId: repo.id } : {}), author: slash >= 0 ? repo.id.slice(0, slash) : repo.id, sha: commit, private: false, gated: false, disabled: false, tags: [], siblings },
+      body: {
+        _id: '',
+        id: repo.id,
+        ...(repo.type === 'model' ? { modelId: repo.id } : {}),
+        author: slash >= 0 ? repo.id.slice(0, slash) : repo.id,
+        sha: commit,
+        private: false,
+        gated: false,
+        disabled: false,
+        tags: [],
+        siblings,
+      },
     };
   }
   if (op === 'tree') {
@@ -122,7 +145,11 @@ export function pathsOfBody(body: string | undefined, contentType: string | unde
   try {
     if (/json/i.test(contentType ?? '')) {
       const j = JSON.parse(body) as { paths?: unknown };
-      return Array.isArray(j.paths) ? j.paths.filter((p): p is string => typeof p === 'string') : typeof j.paths === 'string' ? [j.paths] : [];
+      return Array.isArray(j.paths)
+        ? j.paths.filter((p): p is string => typeof p === 'string')
+        : typeof j.paths === 'string'
+          ? [j.paths]
+          : [];
     }
     const form = new URLSearchParams(body);
     return [...form.getAll('paths'), ...form.getAll('paths[]')];

@@ -169,7 +169,8 @@ export class UpstreamPool {
         if (up === this.primary) continue;
         for (const [rev, r] of Object.entries(revs)) {
           const p = primary[rev];
-          if (p && p.commit !== r.commit && p.at >= r.at - 24 * 3600_000) lagging.push(`${up} ${rev}: ${r.commit.slice(0, 8)} vs primary ${p.commit.slice(0, 8)}`);
+          if (p && p.commit !== r.commit && p.at >= r.at - 24 * 3600_000)
+            lagging.push(`${up} ${rev}: ${r.commit.slice(0, 8)} vs primary ${p.commit.slice(0, 8)}`);
         }
       }
       repos[key] = { ...rec, lagging };

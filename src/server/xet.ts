@@ -14,7 +14,13 @@ export function stripXetJson(value: unknown): unknown {
 }
 
 /** Upstream headers a resolve answer must never pass on. */
-export const XET_HEADERS = new Set(['x-xet-hash', 'x-xet-refresh-route', 'x-xet-cas-url', 'x-xet-access-token', 'x-xet-token-expiration']);
+export const XET_HEADERS = new Set([
+  'x-xet-hash',
+  'x-xet-refresh-route',
+  'x-xet-cas-url',
+  'x-xet-access-token',
+  'x-xet-token-expiration',
+]);
 
 /** A Link header without its Xet relations (`xet-auth`, `xet-reconstruction-info`); undefined if nothing is left. */
 export function stripXetLinks(link: string | undefined): string | undefined {

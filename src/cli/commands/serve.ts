@@ -21,26 +21,72 @@ interface ServeFlags {
   publicUrl?: string;
   drainTimeout?: string;
   logLevel?: string;
+  memoryCache?: string;
 }
 
 const repeat = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 export function serveCommand(run: CommandRunner): Command {
   return new Command('serve')
-    .description('Run a pull-through mirror of the Hugging Face Hub that the official clients use unchanged (HF_ENDPOINT=...)')
+    .description(
+      'Run a pull-through mirror of the Hugging Face Hub that the official clients use unchanged (HF_ENDPOINT=...)',
+    )
     .option('--host <host>', 'interface to listen on (default 127.0.0.1; env HUBCACHE_SERVE_HOST)')
     .option('--port <port>', 'port; 0 = any free port (default 8080; env HUBCACHE_SERVE_PORT)')
-    .option('--upstream <url>', 'HF upstream; repeat for fallbacks, first = primary (default https://huggingface.co; env HUBCACHE_SERVE_UPSTREAM, comma-separated)', repeat)
-    .option('--modelscope-upstream <url>', 'ModelScope upstream (default https://www.modelscope.cn; env HUBCACHE_SERVE_MODELSCOPE_UPSTREAM)')
-    .option('--metadata-ttl <duration>', 'how long a branch/tag -> commit answer is reused: 60s, 5m (default 60s; env HUBCACHE_SERVE_METADATA_TTL)')
+    .option(
+      '--upstream <url>',
+      'HF upstream; repeat for fallbacks, first = primary (default https://huggingface.co; env HUBCACHE_SERVE_UPSTREAM, comma-separated)',
+      repeat,
+    )
+    .option(
+      '--modelscope-upstream <url>',
+      'ModelScope upstream (default https://www.modelscope.cn; env HUBCACHE_SERVE_MODELSCOPE_UPSTREAM)',
+    )
+    .option(
+      '--metadata-ttl <duration>',
+      'how long a branch/tag -> commit answer is reused: 60s, 5m (default 60s; env HUBCACHE_SERVE_METADATA_TTL)',
+    )
     .option('--max-size <size>', 'LRU cap on the store, e.g. 500G (env HUBCACHE_SERVE_MAX_SIZE)')
-    .option('--upstream-token <token>', "the mirror's own token, used for public repos only (env HUBCACHE_SERVE_UPSTREAM_TOKEN)")
-    .option('--api-keys <file>', 'callers must present one of the keys in this file, one per line (env HUBCACHE_SERVE_API_KEYS)')
-    .option('--allow <pattern>', 'serve only repo ids matching this glob; repeatable (env HUBCACHE_SERVE_ALLOW, comma-separated)', collectPatterns)
-    .option('--deny <pattern>', 'refuse repo ids matching this glob; repeatable (env HUBCACHE_SERVE_DENY)', collectPatterns)
-    .option('--public-url <url>', 'origin clients reach the mirror at, for URLs it hands out (default: the request Host; env HUBCACHE_SERVE_PUBLIC_URL)')
-    .option('--drain-timeout <duration>', 'on SIGTERM, how long open downloads may finish before they are cut (default 10s; env HUBCACHE_SERVE_DRAIN_TIMEOUT)')
-    .addOption(new Option('--log-level <level>', 'JSON log level on stderr (env HUBCACHE_SERVE_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent']))
+    .option(
+      '--upstream-token <token>',
+      "the mirror's own token, used for public repos only (env HUBCACHE_SERVE_UPSTREAM_TOKEN)",
+    )
+    .option(
+      '--api-keys <file>',
+      'callers must present one of the keys in this file, one per line (env HUBCACHE_SERVE_API_KEYS)',
+    )
+    .option(
+      '--allow <pattern>',
+      'serve only repo ids matching this glob; repeatable (env HUBCACHE_SERVE_ALLOW, comma-separated)',
+      collectPatterns,
+    )
+    .option(
+      '--deny <pattern>',
+      'refuse repo ids matching this glob; repeatable (env HUBCACHE_SERVE_DENY)',
+      collectPatterns,
+    )
+    .option(
+      '--public-url <url>',
+      'origin clients reach the mirror at, for URLs it hands out (default: the request Host; env HUBCACHE_SERVE_PUBLIC_URL)',
+    )
+    .option(
+      '--drain-timeout <duration>',
+      'on SIGTERM, how long open downloads may finish before they are cut (default 10s; env HUBCACHE_SERVE_DRAIN_TIMEOUT)',
+    )
+    .option(
+      '--memory-cache <size>',
+      'RAM for hot warm blobs answered from memory, e.g. 256M; 0 = always from disk (env HUBCACHE_SERVE_MEMORY_CACHE)',
+    )
+    .addOption(
+      new Option('--log-level <level>', 'JSON log level on stderr (env HUBCACHE_SERVE_LOG_LEVEL)').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'silent',
+      ]),
+    )
     .addHelpText(
       'after',
       `
@@ -58,12 +104,18 @@ Examples:
     .action(async (_o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: ServeFlags) => {
         const env = ctx.io.env;
-        const pick = (flag: string | undefined, name: string): string | undefined => flag ?? (env[`HUBCACHE_SERVE_${name}`] || undefined);
+        const pick = (flag: string | undefined, name: string): string | undefined =>
+          flag ?? (env[`HUBCACHE_SERVE_${name}`] || undefined);
         const list = (flag: string[] | undefined, name: string): string[] =>
-          flag ?? (env[`HUBCACHE_SERVE_${name}`] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+          flag ??
+          (env[`HUBCACHE_SERVE_${name}`] ?? '')
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean);
         const portText = pick(flags.port, 'PORT') ?? '8080';
         const port = Number(portText);
-        if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`Not a port: "${portText}"`, { hint: 'Use 0-65535 (0: any free port).' });
+        if (!/^\d+$/.test(portText) || port > 65535)
+          throw new UsageError(`Not a port: "${portText}"`, { hint: 'Use 0-65535 (0: any free port).' });
         const upstreams = list(flags.upstream, 'UPSTREAM');
         for (const u of upstreams) checkUrl(u, '--upstream');
         const msUpstream = pick(flags.modelscopeUpstream, 'MODELSCOPE_UPSTREAM');
@@ -74,8 +126,12 @@ Examples:
         const maxSize = pick(flags.maxSize, 'MAX_SIZE');
         const drain = pick(flags.drainTimeout, 'DRAIN_TIMEOUT');
         const keysFile = pick(flags.apiKeys, 'API_KEYS');
+        const memCache = pick(flags.memoryCache, 'MEMORY_CACHE');
         const offline = !!ctx.flags.offline || /^(1|true|yes)$/i.test(env.HUBCACHE_SERVE_OFFLINE ?? '');
-        const cacheDir = env.HUBCACHE_SERVE_CACHE_DIR && !ctx.flags.cacheDir ? env.HUBCACHE_SERVE_CACHE_DIR : ctx.cache.config.hf.cacheDir;
+        const cacheDir =
+          env.HUBCACHE_SERVE_CACHE_DIR && !ctx.flags.cacheDir
+            ? env.HUBCACHE_SERVE_CACHE_DIR
+            : ctx.cache.config.hf.cacheDir;
         const { createMirror } = await import('../../server/app.js');
         const { DEFAULT_SERVE_OPTIONS } = await import('../../server/options.js');
         const metadataTtlMs = ttl ? parseDuration(ttl) : DEFAULT_SERVE_OPTIONS.metadataTtlMs;
@@ -99,8 +155,9 @@ Examples:
             ...(publicUrl ? { publicUrl } : {}),
             drainMs: drain ? parseDuration(drain) : DEFAULT_SERVE_OPTIONS.drainMs,
             logLevel: pick(flags.logLevel, 'LOG_LEVEL') ?? DEFAULT_SERVE_OPTIONS.logLevel,
+            hotCacheBytes: memCache !== undefined ? parseSize(memCache) : DEFAULT_SERVE_OPTIONS.hotCacheBytes,
           },
-          { logStream: ctx.io.stderr as unknown as import('pino').DestinationStream },
+          { logStream: ctx.io.stderr },
         );
         let url: string;
         try {
@@ -109,7 +166,10 @@ Examples:
           await mirror.close(0);
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-            throw new UsageError(`Cannot listen on ${pick(flags.host, 'HOST') ?? DEFAULT_SERVE_OPTIONS.host}:${port}: ${code}`, { hint: 'Pick another --port (0: any free port) or --host.' });
+            throw new UsageError(
+              `Cannot listen on ${pick(flags.host, 'HOST') ?? DEFAULT_SERVE_OPTIONS.host}:${port}: ${code}`,
+              { hint: 'Pick another --port (0: any free port) or --host.' },
+            );
           }
           throw err;
         }
@@ -139,9 +199,15 @@ function readKeys(file: string): string[] {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`Cannot read --api-keys file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(
+      `Cannot read --api-keys file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
-  const keys = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  if (keys.length === 0) throw new UsageError(`--api-keys file ${file} holds no key`, { hint: 'One key per line; # starts a comment.' });
+  const keys = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  if (keys.length === 0)
+    throw new UsageError(`--api-keys file ${file} holds no key`, { hint: 'One key per line; # starts a comment.' });
   return keys;
 }
