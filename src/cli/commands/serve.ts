@@ -97,6 +97,8 @@ Gated and private repos are served to a caller only after upstream accepted that
 Examples:
   hubcache serve --port 8080 --cache-dir /srv/hf-mirror --max-size 500G
   HF_ENDPOINT=http://mirror:8080 hf download org/name          # any client, unchanged
+  MODELSCOPE_ENDPOINT=http://mirror:8080 hubcache download modelscope:org/name   # the ModelScope face
+  hubcache prefetch --mirror http://mirror:8080 org/name        # warm it before a rollout; dashboard at /
   hubcache serve --upstream https://huggingface.co --upstream https://hf-mirror.example --metadata-ttl 5m
   hubcache serve --offline --cache-dir /mnt/models --host 0.0.0.0   # air-gapped: the store only
   hubcache serve --api-keys /etc/hubcache/keys --deny 'secret-org/*'`,
