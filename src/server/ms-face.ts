@@ -284,6 +284,7 @@ class MsFace {
       this.present.delete(k);
       return undefined;
     }
+    if (this.present.size > 100_000) this.present.clear();
     this.present.set(k, p);
     return p;
   }
