@@ -12,6 +12,8 @@ const throttle = arg('--throttle', 0);
 const hub = await startTestHub(throttle > 0 ? { throttleBytesPerSec: throttle, gzip: false } : { gzip: false });
 
 hub.hf.createRepo('bench/big').commit({ 'model.safetensors': { size: arg('--big-mib', 1024) * MiB, seed: 42 } });
+// The mirror bench's warm small file (bench/mirror.ts): 5 MiB, as in the nginx comparison.
+hub.hf.createRepo('bench/five').commit({ 'model.safetensors': { size: 5 * MiB, seed: 44 } });
 const huge = arg('--huge-mib', 0);
 if (huge > 0) hub.hf.createRepo('bench/huge').commit({ 'model.safetensors': { size: huge * MiB, seed: 43 } });
 // 200 small files of 4-64 KiB, like a tokenizer-heavy or config-heavy repo.

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { main } from '../src/cli/main.js';
 import { startTestHub, type TestHub } from '../test/fixtures/test-hub.js';
+import { startMirror } from '../test/fixtures/mirror.js';
 
 const PY = process.env.PYCLIENTS;
 if (!PY) {
@@ -126,6 +127,39 @@ print(sorted(f.file_name for r in info.repos for rev in r.revisions for f in rev
     hub.resetRequests();
     await py('hfpy', `from huggingface_hub import snapshot_download; snapshot_download('org/compat', local_dir='${dir2}')`, hfEnv(cache));
     assert.equal(bodies(hub), 0, 'Python skipped files hubcache put in the local dir');
+  });
+
+  await check('HF mirror (hubcache serve): snapshot_download, hf_hub_download, gated, metadata through it; no Xet', async () => {
+    hub.xet = true; // the upstream advertises Xet: the mirror must hide it
+    hub.pageSize = 2;
+    const gated = hub.hf.findRepo('org/compat-gated') ?? hub.hf.createRepo('org/compat-gated', { gated: 'manual' });
+    gated.commit({ 'w.safetensors': { size: 100_000, seed: 5 } });
+    hub.tokens.add('hf_compat_ok', { canAccessGated: true });
+    const m = await startMirror([hub.hfEndpoint]);
+    try {
+      hub.resetRequests();
+      const cache = await tmp();
+      const got = await py('hfpy', `
+import huggingface_hub as h, os
+p = h.snapshot_download('org/compat')
+print(sorted(os.listdir(p)))
+print(open(h.hf_hub_download('org/compat', 'config.json', revision='v1')).read())
+try:
+    h.hf_hub_download('org/compat-gated', 'w.safetensors'); print('LEAK')
+except h.errors.GatedRepoError: print('gated refused')
+print(os.path.getsize(h.hf_hub_download('org/compat-gated', 'w.safetensors', token='hf_compat_ok')))
+print(h.get_hf_file_metadata(h.hf_hub_url('org/compat', 'model.safetensors')).xet_file_data)`, { HF_HUB_CACHE: cache, HF_ENDPOINT: m.url });
+      assert.deepEqual(got.split('\n'), ["['config.json', 'model.safetensors', 'sub']", '{"a":1}', 'gated refused', '100000', 'None']);
+      assert.equal(hub.countRequests((r) => r.path.includes('xet-read-token')), 0);
+      // A second Python cache: everything from the warm mirror.
+      hub.resetRequests();
+      await py('hfpy', `import huggingface_hub as h; h.snapshot_download('org/compat')`, { HF_HUB_CACHE: await tmp(), HF_ENDPOINT: m.url });
+      assert.equal(bodies(hub), 0, 'no body fetched upstream for the second client');
+    } finally {
+      await m.close();
+      hub.xet = false;
+      hub.pageSize = 1000;
+    }
   });
 
   const msRepo = hub.ms.createRepo('org/ms.compat-1.5');

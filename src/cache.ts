@@ -12,13 +12,13 @@ import {
   type Env,
 } from './config.js';
 import { asFsError, UsageError, type WritePlace } from './errors.js';
-import { downloadHf } from './download/hf.js';
+import { downloadHf, ensureBlob, type EnsureBlobOptions, type EnsuredBlob } from './download/hf.js';
 import { sharedCacheRoots } from './download/cross-hub.js';
 import { downloadModelScope } from './download/modelscope.js';
 import type { DownloadOptions, DownloadResult } from './download/types.js';
 import type { ImportOptions, ImportResult } from './import/import-dir.js';
 import { parseRepoRef } from './hubs/repo-ref.js';
-import type { RepoRef } from './hubs/types.js';
+import type { RemoteFile, RepoRef } from './hubs/types.js';
 import { TransferEngine } from './transfer/engine.js';
 import type { TransferOptions } from './transfer/types.js';
 import type * as care from './care/index.js';
@@ -163,6 +163,18 @@ export class Cache {
       return downloadModelScope({ cacheDir, v2Dir, endpoint, token, offline, engine, crossHubRoots }, repo, opts);
     }
     throw new UsageError(`Hub ${repo.hub} is not supported yet`);
+  }
+
+  /**
+   * One HF blob (`file` as a tree listing describes it, at full `commit`) into the cache:
+   * downloaded and verified unless present, linked into its snapshot; returns where it is.
+   */
+  async ensureBlob(repo: string | RepoRef, commit: string, file: RemoteFile, opts: EnsureBlobOptions = {}): Promise<EnsuredBlob> {
+    const ref = this.parseRepo(repo);
+    if (ref.hub !== 'hf') throw new UsageError('ensureBlob: HF repos only');
+    const hf = this.config.hf;
+    const ctx = { cacheDir: hf.cacheDir, endpoint: hf.endpoint, token: hf.token, offline: hf.offline, symlinks: hf.symlinks, engine: this.engine };
+    return ensureBlob(ctx, ref, commit, file, opts);
   }
 
   /**

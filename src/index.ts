@@ -2,6 +2,8 @@
 export { Cache, type CacheConfig, type CacheAtOptions, type HubSettings } from './cache.js';
 export * from './errors.js';
 export type { DownloadOptions, DownloadResult, PlannedFile, ProgressEvent, FileStatus } from './download/types.js';
+export type { EnsureBlobOptions, EnsuredBlob } from './download/hf.js';
+export { LocalBlobStore, type BlobStore, type BlobStat, type BlobRange } from './stores/blob-store.js';
 export type { RepoRef, RemoteFile, Snapshot, HubName, RepoType, EndpointsOption } from './hubs/types.js';
 export { parseRepoRef, formatRepoRef } from './hubs/repo-ref.js';
 export { hfSettingsFromEnv, modelscopeSettingsFromEnv } from './config.js';

@@ -14,6 +14,8 @@ import { HfLocalDir } from '../layouts/hf-local-dir.js';
 import { materializeFile } from '../layouts/link-mode.js';
 import { acquireLock } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
+import type { TransferRequest } from '../transfer/types.js';
+import { assertSafeRepoPath } from '../util/safe-path.js';
 import { exists, isFile, mkdirp, writeFileIfChanged } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
@@ -220,7 +222,7 @@ async function planFile(rc: HfRepoCache, localDir: HfLocalDir | undefined, commi
   return { path: f.path, size: f.size, status, localPath };
 }
 
-function hfTransfer(client: HfClient, repo: RepoRef, commit: string, f: RemoteFile, partialDir: string, partialKey: string, finalPath: string, opts: DownloadOptions) {
+function hfTransfer(client: HfClient, repo: RepoRef, commit: string, f: RemoteFile, partialDir: string, partialKey: string, finalPath: string, opts: Pick<DownloadOptions, 'signal' | 'onProgress'>) {
   const source = () => client.downloadSource(repo, commit, f, opts.signal);
   return transferRequest({ path: f.path, source, expected: expectedContentOf(f), partialDir, partialKey, finalPath }, opts);
 }
@@ -238,25 +240,78 @@ async function materializeCached(
   fromOtherHub?: { index: CrossHubIndex; candidates: string[] },
 ): Promise<FileStatus> {
   if (p.status === 'cached') return 'cached';
+  delete p.reusedFrom; // set again only if the other layout's copy is what ends up here
+  const got = await ensureBlobIn(ctx, client, rc, repo, commit, f, opts, fromOtherHub);
+  if (got.reusedFrom) p.reusedFrom = got.reusedFrom;
+  return got.status;
+}
+
+export interface EnsureBlobOptions {
+  signal?: AbortSignal;
+  onProgress?: DownloadOptions['onProgress'];
+  /** See TransferRequest.onPartial: the partial file and its written prefix, while the blob fills. */
+  onPartial?: TransferRequest['onPartial'];
+  /** Re-download even if the blob is there. */
+  forceDownload?: boolean;
+}
+
+export interface EnsuredBlob {
+  /** `blobs/<etag>` in the HF cache: verified, complete. */
+  path: string;
+  etag: string;
+  size: number;
+  commit: string;
+  /** `downloaded` when this call fetched it; `linked`/`cached` when it was there already. */
+  status: FileStatus;
+}
+
+/**
+ * One blob of `repo` at `commit` into the HF cache (verified before it appears), linked into the
+ * snapshot folder; nothing else of the repo is touched. The seam for servers and other callers
+ * that need "this file's bytes on disk" without planning a whole snapshot.
+ */
+export async function ensureBlob(ctx: HfDownloadContext, repo: RepoRef, commit: string, file: RemoteFile, opts: EnsureBlobOptions = {}): Promise<EnsuredBlob> {
+  assertSafeRepoPath(file.path);
+  const rc = new HfRepoCache(ctx.cacheDir, repo);
+  const client = new HfClient({ endpoint: ctx.endpoint, token: ctx.token });
+  if (!(await rc.hasBlob(hfEtagOf(file)))) {
+    await rc.writeCachedirTag();
+    await mkdirp(rc.blobsDir());
+  }
+  const { status } = await ensureBlobIn(ctx, client, rc, repo, commit, file, opts);
+  const etag = hfEtagOf(file);
+  return { path: rc.blobPath(etag), etag, size: file.size, commit, status };
+}
+
+async function ensureBlobIn(
+  ctx: HfDownloadContext,
+  client: HfClient,
+  rc: HfRepoCache,
+  repo: RepoRef,
+  commit: string,
+  f: RemoteFile,
+  opts: EnsureBlobOptions,
+  fromOtherHub?: { index: CrossHubIndex; candidates: string[] },
+): Promise<{ status: FileStatus; reusedFrom?: PlannedFile['reusedFrom'] }> {
   const etag = hfEtagOf(f);
   const lock = await acquireLock(rc.lockPath(etag), { signal: opts.signal });
-  delete p.reusedFrom; // set again only if the other layout's copy is what ends up here
   try {
     if (!opts.forceDownload && (await rc.hasBlob(etag))) {
-      await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: false });
-      return 'linked';
+      if (!(await rc.hasSnapshotFile(commit, f.path))) await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: false });
+      return { status: 'linked' };
     }
-    if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return 'cached';
+    if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return { status: 'cached' };
     const blob = rc.blobPath(etag);
     const reused = fromOtherHub && (await fromOtherHub.index.place(fromOtherHub.candidates, f, blob, opts.signal));
     if (reused) {
       await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
-      p.reusedFrom = fromOtherHub.index.source;
-      return reused;
+      return { status: reused, reusedFrom: fromOtherHub.index.source };
     }
-    await ctx.engine.download(hfTransfer(client, repo, commit, f, rc.blobsDir(), etag, rc.blobPath(etag), opts));
+    const req = hfTransfer(client, repo, commit, f, rc.blobsDir(), etag, blob, opts);
+    if (opts.onPartial) req.onPartial = opts.onPartial;
+    await ctx.engine.download(req);
     await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
-    return 'downloaded';
+    return { status: 'downloaded' };
   } finally {
     await lock.release();
   }

@@ -19,6 +19,8 @@ import {
 import { placeFile } from '../import/place.js';
 import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
+import type { TransferRequest } from '../transfer/types.js';
+import { assertSafeRepoPath } from '../util/safe-path.js';
 import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { runPool } from '../util/pool.js';
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
@@ -233,8 +235,40 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
   return result(repo, revision, snap.commit, target.dir, planned, downloadedBytes, false);
 }
 
+export interface EnsureMsFileOptions {
+  signal?: AbortSignal;
+  /** See TransferRequest.onPartial: the partial file and its written prefix, while the file fills. */
+  onPartial?: TransferRequest['onPartial'];
+}
+
+/**
+ * One file of a ModelScope model (`file` as the file list describes it, at branch/tag
+ * `revisionName`) into the legacy layout, verified before it appears and recorded in `.msc`;
+ * nothing else of the repo is touched. The ModelScope twin of the HF `ensureBlob`, for servers.
+ */
+export async function ensureMsFile(ctx: MsDownloadContext, repo: RepoRef, revisionName: string, file: RemoteFile, opts: EnsureMsFileOptions = {}): Promise<{ path: string; status: FileStatus }> {
+  assertSafeRepoPath(file.path);
+  const cache = new ModelScopeCache(ctx.cacheDir, ctx.v2Dir ?? ctx.cacheDir);
+  const target = new LegacyTarget('v1', cache.legacy(repo.id), cache, repo.id);
+  const client = new ModelScopeClient({ endpoint: ctx.endpoint, token: ctx.token });
+  const lockOpts: AcquireLockOptions = opts.signal ? { signal: opts.signal } : {};
+  const lock = await acquireLock(cache.v2LockPath(repo.id, file.path), lockOpts);
+  try {
+    let status: FileStatus = 'cached';
+    if ((await target.check(file, true, opts.signal)) === 'absent') {
+      await target.init();
+      status = await fetchFile(ctx.engine, client, target, repo, revisionName, file, undefined, opts);
+    }
+    await target.record(file, lockOpts);
+    await cache.ensureDottedSymlink(repo.id);
+    return { path: target.filePath(file.path), status };
+  } finally {
+    await lock.release();
+  }
+}
+
 /** Puts the file's verified bytes at its target path: from a local copy, as an empty file, or over the network. */
-async function fetchFile(engine: TransferEngine, client: ModelScopeClient, target: MsTarget, repo: RepoRef, revisionName: string, f: RemoteFile, localCopy: string | undefined, opts: DownloadOptions): Promise<FileStatus> {
+async function fetchFile(engine: TransferEngine, client: ModelScopeClient, target: MsTarget, repo: RepoRef, revisionName: string, f: RemoteFile, localCopy: string | undefined, opts: Pick<DownloadOptions, 'signal' | 'onProgress'> & EnsureMsFileOptions): Promise<FileStatus> {
   const dest = target.filePath(f.path);
   if (localCopy) {
     await placeFile(localCopy, dest, 'copy');
@@ -250,7 +284,9 @@ async function fetchFile(engine: TransferEngine, client: ModelScopeClient, targe
   const key = f.sha256 ?? `nosha-${createHash('sha1').update(`${f.path}\0${f.msRevision ?? ''}`).digest('hex')}`;
   const staged = stagedPath(target.partialDir, key, f.path);
   const source = async () => client.downloadSource(repo, revisionName, f);
-  await engine.download(transferRequest({ path: f.path, source, expected: expectedContentOf(f), partialDir: target.partialDir, partialKey: key, finalPath: staged }, opts));
+  const req = transferRequest({ path: f.path, source, expected: expectedContentOf(f), partialDir: target.partialDir, partialKey: key, finalPath: staged }, opts);
+  if (opts.onPartial) req.onPartial = opts.onPartial;
+  await engine.download(req);
   await commitStaged(staged, dest);
   return 'downloaded';
 }

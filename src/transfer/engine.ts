@@ -100,6 +100,7 @@ export class TransferEngine {
       pool: this.pool,
       freeBytes: small ? () => this.sharedFreeBytes(req.partialDir) : () => freeBytes(req.partialDir),
       stats: { downloaded: 0 },
+      partial: partialReporter(req),
     };
     const writerId = newWriterId();
     activeWriters.add(writerId);
@@ -278,6 +279,19 @@ async function joinRunning(running: Promise<TransferResult>, req: TransferReques
   const r = await Promise.race([running, abort]);
   req.onProgress?.({ label: req.label, bytes: req.expected.size, total: req.expected.size, resumedBytes: 0, done: true });
   return { finalPath: r.finalPath, downloadedBytes: 0, resumedBytes: 0, reused: true };
+}
+
+/** A failing onPartial callback must not break the download (like onProgress). */
+function partialReporter(req: TransferRequest): (path: string, bytes: number) => void {
+  const sink = req.onPartial;
+  if (!sink) return () => undefined;
+  return (p, bytes) => {
+    try {
+      sink({ path: p, bytes });
+    } catch {
+      /* ignored */
+    }
+  };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

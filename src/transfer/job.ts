@@ -28,6 +28,8 @@ export interface FileJob {
   /** Free bytes where the partial lives (small files share one recent statfs per directory). */
   freeBytes: () => Promise<number | undefined>;
   stats: { downloaded: number };
+  /** The request's onPartial (see TransferRequest), or a no-op. */
+  partial: (path: string, bytes: number) => void;
 }
 
 /** The server changed what it serves under this URL since a partial was started. */

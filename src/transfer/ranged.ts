@@ -59,7 +59,12 @@ export async function downloadRanged(job: FileJob, owned: OwnedPartial): Promise
   // Hashes what is on disk, in file order, trailing the writes (resumed chunks included).
   const hasher = new PrefixHasher(owned.fh, job.size, Boolean(job.expected.gitSha1));
   const prefix = new WrittenPrefix(chunks);
-  hasher.advance(prefix.length());
+  const advance = (): void => {
+    const n = prefix.length();
+    hasher.advance(n);
+    job.partial(owned.path, n);
+  };
+  advance();
   let failure: Error | undefined;
   const fail = (err: Error): void => {
     failure ??= err;
@@ -68,7 +73,7 @@ export async function downloadRanged(job: FileJob, owned: OwnedPartial): Promise
   owned.onRelease = () => checkpoint.write(true);
   owned.startHeartbeat(job.opts.heartbeatIntervalMs, () => checkpoint.write(false), fail);
   const onWritten = (chunk: Chunk, len: number): void => {
-    if (chunk.index === prefix.headIndex) hasher.advance(prefix.length());
+    if (chunk.index === prefix.headIndex) advance();
     checkpoint.noteWritten(len);
   };
   try {
@@ -77,7 +82,7 @@ export async function downloadRanged(job: FileJob, owned: OwnedPartial): Promise
     if (failure) throw failure;
     if (signal.aborted) throw AbortedError.from(signal);
     // Some chunks may have been complete from the start (resume): the prefix can jump over them.
-    hasher.advance(prefix.length());
+    advance();
     return await Promise.race([hasher.digest(), rejectOnAbort(signal)]);
   } catch (err) {
     throw failure ?? (signal.aborted ? AbortedError.from(signal) : err);

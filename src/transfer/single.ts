@@ -42,6 +42,7 @@ export async function downloadSingle(job: FileJob, owned: OwnedPartial): Promise
   };
   await hashFromDisk(owned.fh, st.hasher, prefix, signal);
   job.progress.reset(prefix, prefix);
+  job.partial(owned.path, prefix);
   await ensureFreeSpace(job.dir, job.size - prefix, job.freeBytes());
 
   const tracker = new RetryTracker(job.opts, signal);
@@ -124,6 +125,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
       st.written = 0;
       st.hasher = new ContentHasher(job.size, Boolean(job.expected.gitSha1));
       job.progress.reset(0, 0);
+      job.partial(owned.path, 0);
     }
     const cl = headerValue(res.body.headers, 'content-length');
     if (cl !== undefined && Number(cl) !== job.size) {
@@ -142,6 +144,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
       st.written += len;
       job.progress.add(len);
       job.stats.downloaded += len;
+      job.partial(owned.path, st.written);
     },
   });
   if (!ended && received >= remaining) {
