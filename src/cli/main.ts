@@ -36,13 +36,16 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
   let interrupts = 0;
   // The running command's Output: a notice goes above its live bars instead of being drawn over.
   let liveOut: Output | undefined;
+  // A command that bounds its own shutdown (serve drains open streams for --drain-timeout).
+  let ownShutdown = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     interrupts++;
     if (interrupts > 1) endBySignal(signal);
+    ac.abort();
+    if (ownShutdown) return;
     const text = 'Interrupted: stopping (partial downloads are kept and resume next time). Press Ctrl-C again to quit now.';
     if (liveOut) liveOut.notice(text);
     else io.stderr.write(`\n${text}\n`);
-    ac.abort();
     // The command stops and cleans up within milliseconds; a file-system call that never returns
     // (a hung mount, a FIFO where a file should be) or a socket left open must not keep the
     // process alive after that, so it ends GRACE_MS after the signal at the latest. Partial data
@@ -63,6 +66,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     }
     const out = makeOutput(flags, io);
     liveOut = out;
+    ownShutdown = !!opts?.ownShutdown;
     try {
       const ctx = makeContext(flags, io, ac.signal, out, opts);
       exitCode = await body(ctx, flags as never);

@@ -179,7 +179,7 @@ Examples:
         });
         await mirror.close();
         return 0;
-      }),
+      }, { ownShutdown: true }),
     );
 }
 
