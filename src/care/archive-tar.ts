@@ -114,8 +114,13 @@ export class TarFileWriter {
   }
 }
 
-function drainOrClose(stream: NodeJS.EventEmitter): Promise<void> {
+/** Waits for room in `stream`, or for its end; at once if it is already destroyed (no event will come). */
+function drainOrClose(stream: NodeJS.EventEmitter & { destroyed: boolean }): Promise<void> {
   return new Promise((resolve) => {
+    if (stream.destroyed) {
+      resolve();
+      return;
+    }
     const done = (): void => {
       stream.off('drain', done);
       stream.off('close', done);
