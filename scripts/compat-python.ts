@@ -182,6 +182,21 @@ print(h.get_hf_file_metadata(h.hf_hub_url('org/compat', 'model.safetensors')).xe
       await hubcache(['download', 'modelscope:org/ms.compat-1.5'], msEnv(cache));
       assert.equal(bodies(hub), 0);
     });
+    await check(`ModelScope mirror (${client}): snapshot_download through hubcache serve, warm for the next client`, async () => {
+      const m = await startMirror([hub.hfEndpoint], { modelscopeUpstream: hub.msEndpoint });
+      try {
+        const env = { MODELSCOPE_CACHE: await tmp() };
+        const out = await py(client, `${sd}\nprint(snapshot_download('org/ms.compat-1.5', endpoint='${m.url}'))`, env);
+        const p = out.split('\n').at(-1) ?? ''; // modelscope 1.37 prints a "Downloading Model from" line first
+        assert.equal(await fs.readFile(path.join(p, 'configuration.json'), 'utf8'), '{"x":1}');
+        assert.equal((await fs.stat(path.join(p, 'model.safetensors'))).size, 1_200_000);
+        hub.resetRequests();
+        await py(client, `${sd}\nsnapshot_download('org/ms.compat-1.5', endpoint='${m.url}')`, { MODELSCOPE_CACHE: await tmp() });
+        assert.equal(bodies(hub), 0, 'no body fetched upstream for the second client');
+      } finally {
+        await m.close();
+      }
+    });
   }
 } finally {
   await hub.close();
