@@ -1,4 +1,4 @@
-// Who may get what (spec mirror.md §6). Two layers:
+// Who may get what (docs/protocols.md §Mirror access control). Two layers:
 // - the mirror's own gate: optional API keys, and repo allow/deny patterns;
 // - upstream's rules, learned: per repo and class (`meta` = JSON API, `content` = file bodies)
 //   whether anonymous access works (public) or not (restricted: gated, private, or missing);

@@ -1,4 +1,4 @@
-// Single-flight blob fills with streaming (spec mirror.md §5). The first caller for a missing
+// Single-flight blob fills with streaming (docs/protocols.md §Mirror single-flight). The first caller for a missing
 // blob starts one fill (the download layer's ensureBlob: the transfer engine's ranges, resume and
 // hash check before commit); later callers join it. Every caller streams from the partial file's
 // contiguous written prefix as it grows; a range beyond the prefix waits for its bytes. A caller

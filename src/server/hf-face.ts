@@ -1,4 +1,4 @@
-// The Hugging Face face (spec mirror.md §1-§6): the JSON API routes proxied through the metadata
+// The Hugging Face face (docs/protocols.md §Mirror routes): the JSON API routes proxied through the metadata
 // cache with access rules, and resolve/ answered by the mirror itself (200/206 with the body, and
 // the headers huggingface_hub and @huggingface/hub read) from the store or a single-flight fill.
 import { createHash } from 'node:crypto';
@@ -14,7 +14,7 @@ import { refuses, type Caller, type Decision, type Visibility } from './access.j
 import type { MirrorServices } from './services.js';
 import type { Loaded, Lookup } from './metadata-cache.js';
 import { MAX_HTTP_DOWNLOAD_SIZE } from './options.js';
-import { parseRange, pickHeaders, sendBlob, sendError, STALE_HEADER } from './reply.js';
+import { parseRange, pickHeaders, sendAnswer, sendBlob, sendError, STALE_HEADER } from './reply.js';
 import { UpstreamDownError, type Answer } from './upstream.js';
 import { pathsOfBody, storeMetadata } from './store-metadata.js';
 import { stripXetJson, stripXetLinks } from './xet.js';
@@ -127,7 +127,7 @@ class HfFace {
   /** revision → commit already written to the store's refs/ (saves a write per request). */
   private readonly refsWritten = new Map<string, string>();
   private readonly flaggedLarge = new Set<string>();
-  /** Branch/tag revalidations in flight: concurrent callers wait for the one (spec §3). */
+  /** Branch/tag revalidations in flight: concurrent callers wait for the one (docs/protocols.md §Mirror caching). */
   private readonly revalidating = new Map<string, Promise<unknown>>();
 
   constructor(private readonly s: MirrorServices) {}
@@ -316,18 +316,9 @@ class HfFace {
   }
 
   private sendApiAnswer(req: FastifyRequest, reply: FastifyReply, a: Answer, stale: boolean): FastifyReply {
-    reply.code(a.status);
-    for (const [k, v] of Object.entries(pickHeaders(a.headers))) reply.header(k, v);
+    // The one difference from a plain replay: pagination links point at the mirror.
     const link = rewriteLink(a.headers.link, this.s.originOf(req));
-    if (link) reply.header('link', link);
-    if (stale) {
-      reply.header(STALE_HEADER, '1');
-      req.hubcache.stale = true;
-    }
-    req.hubcache.source = 'upstream';
-    if (req.method === 'HEAD') return reply.send();
-    req.hubcache.bytes += a.body.length;
-    return reply.send(a.body);
+    return sendAnswer(req, reply, a, { stale, headers: { link } });
   }
 
   // ---- resolve ---------------------------------------------------------------------------
@@ -367,7 +358,7 @@ class HfFace {
     }
     if ('answer' in found) return this.sendResolveError(req, reply, found.answer, found.stale);
     const { meta } = found;
-    // What huggingface_hub reads from the final response (spec hf-hub.md §3.3), set only on success.
+    // What huggingface_hub reads from the final response (docs/protocols.md §HF file metadata), set only on success.
     const identify = (): FastifyReply => {
       reply.header('x-repo-commit', meta.commit);
       reply.header('etag', `"${meta.etag}"`);
@@ -692,7 +683,7 @@ function jsonAnswer(status: number, message: string, code: string): Answer {
   };
 }
 
-/** Commit, etag and size from a resolve HEAD answer (spec hf-hub.md §3.3), or undefined if incomplete. */
+/** Commit, etag and size from a resolve HEAD answer (docs/protocols.md §HF file metadata), or undefined if incomplete. */
 function parseFileMeta(a: Answer): FileMeta | undefined {
   const commit = a.headers['x-repo-commit'];
   const linked = a.headers['x-linked-etag'];

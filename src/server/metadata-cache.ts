@@ -1,4 +1,4 @@
-// In-memory cache of upstream metadata answers (spec mirror.md §3): entries live for the TTL
+// In-memory cache of upstream metadata answers (docs/protocols.md §Mirror caching): entries live for the TTL
 // their loader gives (forever for anything addressed by a full commit, --metadata-ttl for branch
 // and tag names, a short time for negative answers). One load per key is in flight; callers that
 // arrive meanwhile wait for it. When a load fails because upstream is down, the last entry is

@@ -1,4 +1,4 @@
-// The ModelScope face (spec mirror.md §7): what the modelscope SDK (≤1.37 and modelscope_hub) and
+// The ModelScope face (docs/protocols.md §Mirror ModelScope face): what the modelscope SDK (≤1.37 and modelscope_hub) and
 // hubcache call under /api/v1/models/{owner}/{name}: model info, /revisions and /repo/files
 // passed through the metadata cache with their envelope ({Code, Success, Message, Data}) and the
 // per-file Sha256/Revision unchanged, and downloads (/repo?Revision=&FilePath=) answered by the

@@ -52,10 +52,11 @@ export function sendAnswer(
   req: FastifyRequest,
   reply: FastifyReply,
   a: Answer,
-  opts: { stale?: boolean } = {},
+  opts: { stale?: boolean; headers?: Record<string, string | undefined> } = {},
 ): FastifyReply {
   reply.code(a.status);
   for (const [k, v] of Object.entries(pickHeaders(a.headers))) reply.header(k, v);
+  for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) reply.header(k, v);
   if (opts.stale) {
     reply.header(STALE_HEADER, '1');
     req.hubcache.stale = true;

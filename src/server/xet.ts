@@ -1,4 +1,4 @@
-// Xet is hidden from clients for now (spec mirror.md §4): clients that see `xetHash` in a tree
+// Xet is hidden from clients for now (docs/protocols.md §Mirror Xet): clients that see `xetHash` in a tree
 // listing skip the HTTP path and ask for a Xet token the mirror does not serve, bypassing its
 // cache. So listings lose `xetHash`, and resolve answers never carry Xet headers or links.
 
