@@ -37,8 +37,8 @@ export interface GovernorOptions {
  * risen by at least this share of the w'/w it would with streams that each keep their speed.
  */
 const MIN_GROWTH_YIELD = 0.5;
-/** Checks (a quarter of checkMs each) to wait for new connections' first bytes before judging. */
-const MAX_SETTLE_WAITS = 8;
+/** Longest wait for new connections' first bytes before a growth is judged anyway. */
+const MAX_SETTLE_MS = 1000;
 
 /** Connections wanted, from the measured aggregate `rate` of `workers` connections. */
 export function wantedConnections(rate: number, workers: number, o: { max: number; targetRate: number }): number {
@@ -56,8 +56,9 @@ export class ConnectionGovernor {
   private beforeGrowth: { rate: number; workers: number } | undefined;
   private stopped = false;
   private probing = true;
-  /** Consecutive checks spent waiting for new connections to start flowing. */
-  private waits = 0;
+  /** When the last growth started (its connections are given MAX_SETTLE_MS to start flowing). */
+  private grewAt = 0;
+  private settling = false;
 
   constructor(private readonly o: GovernorOptions) {}
 
@@ -105,14 +106,20 @@ export class ConnectionGovernor {
   private check(): void {
     const workers0 = this.o.workers();
     const flowing = this.o.flowing?.() ?? workers0;
-    if (this.beforeGrowth && flowing < workers0 && this.waits < MAX_SETTLE_WAITS) {
+    if (this.beforeGrowth && flowing < workers0 && performance.now() - this.grewAt < MAX_SETTLE_MS) {
       // New connections still connecting: their window would count them at zero speed.
-      this.waits++;
+      this.settling = true;
       this.mark();
       this.schedule((this.o.checkMs ?? 250) / 4);
       return;
     }
-    this.waits = 0;
+    if (this.settling) {
+      // All flowing now: judge the growth on a whole window from here.
+      this.settling = false;
+      this.mark();
+      this.schedule(this.o.checkMs ?? 250);
+      return;
+    }
     const now = performance.now();
     const seconds = (now - this.lastAt) / 1000;
     const rate = seconds > 0 ? (this.o.bytes() - this.lastBytes) / seconds : 0;
@@ -137,6 +144,7 @@ export class ConnectionGovernor {
     this.probing = false;
     if (want > workers) {
       this.beforeGrowth = { rate, workers };
+      this.grewAt = now;
       this.o.grow(want - workers);
     } else {
       this.beforeGrowth = undefined;

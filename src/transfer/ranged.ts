@@ -162,8 +162,8 @@ async function prepare(job: FileJob, owned: OwnedPartial): Promise<{ chunks: Chu
  * Every 64 MiB, as before, lost 10-45% of the arrived bytes at a kill; the data also reaches
  * the disk while the download runs, so the final fsync has little left to write.
  */
-const CHECKPOINT_SHARE = 0.02;
-const CHECKPOINT_MIN_BYTES = 2 * MiB;
+const CHECKPOINT_SHARE = 0.01;
+const CHECKPOINT_MIN_BYTES = 1 * MiB;
 const CHECKPOINT_MAX_AGE_MS = 1000;
 
 /** Writes the resume state into the trailer, strictly after the data it describes is synced. */
