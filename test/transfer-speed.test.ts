@@ -25,7 +25,7 @@ test('wantedConnections: enough streams to reach the target rate at the speed ea
 async function simulate(
   rateOf: (workers: number) => number,
   ms: number,
-  o: { max?: number; connectMs?: number; onGovernor?: (g: ConnectionGovernor) => void } = {},
+  o: { max?: number; connectMs?: number; enough?: number; onGovernor?: (g: ConnectionGovernor) => void } = {},
 ): Promise<number[]> {
   let workers = 1;
   /** When each worker started, to tell flowing ones from connecting ones. */
@@ -58,6 +58,7 @@ async function simulate(
     },
     probeMs: 20,
     checkMs: 40,
+    ...(o.enough !== undefined ? { enoughPerStream: o.enough } : {}),
   });
   g.start();
   o.onGovernor?.(g);
@@ -95,6 +96,11 @@ test('governor: a 429/503 halves the connections and stops growth', async () => 
 test('governor: a link saturated by one stream tries a second, then goes back to one', async () => {
   const history = await simulate(() => 1.2e9, 300);
   assert.deepEqual(history, [1, 2, 1]);
+});
+
+test('governor: a first stream already past enoughPerStream is left alone; a capped one still grows', async () => {
+  assert.deepEqual(await simulate(() => 1.2e9, 200, { enough: 250e6 }), [1]);
+  assert.deepEqual(await simulate((w) => w * 40e6, 150, { enough: 250e6 }), [1, 16]);
 });
 
 test('governor: a link that scales up to a limit keeps the streams that fill it, then stops', async () => {

@@ -30,6 +30,11 @@ export interface GovernorOptions {
   shrinkTo: (n: number) => void;
   probeMs?: number;
   checkMs?: number;
+  /**
+   * A first stream at least this fast is left alone: no per-stream CDN cap is that high, and the
+   * try of a second stream (judged, then cut back) is what costs on a CPU-bound machine.
+   */
+  enoughPerStream?: number;
 }
 
 /**
@@ -132,7 +137,8 @@ export class ConnectionGovernor {
       this.o.shrinkTo(Math.max(1, Math.min(workers, Math.round(rate / perStream))));
       return;
     }
-    const want = wantedConnections(rate, workers, this.o);
+    const enough = this.o.enoughPerStream;
+    const want = enough !== undefined && !before && workers === 1 && rate >= enough ? workers : wantedConnections(rate, workers, this.o);
     if (this.probing) {
       // The first window included the stream's start (and, on a capped stream, the burst that
       // filled the socket buffers): measure one more before judging the speed of one stream.
