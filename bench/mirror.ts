@@ -60,7 +60,7 @@ async function freePort(): Promise<number> {
 }
 
 async function startHub(): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/hub-server.ts'), '--big-mib', String(BIG_MIB)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/hub-server.ts'), '--sizes', String(BIG_MIB), '--five'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   return (JSON.parse(await firstLine(child, 'test hub')) as { hfEndpoint: string }).hfEndpoint;
 }
@@ -160,10 +160,10 @@ try {
   // Cold: a fresh mirror store each run, hubcache download through it vs from the hub directly.
   const cold: { direct: number[]; mirror: number[] } = { direct: [], mirror: [] };
   for (let i = 0; i < RUNS; i++) {
-    cold.direct.push(hubcacheDownload(hub, 'bench/big'));
+    cold.direct.push(hubcacheDownload(hub, `bench/m${BIG_MIB}`));
     const store = path.join(scratch, `store-cold-${i}`);
     const mirrorUrl = await startMirror(hub, store);
-    cold.mirror.push(hubcacheDownload(mirrorUrl, 'bench/big'));
+    cold.mirror.push(hubcacheDownload(mirrorUrl, `bench/m${BIG_MIB}`));
     children.pop()?.kill('SIGTERM');
     fs.rmSync(store, { recursive: true, force: true });
     log(`  cold ${BIG_MIB} MiB: direct ${cold.direct.at(-1)?.toFixed(2)} s, through the mirror ${cold.mirror.at(-1)?.toFixed(2)} s`);
@@ -173,7 +173,7 @@ try {
   const store = path.join(scratch, 'store');
   const mirror = await startMirror(hub, store);
   const fiveUrl = `${mirror}/bench/five/resolve/main/${F}`;
-  const bigUrl = `${mirror}/bench/big/resolve/main/${F}`;
+  const bigUrl = `${mirror}/bench/m${BIG_MIB}/resolve/main/${F}`;
   curlTime(fiveUrl);
   curlTime(bigUrl);
   const www = path.join(scratch, 'www');

@@ -74,6 +74,24 @@ test('SIGKILL right after a state checkpoint: exactly the checkpointed bytes are
   assert.equal(sent, data.length - doneBytes);
 });
 
+test('SIGKILL mid-download with a slow heartbeat: checkpoints follow the data, little is fetched again', async () => {
+  // 12 MiB over 4 streams of 2 MiB/s; the heartbeat (which also checkpoints) is 10 s away, so
+  // only the data-driven checkpoints can save what arrived. Every 64 MiB saved nothing here.
+  const big = patternBytes(12 * MiB, 31);
+  server.addFile('/k5', big, slow);
+  const l = await layout();
+  const options = { ...fastOptions, heartbeatIntervalMs: 10_000, staleAfterSeconds: 30 };
+  const run = await startChild(childConfig(server, '/k5', big, l, { options, killAt: { at: 'bytes', bytes: 6 * MiB } })).done;
+  assert.equal(run.signal, 'SIGKILL');
+  const arrived = Math.max(...run.events.filter((e) => e['event'] === 'progress').map((e) => Number(e['bytes'])));
+  const saved = run.events.filter((e) => e['event'] === 'checkpoint').at(-1);
+  const { resumed, sent } = await finishAndCheck(l, '/k5', big);
+  assert.equal(resumed, Number(saved?.['doneBytes']), 'exactly the last checkpoint is trusted');
+  // A checkpoint is due at 1 MiB (or 1%) past the previous one: the rest was in flight.
+  assert.ok(arrived - resumed <= 2 * MiB, `${arrived} arrived, ${resumed} resumed`);
+  assert.equal(sent, big.length - resumed);
+});
+
 test('SIGKILL during commit (verified, before rename): the next run commits without fetching', async () => {
   server.addFile('/k3', data);
   const l = await layout();

@@ -5,7 +5,7 @@ import { NetworkError } from '../errors.js';
 import type { BodyConsumer, Http1Response } from '../http/client.js';
 
 /** A slow link still gets its bytes onto disk (and into progress) this often. */
-const MAX_BATCH_AGE_MS = 50;
+const MAX_BATCH_AGE_MS = 25;
 /** Writes in flight per connection: the socket keeps being read while the disk works. */
 export const WRITE_DEPTH = 2;
 

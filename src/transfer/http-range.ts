@@ -81,6 +81,17 @@ export class ForbiddenStatusError extends HubHttpError {
   }
 }
 
+/** A 503 (a CDN shedding load): retried like any 5xx, after the Retry-After it may carry. */
+export class UnavailableStatusError extends ServerError {
+  constructor(
+    message: string,
+    url: string | undefined,
+    readonly retryAfterSeconds: number | undefined,
+  ) {
+    super(message, 503, url);
+  }
+}
+
 export async function openGet(opts: OpenOptions): Promise<OpenedResponse> {
   const generation = opts.source.generation;
   let src = await opts.source.get();
@@ -171,5 +182,9 @@ async function statusError(res: Http1Response, rawUrl: string, label: string, ge
   if (status === 403 && !code) {
     return new ForbiddenStatusError(`HTTP 403 downloading ${label}${message ? `: ${message}` : ''}`, url, generation, 'Your token may lack access to this repo, or the download link expired.');
   }
-  return hubErrorFor({ status, code, message, url, what: label, retryAfterSeconds: parseRetryAfter(res.headers), plain404IsEntry: true });
+  const retryAfterSeconds = parseRetryAfter(res.headers);
+  if (status === 503) {
+    return new UnavailableStatusError(`HTTP 503 downloading ${label}${message ? `: ${message}` : ''}`, url, retryAfterSeconds);
+  }
+  return hubErrorFor({ status, code, message, url, what: label, retryAfterSeconds, plain404IsEntry: true });
 }

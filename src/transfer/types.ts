@@ -143,9 +143,9 @@ const MiB = 1024 * 1024;
  * files next to one large file.
  */
 export const defaultTransferOptions: Readonly<TransferOptions> = Object.freeze({
-  connections: 16,
+  connections: 64,
   targetRate: 1.5e9,
-  maxConnections: 32,
+  maxConnections: 64,
   parallelThreshold: 16 * MiB,
   chunkSize: 32 * MiB,
   bufferMemory: 96 * MiB,

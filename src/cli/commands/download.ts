@@ -39,7 +39,7 @@ export function downloadCommand(run: CommandRunner): Command {
     .option('--dry-run', 'show what would be downloaded, with sizes; change nothing')
     .option('--force-download', 'download again even if cached')
     .addOption(new Option('--max-workers <n>', 'files downloaded at once').default('8'))
-    .option('--connections <n>', 'parallel connections (byte ranges) per large file (default 16)')
+    .option('--connections <n>', 'most connections open at once, over all files (default 64); a large file gets as many as raise its speed')
     .addOption(new Option('--link-mode <mode>', 'with --local-dir, how files already cached get there: copy (default), reflink, hardlink, symlink, or auto (reflink, else hard link, else copy); hard-linked files share bytes with the cache: do not edit them in place').choices([...LINK_MODES]))
     .addOption(new Option('--ms-layout <layout>', 'ModelScope layout: v1 (legacy models/org/name___ + .msc, read by every modelscope version) or v2 (≥1.38 snapshots/<rev>/)').choices(['v1', 'v2']))
     .addHelpText(
@@ -71,8 +71,8 @@ Examples:
         });
         if (repo.revision !== undefined) checkRevision(repo.revision, 'revision');
         if (flags.connections) {
-          const n = parseCount('--connections', flags.connections, { max: 64 });
-          ctx.cache.config.transfer = { ...ctx.cache.config.transfer, connections: n, maxConnections: Math.max(n, ctx.cache.config.transfer?.maxConnections ?? 0) };
+          const n = parseCount('--connections', flags.connections, { max: 256 });
+          ctx.cache.config.transfer = { ...ctx.cache.config.transfer, connections: n, maxConnections: n };
         }
         const localDir = flags.localDir ?? flags.local_dir;
         if (localDir !== undefined) checkLocalDir(localDir);
