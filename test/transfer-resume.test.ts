@@ -49,7 +49,8 @@ async function finishAndCheck(l: Layout, urlPath: string, content: Buffer): Prom
 }
 
 test('SIGKILL after some chunks: the next run resumes and fetches only what is missing', async () => {
-  server.addFile('/k1', data, slow);
+  // 1 MiB/s: a checkpoint (an fdatasync) has a second to finish before the next MiB, even on a loaded machine.
+  server.addFile('/k1', data, { throttleBytesPerSec: 1 * MiB });
   const l = await layout();
   const run = await startChild(childConfig(server, '/k1', data, l, { killAt: { at: 'bytes', bytes: 2 * MiB } })).done;
   assert.equal(run.signal, 'SIGKILL');
@@ -75,10 +76,10 @@ test('SIGKILL right after a state checkpoint: exactly the checkpointed bytes are
 });
 
 test('SIGKILL mid-download with a slow heartbeat: checkpoints follow the data, little is fetched again', async () => {
-  // 12 MiB over 4 streams of 2 MiB/s; the heartbeat (which also checkpoints) is 10 s away, so
+  // 12 MiB over 4 streams of 1 MiB/s (slow enough that an fdatasync keeps up on a loaded machine); the heartbeat (which also checkpoints) is 10 s away, so
   // only the data-driven checkpoints can save what arrived. Every 64 MiB saved nothing here.
   const big = patternBytes(12 * MiB, 31);
-  server.addFile('/k5', big, slow);
+  server.addFile('/k5', big, { throttleBytesPerSec: 1 * MiB });
   const l = await layout();
   const options = { ...fastOptions, heartbeatIntervalMs: 10_000, staleAfterSeconds: 30 };
   const run = await startChild(childConfig(server, '/k5', big, l, { options, killAt: { at: 'bytes', bytes: 6 * MiB } })).done;
