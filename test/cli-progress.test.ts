@@ -69,7 +69,9 @@ describe('progress lines', () => {
 describe('progress in a real terminal (tmux)', { skip: hasTmux ? false : 'tmux is not installed (apt-get install tmux)' }, () => {
   let hub: TestHub;
   const socket = `hubcache-test-${process.pid}`;
-  const tmux = (...args: string[]) => run('tmux', ['-L', socket, '-f', '/dev/null', ...args]);
+  // One tmux server per pane: a new session on a server whose last session just ended can race its exit.
+  const tmuxOn = (sock: string) => (...args: string[]) => run('tmux', ['-L', sock, '-f', '/dev/null', ...args]);
+  const tmux = tmuxOn(socket);
   before(async () => {
     hub = await startTestHub();
     hub.hf.createRepo('org/model').commit({ 'config.json': '{"a":1}\n', [LONG]: BIG, 'tokenizer.json': Buffer.alloc(400_000, 5) });
@@ -80,8 +82,9 @@ describe('progress in a real terminal (tmux)', { skip: hasTmux ? false : 'tmux i
   });
 
   /** Runs the CLI in a fresh pane of `cols` columns; returns every screen seen and the final scrollback. */
-  async function inPane(cols: number, cache: string, args: string[], until: RegExp, onScreen?: (screen: string, pane: string) => Promise<void>): Promise<{ screens: string[]; final: string }> {
+  async function inPane(cols: number, cache: string, args: string[], until: RegExp, onScreen?: (screen: string, sendKey: (key: string) => Promise<unknown>) => Promise<void>): Promise<{ screens: string[]; final: string }> {
     const name = `p${cols}-${Math.random().toString(36).slice(2, 8)}`;
+    const tmux = tmuxOn(`${socket}-${name}`);
     const cmd = [
       `cd ${JSON.stringify(ROOT)}`,
       `HF_HUB_CACHE=${JSON.stringify(cache)} HF_ENDPOINT=${hub.hfEndpoint} ${JSON.stringify(process.execPath)} --import tsx test/fixtures/cli-child.ts ${args.join(' ')}; echo "EXIT=$?"`,
@@ -92,7 +95,7 @@ describe('progress in a real terminal (tmux)', { skip: hasTmux ? false : 'tmux i
     for (let i = 0; i < 600; i++) {
       const { stdout } = await tmux('capture-pane', '-p', '-t', name);
       screens.push(stdout);
-      if (onScreen) await onScreen(stdout, name);
+      if (onScreen) await onScreen(stdout, (key) => tmux('send-keys', '-t', name, key));
       if (until.test(stdout)) break;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -107,10 +110,10 @@ describe('progress in a real terminal (tmux)', { skip: hasTmux ? false : 'tmux i
       hub.throttleBytesPerSec = 600_000;
       // 1. interrupted half-way (Ctrl-C in the pane): the partial is kept
       let sent = false;
-      const first = await inPane(cols, cache, ['download', 'org/model', '--max-workers', '1', '--connections', '1'], /EXIT=\d+/, async (screen, pane) => {
+      const first = await inPane(cols, cache, ['download', 'org/model', '--max-workers', '1', '--connections', '1'], /EXIT=\d+/, async (screen, sendKey) => {
         if (!sent && screen.split('\n').some((l) => /safetensors.* ([3-9]\d)% /.test(l))) {
           sent = true;
-          await tmux('send-keys', '-t', pane, 'C-c');
+          await sendKey('C-c');
         }
       });
       assert.ok(sent, `saw the big file's bar:\n${first.final}`);
