@@ -178,7 +178,7 @@ try {
   curlTime(bigUrl);
   const www = path.join(scratch, 'www');
   fs.mkdirSync(www);
-  for (const [repo, name] of [['bench--five', 'five.bin'], ['bench--big', 'big.bin']] as const) {
+  for (const [repo, name] of [['bench--five', 'five.bin'], [`bench--m${BIG_MIB}`, 'big.bin']] as const) {
     const snap = path.join(store, `models--${repo}`, 'snapshots');
     const commit = fs.readdirSync(snap)[0] as string;
     fs.linkSync(fs.realpathSync(path.join(snap, commit, F)), path.join(www, name)); // same inode, same page cache
