@@ -16,9 +16,11 @@ const throttle = Number(arg('--throttle') ?? 0);
 const hub = await startTestHub(throttle > 0 ? { throttleBytesPerSec: throttle, gzip: false } : { gzip: false });
 
 const sizes = (arg('--sizes') ?? '').split(',').filter(Boolean).map(Number);
-for (const mib of sizes) hub.hf.createRepo(`bench/m${mib}`).commit({ 'model.safetensors': { size: mib * MiB, seed: mib } });
+for (const mib of sizes)
+  hub.hf.createRepo(`bench/m${mib}`).commit({ 'model.safetensors': { size: mib * MiB, seed: mib } });
 // The mirror bench's warm small file (bench/mirror.ts): 5 MiB, as in the issue's nginx comparison.
-if (process.argv.includes('--five')) hub.hf.createRepo('bench/five').commit({ 'model.safetensors': { size: 5 * MiB, seed: 44 } });
+if (process.argv.includes('--five'))
+  hub.hf.createRepo('bench/five').commit({ 'model.safetensors': { size: 5 * MiB, seed: 44 } });
 if (process.argv.includes('--small')) {
   // 200 small files of 4-64 KiB, like a tokenizer-heavy or config-heavy repo.
   const small: Record<string, Uint8Array> = {};

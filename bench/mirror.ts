@@ -60,13 +60,32 @@ async function freePort(): Promise<number> {
 }
 
 async function startHub(): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/hub-server.ts'), '--sizes', String(BIG_MIB), '--five'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'bench/hub-server.ts'), '--sizes', String(BIG_MIB), '--five'],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   children.push(child);
   return (JSON.parse(await firstLine(child, 'test hub')) as { hfEndpoint: string }).hfEndpoint;
 }
 
 async function startMirror(hub: string, cacheDir: string): Promise<string> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/hubcache.js'), 'serve', '--port', '0', '--cache-dir', cacheDir, '--upstream', hub, '--log-level', 'warn'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, 'bin/hubcache.js'),
+      'serve',
+      '--port',
+      '0',
+      '--cache-dir',
+      cacheDir,
+      '--upstream',
+      hub,
+      '--log-level',
+      'warn',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   children.push(child);
   const line = await firstLine(child, 'hubcache serve');
   return line.replace(/^listening on /, '');
@@ -96,7 +115,9 @@ http {
 }
 `;
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  const child = spawn(NGINX as string, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(NGINX as string, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   children.push(child);
   for (let i = 0; i < 100; i++) {
     if (await ping(port)) break;
@@ -134,7 +155,11 @@ function hubcacheDownload(endpoint: string, repo: string): number {
   const cache = path.join(scratch, `client-${Date.now()}`);
   spawnSync('sync');
   const t = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/hubcache.js'), 'download', repo, '--cache-dir', cache, '-q'], { env: { ...process.env, HF_ENDPOINT: endpoint }, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [path.join(ROOT, 'bin/hubcache.js'), 'download', repo, '--cache-dir', cache, '-q'],
+    { env: { ...process.env, HF_ENDPOINT: endpoint }, encoding: 'utf8' },
+  );
   const s = Number(process.hrtime.bigint() - t) / 1e9;
   if (r.status !== 0) throw new Error(`hubcache download ${repo} from ${endpoint} failed: ${r.stderr}`);
   fs.rmSync(cache, { recursive: true, force: true });
@@ -153,7 +178,12 @@ const rows: Row[] = [];
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 try {
-  log(`bench:mirror: ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ${RUNS} runs, scratch ${scratch}`);
+  log(
+    `bench:mirror: ${os.cpus().length} cores, load ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}, ${RUNS} runs, scratch ${scratch}`,
+  );
   const hub = await startHub();
   const F = 'model.safetensors';
 
@@ -166,7 +196,9 @@ try {
     cold.mirror.push(hubcacheDownload(mirrorUrl, `bench/m${BIG_MIB}`));
     children.pop()?.kill('SIGTERM');
     fs.rmSync(store, { recursive: true, force: true });
-    log(`  cold ${BIG_MIB} MiB: direct ${cold.direct.at(-1)?.toFixed(2)} s, through the mirror ${cold.mirror.at(-1)?.toFixed(2)} s`);
+    log(
+      `  cold ${BIG_MIB} MiB: direct ${cold.direct.at(-1)?.toFixed(2)} s, through the mirror ${cold.mirror.at(-1)?.toFixed(2)} s`,
+    );
   }
 
   // Warm: one mirror store holding both files; nginx serves the very same blob files.
@@ -178,7 +210,10 @@ try {
   curlTime(bigUrl);
   const www = path.join(scratch, 'www');
   fs.mkdirSync(www);
-  for (const [repo, name] of [['bench--five', 'five.bin'], [`bench--m${BIG_MIB}`, 'big.bin']] as const) {
+  for (const [repo, name] of [
+    ['bench--five', 'five.bin'],
+    [`bench--m${BIG_MIB}`, 'big.bin'],
+  ] as const) {
     const snap = path.join(store, `models--${repo}`, 'snapshots');
     const commit = fs.readdirSync(snap)[0] as string;
     fs.linkSync(fs.realpathSync(path.join(snap, commit, F)), path.join(www, name)); // same inode, same page cache
@@ -194,17 +229,40 @@ try {
     log(`  warm 5 MiB wrk -c8: nginx ${rps.nginx.at(-1)} req/s, mirror ${rps.mirror.at(-1)} req/s`);
     big.nginx.push(curlTime(`${nginx}/big.bin`));
     big.mirror.push(curlTime(bigUrl));
-    log(`  warm ${BIG_MIB} MiB curl: nginx ${big.nginx.at(-1)?.toFixed(2)} s, mirror ${big.mirror.at(-1)?.toFixed(2)} s`);
+    log(
+      `  warm ${BIG_MIB} MiB curl: nginx ${big.nginx.at(-1)?.toFixed(2)} s, mirror ${big.mirror.at(-1)?.toFixed(2)} s`,
+    );
   }
   const n5 = median(rps.nginx);
   const m5 = median(rps.mirror);
-  rows.push({ scenario: 'warm 5 MiB, wrk -t2 -c8 -d5s', metric: 'req/s', nginxOrDirect: n5, mirror: m5, ratio: m5 / n5, target: '≥ 0.7' });
+  rows.push({
+    scenario: 'warm 5 MiB, wrk -t2 -c8 -d5s',
+    metric: 'req/s',
+    nginxOrDirect: n5,
+    mirror: m5,
+    ratio: m5 / n5,
+    target: '≥ 0.7',
+  });
   const nb = median(big.nginx);
   const mb = median(big.mirror);
-  rows.push({ scenario: `warm ${BIG_MIB} MiB, curl`, metric: 's', nginxOrDirect: nb, mirror: mb, ratio: mb / nb, target: '≤ 1.5' });
+  rows.push({
+    scenario: `warm ${BIG_MIB} MiB, curl`,
+    metric: 's',
+    nginxOrDirect: nb,
+    mirror: mb,
+    ratio: mb / nb,
+    target: '≤ 1.5',
+  });
   const cd = median(cold.direct);
   const cm = median(cold.mirror);
-  rows.push({ scenario: `cold ${BIG_MIB} MiB, hubcache download (vs direct)`, metric: 's', nginxOrDirect: cd, mirror: cm, ratio: cm / cd, target: '≤ 1.2' });
+  rows.push({
+    scenario: `cold ${BIG_MIB} MiB, hubcache download (vs direct)`,
+    metric: 's',
+    nginxOrDirect: cd,
+    mirror: cm,
+    ratio: cm / cd,
+    target: '≤ 1.2',
+  });
 } finally {
   for (const c of children) c.kill('SIGTERM');
 }
@@ -213,7 +271,14 @@ const fmt = (v: number, metric: string): string => (metric === 'req/s' ? v.toFix
 console.log('\n| scenario | nginx / direct | hubcache serve | ratio | target |');
 console.log('|---|---:|---:|---:|---|');
 for (const r of rows) {
-  console.log(`| ${r.scenario} | ${fmt(r.nginxOrDirect, r.metric)} ${r.metric} | ${fmt(r.mirror, r.metric)} ${r.metric} | ${r.ratio.toFixed(2)}× | ${r.target} ${(r.target.startsWith('≥') ? r.ratio >= Number(r.target.slice(2)) : r.ratio <= Number(r.target.slice(2))) ? 'met' : 'missed'} |`);
+  console.log(
+    `| ${r.scenario} | ${fmt(r.nginxOrDirect, r.metric)} ${r.metric} | ${fmt(r.mirror, r.metric)} ${r.metric} | ${r.ratio.toFixed(2)}× | ${r.target} ${(r.target.startsWith('≥') ? r.ratio >= Number(r.target.slice(2)) : r.ratio <= Number(r.target.slice(2))) ? 'met' : 'missed'} |`,
+  );
 }
-console.log(`\n(${os.cpus().length} cores, load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; median of ${RUNS} runs)`);
+console.log(
+  `\n(${os.cpus().length} cores, load average at the end ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}; median of ${RUNS} runs)`,
+);
 setTimeout(() => fs.rmSync(scratch, { recursive: true, force: true }), 500).unref();

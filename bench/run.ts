@@ -42,7 +42,8 @@ for (const need of ['/usr/bin/time', 'aria2c', 'curl']) {
     process.exit(2);
   }
 }
-if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js'))) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+if (!fs.existsSync(path.join(ROOT, 'dist/cli/main.js')))
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
 const HUBCACHE = path.join(ROOT, 'bin/hubcache.js');
 
 // ---------------------------------------------------------------------------------------------
@@ -55,7 +56,10 @@ interface Hub {
   stop: () => void;
 }
 async function startHub(args: string[]): Promise<Hub> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/hub-server.ts'), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/hub-server.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = readline.createInterface({ input: child.stdout });
   const queue: Array<(l: string) => void> = [];
   const first = new Promise<string>((resolve, reject) => {
@@ -86,9 +90,17 @@ interface Measure {
 }
 /** Runs one command under /usr/bin/time: wall seconds and peak RSS of the process. */
 function timed(cmd: string, args: string[], env: Record<string, string> = {}): Measure {
-  const r = spawnSync('/usr/bin/time', ['-f', 'BENCH %e %M', cmd, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  const r = spawnSync('/usr/bin/time', ['-f', 'BENCH %e %M', cmd, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'ignore', 'pipe'],
+    maxBuffer: 1 << 26,
+  });
   const m = /BENCH ([\d.]+) (\d+)/.exec(r.stderr ?? '');
-  if (r.status !== 0 || !m) throw new Error(`${cmd} ${args.join(' ').slice(0, 200)} failed (exit ${r.status}): ${(r.stderr ?? '').slice(-800)}`);
+  if (r.status !== 0 || !m)
+    throw new Error(
+      `${cmd} ${args.join(' ').slice(0, 200)} failed (exit ${r.status}): ${(r.stderr ?? '').slice(-800)}`,
+    );
   return { seconds: Number(m[1]), rssMB: Number(m[2]) / 1024 };
 }
 
@@ -139,17 +151,34 @@ function scenario(title: string, tools: Tool[], runs = RUNS): void {
     rows.push({ title, tool: t.name, seconds: median(s.map((x) => x.seconds)), rssMB: median(s.map((x) => x.rssMB)) });
   }
 }
-const secondsOf = (title: string, tool: string): number | undefined => rows.find((r) => r.title === title && r.tool === tool)?.seconds;
+const secondsOf = (title: string, tool: string): number | undefined =>
+  rows.find((r) => r.title === title && r.tool === tool)?.seconds;
 
 const HC = 'hubcache';
 const hubcache = (hub: Hub, repo: string, extra: string[] = [], name = HC): Tool => ({
   name,
-  run: () => timed(process.execPath, [HUBCACHE, 'download', repo, '--cache-dir', fresh('hubcache'), '-q', ...extra], { HF_ENDPOINT: hub.hfEndpoint }),
+  run: () =>
+    timed(process.execPath, [HUBCACHE, 'download', repo, '--cache-dir', fresh('hubcache'), '-q', ...extra], {
+      HF_ENDPOINT: hub.hfEndpoint,
+    }),
 });
 const ARIA_X16 = 'aria2c -x16 -s16 -k1M';
 const aria = (hub: Hub, repo: string): Tool => ({
   name: ARIA_X16,
-  run: () => timed('aria2c', ['-x16', '-s16', '-k1M', '-q', '--allow-overwrite=true', '--file-allocation=none', '-d', fresh('aria'), '-o', 'model.safetensors', url(hub, repo, 'model.safetensors')]),
+  run: () =>
+    timed('aria2c', [
+      '-x16',
+      '-s16',
+      '-k1M',
+      '-q',
+      '--allow-overwrite=true',
+      '--file-allocation=none',
+      '-d',
+      fresh('aria'),
+      '-o',
+      'model.safetensors',
+      url(hub, repo, 'model.safetensors'),
+    ]),
 });
 const CURL = 'curl (1 stream, no hash)';
 const CURL_FSYNC = 'curl + fsync (durable reference)';
@@ -183,8 +212,15 @@ function durableRate(): number {
 async function sweep(rateMB: number): Promise<void> {
   const hub = await startHub(['--throttle', String(rateMB * 1e6), '--sizes', SWEEP_MIB.join(',')]);
   try {
-    warm(hub, SWEEP_MIB.map((m) => `bench/m${m}`));
-    for (const m of SWEEP_MIB) scenario(`${mibName(m)}, ${rateMB} MB/s per connection`, [hubcache(hub, `bench/m${m}`), aria(hub, `bench/m${m}`)]);
+    warm(
+      hub,
+      SWEEP_MIB.map((m) => `bench/m${m}`),
+    );
+    for (const m of SWEEP_MIB)
+      scenario(`${mibName(m)}, ${rateMB} MB/s per connection`, [
+        hubcache(hub, `bench/m${m}`),
+        aria(hub, `bench/m${m}`),
+      ]);
   } finally {
     hub.stop();
   }
@@ -195,7 +231,10 @@ async function unthrottledAndSmall(): Promise<void> {
   const sizes = [...(wanted('unthrottled') ? [BIG_MIB] : []), ...(memory ? [HUGE_MIB] : [])];
   const hub = await startHub(['--sizes', sizes.join(','), '--small']);
   try {
-    warm(hub, sizes.map((m) => `bench/m${m}`));
+    warm(
+      hub,
+      sizes.map((m) => `bench/m${m}`),
+    );
     const big = `bench/m${BIG_MIB}`;
     if (wanted('unthrottled')) {
       scenario(`${mibName(BIG_MIB)}, unthrottled loopback`, [
@@ -209,7 +248,12 @@ async function unthrottledAndSmall(): Promise<void> {
     if (wanted('small')) small(hub);
     if (memory) {
       const m = hubcache(hub, `bench/m${HUGE_MIB}`).run();
-      rows.push({ title: `${mibName(HUGE_MIB)}, unthrottled, peak memory`, tool: HC, seconds: m.seconds, rssMB: m.rssMB });
+      rows.push({
+        title: `${mibName(HUGE_MIB)}, unthrottled, peak memory`,
+        tool: HC,
+        seconds: m.seconds,
+        rssMB: m.rssMB,
+      });
     }
   } finally {
     hub.stop();
@@ -224,24 +268,59 @@ function small(hub: Hub): void {
       const d = fresh('aria-small');
       const list = path.join(scratch, 'aria-small.txt');
       fs.writeFileSync(list, smallNames.map((n) => `${url(hub, 'bench/small', n)}\n  out=${n}\n`).join(''));
-      return timed('aria2c', ['-j16', '-x1', '-q', '--allow-overwrite=true', '--file-allocation=none', '-d', d, '-i', list]);
+      return timed('aria2c', [
+        '-j16',
+        '-x1',
+        '-q',
+        '--allow-overwrite=true',
+        '--file-allocation=none',
+        '-d',
+        d,
+        '-i',
+        list,
+      ]);
     },
   });
-  tools.push({ name: '@huggingface/hub snapshotDownload', run: () => timed(process.execPath, [path.join(ROOT, 'bench/hfjs-snapshot.mjs'), 'bench/small', fresh('hfjs'), hub.hfEndpoint]) });
-  const py = process.env.PYCLIENTS && spawnSync('python3', ['-c', 'import huggingface_hub'], { stdio: 'ignore' }).status === 0;
+  tools.push({
+    name: '@huggingface/hub snapshotDownload',
+    run: () =>
+      timed(process.execPath, [
+        path.join(ROOT, 'bench/hfjs-snapshot.mjs'),
+        'bench/small',
+        fresh('hfjs'),
+        hub.hfEndpoint,
+      ]),
+  });
+  const py =
+    process.env.PYCLIENTS && spawnSync('python3', ['-c', 'import huggingface_hub'], { stdio: 'ignore' }).status === 0;
   if (py) {
     tools.push({
       name: 'huggingface_hub snapshot_download',
-      run: () => timed('python3', ['-c', 'import sys; from huggingface_hub import snapshot_download as s; s("bench/small", cache_dir=sys.argv[1])', fresh('hfpy')], { HF_ENDPOINT: hub.hfEndpoint, HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1' }),
+      run: () =>
+        timed(
+          'python3',
+          [
+            '-c',
+            'import sys; from huggingface_hub import snapshot_download as s; s("bench/small", cache_dir=sys.argv[1])',
+            fresh('hfpy'),
+          ],
+          { HF_ENDPOINT: hub.hfEndpoint, HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
+        ),
     });
   } else {
-    log(`  200 small files | huggingface_hub: skipped (${process.env.PYCLIENTS ? 'python3 -c "import huggingface_hub" failed' : 'set PYCLIENTS=1 to include it'})`);
+    log(
+      `  200 small files | huggingface_hub: skipped (${process.env.PYCLIENTS ? 'python3 -c "import huggingface_hub" failed' : 'set PYCLIENTS=1 to include it'})`,
+    );
   }
   tools.push({
     name: 'curl (1 connection, keep-alive)',
     run: () => {
       const d = fresh('curl-small');
-      return timed('curl', ['-sSfL', '--create-dirs', ...smallNames.flatMap((n) => ['-o', path.join(d, n), url(hub, 'bench/small', n)])]);
+      return timed('curl', [
+        '-sSfL',
+        '--create-dirs',
+        ...smallNames.flatMap((n) => ['-o', path.join(d, n), url(hub, 'bench/small', n)]),
+      ]);
     },
   });
   scenario('200 small files (4-64 KiB)', tools);
@@ -256,7 +335,10 @@ function small(hub: Hub): void {
 async function resume(): Promise<void> {
   const hub = await startHub(['--throttle', '10000000', '--sizes', RESUME_MIB.join(',')]);
   try {
-    warm(hub, RESUME_MIB.map((m) => `bench/m${m}`));
+    warm(
+      hub,
+      RESUME_MIB.map((m) => `bench/m${m}`),
+    );
     for (const m of RESUME_MIB) {
       const repo = `bench/m${m}`;
       const title = `resume after kill -9, ${mibName(m)}, 16 × 10 MB/s`;
@@ -268,7 +350,10 @@ async function resume(): Promise<void> {
         const cache = fresh('resume');
         await hub.bytesSent();
         const killAfter = at * full;
-        const child = spawn(process.execPath, [HUBCACHE, 'download', repo, '--cache-dir', cache, '-q', ...conn], { env: { ...process.env, HF_ENDPOINT: hub.hfEndpoint }, stdio: 'ignore' });
+        const child = spawn(process.execPath, [HUBCACHE, 'download', repo, '--cache-dir', cache, '-q', ...conn], {
+          env: { ...process.env, HF_ENDPOINT: hub.hfEndpoint },
+          stdio: 'ignore',
+        });
         const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
         await sleep(killAfter * 1000);
         child.kill('SIGKILL');
@@ -279,15 +364,32 @@ async function resume(): Promise<void> {
           log(`  ${title}: finished before the kill at ${killAfter.toFixed(2)} s`);
           continue;
         }
-        const again = timed(process.execPath, [HUBCACHE, 'download', repo, '--cache-dir', cache, '-q', ...conn], { HF_ENDPOINT: hub.hfEndpoint });
+        const again = timed(process.execPath, [HUBCACHE, 'download', repo, '--cache-dir', cache, '-q', ...conn], {
+          HF_ENDPOINT: hub.hfEndpoint,
+        });
         const second = await hub.bytesSent();
         const refetched = Math.max(0, arrived + second - m * MiB);
         const share = arrived > 0 ? refetched / arrived : 0;
         shares.push(share);
-        log(`  ${title}: kill at ${killAfter.toFixed(2)} s: ${(arrived / MiB).toFixed(0)} MiB had arrived, ${(refetched / MiB).toFixed(1)} MiB fetched again (${(share * 100).toFixed(1)}%); resume run ${again.seconds.toFixed(2)} s`);
-        rows.push({ title, tool: `kill at ${killAfter.toFixed(1)} s`, seconds: share, rssMB: again.rssMB, note: `${(share * 100).toFixed(1)}% of ${(arrived / MiB).toFixed(0)} MiB` });
+        log(
+          `  ${title}: kill at ${killAfter.toFixed(2)} s: ${(arrived / MiB).toFixed(0)} MiB had arrived, ${(refetched / MiB).toFixed(1)} MiB fetched again (${(share * 100).toFixed(1)}%); resume run ${again.seconds.toFixed(2)} s`,
+        );
+        rows.push({
+          title,
+          tool: `kill at ${killAfter.toFixed(1)} s`,
+          seconds: share,
+          rssMB: again.rssMB,
+          note: `${(share * 100).toFixed(1)}% of ${(arrived / MiB).toFixed(0)} MiB`,
+        });
       }
-      if (shares.length) rows.push({ title, tool: 'worst kill', seconds: Math.max(...shares), rssMB: 0, note: `${(Math.max(...shares) * 100).toFixed(1)}% re-fetched` });
+      if (shares.length)
+        rows.push({
+          title,
+          tool: 'worst kill',
+          seconds: Math.max(...shares),
+          rssMB: 0,
+          note: `${(Math.max(...shares) * 100).toFixed(1)}% re-fetched`,
+        });
     }
   } finally {
     hub.stop();
@@ -301,22 +403,34 @@ async function ls(): Promise<void> {
   await Promise.all(
     Array.from({ length: 100 }, (_, r) => {
       const files: Files = {};
-      for (let i = 0; i < 100; i++) files[i % 10 === 0 ? `model-${i}.safetensors` : `sub${i % 4}/file-${i}.json`] = `repo ${r} file ${i}`;
+      for (let i = 0; i < 100; i++)
+        files[i % 10 === 0 ? `model-${i}.safetensors` : `sub${i % 4}/file-${i}.json`] = `repo ${r} file ${i}`;
       return buildHfRepo(cache, `org${r % 10}/model-${r}`, [{ commit: commitOf(String(r)), files, refs: ['main'] }]);
     }),
   );
-  scenario('ls, 100 repos × 100 files', [
-    { name: 'hubcache ls', run: () => timed(process.execPath, [HUBCACHE, 'ls', '--cache-dir', cache]) },
-    { name: '@huggingface/hub scanCacheDir', run: () => timed(process.execPath, [path.join(ROOT, 'bench/hfjs-scan.mjs'), cache]) },
-    { name: 'find', run: () => timed('find', [cache]) },
-  ], Math.max(RUNS, 5));
+  scenario(
+    'ls, 100 repos × 100 files',
+    [
+      { name: 'hubcache ls', run: () => timed(process.execPath, [HUBCACHE, 'ls', '--cache-dir', cache]) },
+      {
+        name: '@huggingface/hub scanCacheDir',
+        run: () => timed(process.execPath, [path.join(ROOT, 'bench/hfjs-scan.mjs'), cache]),
+      },
+      { name: 'find', run: () => timed('find', [cache]) },
+    ],
+    Math.max(RUNS, 5),
+  );
 }
 
 function startup(): void {
-  scenario('startup', [
-    { name: 'hubcache --version', run: () => timed(process.execPath, [HUBCACHE, '--version']) },
-    { name: 'node -e 0', run: () => timed(process.execPath, ['-e', '0']) },
-  ], Math.max(RUNS, 7));
+  scenario(
+    'startup',
+    [
+      { name: 'hubcache --version', run: () => timed(process.execPath, [HUBCACHE, '--version']) },
+      { name: 'node -e 0', run: () => timed(process.execPath, ['-e', '0']) },
+    ],
+    Math.max(RUNS, 7),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,7 +438,9 @@ function startup(): void {
 
 let durable: number | undefined;
 try {
-  log(`bench: ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(1)}, ${RUNS} runs each, scratch ${scratch}`);
+  log(
+    `bench: ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(1)}, ${RUNS} runs each, scratch ${scratch}`,
+  );
   if (wanted('durable')) {
     durable = durableRate();
     log(`durable-write rate (dd ${QUICK ? 256 : 1024} MiB, conv=fdatasync): ${durable.toFixed(0)} MB/s`);
@@ -339,9 +455,11 @@ try {
   fs.rmSync(scratch, { recursive: true, force: true });
 }
 
-if (durable !== undefined) console.log(`\nDurable-write rate of this machine: ${durable.toFixed(0)} MB/s (dd, conv=fdatasync).`);
+if (durable !== undefined)
+  console.log(`\nDurable-write rate of this machine: ${durable.toFixed(0)} MB/s (dd, conv=fdatasync).`);
 // Table: seconds and the ratio tool / hubcache (>1 means hubcache is faster).
-const hcOf = (title: string): number | undefined => rows.find((r) => r.title === title && r.tool.startsWith('hubcache') && !r.tool.includes('--connections'))?.seconds;
+const hcOf = (title: string): number | undefined =>
+  rows.find((r) => r.title === title && r.tool.startsWith('hubcache') && !r.tool.includes('--connections'))?.seconds;
 console.log('\n| scenario | tool | median s | tool time ÷ hubcache time | peak RSS MB |\n|---|---|---|---|---|');
 for (const r of rows) {
   if (r.note) {
@@ -349,12 +467,20 @@ for (const r of rows) {
     continue;
   }
   const b = hcOf(r.title);
-  console.log(`| ${r.title} | ${r.tool} | ${r.seconds.toFixed(2)} | ${b ? (r.seconds / b).toFixed(2) : ''} | ${r.rssMB.toFixed(0)} |`);
+  console.log(
+    `| ${r.title} | ${r.tool} | ${r.seconds.toFixed(2)} | ${b ? (r.seconds / b).toFixed(2) : ''} | ${r.rssMB.toFixed(0)} |`,
+  );
 }
 
 // Targets of issue 15, each from the rows above.
 const targets: Array<{ what: string; value: string; met: boolean }> = [];
-const ratioTarget = (what: string, a: number | undefined, b: number | undefined, ok: (x: number) => boolean, fmt = (x: number): string => `${x.toFixed(2)}×`): void => {
+const ratioTarget = (
+  what: string,
+  a: number | undefined,
+  b: number | undefined,
+  ok: (x: number) => boolean,
+  fmt = (x: number): string => `${x.toFixed(2)}×`,
+): void => {
   if (a === undefined || b === undefined) return;
   const x = a / b;
   targets.push({ what, value: fmt(x), met: ok(x) });
@@ -368,14 +494,39 @@ for (const rate of [10, 40]) {
 }
 const un = `${mibName(BIG_MIB)}, unthrottled loopback`;
 ratioTarget(`${un}: time ≤ 1.0× curl + fsync`, secondsOf(un, HC), secondsOf(un, CURL_FSYNC), (x) => x <= 1.0);
-ratioTarget(`${un}, 1 connection: time ≤ 1.15× curl + fsync`, secondsOf(un, 'hubcache --connections 1'), secondsOf(un, CURL_FSYNC), (x) => x <= 1.15);
+ratioTarget(
+  `${un}, 1 connection: time ≤ 1.15× curl + fsync`,
+  secondsOf(un, 'hubcache --connections 1'),
+  secondsOf(un, CURL_FSYNC),
+  (x) => x <= 1.15,
+);
 const sm = '200 small files (4-64 KiB)';
 ratioTarget(`${sm}: time ≤ 1.0× aria2c -j16`, secondsOf(sm, HC), secondsOf(sm, ARIA_J16), (x) => x <= 1.0);
-ratioTarget(`${sm}: ≥ 5× faster than @huggingface/hub`, secondsOf(sm, '@huggingface/hub snapshotDownload'), secondsOf(sm, HC), (x) => x >= 5);
-ratioTarget(`${sm}: ≥ 5× faster than huggingface_hub`, secondsOf(sm, 'huggingface_hub snapshot_download'), secondsOf(sm, HC), (x) => x >= 5);
-for (const r of rows.filter((x) => x.tool === 'worst kill')) targets.push({ what: `${r.title}: ≤ 5% re-fetched at every kill`, value: `${(r.seconds * 100).toFixed(1)}%`, met: r.seconds <= 0.05 });
+ratioTarget(
+  `${sm}: ≥ 5× faster than @huggingface/hub`,
+  secondsOf(sm, '@huggingface/hub snapshotDownload'),
+  secondsOf(sm, HC),
+  (x) => x >= 5,
+);
+ratioTarget(
+  `${sm}: ≥ 5× faster than huggingface_hub`,
+  secondsOf(sm, 'huggingface_hub snapshot_download'),
+  secondsOf(sm, HC),
+  (x) => x >= 5,
+);
+for (const r of rows.filter((x) => x.tool === 'worst kill'))
+  targets.push({
+    what: `${r.title}: ≤ 5% re-fetched at every kill`,
+    value: `${(r.seconds * 100).toFixed(1)}%`,
+    met: r.seconds <= 0.05,
+  });
 const lsS = secondsOf('ls, 100 repos × 100 files', 'hubcache ls');
-if (lsS !== undefined) targets.push({ what: 'hubcache ls, 100 × 100 files, whole process: ≤ 0.25 s', value: `${lsS.toFixed(2)} s`, met: lsS <= 0.25 });
+if (lsS !== undefined)
+  targets.push({
+    what: 'hubcache ls, 100 × 100 files, whole process: ≤ 0.25 s',
+    value: `${lsS.toFixed(2)} s`,
+    met: lsS <= 0.25,
+  });
 const v = secondsOf('startup', 'hubcache --version');
 if (v !== undefined) targets.push({ what: 'hubcache --version: ≤ 0.12 s', value: `${v.toFixed(2)} s`, met: v <= 0.12 });
 const mem = rows.find((r) => r.title.endsWith('peak memory'));

@@ -26,13 +26,16 @@ interface Envelope {
 describe('serve: ModelScope face', () => {
   let hub: TestHub;
   let m: TestMirror;
-  const dl = (p: string, rev = 'master', id = ID): string => `${m.url}/api/v1/models/${id}/repo?Revision=${rev}&FilePath=${encodeURIComponent(p)}`;
+  const dl = (p: string, rev = 'master', id = ID): string =>
+    `${m.url}/api/v1/models/${id}/repo?Revision=${rev}&FilePath=${encodeURIComponent(p)}`;
 
   before(async () => {
     hub = await startTestHub();
     const repo = hub.ms.createRepo(ID, { gitattributes: true });
     repo.commit({ 'config.json': '{"v":1}\n', 'model.safetensors': W, 'sub/tokenizer.json': 'tok', 'empty.txt': '' });
-    hub.ms.createRepo('org/private', { private: true }).commit({ 'a.txt': 'secret', 'w.bin': { size: 200_000, seed: 9 } });
+    hub.ms
+      .createRepo('org/private', { private: true })
+      .commit({ 'a.txt': 'secret', 'w.bin': { size: 200_000, seed: 9 } });
     hub.tokens.add('ms_good');
     hub.tokens.add('ms_other');
     m = await startMirror(['http://127.0.0.1:9'], { modelscopeUpstream: hub.msEndpoint });
@@ -77,9 +80,14 @@ describe('serve: ModelScope face', () => {
     assert.equal(b.Success, true);
     const pick = (e: Envelope) => (e.Data?.Files ?? []).map((f) => [f.Path, f.Sha256, f.Revision, f.Size]);
     assert.deepEqual(pick(b), pick(a));
-    const revs = JSON.parse((await raw(`${m.url}/api/v1/models/${ID}/revisions`)).body.toString()) as { Data: { RevisionMap: { Branches: Array<{ Revision: string }> } } };
+    const revs = JSON.parse((await raw(`${m.url}/api/v1/models/${ID}/revisions`)).body.toString()) as {
+      Data: { RevisionMap: { Branches: Array<{ Revision: string }> } };
+    };
     assert.ok(revs.Data.RevisionMap.Branches.some((x) => x.Revision === 'master'));
-    const info = JSON.parse((await raw(`${m.url}/api/v1/models/${ID}`)).body.toString()) as { Code: number; Data: { Name: string } };
+    const info = JSON.parse((await raw(`${m.url}/api/v1/models/${ID}`)).body.toString()) as {
+      Code: number;
+      Data: { Name: string };
+    };
     assert.equal(info.Code, 200);
     assert.equal(info.Data.Name, 'Qwen2.5-0.5B');
 
@@ -137,12 +145,18 @@ describe('serve: ModelScope face', () => {
     assert.equal(viaBearer.status, 200);
     assert.equal(viaBearer.body.length, 200_000);
     // Both are in the store now: still refused to the anonymous and the wrong token.
-    const variants: Record<string, string>[] = [{}, { cookie: 'm_session_id=wrong' }, { authorization: 'Bearer wrong' }];
+    const variants: Record<string, string>[] = [
+      {},
+      { cookie: 'm_session_id=wrong' },
+      { authorization: 'Bearer wrong' },
+    ];
     for (const headers of variants) {
       const r = await raw(priv('a.txt'), { headers });
       assert.equal(r.status, 403, JSON.stringify(headers));
       assert.ok(!r.body.includes('secret'));
-      const list = await raw(`${m.url}/api/v1/models/org/private/repo/files?Revision=master&Recursive=True`, { headers });
+      const list = await raw(`${m.url}/api/v1/models/org/private/repo/files?Revision=master&Recursive=True`, {
+        headers,
+      });
       assert.equal(list.status, 403);
     }
     // Another valid user is checked upstream on their own, not waved through by ms_good's decision.
@@ -152,10 +166,16 @@ describe('serve: ModelScope face', () => {
     assert.ok(hub.countRequests((r) => r.path.includes('org/private')) >= 1, "ms_other's access was asked upstream");
     // A hubcache client with the token, through the mirror.
     const c = await tempDir();
-    const r = await runCli(['download', 'modelscope:org/private', '--token', 'ms_good'], { MODELSCOPE_CACHE: c, MODELSCOPE_ENDPOINT: m.url });
+    const r = await runCli(['download', 'modelscope:org/private', '--token', 'ms_good'], {
+      MODELSCOPE_CACHE: c,
+      MODELSCOPE_ENDPOINT: m.url,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await fs.readFile(path.join(c, 'models', 'org', 'private', 'a.txt'), 'utf8'), 'secret');
-    const refused = await runCli(['download', 'modelscope:org/private'], { MODELSCOPE_CACHE: await tempDir(), MODELSCOPE_ENDPOINT: m.url });
+    const refused = await runCli(['download', 'modelscope:org/private'], {
+      MODELSCOPE_CACHE: await tempDir(),
+      MODELSCOPE_ENDPOINT: m.url,
+    });
     assert.notEqual(refused.code, 0);
   });
 

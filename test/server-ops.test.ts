@@ -47,7 +47,9 @@ describe('serve: metrics, status, prefetch, dashboard', () => {
   before(async () => {
     hub = await startTestHub();
     commit = hub.hf.createRepo('org/model').commit({ 'config.json': '{"a":1}', 'model.safetensors': W });
-    hub.hf.createRepo('org/warmme').commit({ 'a.json': '{}', 'w.safetensors': { size: 300_000, seed: 2 }, 'skip.bin': 'x' });
+    hub.hf
+      .createRepo('org/warmme')
+      .commit({ 'a.json': '{}', 'w.safetensors': { size: 300_000, seed: 2 }, 'skip.bin': 'x' });
     hub.ms.createRepo('Qwen/Tiny').commit({ 'config.json': '{"t":1}', 'w.bin': { size: 100_000, seed: 3 } });
     m = await startMirror([hub.hfEndpoint], { modelscopeUpstream: hub.msEndpoint, maxSizeBytes: 1024 ** 3 });
   });
@@ -91,7 +93,9 @@ describe('serve: metrics, status, prefetch, dashboard', () => {
       assert.equal((await raw(`${down.url}/api/models/org/model/revision/main`)).status, 502);
       const mm = await metrics(down);
       assert.equal(sumOf(mm, 'hubcache_upstream_errors_total', /upstream="http:\/\/127\.0\.0\.1:9"/), 1);
-      const st = JSON.parse((await raw(`${down.url}/api/hubcache/status`)).body.toString()) as { upstreams: Array<{ url: string; errors: number; lastError?: string }> };
+      const st = JSON.parse((await raw(`${down.url}/api/hubcache/status`)).body.toString()) as {
+        upstreams: Array<{ url: string; errors: number; lastError?: string }>;
+      };
       assert.equal(st.upstreams[0]?.errors, 1);
       assert.ok(st.upstreams[0]?.lastError);
     } finally {
@@ -101,7 +105,11 @@ describe('serve: metrics, status, prefetch, dashboard', () => {
 
   test('prefetch: POST answers 202 with a job id; the job warms the store; bad bodies are 400; then warm requests cost no upstream call', async () => {
     for (const bad of ['', 'nope', '{}', '{"repo": 3}', '{"repo": "org/x", "include": [1]}', '{"repo": "../../x"}']) {
-      const r = await raw(`${m.url}/api/hubcache/prefetch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bad });
+      const r = await raw(`${m.url}/api/hubcache/prefetch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: bad,
+      });
       assert.equal(r.status, 400, `${bad} → ${r.body.toString()}`);
       assert.equal(r.headers['x-error-code'], 'MirrorBadRequest');
     }
@@ -113,7 +121,11 @@ describe('serve: metrics, status, prefetch, dashboard', () => {
     assert.equal(r.status, 202);
     const job = JSON.parse(r.body.toString()) as { id: string; state: string };
     assert.match(job.id, /^p[0-9a-f]+$/);
-    let j: { state: string; files: number; filesDone: number; commit?: string; error?: string } = { state: 'running', files: 0, filesDone: 0 };
+    let j: { state: string; files: number; filesDone: number; commit?: string; error?: string } = {
+      state: 'running',
+      files: 0,
+      filesDone: 0,
+    };
     for (let i = 0; i < 200 && j.state === 'running'; i++) {
       await new Promise((res) => setTimeout(res, 50));
       j = JSON.parse((await raw(`${m.url}/api/hubcache/prefetch/${job.id}`)).body.toString()) as typeof j;
@@ -121,7 +133,9 @@ describe('serve: metrics, status, prefetch, dashboard', () => {
     assert.equal(j.state, 'done', j.error);
     assert.equal(j.files, 2);
     assert.equal(j.filesDone, 2);
-    const st = JSON.parse((await raw(`${m.url}/api/hubcache/status`)).body.toString()) as { prefetch: Array<{ id: string; state: string }> };
+    const st = JSON.parse((await raw(`${m.url}/api/hubcache/status`)).body.toString()) as {
+      prefetch: Array<{ id: string; state: string }>;
+    };
     assert.ok(st.prefetch.some((p) => p.id === job.id && p.state === 'done'));
     assert.equal((await raw(`${m.url}/api/hubcache/prefetch/pnope`)).status, 404);
     // The store has it: a client fetching the files now is served from the store.
@@ -145,7 +159,10 @@ describe('serve: metrics, status, prefetch, dashboard', () => {
       assert.match(ok.stdout, new RegExp(`Prefetched org/model@${commit}: 2 file\\(s\\)`));
       const snap = path.join(km.cacheDir, 'models--org--model', 'snapshots', commit, 'model.safetensors');
       assert.equal((await fs.stat(snap)).size, W.size);
-      const ms = await runCli(['prefetch', 'modelscope:Qwen/Tiny', '--no-wait'], { HUBCACHE_MIRROR: km.url, HUBCACHE_API_KEY: 'k-123' });
+      const ms = await runCli(['prefetch', 'modelscope:Qwen/Tiny', '--no-wait'], {
+        HUBCACHE_MIRROR: km.url,
+        HUBCACHE_API_KEY: 'k-123',
+      });
       assert.equal(ms.code, 0, ms.stderr);
       assert.match(ms.stdout.trim(), /^p[0-9a-f]+$/);
       const nokey = await runCli(['prefetch', '--mirror', km.url, 'org/model']);
@@ -174,18 +191,31 @@ describe('serve: metrics, status, prefetch, dashboard', () => {
     // Real downloads through the mirror first (HF by hubcache, ModelScope by hubcache).
     const c = await tempDir();
     assert.equal((await runCli(['download', 'org/model', '--endpoint', m.url], { HF_HUB_CACHE: c })).code, 0);
-    assert.equal((await runCli(['download', 'modelscope:Qwen/Tiny'], { MODELSCOPE_CACHE: c, MODELSCOPE_ENDPOINT: m.url })).code, 0);
+    assert.equal(
+      (await runCli(['download', 'modelscope:Qwen/Tiny'], { MODELSCOPE_CACHE: c, MODELSCOPE_ENDPOINT: m.url })).code,
+      0,
+    );
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const res = await page.goto(`${m.url}/`);
       assert.equal(res?.status(), 200);
       const text = await page.locator('body').innerText();
-      for (const id of ['org/model', 'org/warmme', 'modelscope:Qwen/Tiny']) assert.ok(text.includes(id), `${id} visible on the dashboard`);
+      for (const id of ['org/model', 'org/warmme', 'modelscope:Qwen/Tiny'])
+        assert.ok(text.includes(id), `${id} visible on the dashboard`);
       assert.match(text, /Hit ratio\s+\d+(\.\d)? %/);
       assert.match(text, /[\d.]+ [kMGT]?B of 1\.1 GB/, 'store use vs cap (1 GiB = 1.1 GB)');
       assert.ok(text.includes(hub.hfEndpoint) && text.includes(hub.msEndpoint), 'both upstreams listed');

@@ -82,7 +82,8 @@ test('SIGKILL mid-download with a slow heartbeat: checkpoints follow the data, l
   server.addFile('/k5', big, { throttleBytesPerSec: 1 * MiB });
   const l = await layout();
   const options = { ...fastOptions, heartbeatIntervalMs: 10_000, staleAfterSeconds: 30 };
-  const run = await startChild(childConfig(server, '/k5', big, l, { options, killAt: { at: 'bytes', bytes: 6 * MiB } })).done;
+  const run = await startChild(childConfig(server, '/k5', big, l, { options, killAt: { at: 'bytes', bytes: 6 * MiB } }))
+    .done;
   assert.equal(run.signal, 'SIGKILL');
   const arrived = Math.max(...run.events.filter((e) => e['event'] === 'progress').map((e) => Number(e['bytes'])));
   const saved = run.events.filter((e) => e['event'] === 'checkpoint').at(-1);
@@ -213,7 +214,9 @@ test('racing writers started at the same instant: correct file, no partial left,
   const l = await layout();
   // A longer stale window than the other tests: a loaded CI box must not make a live writer look dead.
   const opts = { ...fastOptions, staleAfterSeconds: 3 };
-  const runs = await Promise.all([0, 1, 2, 3].map(() => startChild(childConfig(server, '/race2', data, l, { options: opts })).done));
+  const runs = await Promise.all(
+    [0, 1, 2, 3].map(() => startChild(childConfig(server, '/race2', data, l, { options: opts })).done),
+  );
   for (const run of runs) assert.ok(resultOf(run), run.stderr);
   assert.ok((await readFinal(l)).equals(data));
   assert.deepEqual(await partials(l), []);

@@ -230,7 +230,10 @@ test('a slow connection does not hold up the end: idle workers take over the res
     // Every stream is capped (so all 4 connections open); the 3rd response crawls at 128 KiB/s.
     // Without taking over its stretch (up to 1 MiB), the download would wait up to 8 s for it;
     // with it, only for the 256 KiB chunk it is receiving.
-    server.addFile('/edge', data, { throttleBytesPerSec: 8 * MiB, slowResponses: { skip: 2, times: 1, bytesPerSec: 128 * 1024 } });
+    server.addFile('/edge', data, {
+      throttleBytesPerSec: 8 * MiB,
+      slowResponses: { skip: 2, times: 1, bytesPerSec: 128 * 1024 },
+    });
     server.resetStats();
     const started = Date.now();
     const r = await engine.download(request(server, '/edge', data, await layout()));

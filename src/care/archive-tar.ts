@@ -68,7 +68,7 @@ export class TarFileWriter {
     });
     done.catch(() => undefined);
     try {
-      for (let at = 0; at < size; ) {
+      for (let at = 0; at < size;) {
         signal?.throwIfAborted();
         // A fresh buffer per read: tar-stream queues the chunk itself, it does not copy it.
         const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, size - at));

@@ -24,7 +24,10 @@ export class EndpointFlags {
   private readonly given: Given[] = [];
 
   /** `hub`: the hub the command is known to work on (`--hub`, or the hub of its one repo). */
-  constructor(values: readonly string[] = [], private readonly hub?: HubName) {
+  constructor(
+    values: readonly string[] = [],
+    private readonly hub?: HubName,
+  ) {
     for (const raw of values) {
       const m = /^([a-z]+)=(.*)$/i.exec(raw);
       if (!m) {
@@ -84,5 +87,8 @@ function onlyHub(hubs: Iterable<HubName>, raw: string): HubName {
 
 /** A hub base URL from a flag value (one validator for every flag: cli/validate.ts). */
 export function endpointUrl(hub: HubName, value: string, raw = value): string {
-  return parseEndpoint(value, { flag: raw === value ? '--endpoint' : `--endpoint ${raw.slice(0, raw.length - value.length)}`, bareHost: hub === 'modelscope' });
+  return parseEndpoint(value, {
+    flag: raw === value ? '--endpoint' : `--endpoint ${raw.slice(0, raw.length - value.length)}`,
+    bareHost: hub === 'modelscope',
+  });
 }

@@ -44,14 +44,18 @@ export function parseEndpoint(value: string, opts: { flag?: string; bareHost?: b
 
 /** `--local-dir`: not empty, and not an existing file (a folder, or a path to create). */
 export function checkLocalDir(value: string, flag = '--local-dir'): string {
-  if (value.trim() === '') throw new UsageError(`${flag} is empty`, { hint: `Give a folder, e.g. ${flag} ./models/name.` });
+  if (value.trim() === '')
+    throw new UsageError(`${flag} is empty`, { hint: `Give a folder, e.g. ${flag} ./models/name.` });
   let isDir: boolean | undefined;
   try {
     isDir = fs.statSync(value).isDirectory();
   } catch {
     return value; // missing: created by the download (other stat errors are reported there, with context)
   }
-  if (!isDir) throw new UsageError(`${flag} ${value} exists and is not a folder`, { hint: 'Pick a folder (it is created if missing).' });
+  if (!isDir)
+    throw new UsageError(`${flag} ${value} exists and is not a folder`, {
+      hint: 'Pick a folder (it is created if missing).',
+    });
   return value;
 }
 

@@ -51,11 +51,18 @@ export function renderDashboard(o: Overview, now = Date.now()): string {
   const t = o.traffic;
   const store = o.store;
   const cap = store.maxSizeBytes;
-  const lagging = Object.entries(o.repos).flatMap(([repo, r]) => r.lagging.map((l) => `<li><b>${esc(repo)}</b>: ${esc(l)}</li>`));
+  const lagging = Object.entries(o.repos).flatMap(([repo, r]) =>
+    r.lagging.map((l) => `<li><b>${esc(repo)}</b>: ${esc(l)}</li>`),
+  );
   const large = o.largeFiles.map((f) => `<li><b>${esc(f.repo)}</b> ${esc(f.path)} (${formatBytes(f.size)})</li>`);
-  const fills = o.fills.map((f) => `<tr><td>${esc(f.key)}</td><td>${bar(f.bytes, f.size)}</td><td>${formatBytes(f.bytes)} / ${formatBytes(f.size)}</td><td>${f.waiters}</td><td>${ago(f.startedAt, now)}</td></tr>`);
+  const fills = o.fills.map(
+    (f) =>
+      `<tr><td>${esc(f.key)}</td><td>${bar(f.bytes, f.size)}</td><td>${formatBytes(f.bytes)} / ${formatBytes(f.size)}</td><td>${f.waiters}</td><td>${ago(f.startedAt, now)}</td></tr>`,
+  );
   const jobs = o.prefetch.map(
-    (j) => `<tr><td>${esc(j.id)}</td><td>${esc(j.repo)}@${esc(j.revision)}</td><td class="${j.state === 'failed' ? 'bad' : j.state === 'done' ? 'ok' : ''}">${esc(j.state)}</td>
+    (
+      j,
+    ) => `<tr><td>${esc(j.id)}</td><td>${esc(j.repo)}@${esc(j.revision)}</td><td class="${j.state === 'failed' ? 'bad' : j.state === 'done' ? 'ok' : ''}">${esc(j.state)}</td>
 <td>${bar(j.doneBytes, j.totalBytes)}</td><td>${j.filesDone} / ${j.files}</td><td>${esc(j.error ?? '')}</td></tr>`,
   );
   const repos = store.repos.map((r) => {

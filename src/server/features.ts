@@ -7,4 +7,10 @@ import { prefetchRoutes } from './prefetch.js';
 import type { RouteModule } from './services.js';
 import { statusRoutes } from './status-routes.js';
 
-export const FEATURE_ROUTES: readonly RouteModule[] = [registerMsFace, metricsRoutes, statusRoutes, prefetchRoutes, dashboardRoutes];
+export const FEATURE_ROUTES: readonly RouteModule[] = [
+  registerMsFace,
+  metricsRoutes,
+  statusRoutes,
+  prefetchRoutes,
+  dashboardRoutes,
+];

@@ -49,9 +49,16 @@ function requestId(): string {
 }
 
 /** The envelope every /api/v1 answer has, for the mirror's own errors. */
-export function sendEnvelopeError(reply: FastifyReply, status: number, message: string, code: number = status): FastifyReply {
+export function sendEnvelopeError(
+  reply: FastifyReply,
+  status: number,
+  message: string,
+  code: number = status,
+): FastifyReply {
   reply.code(status).header('content-type', 'application/json; charset=utf-8');
-  return reply.send(JSON.stringify({ Code: code, Data: null, Message: message, RequestId: requestId(), Success: false }));
+  return reply.send(
+    JSON.stringify({ Code: code, Data: null, Message: message, RequestId: requestId(), Success: false }),
+  );
 }
 
 function msCallerOf(s: MirrorServices, req: FastifyRequest): MsCaller {
@@ -94,7 +101,11 @@ export function registerMsFace(app: FastifyInstance, s: MirrorServices): void {
     url: '/api/v1/*',
     handler: (req, reply) => {
       req.hubcache.route = 'ms.unsupported';
-      return sendEnvelopeError(reply, 501, `The mirror does not serve ${req.method} ${req.url.split('?')[0]} (ModelScope models, downloads only)`);
+      return sendEnvelopeError(
+        reply,
+        501,
+        `The mirror does not serve ${req.method} ${req.url.split('?')[0]} (ModelScope models, downloads only)`,
+      );
     },
   });
 }
@@ -129,7 +140,11 @@ class MsFace {
       return sendEnvelopeError(reply, 404, 'Not found');
     }
     const id = `${owner}/${name}`;
-    const loc: MsRepo = { repo: { hub: 'modelscope', type: 'model', id }, repoKey: `modelscope/${id}`, base: `/api/v1/models/${owner}/${name}` };
+    const loc: MsRepo = {
+      repo: { hub: 'modelscope', type: 'model', id },
+      repoKey: `modelscope/${id}`,
+      base: `/api/v1/models/${owner}/${name}`,
+    };
     if (!this.s.access.repoAllowed(id)) return sendEnvelopeError(reply, 403, `This mirror does not serve ${id}`);
     if (req.method === 'HEAD' && op !== 'repo') return sendEnvelopeError(reply, 405, 'Method not allowed');
     try {
@@ -137,9 +152,21 @@ class MsFace {
         case '':
           return await this.passThrough(req, reply, loc, 'info', this.pathWith(loc.base, query, ['Revision']));
         case 'revisions':
-          return await this.passThrough(req, reply, loc, 'revisions', this.pathWith(`${loc.base}/revisions`, query, ['EndTime']));
+          return await this.passThrough(
+            req,
+            reply,
+            loc,
+            'revisions',
+            this.pathWith(`${loc.base}/revisions`, query, ['EndTime']),
+          );
         case 'repo/files':
-          return await this.passThrough(req, reply, loc, 'files', this.filesPath(loc, query.get('Revision'), query.get('Recursive'), query.get('Root')));
+          return await this.passThrough(
+            req,
+            reply,
+            loc,
+            'files',
+            this.filesPath(loc, query.get('Revision'), query.get('Recursive'), query.get('Root')),
+          );
         case 'repo':
           return await this.download(req, reply, loc, query);
         default:
@@ -147,7 +174,11 @@ class MsFace {
       }
     } catch (err) {
       if (err instanceof UpstreamDownError) {
-        return sendEnvelopeError(reply, err.timeout ? 504 : 502, `ModelScope upstream unavailable and nothing cached: ${err.message}`);
+        return sendEnvelopeError(
+          reply,
+          err.timeout ? 504 : 502,
+          `ModelScope upstream unavailable and nothing cached: ${err.message}`,
+        );
       }
       throw err;
     }
@@ -185,7 +216,11 @@ class MsFace {
         repoKey: loc.repoKey,
         op: `ms.${op}`,
       });
-      const value: Answer = { status: a.status, headers: { 'content-type': a.headers['content-type'] ?? 'application/json' }, body: a.body };
+      const value: Answer = {
+        status: a.status,
+        headers: { 'content-type': a.headers['content-type'] ?? 'application/json' },
+        body: a.body,
+      };
       const good = a.status < 300 && !envelopeFailed(a);
       return { value, ttlMs: good ? s.options.metadataTtlMs : s.options.negativeTtlMs };
     };
@@ -193,7 +228,8 @@ class MsFace {
     let look: Lookup<Answer> | undefined;
     if (!(vis === 'restricted' && caller.tokenHash)) {
       look = await s.meta.get(`ms|pub|${upstreamPath}`, load(undefined));
-      if (!look.hit && !look.stale && (msRefuses(look.value, op) || look.value.status < 300)) this.learn(loc, msRefuses(look.value, op));
+      if (!look.hit && !look.stale && (msRefuses(look.value, op) || look.value.status < 300))
+        this.learn(loc, msRefuses(look.value, op));
     }
     if ((!look || msRefuses(look.value, op)) && caller.tokenHash) {
       look = await s.meta.get(`ms|${caller.tokenHash}|${upstreamPath}`, load(caller.token));
@@ -208,7 +244,13 @@ class MsFace {
     this.s.access.setVisibility('content', loc.repoKey, v);
   }
 
-  private async passThrough(req: FastifyRequest, reply: FastifyReply, loc: MsRepo, op: string, upstreamPath: string): Promise<FastifyReply> {
+  private async passThrough(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    loc: MsRepo,
+    op: string,
+    upstreamPath: string,
+  ): Promise<FastifyReply> {
     const look = await this.lookup(req, loc, op, upstreamPath);
     const a = look.value;
     reply.code(a.status).header('content-type', a.headers['content-type'] ?? 'application/json');
@@ -222,7 +264,12 @@ class MsFace {
   }
 
   /** `/repo?Revision=&FilePath=`: the file's entry from the (cached) file list, then its bytes. */
-  private async download(req: FastifyRequest, reply: FastifyReply, loc: MsRepo, query: URLSearchParams): Promise<FastifyReply> {
+  private async download(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    loc: MsRepo,
+    query: URLSearchParams,
+  ): Promise<FastifyReply> {
     const filePath = query.get('FilePath') ?? '';
     const revision = query.get('Revision');
     try {
@@ -251,18 +298,26 @@ class MsFace {
 
     const local = await this.inStore(loc, file);
     if (local) {
-      return sendBlob(req, reply, { size: file.size, source: 'store', open: (s, e) => createReadStream(local, { start: s, end: e - 1 }) });
+      return sendBlob(req, reply, {
+        size: file.size,
+        source: 'store',
+        open: (s, e) => createReadStream(local, { start: s, end: e - 1 }),
+      });
     }
-    if (this.s.options.offline) return sendEnvelopeError(reply, 504, `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`);
-    if (req.method === 'HEAD') return sendBlob(req, reply, { size: file.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });
+    if (this.s.options.offline)
+      return sendEnvelopeError(reply, 504, `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`);
+    if (req.method === 'HEAD')
+      return sendBlob(req, reply, { size: file.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });
     // A restricted repo is filled with the (accepted) caller's token, a public one anonymously.
-    const token = this.s.access.getVisibility('content', loc.repoKey) === 'restricted' ? msCallerOf(this.s, req).token : undefined;
+    const token =
+      this.s.access.getVisibility('content', loc.repoKey) === 'restricted' ? msCallerOf(this.s, req).token : undefined;
     const fill = this.s.fills.join(`${loc.repoKey}/${file.sha256 ?? `${file.msRevision}/${file.path}`}`, {
       size: file.size,
       repo: loc.repoKey,
       path: file.path,
       upstream: this.s.msUpstreams.primary,
-      run: async (onPartial, signal) => (await ensureMsFile({ ...this.ctx, token }, loc.repo, revision ?? 'master', file, { onPartial, signal })).path,
+      run: async (onPartial, signal) =>
+        (await ensureMsFile({ ...this.ctx, token }, loc.repo, revision ?? 'master', file, { onPartial, signal })).path,
     });
     const range = parseRange(req.headers.range, file.size);
     try {
@@ -277,7 +332,8 @@ class MsFace {
   private async inStore(loc: MsRepo, file: RemoteFile): Promise<string | undefined> {
     const k = `${loc.repoKey}|${file.path}|${file.sha256 ?? ''}|${file.msRevision ?? ''}`;
     const d = this.cache.legacy(loc.repo.id);
-    const p = this.present.get(k) ?? ((await d.isCached(file, await d.readIndex())) ? d.filePath(file.path) : undefined);
+    const p =
+      this.present.get(k) ?? ((await d.isCached(file, await d.readIndex())) ? d.filePath(file.path) : undefined);
     if (!p) return undefined;
     const st = await fsp.stat(p).catch(() => undefined);
     if (!st || st.size !== file.size) {
@@ -298,7 +354,8 @@ function findEntry(a: Answer, filePath: string): MsFileEntry | undefined {
     for (const f of files as Array<Record<string, unknown>>) {
       if (f?.Path !== filePath || f.Type === 'tree') continue;
       const size = f.Size;
-      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || typeof f.Revision !== 'string') return undefined;
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || typeof f.Revision !== 'string')
+        return undefined;
       const out: MsFileEntry = { path: filePath, size, revision: f.Revision };
       if (typeof f.Sha256 === 'string' && f.Sha256 !== '') {
         if (!/^[0-9a-fA-F]{64}$/.test(f.Sha256)) return undefined;

@@ -59,7 +59,14 @@ export interface StoreView {
 
 export interface Overview extends Omit<MirrorStatus, 'store'> {
   modelscopeUpstreams: UpstreamHealth[];
-  traffic: { hits: number; misses: number; hitRatio: number | null; bytesFromStore: number; bytesFromFills: number; bytesFetchedUpstream: number };
+  traffic: {
+    hits: number;
+    misses: number;
+    hitRatio: number | null;
+    bytesFromStore: number;
+    bytesFromFills: number;
+    bytesFetchedUpstream: number;
+  };
   store: StoreView;
   prefetch: PrefetchJob[];
 }
@@ -95,7 +102,9 @@ export function trafficOf(s: MirrorServices): Traffic {
 export function storeView(s: MirrorServices): Promise<StoreView> {
   const st = stateOf(s);
   const scannedAt = st.scan?.at ?? 0;
-  const prefetched = jobsOf(s).list().some((j) => (j.endedAt ?? 0) >= scannedAt);
+  const prefetched = jobsOf(s)
+    .list()
+    .some((j) => (j.endedAt ?? 0) >= scannedAt);
   if (st.scan && Date.now() - scannedAt < SCAN_MAX_AGE_MS && !prefetched) return st.scan.view;
   const view = s.cache.scan().then((scan) => {
     const repos = scan.repos

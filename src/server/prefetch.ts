@@ -94,17 +94,22 @@ export const prefetchRoutes: RouteModule = (app, s) => {
     let exclude: string[];
     try {
       body = JSON.parse(typeof req.body === 'string' && req.body !== '' ? req.body : 'null') as PrefetchBody;
-      if (typeof body !== 'object' || body === null) throw new Error('the body must be a JSON object: {"repo": "org/name", ...}');
-      if (typeof body.repo !== 'string' || body.repo === '') throw new Error('"repo" (e.g. "org/name" or "modelscope:org/name") is required');
-      if (body.revision !== undefined && (typeof body.revision !== 'string' || body.revision === '')) throw new Error('"revision" must be a non-empty string');
+      if (typeof body !== 'object' || body === null)
+        throw new Error('the body must be a JSON object: {"repo": "org/name", ...}');
+      if (typeof body.repo !== 'string' || body.repo === '')
+        throw new Error('"repo" (e.g. "org/name" or "modelscope:org/name") is required');
+      if (body.revision !== undefined && (typeof body.revision !== 'string' || body.revision === ''))
+        throw new Error('"revision" must be a non-empty string');
       repo = parseRepoRef(body.repo, body.revision ? { revision: body.revision } : {});
       include = stringList(body.include, 'include');
       exclude = stringList(body.exclude, 'exclude');
     } catch (err) {
       return sendError(reply, 400, `Bad prefetch request: ${(err as Error).message}`, 'MirrorBadRequest');
     }
-    if (!s.access.repoAllowed(repo.id)) return sendError(reply, 403, `This mirror does not serve ${repo.id}`, 'MirrorRepoDenied');
-    if (s.options.offline) return sendError(reply, 409, 'The mirror is offline (--offline): nothing can be prefetched', 'MirrorOffline');
+    if (!s.access.repoAllowed(repo.id))
+      return sendError(reply, 403, `This mirror does not serve ${repo.id}`, 'MirrorRepoDenied');
+    if (s.options.offline)
+      return sendError(reply, 409, 'The mirror is offline (--offline): nothing can be prefetched', 'MirrorOffline');
     const revision = repo.revision ?? (repo.hub === 'modelscope' ? 'master' : 'main');
     const job: PrefetchJob = {
       id: `p${randomBytes(6).toString('hex')}`,
@@ -125,7 +130,10 @@ export const prefetchRoutes: RouteModule = (app, s) => {
     const token = auth ? auth.slice('Bearer '.length) : undefined;
     void run(s, job, repo, token);
     s.log.info({ job: job.id, repo: job.repo, revision }, 'prefetch started');
-    return reply.code(202).header('location', `/api/hubcache/prefetch/${job.id}`).send({ ...job });
+    return reply
+      .code(202)
+      .header('location', `/api/hubcache/prefetch/${job.id}`)
+      .send({ ...job });
   });
 
   app.get('/api/hubcache/prefetch', async (req) => {
@@ -160,7 +168,17 @@ async function run(s: MirrorServices, job: PrefetchJob, repo: RepoRef, token: st
   try {
     const r =
       repo.hub === 'modelscope'
-        ? await downloadModelScope({ cacheDir: s.options.cacheDir, endpoint: s.options.modelscopeUpstream, token, offline: false, engine: s.cache.engine }, repo, opts)
+        ? await downloadModelScope(
+            {
+              cacheDir: s.options.cacheDir,
+              endpoint: s.options.modelscopeUpstream,
+              token,
+              offline: false,
+              engine: s.cache.engine,
+            },
+            repo,
+            opts,
+          )
         : await downloadHf(s.hfContext(s.upstreams.primary, token), repo, opts);
     job.commit = r.commit;
     job.downloadedBytes = r.downloadedBytes;

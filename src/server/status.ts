@@ -2,8 +2,19 @@
 // health and per-repo upstream records (with lag), fills in flight, flagged large files, and
 // what the store is capped at. Never holds a token. Store contents (repos, sizes, last use) come
 // from `services.cache.scan()`, which walks the disk: callers decide how often to pay for it.
-import type { MirrorServices } from './services.js';
-import type { RepoUpstreamRecord, UpstreamHealth } from './upstream.js';
+import type { MirrorEventBus } from './events.js';
+import type { FillManager } from './fills.js';
+import type { ServeOptions } from './options.js';
+import type { RepoUpstreamRecord, UpstreamHealth, UpstreamPool } from './upstream.js';
+
+/** The parts of MirrorServices the status reads (named here, so services.ts and this file do not import each other). */
+export interface StatusSources {
+  events: MirrorEventBus;
+  upstreams: UpstreamPool;
+  fills: FillManager;
+  options: ServeOptions;
+  statusBook: StatusBook;
+}
 
 export interface MirrorStatus {
   startedAt: string;
@@ -22,14 +33,14 @@ export class StatusBook {
   readonly startedAt = new Date();
   readonly largeFiles: Array<{ repo: string; path: string; size: number }> = [];
 
-  constructor(s: Pick<MirrorServices, 'events'>) {
+  constructor(s: Pick<StatusSources, 'events'>) {
     s.events.on('large-file', (e) => {
       if (this.largeFiles.length < 1000) this.largeFiles.push(e);
     });
   }
 }
 
-export function mirrorStatus(s: MirrorServices): MirrorStatus {
+export function mirrorStatus(s: StatusSources): MirrorStatus {
   const up = s.upstreams.status();
   return {
     startedAt: s.statusBook.startedAt.toISOString(),

@@ -48,8 +48,7 @@ export interface LeaseOptions {
 }
 
 export type AcquireResult =
-  | { acquired: true; lease: Lease; takeover: boolean }
-  | { acquired: false; current: LeaseRecord; etag: string };
+  { acquired: true; lease: Lease; takeover: boolean } | { acquired: false; current: LeaseRecord; etag: string };
 
 function parseRecord(body: Buffer, key: string): LeaseRecord {
   let r: Partial<LeaseRecord>;

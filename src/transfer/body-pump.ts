@@ -98,11 +98,16 @@ class Pump implements BodyConsumer {
       this.reject = reject;
     });
     const stallMs = this.o.stallMs;
-    this.watchdog = setInterval(() => {
-      if (!this.blocked && Date.now() - this.lastData > stallMs) {
-        this.res.destroy(new NetworkError(`no data received for ${Math.round(stallMs / 1000)} s (stalled connection)`));
-      }
-    }, Math.max(50, Math.min(1000, stallMs / 4)));
+    this.watchdog = setInterval(
+      () => {
+        if (!this.blocked && Date.now() - this.lastData > stallMs) {
+          this.res.destroy(
+            new NetworkError(`no data received for ${Math.round(stallMs / 1000)} s (stalled connection)`),
+          );
+        }
+      },
+      Math.max(50, Math.min(1000, stallMs / 4)),
+    );
     this.watchdog.unref();
     this.res.consume(this);
     return done;

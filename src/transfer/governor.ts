@@ -150,7 +150,10 @@ export class ConnectionGovernor {
       return;
     }
     const enough = this.o.enoughPerStream;
-    const want = enough !== undefined && !before && workers === 1 && rate >= enough ? workers : wantedConnections(rate, workers, this.o);
+    const want =
+      enough !== undefined && !before && workers === 1 && rate >= enough
+        ? workers
+        : wantedConnections(rate, workers, this.o);
     if (this.probing) {
       // The first window included the stream's start (and, on a capped stream, the burst that
       // filled the socket buffers): measure one more before judging the speed of one stream.

@@ -43,7 +43,11 @@ export function assertIdentityEncoding(res: OpenedResponse, label: string): void
   const enc = headerValue(res.body.headers, 'content-encoding')?.trim().toLowerCase();
   if (enc && enc !== 'identity') {
     res.body.destroy();
-    throw new ServerError(`server sent ${enc}-encoded content for ${label} despite Accept-Encoding: identity`, res.body.status, undefined);
+    throw new ServerError(
+      `server sent ${enc}-encoded content for ${label} despite Accept-Encoding: identity`,
+      res.body.status,
+      undefined,
+    );
   }
 }
 

@@ -11,19 +11,18 @@ import { AbortedError, IntegrityError, NetworkError, RateLimitedError, ServerErr
 import { ForbiddenStatusError, openGet } from './http-range.js';
 import { pumpBody } from './body-pump.js';
 import { ensureFreeSpace, SerialFileWriter } from './disk.js';
-import { assertIdentityEncoding, combinedSignal, RangeUnsupportedError, RemoteChangedError, type FileJob } from './job.js';
+import {
+  assertIdentityEncoding,
+  combinedSignal,
+  RangeUnsupportedError,
+  RemoteChangedError,
+  type FileJob,
+} from './job.js';
 import { chunkLength, makeChunks, type Chunk, type Digest } from './ordered-hasher.js';
 import type { OwnedPartial } from './ownership.js';
 import { ConnectionGovernor } from './governor.js';
 import { PrefixHasher } from './prefix-hasher.js';
-import {
-  decodeBitmap,
-  encodeBitmap,
-  MAX_CHUNKS,
-  TRAILER_SIZE,
-  writeSlot,
-  type PartialState,
-} from './partial-state.js';
+import { decodeBitmap, encodeBitmap, MAX_CHUNKS, TRAILER_SIZE, writeSlot, type PartialState } from './partial-state.js';
 import { asTypedError, headerValue, RetryTracker } from './retry.js';
 
 const MiB = 1024 * 1024;
@@ -243,7 +242,6 @@ class Checkpointer {
   }
 }
 
-
 /**
  * One stream this fast stays alone. On loopback (2 cores, loaded) one stream was probed at
  * 300-1000 MB/s; trying 2-6 streams and cutting back took 1.3-2.1× the 1-connection time, while
@@ -442,7 +440,10 @@ class ChunkWorkers {
           this.job.connections.release();
         }
       } catch (raw) {
-        const err = raw instanceof RangeUnsupportedError || raw instanceof RemoteChangedError ? raw : asTypedError(raw, this.signal);
+        const err =
+          raw instanceof RangeUnsupportedError || raw instanceof RemoteChangedError
+            ? raw
+            : asTypedError(raw, this.signal);
         if (err instanceof AbortedError) throw err;
         if (err instanceof ForbiddenStatusError && (await this.job.source.refreshAfter403(err.generation))) continue;
         if (isPushBack(err)) {
@@ -507,7 +508,7 @@ class ChunkWorkers {
       onWritten: (_buf, len) => {
         job.progress.add(len);
         job.stats.downloaded += len;
-        for (let left = len; left > 0; ) {
+        for (let left = len; left > 0;) {
           if (missing(credit) === 0) credit = this.chunks[credit.index + 1] as Chunk;
           const n = Math.min(left, missing(credit));
           credit.written += n;

@@ -40,10 +40,7 @@ export function parseRetryAfter(
   return Math.max(0, Math.ceil((when - now) / 1000));
 }
 
-export function headerValue(
-  headers: Record<string, string | string[] | undefined>,
-  name: string,
-): string | undefined {
+export function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }

@@ -27,10 +27,14 @@ export async function downloadSingle(job: FileJob, owned: OwnedPartial): Promise
     internal.abort();
   };
   // Our mtime is our heartbeat (no state to checkpoint).
-  owned.startHeartbeat(job.opts.heartbeatIntervalMs, async () => {
-    const now = new Date();
-    await owned.fh.utimes(now, now);
-  }, fail);
+  owned.startHeartbeat(
+    job.opts.heartbeatIntervalMs,
+    async () => {
+      const now = new Date();
+      await owned.fh.utimes(now, now);
+    },
+    fail,
+  );
 
   const prefix = contiguousPrefix(owned.resume, job.size);
   // Without a resume source the file is empty already (created or truncated on acquire).
@@ -88,7 +92,7 @@ function contiguousPrefix(r: Resume, size: number): number {
 
 async function hashFromDisk(fh: FileHandle, hasher: ContentHasher, length: number, signal: AbortSignal): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(length, 4 * 1024 * 1024));
-  for (let pos = 0; pos < length; ) {
+  for (let pos = 0; pos < length;) {
     if (signal.aborted) throw AbortedError.from(signal);
     const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - pos), pos);
     if (bytesRead === 0) throw new Error('partial file shrank while re-hashing');

@@ -156,7 +156,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'prefetch',
     usage: '[options] <repo>',
-    description: 'Ask a hubcache mirror (`hubcache serve`) to download a repo into its store now, e.g. before a rollout',
+    description:
+      'Ask a hubcache mirror (`hubcache serve`) to download a repo into its store now, e.g. before a rollout',
     load: async () => (await import('./prefetch.js')).prefetchCommand,
   },
 ];

@@ -45,13 +45,24 @@ Examples:
       run(cmd, async (ctx, flags: PrefetchFlags) => {
         const env = ctx.io.env;
         const mirror = (flags.mirror ?? env.HUBCACHE_MIRROR ?? '').replace(/\/+$/, '');
-        if (!mirror) throw new UsageError('prefetch needs the mirror: --mirror http://host:port', { hint: 'Or set HUBCACHE_MIRROR.' });
-        if (!/^https?:\/\/[^/]+$/.test(mirror)) throw new UsageError(`--mirror: not an http(s) origin: "${mirror}"`, { hint: 'Like http://mirror:8080 (no path).' });
+        if (!mirror)
+          throw new UsageError('prefetch needs the mirror: --mirror http://host:port', {
+            hint: 'Or set HUBCACHE_MIRROR.',
+          });
+        if (!/^https?:\/\/[^/]+$/.test(mirror))
+          throw new UsageError(`--mirror: not an http(s) origin: "${mirror}"`, {
+            hint: 'Like http://mirror:8080 (no path).',
+          });
         const apiKey = flags.apiKey ?? env.HUBCACHE_API_KEY;
         const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
         if (apiKey) headers['x-hubcache-key'] = apiKey;
         if (ctx.flags.token) headers.authorization = `Bearer ${ctx.flags.token}`;
-        const body = JSON.stringify({ repo, ...(flags.revision ? { revision: flags.revision } : {}), include: flags.include ?? [], exclude: flags.exclude ?? [] });
+        const body = JSON.stringify({
+          repo,
+          ...(flags.revision ? { revision: flags.revision } : {}),
+          include: flags.include ?? [],
+          exclude: flags.exclude ?? [],
+        });
         let job = await call<PrefetchJob>(`${mirror}/api/hubcache/prefetch`, { method: 'POST', headers, body }, 202);
         if (flags.wait === false) {
           if (ctx.flags.json) ctx.out.json(job);
@@ -63,7 +74,11 @@ Examples:
         let lastAt = 0;
         while (job.state === 'running') {
           await sleep(POLL_MS, ctx.signal);
-          job = await call<PrefetchJob>(`${mirror}/api/hubcache/prefetch/${encodeURIComponent(job.id)}`, { method: 'GET', headers }, 200);
+          job = await call<PrefetchJob>(
+            `${mirror}/api/hubcache/prefetch/${encodeURIComponent(job.id)}`,
+            { method: 'GET', headers },
+            200,
+          );
           const line = `${job.filesDone}/${job.files} files, ${formatBytes(job.doneBytes)} of ${formatBytes(job.totalBytes)}`;
           if (line !== last && Date.now() - lastAt >= 1000) {
             ctx.out.info(`  ${line}`);
@@ -71,16 +86,26 @@ Examples:
             lastAt = Date.now();
           }
         }
-        if (job.state === 'failed') throw new HubcacheError(`The mirror could not prefetch ${job.repo}@${job.revision}: ${job.error ?? 'unknown error'}`);
+        if (job.state === 'failed')
+          throw new HubcacheError(
+            `The mirror could not prefetch ${job.repo}@${job.revision}: ${job.error ?? 'unknown error'}`,
+          );
         if (ctx.flags.json) ctx.out.json(job);
-        else ctx.out.result(`Prefetched ${job.repo}@${job.commit ?? job.revision}: ${job.files} file(s), ${formatBytes(job.downloadedBytes)} downloaded by the mirror`);
+        else
+          ctx.out.result(
+            `Prefetched ${job.repo}@${job.commit ?? job.revision}: ${job.files} file(s), ${formatBytes(job.downloadedBytes)} downloaded by the mirror`,
+          );
         return 0;
       }),
     );
 }
 
 /** One exchange with the mirror; its JSON errors become typed errors with the mirror's message. */
-async function call<T>(url: string, opts: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string }, expect: number): Promise<T> {
+async function call<T>(
+  url: string,
+  opts: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
+  expect: number,
+): Promise<T> {
   const res = await httpRequest(url, { ...opts, timeoutMs: 30_000 });
   const text = await readText(res, 4 * 1024 * 1024);
   let json: unknown;
@@ -91,8 +116,14 @@ async function call<T>(url: string, opts: { method: 'GET' | 'POST'; headers: Rec
   }
   if (res.status === expect && json && typeof json === 'object') return json as T;
   const message = (json as { error?: unknown } | undefined)?.error;
-  const why = typeof message === 'string' ? message : `HTTP ${res.status}${json === undefined ? ' (not a hubcache mirror?)' : ''}`;
-  if (res.status === 401) throw new UnauthorizedError(`The mirror refused the request: ${why}`, 401, url, { hint: 'Pass its API key: --api-key or HUBCACHE_API_KEY.' });
+  const why =
+    typeof message === 'string'
+      ? message
+      : `HTTP ${res.status}${json === undefined ? ' (not a hubcache mirror?)' : ''}`;
+  if (res.status === 401)
+    throw new UnauthorizedError(`The mirror refused the request: ${why}`, 401, url, {
+      hint: 'Pass its API key: --api-key or HUBCACHE_API_KEY.',
+    });
   if (res.status === 400) throw new UsageError(why);
   throw new HubHttpError(`The mirror refused the prefetch: ${why}`, res.status, url);
 }
@@ -100,9 +131,13 @@ async function call<T>(url: string, opts: { method: 'GET' | 'POST'; headers: Rec
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

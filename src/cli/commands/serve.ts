@@ -101,85 +101,89 @@ Examples:
   hubcache serve --api-keys /etc/hubcache/keys --deny 'secret-org/*'`,
     )
     .action(async (_o: unknown, cmd: Command) =>
-      run(cmd, async (ctx, flags: ServeFlags) => {
-        const env = ctx.io.env;
-        const pick = (flag: string | undefined, name: string): string | undefined =>
-          flag ?? (env[`HUBCACHE_SERVE_${name}`] || undefined);
-        const list = (flag: string[] | undefined, name: string): string[] =>
-          flag ??
-          (env[`HUBCACHE_SERVE_${name}`] ?? '')
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean);
-        const portText = pick(flags.port, 'PORT') ?? '8080';
-        const port = Number(portText);
-        if (!/^\d+$/.test(portText) || port > 65535)
-          throw new UsageError(`Not a port: "${portText}"`, { hint: 'Use 0-65535 (0: any free port).' });
-        const upstreams = list(flags.upstream, 'UPSTREAM');
-        for (const u of upstreams) checkUrl(u, '--upstream');
-        const msUpstream = pick(flags.modelscopeUpstream, 'MODELSCOPE_UPSTREAM');
-        if (msUpstream) checkUrl(msUpstream, '--modelscope-upstream');
-        const publicUrl = pick(flags.publicUrl, 'PUBLIC_URL');
-        if (publicUrl) checkUrl(publicUrl, '--public-url');
-        const ttl = pick(flags.metadataTtl, 'METADATA_TTL');
-        const maxSize = pick(flags.maxSize, 'MAX_SIZE');
-        const drain = pick(flags.drainTimeout, 'DRAIN_TIMEOUT');
-        const keysFile = pick(flags.apiKeys, 'API_KEYS');
-        const memCache = pick(flags.memoryCache, 'MEMORY_CACHE');
-        const offline = !!ctx.flags.offline || /^(1|true|yes)$/i.test(env.HUBCACHE_SERVE_OFFLINE ?? '');
-        const cacheDir =
-          env.HUBCACHE_SERVE_CACHE_DIR && !ctx.flags.cacheDir
-            ? env.HUBCACHE_SERVE_CACHE_DIR
-            : ctx.cache.config.hf.cacheDir;
-        const { createMirror } = await import('../../server/app.js');
-        const { DEFAULT_SERVE_OPTIONS } = await import('../../server/options.js');
-        const metadataTtlMs = ttl ? parseDuration(ttl) : DEFAULT_SERVE_OPTIONS.metadataTtlMs;
-        const token = pick(flags.upstreamToken, 'UPSTREAM_TOKEN');
-        const mirror = createMirror(
-          {
-            ...DEFAULT_SERVE_OPTIONS,
-            host: pick(flags.host, 'HOST') ?? DEFAULT_SERVE_OPTIONS.host,
-            port,
-            cacheDir,
-            upstreams: upstreams.length ? upstreams : [...DEFAULT_SERVE_OPTIONS.upstreams],
-            modelscopeUpstream: msUpstream ?? DEFAULT_SERVE_OPTIONS.modelscopeUpstream,
-            metadataTtlMs,
-            negativeTtlMs: Math.min(DEFAULT_SERVE_OPTIONS.negativeTtlMs, metadataTtlMs),
-            ...(maxSize ? { maxSizeBytes: parseSize(maxSize) } : {}),
-            offline,
-            ...(token ? { upstreamToken: token } : {}),
-            ...(keysFile ? { apiKeys: readKeys(keysFile) } : {}),
-            allow: list(flags.allow, 'ALLOW'),
-            deny: list(flags.deny, 'DENY'),
-            ...(publicUrl ? { publicUrl } : {}),
-            drainMs: drain ? parseDuration(drain) : DEFAULT_SERVE_OPTIONS.drainMs,
-            logLevel: pick(flags.logLevel, 'LOG_LEVEL') ?? DEFAULT_SERVE_OPTIONS.logLevel,
-            hotCacheBytes: memCache !== undefined ? parseSize(memCache) : DEFAULT_SERVE_OPTIONS.hotCacheBytes,
-          },
-          { logStream: ctx.io.stderr },
-        );
-        let url: string;
-        try {
-          url = await mirror.listen();
-        } catch (err) {
-          await mirror.close(0);
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-            throw new UsageError(
-              `Cannot listen on ${pick(flags.host, 'HOST') ?? DEFAULT_SERVE_OPTIONS.host}:${port}: ${code}`,
-              { hint: 'Pick another --port (0: any free port) or --host.' },
-            );
+      run(
+        cmd,
+        async (ctx, flags: ServeFlags) => {
+          const env = ctx.io.env;
+          const pick = (flag: string | undefined, name: string): string | undefined =>
+            flag ?? (env[`HUBCACHE_SERVE_${name}`] || undefined);
+          const list = (flag: string[] | undefined, name: string): string[] =>
+            flag ??
+            (env[`HUBCACHE_SERVE_${name}`] ?? '')
+              .split(',')
+              .map((x) => x.trim())
+              .filter(Boolean);
+          const portText = pick(flags.port, 'PORT') ?? '8080';
+          const port = Number(portText);
+          if (!/^\d+$/.test(portText) || port > 65535)
+            throw new UsageError(`Not a port: "${portText}"`, { hint: 'Use 0-65535 (0: any free port).' });
+          const upstreams = list(flags.upstream, 'UPSTREAM');
+          for (const u of upstreams) checkUrl(u, '--upstream');
+          const msUpstream = pick(flags.modelscopeUpstream, 'MODELSCOPE_UPSTREAM');
+          if (msUpstream) checkUrl(msUpstream, '--modelscope-upstream');
+          const publicUrl = pick(flags.publicUrl, 'PUBLIC_URL');
+          if (publicUrl) checkUrl(publicUrl, '--public-url');
+          const ttl = pick(flags.metadataTtl, 'METADATA_TTL');
+          const maxSize = pick(flags.maxSize, 'MAX_SIZE');
+          const drain = pick(flags.drainTimeout, 'DRAIN_TIMEOUT');
+          const keysFile = pick(flags.apiKeys, 'API_KEYS');
+          const memCache = pick(flags.memoryCache, 'MEMORY_CACHE');
+          const offline = !!ctx.flags.offline || /^(1|true|yes)$/i.test(env.HUBCACHE_SERVE_OFFLINE ?? '');
+          const cacheDir =
+            env.HUBCACHE_SERVE_CACHE_DIR && !ctx.flags.cacheDir
+              ? env.HUBCACHE_SERVE_CACHE_DIR
+              : ctx.cache.config.hf.cacheDir;
+          const { createMirror } = await import('../../server/app.js');
+          const { DEFAULT_SERVE_OPTIONS } = await import('../../server/options.js');
+          const metadataTtlMs = ttl ? parseDuration(ttl) : DEFAULT_SERVE_OPTIONS.metadataTtlMs;
+          const token = pick(flags.upstreamToken, 'UPSTREAM_TOKEN');
+          const mirror = createMirror(
+            {
+              ...DEFAULT_SERVE_OPTIONS,
+              host: pick(flags.host, 'HOST') ?? DEFAULT_SERVE_OPTIONS.host,
+              port,
+              cacheDir,
+              upstreams: upstreams.length ? upstreams : [...DEFAULT_SERVE_OPTIONS.upstreams],
+              modelscopeUpstream: msUpstream ?? DEFAULT_SERVE_OPTIONS.modelscopeUpstream,
+              metadataTtlMs,
+              negativeTtlMs: Math.min(DEFAULT_SERVE_OPTIONS.negativeTtlMs, metadataTtlMs),
+              ...(maxSize ? { maxSizeBytes: parseSize(maxSize) } : {}),
+              offline,
+              ...(token ? { upstreamToken: token } : {}),
+              ...(keysFile ? { apiKeys: readKeys(keysFile) } : {}),
+              allow: list(flags.allow, 'ALLOW'),
+              deny: list(flags.deny, 'DENY'),
+              ...(publicUrl ? { publicUrl } : {}),
+              drainMs: drain ? parseDuration(drain) : DEFAULT_SERVE_OPTIONS.drainMs,
+              logLevel: pick(flags.logLevel, 'LOG_LEVEL') ?? DEFAULT_SERVE_OPTIONS.logLevel,
+              hotCacheBytes: memCache !== undefined ? parseSize(memCache) : DEFAULT_SERVE_OPTIONS.hotCacheBytes,
+            },
+            { logStream: ctx.io.stderr },
+          );
+          let url: string;
+          try {
+            url = await mirror.listen();
+          } catch (err) {
+            await mirror.close(0);
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+              throw new UsageError(
+                `Cannot listen on ${pick(flags.host, 'HOST') ?? DEFAULT_SERVE_OPTIONS.host}:${port}: ${code}`,
+                { hint: 'Pick another --port (0: any free port) or --host.' },
+              );
+            }
+            throw err;
           }
-          throw err;
-        }
-        ctx.io.stdout.write(`listening on ${url}\n`);
-        await new Promise<void>((resolve) => {
-          if (ctx.signal.aborted) resolve();
-          ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-        });
-        await mirror.close();
-        return 0;
-      }, { ownShutdown: true }),
+          ctx.io.stdout.write(`listening on ${url}\n`);
+          await new Promise<void>((resolve) => {
+            if (ctx.signal.aborted) resolve();
+            ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+          await mirror.close();
+          return 0;
+        },
+        { ownShutdown: true },
+      ),
     );
 }
 
