@@ -5,7 +5,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { scan } from '../src/care/scan.js';
-import { buildHfRepo, buildMsLegacyRepo, buildMsSnapshotRepo, commitOf, type Files } from '../test/fixtures/care-cache.js';
+import {
+  buildHfRepo,
+  buildMsLegacyRepo,
+  buildMsSnapshotRepo,
+  commitOf,
+  type Files,
+} from '../test/fixtures/care-cache.js';
 
 const totalFiles = Number(process.argv[2] ?? 10_000);
 const runs = Number(process.argv[3] ?? 7);

@@ -24,7 +24,9 @@ async function main(): Promise<void> {
     }
     const total = count * mib;
     const concurrency = defaultHashConcurrency();
-    console.log(`${count} files × ${mib} MiB = ${total} MiB, concurrency ${concurrency} (${os.availableParallelism()} cores)`);
+    console.log(
+      `${count} files × ${mib} MiB = ${total} MiB, concurrency ${concurrency} (${os.availableParallelism()} cores)`,
+    );
     const results: Record<string, number[]> = { threads: [], inline: [] };
     for (let round = 0; round < 2; round++) {
       for (const mode of ['inline', 'threads'] as const) {

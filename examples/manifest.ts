@@ -36,12 +36,15 @@ try {
     signal: controller.signal,
     onProgress: (e) => {
       if (e.type === 'plan') console.error(`install: ${e.files.length} files, ${e.downloadBytes} bytes to download`);
-      if (e.type === 'verify-done') console.error(`verified ${e.files} files (${e.bytes} bytes) in ${e.seconds.toFixed(2)} s`);
+      if (e.type === 'verify-done')
+        console.error(`verified ${e.files} files (${e.bytes} bytes) in ${e.seconds.toFixed(2)} s`);
     },
   });
   console.error(`downloaded ${result.downloadedBytes} bytes`);
   for (const m of result.models) console.log(`${m.alias}\t${m.path}`);
-  console.error(`config: ${await modelPath({ cache, loaded: manifest, alias: result.models[0]?.alias ?? 'model', file: 'config.json' })}`);
+  console.error(
+    `config: ${await modelPath({ cache, loaded: manifest, alias: result.models[0]?.alias ?? 'model', file: 'config.json' })}`,
+  );
 } catch (err) {
   if (err instanceof HubcacheError) {
     console.error(`${err.name}: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`);

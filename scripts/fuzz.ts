@@ -75,5 +75,9 @@ try {
 } finally {
   await archive.close();
 }
-console.log(Object.entries(counts).map(([t, n]) => `${t}: ${n} inputs`).join(', '));
+console.log(
+  Object.entries(counts)
+    .map(([t, n]) => `${t}: ${n} inputs`)
+    .join(', '),
+);
 process.exit(code);

@@ -12,7 +12,7 @@ import {
   type Env,
 } from './config.js';
 import { asFsError, UsageError, type WritePlace } from './errors.js';
-import { downloadHf } from './download/hf.js';
+import { downloadHf, ensureBlob, type EnsureBlobOptions, type EnsuredBlob } from './download/hf.js';
 import { sharedCacheRoots } from './download/cross-hub.js';
 import { downloadModelScope } from './download/modelscope.js';
 import type { DownloadOptions, DownloadResult } from './download/types.js';
@@ -20,7 +20,7 @@ import type { ImportOptions, ImportResult } from './import/import-dir.js';
 import { accessAt } from './hubs/http.js';
 import { hubAdapter, type EndpointAt, type HubClient, type HubClients } from './hubs/registry.js';
 import { parseRepoRef } from './hubs/repo-ref.js';
-import type { HubName, RepoRef } from './hubs/types.js';
+import type { HubName, RemoteFile, RepoRef } from './hubs/types.js';
 import { Http1Client } from './http/client.js';
 import { hubBodyErrorFor } from './hubs/http-errors.js';
 import { TransferEngine } from './transfer/engine.js';
@@ -198,7 +198,9 @@ export class Cache {
   /** The folders a download or import of `hub` writes into, each with the setting that moves it. */
   private writePlaces(hub: string, localDir?: string): WritePlace[] {
     const { cacheDirSetting: setting } = hubAdapter(hub);
-    const places: WritePlace[] = hubAdapter(hub).cacheDirs(this.config).map((dir) => ({ dir, setting }));
+    const places: WritePlace[] = hubAdapter(hub)
+      .cacheDirs(this.config)
+      .map((dir) => ({ dir, setting }));
     if (localDir) places.push({ dir: path.resolve(localDir), setting: '--local-dir' });
     return places;
   }
@@ -223,10 +225,36 @@ export class Cache {
   }
 
   /**
+   * One HF blob (`file` as a tree listing describes it, at full `commit`) into the cache:
+   * downloaded and verified unless present, linked into its snapshot; returns where it is.
+   */
+  async ensureBlob(
+    repo: string | RepoRef,
+    commit: string,
+    file: RemoteFile,
+    opts: EnsureBlobOptions = {},
+  ): Promise<EnsuredBlob> {
+    const ref = this.parseRepo(repo);
+    if (ref.hub !== 'hf') throw new UsageError('ensureBlob: HF repos only');
+    const hf = this.config.hf;
+    const ctx = {
+      cacheDir: hf.cacheDir,
+      endpoint: hf.endpoint,
+      token: hf.token,
+      offline: hf.offline,
+      symlinks: hf.symlinks,
+      engine: this.engine,
+    };
+    return ensureBlob(ctx, ref, commit, file, opts);
+  }
+
+  /**
    * Adopts files already on disk (`opts.dir`, laid out by repo path) into this cache after
    * checking them against the hub's hashes; reports mismatches and missing files, downloads nothing.
    */
-  async importDir(opts: Omit<ImportOptions, 'repo'> & { repo: string | RepoRef; revision?: string }): Promise<ImportResult> {
+  async importDir(
+    opts: Omit<ImportOptions, 'repo'> & { repo: string | RepoRef; revision?: string },
+  ): Promise<ImportResult> {
     const { importDir } = await import('./import/import-dir.js');
     const repo = this.parseRepo(opts.repo, opts.revision);
     try {
@@ -264,16 +292,29 @@ export class Cache {
    * Like `hf cache verify`: per cached revision, the files its listing names that are not on disk and
    * the files on disk it does not name (listing from trees/<commit>.json, else the hub).
    */
-  async listingDiffs(opts: Pick<care.VerifyOptions, 'targets' | 'defaults' | 'signal'> = {}): Promise<Array<care.ListingDiff & { reason?: string }>> {
+  async listingDiffs(
+    opts: Pick<care.VerifyOptions, 'targets' | 'defaults' | 'signal'> = {},
+  ): Promise<Array<care.ListingDiff & { reason?: string }>> {
     const [m, scan] = await Promise.all([careModule(), this.scan()]);
     const { requireTargets } = await import('./care/select.js');
-    const selections = opts.targets?.length ? requireTargets(scan, opts.targets, opts.defaults) : scan.repos.map((repo) => ({ repo, revisions: repo.revisions }));
+    const selections = opts.targets?.length
+      ? requireTargets(scan, opts.targets, opts.defaults)
+      : scan.repos.map((repo) => ({ repo, revisions: repo.revisions }));
     return m.listingDiffs(this.careContext(), selections, opts.signal);
   }
 
   /** `hf cache verify REPO --local-dir DIR`: hashes DIR's files against the revision's listing (default: main / master). */
-  async verifyLocalDir(repo: string | RepoRef, dir: string, opts: { revision?: string; signal?: AbortSignal; concurrency?: number } = {}): Promise<care.LocalDirVerifyReport> {
-    return (await careModule()).verifyLocalDir(this.careContext(), this.parseRepo(repo, opts.revision), path.resolve(dir), opts);
+  async verifyLocalDir(
+    repo: string | RepoRef,
+    dir: string,
+    opts: { revision?: string; signal?: AbortSignal; concurrency?: number } = {},
+  ): Promise<care.LocalDirVerifyReport> {
+    return (await careModule()).verifyLocalDir(
+      this.careContext(),
+      this.parseRepo(repo, opts.revision),
+      path.resolve(dir),
+      opts,
+    );
   }
 
   /** Cached refs vs what the hub (or several endpoints) serves now. */
@@ -315,7 +356,11 @@ export class Cache {
     if (!fs.existsSync(policyPath(this.config.hf.cacheDir))) return;
     try {
       const report = await (await careModule()).applyCachePolicy(this.careContext(), res);
-      if (report && report.freedBytes > 0) opts.onProgress?.({ type: 'warning', message: `Cache policy: removed ${report.plan.revisions.length + report.plan.repos.length} old revision(s), freed ${report.freedBytes} bytes` });
+      if (report && report.freedBytes > 0)
+        opts.onProgress?.({
+          type: 'warning',
+          message: `Cache policy: removed ${report.plan.revisions.length + report.plan.repos.length} old revision(s), freed ${report.freedBytes} bytes`,
+        });
     } catch (err) {
       opts.onProgress?.({ type: 'warning', message: `Cache policy not applied: ${(err as Error).message}` });
     }
@@ -346,7 +391,11 @@ export class Cache {
   }
 
   /** One file: downloads it if needed and returns its path on disk. */
-  async file(repo: string | RepoRef, filePath: string, opts: Omit<DownloadOptions, 'repo' | 'files'> = {}): Promise<string> {
+  async file(
+    repo: string | RepoRef,
+    filePath: string,
+    opts: Omit<DownloadOptions, 'repo' | 'files'> = {},
+  ): Promise<string> {
     const res = await this.download({ ...opts, repo, files: [filePath] });
     const f = res.files[0];
     if (!f) throw new UsageError(`No file ${filePath}`);
@@ -361,4 +410,3 @@ function realpathOrSelf(p: string): string {
     return path.resolve(p);
   }
 }
-

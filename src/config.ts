@@ -17,7 +17,10 @@ export function envBool(value: string | undefined): boolean {
 export function expandPath(p: string, env: Env): string {
   let out = p;
   if (out === '~' || out.startsWith('~/')) out = path.join(env.HOME ?? os.homedir(), out.slice(1));
-  out = out.replace(/\$(\w+)|\$\{(\w+)\}/g, (m, a: string | undefined, b: string | undefined) => env[(a ?? b) as string] ?? m);
+  out = out.replace(
+    /\$(\w+)|\$\{(\w+)\}/g,
+    (m, a: string | undefined, b: string | undefined) => env[(a ?? b) as string] ?? m,
+  );
   return out;
 }
 
@@ -109,7 +112,10 @@ export function normalizeMsEndpoint(v: string): string {
 }
 
 export function modelscopeSettingsFromEnv(env: Env = process.env): ModelScopeSettings {
-  const cacheDir = expandPath(nonEmpty(env.MODELSCOPE_CACHE) ?? path.join(home(env), '.cache', 'modelscope', 'hub'), env);
+  const cacheDir = expandPath(
+    nonEmpty(env.MODELSCOPE_CACHE) ?? path.join(home(env), '.cache', 'modelscope', 'hub'),
+    env,
+  );
   const credentialsDir = expandPath(
     nonEmpty(env.MODELSCOPE_CREDENTIALS_PATH) ?? path.join(home(env), '.modelscope', 'credentials'),
     env,

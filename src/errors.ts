@@ -246,7 +246,10 @@ export function asNetworkError(err: unknown, hint?: string): Error {
   if (err instanceof HubcacheError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const msg = err instanceof Error ? err.message : String(err);
-  return new NetworkError(`network error${typeof code === 'string' ? ` (${code})` : ''}: ${msg}`, { cause: err, ...(hint ? { hint } : {}) });
+  return new NetworkError(`network error${typeof code === 'string' ? ` (${code})` : ''}: ${msg}`, {
+    cause: err,
+    ...(hint ? { hint } : {}),
+  });
 }
 
 /** Throws AbortedError if the signal has fired. */

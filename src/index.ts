@@ -2,28 +2,100 @@
 export { Cache, type CacheConfig, type CacheAtOptions, type HubSettings } from './cache.js';
 export * from './errors.js';
 export type { DownloadOptions, DownloadResult, PlannedFile, ProgressEvent, FileStatus } from './download/types.js';
+export type { EnsureBlobOptions, EnsuredBlob } from './download/hf.js';
+export { LocalBlobStore, type BlobStore, type BlobStat, type BlobRange } from './stores/blob-store.js';
 export type { RepoRef, RemoteFile, Snapshot, HubName, RepoType, EndpointsOption } from './hubs/types.js';
 export { parseRepoRef, formatRepoRef } from './hubs/repo-ref.js';
 export { hfSettingsFromEnv, modelscopeSettingsFromEnv } from './config.js';
 export { ModelScopeClient, type MsRevision } from './hubs/modelscope.js';
 export { ModelScopeCache, maskModelName, type MsLayout } from './layouts/modelscope-cache.js';
-export type { ImportOptions, ImportResult, ImportedFile, ImportStatus, ImportMode, ImportEvent } from './import/import-dir.js';
+export type {
+  ImportOptions,
+  ImportResult,
+  ImportedFile,
+  ImportStatus,
+  ImportMode,
+  ImportEvent,
+} from './import/import-dir.js';
 // Project manifests: hubcache.json + hubcache.lock.
-export { loadManifest, findManifest, parseManifest, initManifest, addModel, stringifyManifest, resolveLocalDir, MANIFEST_NAME, LOCKFILE_NAME } from './manifest/manifest.js';
+export {
+  loadManifest,
+  findManifest,
+  parseManifest,
+  initManifest,
+  addModel,
+  stringifyManifest,
+  resolveLocalDir,
+  MANIFEST_NAME,
+  LOCKFILE_NAME,
+} from './manifest/manifest.js';
 export type { Manifest, ManifestLocation, AddModelOptions, AddModelResult } from './manifest/manifest.js';
-export { InvalidManifestError, entrySpec, type ManifestModel, type EntrySpec, type LockedModel, type LockedFile, type LockfileShape, type ManifestIssue } from './manifest/schema.js';
-export { readLockfile, stringifyLockfile, manifestDrift, diffFiles, type Drift, type FileChanges } from './manifest/lockfile.js';
-export { lock, update, type ProjectOptions, type LockOptions, type UpdateOptions, type LockResult, type LockEntryResult, type LockEntryStatus } from './manifest/lock.js';
-export { install, type InstallOptions, type InstallResult, type InstalledModel, type InstalledFile, type InstallProgressEvent } from './manifest/install.js';
+export {
+  InvalidManifestError,
+  entrySpec,
+  type ManifestModel,
+  type EntrySpec,
+  type LockedModel,
+  type LockedFile,
+  type LockfileShape,
+  type ManifestIssue,
+} from './manifest/schema.js';
+export {
+  readLockfile,
+  stringifyLockfile,
+  manifestDrift,
+  diffFiles,
+  type Drift,
+  type FileChanges,
+} from './manifest/lockfile.js';
+export {
+  lock,
+  update,
+  type ProjectOptions,
+  type LockOptions,
+  type UpdateOptions,
+  type LockResult,
+  type LockEntryResult,
+  type LockEntryStatus,
+} from './manifest/lock.js';
+export {
+  install,
+  type InstallOptions,
+  type InstallResult,
+  type InstalledModel,
+  type InstalledFile,
+  type InstallProgressEvent,
+} from './manifest/install.js';
 export { outdated, type OutdatedOptions, type OutdatedEntry } from './manifest/outdated.js';
 export { modelPath, type ModelPathOptions } from './manifest/path.js';
 // Cache care: scan, verify, status, remove, prune, gc (the Cache methods of the same names).
 export type {
-  CacheScan, CachedRepo, CachedRevision, CachedFile, CacheWarning, WarningKind, RepoLayout,
-  VerifyOptions, VerifyReport, VerifyEvent, FileCheck, Verdict,
-  StatusOptions, StatusReport, RefStatus, RemoteState, RefState,
-  RemoveOptions, PruneOptions, GcOptions, CachePolicy, DeletePlan, DeleteReport, Skipped,
-  ListOptions, ListRow,
+  CacheScan,
+  CachedRepo,
+  CachedRevision,
+  CachedFile,
+  CacheWarning,
+  WarningKind,
+  RepoLayout,
+  VerifyOptions,
+  VerifyReport,
+  VerifyEvent,
+  FileCheck,
+  Verdict,
+  StatusOptions,
+  StatusReport,
+  RefStatus,
+  RemoteState,
+  RefState,
+  RemoveOptions,
+  PruneOptions,
+  GcOptions,
+  CachePolicy,
+  DeletePlan,
+  DeleteReport,
+  Skipped,
+  ListOptions,
+  ListRow,
 } from './care/index.js';
 export { listRows, parseSize, parseDuration } from './care/index.js';
 // Doctor, pack/unpack, dedup (the Cache methods of the same names) and --local-dir link modes.
@@ -32,6 +104,13 @@ export type { DoctorFinding, Severity, MountEntry } from './care/doctor-checks.j
 export { parseMounts } from './care/doctor-checks.js';
 export type { PackOptions, PackReport, PackEvent } from './care/pack.js';
 export type { PackManifest, PackedRepo, ManifestEntry } from './care/pack-format.js';
-export { ArchiveError, type UnpackOptions, type UnpackReport, type UnpackEvent, type UnpackChange, type RefChange } from './care/unpack.js';
+export {
+  ArchiveError,
+  type UnpackOptions,
+  type UnpackReport,
+  type UnpackEvent,
+  type UnpackChange,
+  type RefChange,
+} from './care/unpack.js';
 export type { DedupOptions, DedupReport, DedupGroup, DedupEvent } from './care/dedup.js';
 export { materializeFile, LINK_MODES, type LinkMode, type LinkMethod } from './layouts/link-mode.js';

@@ -46,13 +46,23 @@ test('include/exclude filter like huggingface_hub filter_repo_objects', () => {
 test('repo strings', () => {
   assert.deepEqual(parseRepoRef('org/name'), { hub: 'hf', type: 'model', id: 'org/name' });
   assert.deepEqual(parseRepoRef('hf:org/name@v1.0'), { hub: 'hf', type: 'model', id: 'org/name', revision: 'v1.0' });
-  assert.deepEqual(parseRepoRef('modelscope:Qwen/Qwen2.5-7B'), { hub: 'modelscope', type: 'model', id: 'Qwen/Qwen2.5-7B' });
+  assert.deepEqual(parseRepoRef('modelscope:Qwen/Qwen2.5-7B'), {
+    hub: 'modelscope',
+    type: 'model',
+    id: 'Qwen/Qwen2.5-7B',
+  });
   assert.deepEqual(parseRepoRef('datasets/org/ds'), { hub: 'hf', type: 'dataset', id: 'org/ds' });
-  assert.deepEqual(parseRepoRef('hf://datasets/org/ds@refs%2Fpr%2F1'), { hub: 'hf', type: 'dataset', id: 'org/ds', revision: 'refs/pr/1' });
+  assert.deepEqual(parseRepoRef('hf://datasets/org/ds@refs%2Fpr%2F1'), {
+    hub: 'hf',
+    type: 'dataset',
+    id: 'org/ds',
+    revision: 'refs/pr/1',
+  });
   assert.deepEqual(parseRepoRef('gpt2'), { hub: 'hf', type: 'model', id: 'gpt2' });
   assert.equal(parseRepoRef('org/name', { revision: 'dev' }).revision, 'dev');
   assert.equal(formatRepoRef(parseRepoRef('ms:a/b@v1')), 'modelscope:a/b@v1');
-  for (const bad of ['../x', 'a/b/c', 'a--b/c', '', 'foo:a/b', 'a/..', '/abs']) assert.throws(() => parseRepoRef(bad), UsageError, bad);
+  for (const bad of ['../x', 'a/b/c', 'a--b/c', '', 'foo:a/b', 'a/..', '/abs'])
+    assert.throws(() => parseRepoRef(bad), UsageError, bad);
 });
 
 test('HF env precedence and parsing', () => {
@@ -61,17 +71,27 @@ test('HF env precedence and parsing', () => {
   assert.equal(hfSettingsFromEnv({ ...base, XDG_CACHE_HOME: '/x' }).cacheDir, '/x/huggingface/hub');
   assert.equal(hfSettingsFromEnv({ ...base, HF_HOME: '~/hf' }).cacheDir, '/home/u/hf/hub');
   assert.equal(hfSettingsFromEnv({ ...base, HF_HOME: '/h', HUGGINGFACE_HUB_CACHE: '/legacy' }).cacheDir, '/legacy');
-  assert.equal(hfSettingsFromEnv({ ...base, HF_HOME: '/h', HUGGINGFACE_HUB_CACHE: '/legacy', HF_HUB_CACHE: '$HOME/c' }).cacheDir, '/home/u/c');
+  assert.equal(
+    hfSettingsFromEnv({ ...base, HF_HOME: '/h', HUGGINGFACE_HUB_CACHE: '/legacy', HF_HUB_CACHE: '$HOME/c' }).cacheDir,
+    '/home/u/c',
+  );
   assert.equal(hfSettingsFromEnv({ ...base, HF_ENDPOINT: 'http://127.0.0.1:9/' }).endpoint, 'http://127.0.0.1:9');
   assert.equal(hfSettingsFromEnv({ ...base, HF_TOKEN: ' hf_abc\n' }).token, 'hf_abc');
   assert.equal(hfSettingsFromEnv({ ...base, HF_HUB_OFFLINE: '1' }).offline, true);
   assert.equal(hfSettingsFromEnv({ ...base, TRANSFORMERS_OFFLINE: 'yes' }).offline, true);
-  assert.equal(hfSettingsFromEnv({ ...base, HF_HUB_OFFLINE: '0', TRANSFORMERS_OFFLINE: '1' }).offline, false, 'a non-empty HF_HUB_OFFLINE wins');
+  assert.equal(
+    hfSettingsFromEnv({ ...base, HF_HUB_OFFLINE: '0', TRANSFORMERS_OFFLINE: '1' }).offline,
+    false,
+    'a non-empty HF_HUB_OFFLINE wins',
+  );
   assert.ok(envBool('True') && envBool('on') && !envBool('2') && !envBool(''));
   const ms = modelscopeSettingsFromEnv({ ...base, MODELSCOPE_DOMAIN: 'www.modelscope.ai' });
   assert.equal(ms.endpoint, 'https://www.modelscope.ai');
   assert.equal(ms.cacheDir, '/home/u/.cache/modelscope/hub');
-  assert.equal(modelscopeSettingsFromEnv({ ...base, MODELSCOPE_CACHE: '/m', MODELSCOPE_ENDPOINT: 'http://127.0.0.1:5' }).endpoint, 'http://127.0.0.1:5');
+  assert.equal(
+    modelscopeSettingsFromEnv({ ...base, MODELSCOPE_CACHE: '/m', MODELSCOPE_ENDPOINT: 'http://127.0.0.1:5' }).endpoint,
+    'http://127.0.0.1:5',
+  );
 });
 
 test('unsafe server paths are refused', () => {
@@ -105,6 +125,9 @@ test('repo folder names and tree cache', () => {
   ];
   const text = formatTreeCache(files);
   assert.ok(text.startsWith('{\n "format_version": 1,\n "files": {\n  "a.safetensors": {'));
-  assert.deepEqual(parseTreeCache(text).map((f) => f.path), ['a.safetensors', 'b.json']);
+  assert.deepEqual(
+    parseTreeCache(text).map((f) => f.path),
+    ['a.safetensors', 'b.json'],
+  );
   assert.throws(() => parseTreeCache('{"format_version":2,"files":{}}'));
 });

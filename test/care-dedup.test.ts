@@ -28,12 +28,21 @@ describe('care: dedup', () => {
   async function twoCaches(): Promise<{ env: Record<string, string>; hfFile: string; msFile: string }> {
     const hfRoot = await tempDir();
     const msRoot = await tempDir();
-    const env = { HF_HUB_CACHE: hfRoot, MODELSCOPE_CACHE: msRoot, HF_ENDPOINT: hub.hfEndpoint, MODELSCOPE_ENDPOINT: hub.msEndpoint };
+    const env = {
+      HF_HUB_CACHE: hfRoot,
+      MODELSCOPE_CACHE: msRoot,
+      HF_ENDPOINT: hub.hfEndpoint,
+      MODELSCOPE_ENDPOINT: hub.msEndpoint,
+    };
     const hf = await runCli(['download', 'org/w'], env);
     assert.equal(hf.code, 0, hf.stderr);
     const ms = await runCli(['download', 'modelscope:org/w-ms'], env);
     assert.equal(ms.code, 0, ms.stderr);
-    return { env, hfFile: await blobOf(path.join(hf.stdout.trim(), 'model.safetensors')), msFile: path.join(ms.stdout.trim(), 'model.safetensors') };
+    return {
+      env,
+      hfFile: await blobOf(path.join(hf.stdout.trim(), 'model.safetensors')),
+      msFile: path.join(ms.stdout.trim(), 'model.safetensors'),
+    };
   }
   const ino = async (p: string): Promise<number> => (await fs.stat(p)).ino;
   const json = (stdout: string): DedupReport => JSON.parse(stdout) as DedupReport;
@@ -83,11 +92,16 @@ describe('care: dedup', () => {
     const { env, hfFile, msFile } = await twoCaches();
     const cache = Cache.fromEnv(env);
     // The ModelScope copy is hashed, so it is the one kept; the HF blob would be replaced: lock it.
-    const lock = await acquireLock(path.join(env.HF_HUB_CACHE as string, '.locks', 'models--org--w', `${path.basename(hfFile)}.lock`));
+    const lock = await acquireLock(
+      path.join(env.HF_HUB_CACHE as string, '.locks', 'models--org--w', `${path.basename(hfFile)}.lock`),
+    );
     try {
       const rep = await cache.dedup();
       assert.equal(rep.linkedFiles, 0);
-      assert.deepEqual(rep.skipped.map((s) => [s.path, s.reason]), [[hfFile, 'a download is using this blob (its lock is held)']]);
+      assert.deepEqual(
+        rep.skipped.map((s) => [s.path, s.reason]),
+        [[hfFile, 'a download is using this blob (its lock is held)']],
+      );
       assert.notEqual(await ino(hfFile), await ino(msFile));
     } finally {
       await lock.release();
@@ -136,8 +150,12 @@ describe('care: dedup', () => {
 
     // Responses that carry a file body (a redirect to the CDN carries none).
     const bodies = (): number =>
-      hub.countRequests((r) => r.method === 'GET' && (r.status === 200 || r.status === 206)
-        && (r.host === 'cdn' || /\/resolve\/|\/repo\?/.test(r.path)));
+      hub.countRequests(
+        (r) =>
+          r.method === 'GET' &&
+          (r.status === 200 || r.status === 206) &&
+          (r.host === 'cdn' || /\/resolve\/|\/repo\?/.test(r.path)),
+      );
     const before = bodies();
     const fixed = await runCli(['verify', '--fix', '--json'], env);
     assert.equal(fixed.code, 0, fixed.stderr);

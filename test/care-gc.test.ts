@@ -15,18 +15,29 @@ import { startTestHub, type TestHub } from './fixtures/test-hub.js';
 import { runCli, spawnCli, tempDir } from './helpers.js';
 
 const DAY = 86_400_000;
-const exists = (p: string): Promise<boolean> => fs.lstat(p).then(() => true, () => false);
+const exists = (p: string): Promise<boolean> =>
+  fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Three repos of 1000 bytes each, last used 30, 20 and 10 days ago. */
 async function threeAges(root: string): Promise<void> {
-  const days: Array<[string, number]> = [['org/old', 30], ['org/mid', 20], ['org/new', 10]];
+  const days: Array<[string, number]> = [
+    ['org/old', 30],
+    ['org/mid', 20],
+    ['org/new', 10],
+  ];
   for (const [id, d] of days) {
-    const dir = await buildHfRepo(root, id, [{ commit: commitOf(id), files: { 'w.bin': Buffer.alloc(1000, d) }, refs: ['main'] }]);
+    const dir = await buildHfRepo(root, id, [
+      { commit: commitOf(id), files: { 'w.bin': Buffer.alloc(1000, d) }, refs: ['main'] },
+    ]);
     for (const b of await fs.readdir(path.join(dir, 'blobs'))) await age(path.join(dir, 'blobs', b), d * DAY);
   }
 }
 
-const ids = async (root: string): Promise<string[]> => (await scan({ hf: root, modelscope: root })).repos.map((r) => r.id).sort();
+const ids = async (root: string): Promise<string[]> =>
+  (await scan({ hf: root, modelscope: root })).repos.map((r) => r.id).sort();
 
 describe('care: gc', () => {
   test('removes least recently used first, just enough to fit', async () => {
@@ -36,7 +47,10 @@ describe('care: gc', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await ids(root), ['org/mid', 'org/new']);
     const again = await runCli(['gc', '--max-size', '1.5k', '--cache-dir', root, '--dry-run']);
-    assert.match(again.stdout, /Would shrink the cache to 1\.5k:\n {2}org\/mid {2}\(whole repo, 1\.0 kB\)\nWould free 1\.0 kB\./);
+    assert.match(
+      again.stdout,
+      /Would shrink the cache to 1\.5k:\n {2}org\/mid {2}\(whole repo, 1\.0 kB\)\nWould free 1\.0 kB\./,
+    );
     const fits = await runCli(['gc', '--max-size', '1T', '--cache-dir', root, '-y']);
     assert.match(fits.stdout, /Nothing to remove/);
   });
@@ -54,14 +68,28 @@ describe('care: gc', () => {
     for (const b of [await blobOf(path.join(dir, 'snapshots', commitOf('1'), 'w.bin')), newBlob]) await age(b, 9 * DAY);
     await fs.utimes(newBlob, new Date(), new Date(Date.now() - 9 * DAY)); // read today
     const plan = await planGc(await scan({ hf: root, modelscope: root }), { maxSizeBytes: 4000 });
-    assert.deepEqual(plan.revisions.map((r) => r.refs), [['v1']]);
+    assert.deepEqual(
+      plan.revisions.map((r) => r.refs),
+      [['v1']],
+    );
     assert.equal(plan.freedBytes, 800);
   });
 
   test('--keep pins repos and revisions; a revision with a held lock is skipped', async () => {
     const root = await tempDir();
     await threeAges(root);
-    const r = await runCli(['gc', '--max-size', '0', '--keep', 'org/old', '--keep', 'org/mid@main', '--cache-dir', root, '-y']);
+    const r = await runCli([
+      'gc',
+      '--max-size',
+      '0',
+      '--keep',
+      'org/old',
+      '--keep',
+      'org/mid@main',
+      '--cache-dir',
+      root,
+      '-y',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await ids(root), ['org/mid', 'org/old']);
     const newRoot = await tempDir();
@@ -130,7 +158,8 @@ describe('care: gc with downloads', () => {
   let hub: TestHub;
   before(async () => {
     hub = await startTestHub();
-    for (const [i, id] of ['org/a', 'org/b', 'org/c'].entries()) hub.hf.createRepo(id).commit({ 'config.json': `{"i":${i}}`, 'w.safetensors': { size: 40_000, seed: i + 1 } });
+    for (const [i, id] of ['org/a', 'org/b', 'org/c'].entries())
+      hub.hf.createRepo(id).commit({ 'config.json': `{"i":${i}}`, 'w.safetensors': { size: 40_000, seed: i + 1 } });
     const big = hub.hf.createRepo('org/big');
     big.commit({ 'config.json': '{"v":1}', 'shared.safetensors': { size: 30_000, seed: 7 } });
     big.tag('v1');
@@ -146,7 +175,10 @@ describe('care: gc with downloads', () => {
     for (const b of await fs.readdir(old)) await age(path.join(old, b), 5 * DAY);
     const saved = await runCli(['gc', '--max-size', '50k', '--keep', 'org/c', '--save-policy', '-y'], env);
     assert.equal(saved.code, 0, saved.stderr);
-    assert.deepEqual(JSON.parse(await fs.readFile(path.join(root, '.locks', 'hubcache', 'policy.json'), 'utf8')), { maxSize: '50k', keep: ['org/c'] });
+    assert.deepEqual(JSON.parse(await fs.readFile(path.join(root, '.locks', 'hubcache', 'policy.json'), 'utf8')), {
+      maxSize: '50k',
+      keep: ['org/c'],
+    });
     assert.deepEqual(await ids(root), ['org/a'], 'under the limit: nothing removed yet');
     // org/b pushes the cache over 50k: the least recently used (org/a) goes, org/b stays.
     const b = await runCli(['download', 'org/b'], env);
@@ -161,7 +193,11 @@ describe('care: gc with downloads', () => {
     const cache = Cache.at(root, { hfEndpoint: hub.hfEndpoint });
     assert.deepEqual(await cache.readCachePolicy(), { maxSize: '50k', keep: ['org/c'] });
     await cache.download({ repo: 'org/a' });
-    assert.deepEqual(await ids(root), ['org/a', 'org/c'], 'over the limit, but one is pinned and the other was just downloaded');
+    assert.deepEqual(
+      await ids(root),
+      ['org/a', 'org/c'],
+      'over the limit, but one is pinned and the other was just downloaded',
+    );
   });
 
   test('gc while another process downloads: the busy repo keeps every blob, the download completes', async () => {
@@ -169,14 +205,20 @@ describe('care: gc with downloads', () => {
     const env = { HF_HUB_CACHE: root, HF_ENDPOINT: hub.hfEndpoint };
     assert.equal((await runCli(['download', 'org/big', '--revision', 'v1'], env)).code, 0);
     assert.equal((await runCli(['download', 'org/a'], env)).code, 0);
-    for (const repo of ['models--org--big', 'models--org--a']) for (const b of await fs.readdir(path.join(root, repo, 'blobs'))) await age(path.join(root, repo, 'blobs', b), 3 * DAY);
+    for (const repo of ['models--org--big', 'models--org--a'])
+      for (const b of await fs.readdir(path.join(root, repo, 'blobs')))
+        await age(path.join(root, repo, 'blobs', b), 3 * DAY);
     hub.throttleBytesPerSec = 300_000;
     const child = spawnCli(['download', 'org/big'], env);
     try {
       // Wait until the child is fetching the large file (its partial exists, its lock is held).
       const blobs = path.join(root, 'models--org--big', 'blobs');
-      for (let i = 0; i < 200 && !(await fs.readdir(blobs)).some((b) => b.endsWith('.incomplete')); i++) await sleep(25);
-      assert.ok((await fs.readdir(blobs)).some((b) => b.endsWith('.incomplete')), 'download under way');
+      for (let i = 0; i < 200 && !(await fs.readdir(blobs)).some((b) => b.endsWith('.incomplete')); i++)
+        await sleep(25);
+      assert.ok(
+        (await fs.readdir(blobs)).some((b) => b.endsWith('.incomplete')),
+        'download under way',
+      );
       const g = await runCli(['gc', '--max-size', '0', '-y'], env);
       assert.equal(g.code, 0, g.stderr);
       assert.match(g.stderr, /org\/big: a download of this repo is running/);

@@ -27,7 +27,12 @@ describe('care: pack / unpack', () => {
   let bundle: string;
   const weights = { size: 120_000, seed: 11 };
 
-  const env = (root: string): Record<string, string> => ({ HF_HUB_CACHE: root, MODELSCOPE_CACHE: root, HF_ENDPOINT: hub.hfEndpoint, MODELSCOPE_ENDPOINT: hub.msEndpoint });
+  const env = (root: string): Record<string, string> => ({
+    HF_HUB_CACHE: root,
+    MODELSCOPE_CACHE: root,
+    HF_ENDPOINT: hub.hfEndpoint,
+    MODELSCOPE_ENDPOINT: hub.msEndpoint,
+  });
 
   before(async () => {
     hub = await startTestHub();
@@ -35,9 +40,15 @@ describe('care: pack / unpack', () => {
     c1 = repo.commit({ 'config.json': '{"v":1}', 'model.safetensors': weights, 'tok/vocab.txt': 'a b c' });
     repo.tag('v1', c1);
     c2 = repo.commit({ 'config.json': '{"v":2}' });
-    hub.ms.createRepo('org/ms.model').commit({ 'configuration.json': '{"ms":1}', 'pytorch_model.bin': { size: 40_000, seed: 12 } });
+    hub.ms
+      .createRepo('org/ms.model')
+      .commit({ 'configuration.json': '{"ms":1}', 'pytorch_model.bin': { size: 40_000, seed: 12 } });
     source = await tempDir();
-    for (const args of [['download', 'org/model', '--revision', 'v1'], ['download', 'org/model'], ['download', 'modelscope:org/ms.model']]) {
+    for (const args of [
+      ['download', 'org/model', '--revision', 'v1'],
+      ['download', 'org/model'],
+      ['download', 'modelscope:org/ms.model'],
+    ]) {
       const r = await runCli(args, env(source));
       assert.equal(r.code, 0, r.stderr);
     }
@@ -54,9 +65,14 @@ describe('care: pack / unpack', () => {
     assert.ok(names.includes(`hf/models--org--model/snapshots/${c1}/tok/vocab.txt`));
     assert.ok(names.includes(`hf/models--org--model/refs/main`) && names.includes('hf/models--org--model/refs/v1'));
     assert.ok(names.includes(`hf/models--org--model/trees/${c2}.json`));
-    assert.ok(names.includes('ms/models/org/ms___model/.msc') && names.includes('ms/models/org/ms___model/pytorch_model.bin'));
+    assert.ok(
+      names.includes('ms/models/org/ms___model/.msc') && names.includes('ms/models/org/ms___model/pytorch_model.bin'),
+    );
     const verbose = execFileSync('tar', ['-tvf', bundle]).toString();
-    assert.match(verbose, new RegExp(`hf/models--org--model/snapshots/${c1}/tok/vocab\\.txt -> \\.\\./\\.\\./\\.\\./blobs/[0-9a-f]{40}`));
+    assert.match(
+      verbose,
+      new RegExp(`hf/models--org--model/snapshots/${c1}/tok/vocab\\.txt -> \\.\\./\\.\\./\\.\\./blobs/[0-9a-f]{40}`),
+    );
   });
 
   test('tar format: long and non-ASCII names, long link targets read back by GNU tar, Python and readTarFile', async () => {
@@ -75,15 +91,29 @@ describe('care: pack / unpack', () => {
     await fh.close();
     assert.equal(tar.bytes, (await fs.stat(file)).size);
     assert.deepEqual(execFileSync('tar', ['-tf', file]).toString().trim().split('\n'), [mid, long, utf8, 'link']);
-    const py = execFileSync('python3', ['-c', 'import tarfile,sys,json; t=tarfile.open(sys.argv[1]); print(json.dumps([[m.name, m.size, m.linkname] for m in t]))', file]).toString();
-    assert.deepEqual(JSON.parse(py), [[mid, 3, ''], [long, 4, ''], [utf8, 4, ''], ['link', 0, target]]);
+    const py = execFileSync('python3', [
+      '-c',
+      'import tarfile,sys,json; t=tarfile.open(sys.argv[1]); print(json.dumps([[m.name, m.size, m.linkname] for m in t]))',
+      file,
+    ]).toString();
+    assert.deepEqual(JSON.parse(py), [
+      [mid, 3, ''],
+      [long, 4, ''],
+      [utf8, 4, ''],
+      ['link', 0, target],
+    ]);
     const back: Array<[string, string, string]> = [];
     for await (const e of readTarFile(file)) {
       const parts: Buffer[] = [];
       for await (const c of e.body) parts.push(c);
       back.push([e.name, Buffer.concat(parts).toString(), e.linkName ?? '']);
     }
-    assert.deepEqual(back, [[mid, 'mid', ''], [long, 'long', ''], [utf8, 'utf8', ''], ['link', '', target]]);
+    assert.deepEqual(back, [
+      [mid, 'mid', ''],
+      [long, 'long', ''],
+      [utf8, 'utf8', ''],
+      ['link', '', target],
+    ]);
   });
 
   test('a full disk while packing fails with its ENOSPC (no hang), for a file and for the next entry', async () => {
@@ -94,7 +124,10 @@ describe('care: pack / unpack', () => {
     const input = await fs.open(src, 'r');
     try {
       const full = (e: unknown): boolean => (e as NodeJS.ErrnoException).code === 'ENOSPC';
-      await assert.rejects(tar.addFile('big.bin', input, 8 << 20, Date.now(), () => undefined), full);
+      await assert.rejects(
+        tar.addFile('big.bin', input, 8 << 20, Date.now(), () => undefined),
+        full,
+      );
       await assert.rejects(tar.addBuffer('next', Buffer.from('x'), Date.now()), full);
     } finally {
       await input.close();
@@ -117,8 +150,14 @@ describe('care: pack / unpack', () => {
     assert.equal(await read(`${'d'.repeat(120)}/${'f'.repeat(90)}.txt`), 'mid');
     assert.equal(await read(`${'e/'.repeat(150)}w.txt`), 'long');
     assert.equal(await read('naïve.txt'), 'utf8');
-    assert.equal(await fs.readFile(path.join(target, 'models', 'org--new', 'snapshots', 'master', 'a.txt'), 'utf8'), 'v2 layout');
-    assert.equal(await fs.readFile(path.join(target, 'models', 'org', 'old___ms', 'configuration.json'), 'utf8'), '{"ms":1}');
+    assert.equal(
+      await fs.readFile(path.join(target, 'models', 'org--new', 'snapshots', 'master', 'a.txt'), 'utf8'),
+      'v2 layout',
+    );
+    assert.equal(
+      await fs.readFile(path.join(target, 'models', 'org', 'old___ms', 'configuration.json'), 'utf8'),
+      '{"ms":1}',
+    );
     const v = await runCli(['verify', 'org/old', '--offline'], env(target));
     assert.equal(v.code, 0, v.stderr);
   });
@@ -131,7 +170,8 @@ describe('care: pack / unpack', () => {
     const rep = JSON.parse(r.stdout) as UnpackReport;
     assert.equal(rep.kept, 0);
     assert.deepEqual(rep.refs.map((x) => `${x.ref}:${x.action}`).sort(), ['main:created', 'v1:created']);
-    const content = (files: string[]): string[] => files.filter((p) => !p.startsWith('.locks/') && !p.startsWith('.lock/'));
+    const content = (files: string[]): string[] =>
+      files.filter((p) => !p.startsWith('.locks/') && !p.startsWith('.lock/'));
     assert.deepEqual(content(await listTree(target)), content(await listTree(source)));
     const repoDir = path.join(target, 'models--org--model');
     assert.equal(await fs.readFile(path.join(repoDir, 'refs', 'main'), 'utf8'), c2);
@@ -142,15 +182,24 @@ describe('care: pack / unpack', () => {
       assert.equal(d.code, 0, d.stderr);
       const out = JSON.parse(d.stdout) as { path: string; files: Array<{ status: string }> };
       assert.ok(out.files.every((f) => f.status === 'cached'));
-      assert.equal(await fs.readFile(path.join(out.path, 'config.json'), 'utf8'), rev === 'main' ? '{"v":2}' : '{"v":1}');
+      assert.equal(
+        await fs.readFile(path.join(out.path, 'config.json'), 'utf8'),
+        rev === 'main' ? '{"v":2}' : '{"v":1}',
+      );
     }
     const ms = await runCli(['download', 'modelscope:org/ms.model', '--offline'], env(target));
     assert.equal(ms.code, 0, ms.stderr);
     const msDir = ms.stdout.trim();
-    assert.equal(sha256(await fs.readFile(path.join(msDir, 'pytorch_model.bin'))), sha256(await fs.readFile(path.join(source, 'models', 'org', 'ms___model', 'pytorch_model.bin'))));
+    assert.equal(
+      sha256(await fs.readFile(path.join(msDir, 'pytorch_model.bin'))),
+      sha256(await fs.readFile(path.join(source, 'models', 'org', 'ms___model', 'pytorch_model.bin'))),
+    );
     // .msc order is append order, which parallel downloads do not fix; the SDK ignores it.
     const byPath = (b: Buffer) => decodeMsc(b).sort((x, y) => x.Path.localeCompare(y.Path));
-    assert.deepEqual(byPath(await fs.readFile(path.join(msDir, '.msc'))), byPath(await fs.readFile(path.join(source, 'models', 'org', 'ms___model', '.msc'))));
+    assert.deepEqual(
+      byPath(await fs.readFile(path.join(msDir, '.msc'))),
+      byPath(await fs.readFile(path.join(source, 'models', 'org', 'ms___model', '.msc'))),
+    );
     assert.equal(hub.requests.length, before, 'no request at all');
     // The cache's own verifier agrees (HF blobs by name).
     const v = await runCli(['verify', 'org/model', '--offline'], env(target));
@@ -165,7 +214,10 @@ describe('care: pack / unpack', () => {
     assert.equal(r.code, 0, r.stderr);
     const rep = JSON.parse(r.stdout) as UnpackReport;
     assert.ok(rep.kept >= 3, `kept ${rep.kept}`);
-    assert.deepEqual(rep.refs.find((x) => x.ref === 'main'), { repo: 'org/model', ref: 'main', commit: c2, previous: c1, action: 'kept' });
+    assert.deepEqual(
+      rep.refs.find((x) => x.ref === 'main'),
+      { repo: 'org/model', ref: 'main', commit: c2, previous: c1, action: 'kept' },
+    );
     assert.equal(rep.conflicts.length, 1);
     assert.equal(await fs.readFile(path.join(target, 'models--org--model', 'refs', 'main'), 'utf8'), c1);
     const again = await runCli(['unpack', bundle, '--update-refs', '--json'], env(target));
@@ -175,7 +227,10 @@ describe('care: pack / unpack', () => {
   });
 
   /** Writes raw tar entries with tar-stream itself (any type, any name: what a hostile tool could write). */
-  async function writeTar(file: string, entries: Array<{ header: Partial<Header> & { name: string }; data?: Buffer }>): Promise<void> {
+  async function writeTar(
+    file: string,
+    entries: Array<{ header: Partial<Header> & { name: string }; data?: Buffer }>,
+  ): Promise<void> {
     const tar = tarPack();
     const done = new Promise<void>((resolve, reject) => {
       const out = createWriteStream(file);
@@ -193,7 +248,9 @@ describe('care: pack / unpack', () => {
     await done;
   }
 
-  async function hostile(...members: Array<{ header: Partial<Header> & { name: string }; data?: Buffer }>): Promise<string> {
+  async function hostile(
+    ...members: Array<{ header: Partial<Header> & { name: string }; data?: Buffer }>
+  ): Promise<string> {
     const file = path.join(await tempDir('hubcache-bundle-'), 'hostile.tar');
     // A legitimate member first: it must not survive the refusal either.
     const blob = Buffer.from('hello');
@@ -205,8 +262,16 @@ describe('care: pack / unpack', () => {
   for (const [label, member] of [
     ['a ../ member name', { header: { name: 'hf/models--org--x/../../evil.txt' }, data: Buffer.from('x') }],
     ['an absolute member name', { header: { name: '/tmp/hubcache-evil.txt' }, data: Buffer.from('x') }],
-    ['a symlink escaping the repo', { header: { name: `${snapFile}/passwd`, type: 'symlink', linkname: '../../../../../../etc/passwd' } }],
-    ['a symlink to another repo', { header: { name: `${snapFile}/f`, type: 'symlink', linkname: `../../../models--org--y/blobs/${'b'.repeat(64)}` } }],
+    [
+      'a symlink escaping the repo',
+      { header: { name: `${snapFile}/passwd`, type: 'symlink', linkname: '../../../../../../etc/passwd' } },
+    ],
+    [
+      'a symlink to another repo',
+      {
+        header: { name: `${snapFile}/f`, type: 'symlink', linkname: `../../../models--org--y/blobs/${'b'.repeat(64)}` },
+      },
+    ],
     ['a member outside the layouts', { header: { name: 'etc/cron.d/evil' }, data: Buffer.from('x') }],
     ['a hard link', { header: { name: `${snapFile}/hard`, type: 'link', linkname: '/etc/passwd' } }],
     ['a character device', { header: { name: `${snapFile}/tty`, type: 'character-device', devmajor: 5, devminor: 0 } }],
@@ -226,7 +291,10 @@ describe('care: pack / unpack', () => {
 
   test('a member that appears twice is refused, nothing written', async () => {
     const name = `${snapFile}/config.json`;
-    const file = await hostile({ header: { name }, data: Buffer.from('one') }, { header: { name }, data: Buffer.from('two') });
+    const file = await hostile(
+      { header: { name }, data: Buffer.from('one') },
+      { header: { name }, data: Buffer.from('two') },
+    );
     const target = await tempDir();
     const r = await runCli(['unpack', file], env(target));
     assert.equal(r.code, ExitCode.integrity, r.stderr);
@@ -257,7 +325,11 @@ describe('care: pack / unpack', () => {
         entry.sha256 = createHash('sha256').update(body).digest('hex');
         data = Buffer.from(JSON.stringify(m));
       }
-      members.push(e.type === 'symlink' ? { header: { name: e.name, type: 'symlink', linkname: e.linkName ?? '' } } : { header: { name: e.name }, data });
+      members.push(
+        e.type === 'symlink'
+          ? { header: { name: e.name, type: 'symlink', linkname: e.linkName ?? '' } }
+          : { header: { name: e.name }, data },
+      );
     }
     const file = path.join(await tempDir('hubcache-bundle-'), 'tree.tar');
     await writeTar(file, members);
@@ -293,7 +365,10 @@ describe('care: pack / unpack', () => {
 
   test('a corrupted byte: unpack fails naming the member and both hashes, nothing committed', async () => {
     const data = await fs.readFile(bundle);
-    const blobName = execFileSync('tar', ['-tf', bundle]).toString().split('\n').find((n) => /blobs\/[0-9a-f]{64}$/.test(n)) as string;
+    const blobName = execFileSync('tar', ['-tf', bundle])
+      .toString()
+      .split('\n')
+      .find((n) => /blobs\/[0-9a-f]{64}$/.test(n)) as string;
     const expected = path.basename(blobName);
     // The weights' bytes sit after their 512-byte header: find the header by name, flip a byte in the body.
     const header = data.indexOf(Buffer.from(`blobs/${expected}`));

@@ -16,19 +16,39 @@ const HOUR = 3_600_000;
 const C1 = commitOf('one');
 const C2 = commitOf('two');
 const C3 = commitOf('three');
-const exists = (p: string): Promise<boolean> => fs.lstat(p).then(() => true, () => false);
+const exists = (p: string): Promise<boolean> =>
+  fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 
 async function sample(root: string): Promise<string> {
   return buildHfRepo(root, 'org/model', [
     { commit: C1, files: { 'config.json': '{"v":1}', 'w.bin': Buffer.alloc(1000, 1) }, refs: ['main'] },
-    { commit: C2, files: { 'config.json': '{"v":2}', 'w.bin': Buffer.alloc(1000, 1), 'extra.bin': Buffer.alloc(200, 2) } },
+    {
+      commit: C2,
+      files: { 'config.json': '{"v":2}', 'w.bin': Buffer.alloc(1000, 1), 'extra.bin': Buffer.alloc(200, 2) },
+    },
   ]);
 }
 
 /** A partial written by a hubcache engine: data then a resume trailer with a heartbeat. */
 async function enginePartial(p: string, state: Partial<PartialState>): Promise<void> {
   const size = 64;
-  const full: PartialState = { v: 1, writerId: 'hc0123456789ab', pid: process.pid, host: (await import('node:os')).hostname(), heartbeat: Date.now(), seq: 1, size, chunkSize: 16, done: '', partial: [], createdAt: Date.now(), ...state };
+  const full: PartialState = {
+    v: 1,
+    writerId: 'hc0123456789ab',
+    pid: process.pid,
+    host: (await import('node:os')).hostname(),
+    heartbeat: Date.now(),
+    seq: 1,
+    size,
+    chunkSize: 16,
+    done: '',
+    partial: [],
+    createdAt: Date.now(),
+    ...state,
+  };
   const fh = await fs.open(p, 'w+');
   try {
     await fh.truncate(size + TRAILER_SIZE);
@@ -76,7 +96,12 @@ describe('care: prune', () => {
     const r = await runCli(['prune', '--cache-dir', root, '--incomplete-older-than', '1h', '--yes']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await exists(path.join(repo, 'snapshots', C2)), false, 'detached revision');
-    assert.equal(await exists(path.join(blobs, (await fs.readdir(blobs)).find((b) => b.length === 64 && b !== 'c'.repeat(64)) ?? 'x')), true);
+    assert.equal(
+      await exists(
+        path.join(blobs, (await fs.readdir(blobs)).find((b) => b.length === 64 && b !== 'c'.repeat(64)) ?? 'x'),
+      ),
+      true,
+    );
     assert.equal(await exists(stale), false);
     assert.equal(await exists(fresh), true, 'a partial younger than the limit stays');
     assert.equal(await exists(orphan), false);
@@ -86,10 +111,18 @@ describe('care: prune', () => {
     assert.equal(await exists(refTmp), false);
     assert.equal(await exists(staged), false);
     assert.equal(await exists(path.join(root, 'models', '._____temp')), false);
-    assert.equal(await fs.readFile(path.join(repo, 'snapshots', C1, 'w.bin'), 'utf8'), Buffer.alloc(1000, 1).toString(), 'main intact');
+    assert.equal(
+      await fs.readFile(path.join(repo, 'snapshots', C1, 'w.bin'), 'utf8'),
+      Buffer.alloc(1000, 1).toString(),
+      'main intact',
+    );
     assert.equal(await fs.readFile(path.join(repo, 'refs', 'main'), 'utf8'), C1);
     const after = await scan({ hf: root, modelscope: root });
-    assert.deepEqual(after.warnings.map((w) => w.kind), ['incomplete'], 'only the fresh partial is left');
+    assert.deepEqual(
+      after.warnings.map((w) => w.kind),
+      ['incomplete'],
+      'only the fresh partial is left',
+    );
   });
 
   test('a partial is kept while its blob lock is held, or while its engine writer is alive', async () => {
@@ -113,7 +146,10 @@ describe('care: prune', () => {
       const plan = await planPrune(await scan({ hf: root, modelscope: root }), { incompleteOlderThanMs: HOUR });
       const planned = plan.files.map((f) => path.basename(f.path));
       assert.deepEqual(planned, [path.basename(dead)]);
-      assert.deepEqual(plan.skipped.map((s) => path.basename(s.what)).sort(), [path.basename(locked), path.basename(live)].sort());
+      assert.deepEqual(
+        plan.skipped.map((s) => path.basename(s.what)).sort(),
+        [path.basename(locked), path.basename(live)].sort(),
+      );
       // Even when planned, the executor takes the lock first: a lock taken meanwhile still wins.
       const r = await runCli(['prune', '--cache-dir', root, '--incomplete-older-than', '1h', '-y']);
       assert.equal(r.code, 0, r.stderr);
@@ -151,16 +187,23 @@ describe('care: prune', () => {
     assert.equal(none.code, 0, none.stderr);
     assert.match(none.stdout, /Nothing to remove/);
     // A partial that is a link to a file outside: the link goes, the file stays.
-    await fs.symlink(path.join(outside, 'keep.incomplete'), path.join(root, 'models--org--clean', 'blobs', `${'a'.repeat(64)}.1a2b3c4d.incomplete`));
+    await fs.symlink(
+      path.join(outside, 'keep.incomplete'),
+      path.join(root, 'models--org--clean', 'blobs', `${'a'.repeat(64)}.1a2b3c4d.incomplete`),
+    );
     await fs.writeFile(path.join(root, 'models--org--clean', 'blobs', `${'b'.repeat(64)}.1a2b3c4d.incomplete`), 'x');
-    for (const b of await fs.readdir(path.join(root, 'models--org--clean', 'blobs'))) await age(path.join(root, 'models--org--clean', 'blobs', b), 48 * HOUR);
+    for (const b of await fs.readdir(path.join(root, 'models--org--clean', 'blobs')))
+      await age(path.join(root, 'models--org--clean', 'blobs', b), 48 * HOUR);
     const before = await listTree(root);
     const refused = await runCli(['prune', '--cache-dir', root]);
     assert.equal(refused.code, 2);
     assert.deepEqual(await listTree(root), before);
     const r = await runCli(['prune', '--cache-dir', root, '-y']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual((await fs.readdir(path.join(root, 'models--org--clean', 'blobs'))).filter((b) => b.endsWith('.incomplete')), []);
+    assert.deepEqual(
+      (await fs.readdir(path.join(root, 'models--org--clean', 'blobs'))).filter((b) => b.endsWith('.incomplete')),
+      [],
+    );
     assert.equal(await fs.readFile(path.join(outside, 'keep.incomplete'), 'utf8'), 'not ours');
   });
 });

@@ -11,7 +11,15 @@ import { scan } from '../src/care/scan.js';
 import { Cache } from '../src/cache.js';
 import { acquireLock } from '../src/locks/flock.js';
 import { ExitCode } from '../src/errors.js';
-import { age, blobOf, buildHfRepo, buildMsLegacyRepo, buildMsSnapshotRepo, commitOf, sha256 } from './fixtures/care-cache.js';
+import {
+  age,
+  blobOf,
+  buildHfRepo,
+  buildMsLegacyRepo,
+  buildMsSnapshotRepo,
+  commitOf,
+  sha256,
+} from './fixtures/care-cache.js';
 import { listTree, runCli, tempDir } from './helpers.js';
 
 const DAY = 86_400_000;
@@ -21,12 +29,20 @@ const SHARED = Buffer.alloc(3000, 5);
 
 async function twoRevisions(root: string): Promise<string> {
   return buildHfRepo(root, 'org/model', [
-    { commit: C1, files: { 'config.json': '{"v":1}', 'model.safetensors': SHARED, 'only1.bin': Buffer.alloc(500, 1) }, refs: ['v1.0'] },
+    {
+      commit: C1,
+      files: { 'config.json': '{"v":1}', 'model.safetensors': SHARED, 'only1.bin': Buffer.alloc(500, 1) },
+      refs: ['v1.0'],
+    },
     { commit: C2, files: { 'config.json': '{"v":2}', 'model.safetensors': SHARED }, refs: ['main'] },
   ]);
 }
 
-const exists = (p: string): Promise<boolean> => fs.lstat(p).then(() => true, () => false);
+const exists = (p: string): Promise<boolean> =>
+  fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 
 describe('care: rm', () => {
   test('a revision: its snapshot, its refs and the blobs only it used go; shared blobs stay', async () => {
@@ -41,7 +57,11 @@ describe('care: rm', () => {
     assert.equal(await exists(path.join(repo, 'refs', 'v1.0')), false);
     assert.equal(await exists(only1), false);
     assert.equal(await exists(config1), false);
-    assert.deepEqual(await fs.readFile(path.join(repo, 'snapshots', C2, 'model.safetensors')), SHARED, 'the shared blob still serves main');
+    assert.deepEqual(
+      await fs.readFile(path.join(repo, 'snapshots', C2, 'model.safetensors')),
+      SHARED,
+      'the shared blob still serves main',
+    );
     assert.equal(await fs.readFile(path.join(repo, 'refs', 'main'), 'utf8'), C2);
     const after = await scan({ hf: root, modelscope: root });
     assert.deepEqual(after.warnings, []);
@@ -55,7 +75,10 @@ describe('care: rm', () => {
     const r = await runCli(['rm', 'org/model', '--cache-dir', root, '-y', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout) as { repos: Array<{ repo: string }>; freedBytes: number };
-    assert.deepEqual(j.repos.map((x) => x.repo), ['org/model']);
+    assert.deepEqual(
+      j.repos.map((x) => x.repo),
+      ['org/model'],
+    );
     assert.equal(j.freedBytes, 3007);
     assert.equal(await exists(repo), false);
   });
@@ -82,7 +105,9 @@ describe('care: rm', () => {
     await buildHfRepo(root, 'team/a', [{ commit: C1, files: { 'a.txt': 'a' }, refs: ['main'] }]);
     await buildHfRepo(root, 'team/b', [{ commit: C1, files: { 'b.txt': 'b' }, refs: ['main'] }]);
     await buildHfRepo(root, 'other/c', [{ commit: C1, files: { 'c.txt': 'c' }, refs: ['main'] }]);
-    for (const id of ['team--a', 'other--c']) for (const b of await fs.readdir(path.join(root, `models--${id}`, 'blobs'))) await age(path.join(root, `models--${id}`, 'blobs', b), 40 * DAY);
+    for (const id of ['team--a', 'other--c'])
+      for (const b of await fs.readdir(path.join(root, `models--${id}`, 'blobs')))
+        await age(path.join(root, `models--${id}`, 'blobs', b), 40 * DAY);
     const r = await runCli(['rm', '--pattern', 'team/*', '--older-than', '30d', '--cache-dir', root, '-y']);
     assert.equal(r.code, 0, r.stderr);
     const left = (await scan({ hf: root, modelscope: root })).repos.map((x) => x.id).sort();
@@ -102,7 +127,11 @@ describe('care: rm', () => {
     const r1 = await runCli(['rm', 'modelscope:qwen/Qwen2.5-0.5B', '--cache-dir', root, '-y']);
     assert.equal(r1.code, 0, r1.stderr);
     assert.equal(await exists(path.join(root, 'models', 'qwen', 'Qwen2___5-0___5B')), false);
-    assert.equal(await exists(path.join(root, 'models', 'qwen', 'Qwen2.5-0.5B')), false, 'the dotted-name link goes with it');
+    assert.equal(
+      await exists(path.join(root, 'models', 'qwen', 'Qwen2.5-0.5B')),
+      false,
+      'the dotted-name link goes with it',
+    );
     assert.equal(await exists(staging), false);
     // Without a hub prefix the id still finds the ModelScope repo (no HF repo of that name).
     const r2 = await runCli(['rm', 'qwen/Qwen3@v1', '--cache-dir', root, '-y']);
@@ -182,7 +211,10 @@ describe('care: rm', () => {
     assert.equal(await exists(path.join(repo, 'snapshots', C1)), false);
     assert.equal(await exists(only1), false, 'the unlinked blob went');
     assert.equal(await fs.readFile(path.join(c3, 'config.json'), 'utf8'), '{"v":1}', 'the relinked blob stayed');
-    assert.match(report.skipped.map((x) => `${path.basename(x.what)}: ${x.reason}`).join('\n'), new RegExp(`${path.basename(config1)}: linked again`));
+    assert.match(
+      report.skipped.map((x) => `${path.basename(x.what)}: ${x.reason}`).join('\n'),
+      new RegExp(`${path.basename(config1)}: linked again`),
+    );
     assert.equal(report.freedBytes, 500);
   });
 

@@ -8,7 +8,16 @@ import { after, before, describe, test } from 'node:test';
 import { scan } from '../src/care/scan.js';
 import type { CacheScan } from '../src/care/model.js';
 import { Cache } from '../src/cache.js';
-import { age, blobOf, buildHfRepo, buildMsLegacyRepo, buildMsSnapshotRepo, commitOf, gitSha1, sha256 } from './fixtures/care-cache.js';
+import {
+  age,
+  blobOf,
+  buildHfRepo,
+  buildMsLegacyRepo,
+  buildMsSnapshotRepo,
+  commitOf,
+  gitSha1,
+  sha256,
+} from './fixtures/care-cache.js';
 import { startTestHub, type TestHub } from './fixtures/test-hub.js';
 import { runCli, tempDir } from './helpers.js';
 
@@ -21,11 +30,24 @@ const C3 = commitOf('three');
 /** org/model: v1 and main share the weights blob; a third revision is detached. */
 async function buildSample(root: string): Promise<void> {
   await buildHfRepo(root, 'org/model', [
-    { commit: C1, files: { 'config.json': '{"v":1}', 'model.safetensors': WEIGHTS, 'sub/tok.json': 'tok' }, refs: ['v1.0'] },
-    { commit: C2, files: { 'config.json': '{"v":2}', 'model.safetensors': WEIGHTS, 'sub/tok.json': 'tok' }, refs: ['main'] },
+    {
+      commit: C1,
+      files: { 'config.json': '{"v":1}', 'model.safetensors': WEIGHTS, 'sub/tok.json': 'tok' },
+      refs: ['v1.0'],
+    },
+    {
+      commit: C2,
+      files: { 'config.json': '{"v":2}', 'model.safetensors': WEIGHTS, 'sub/tok.json': 'tok' },
+      refs: ['main'],
+    },
     { commit: C3, files: { 'config.json': '{"v":3}' } },
   ]);
-  await buildHfRepo(root, 'org/data', [{ commit: C1, files: { 'train.bin': Buffer.alloc(100, 1) }, refs: ['main'] }], 'dataset');
+  await buildHfRepo(
+    root,
+    'org/data',
+    [{ commit: C1, files: { 'train.bin': Buffer.alloc(100, 1) }, refs: ['main'] }],
+    'dataset',
+  );
   await buildMsLegacyRepo(root, 'qwen/Qwen2.5-0.5B', { 'config.json': '{}', 'sub/model.bin': 'weights!' });
   await buildMsSnapshotRepo(root, 'qwen/Qwen3', 'master', { 'config.json': '{"q":3}' });
 }
@@ -42,7 +64,15 @@ describe('care: scan', () => {
     await buildSample(root);
     const s = await scan({ hf: root, modelscope: root });
     assert.deepEqual(s.warnings, []);
-    assert.deepEqual(s.repos.map((r) => `${r.key} ${r.layout}`).sort(), ['datasets/org/data hf', 'modelscope:qwen/Qwen2.5-0.5B ms-legacy', 'modelscope:qwen/Qwen3 ms-snapshots', 'org/model hf'].sort());
+    assert.deepEqual(
+      s.repos.map((r) => `${r.key} ${r.layout}`).sort(),
+      [
+        'datasets/org/data hf',
+        'modelscope:qwen/Qwen2.5-0.5B ms-legacy',
+        'modelscope:qwen/Qwen3 ms-snapshots',
+        'org/model hf',
+      ].sort(),
+    );
     const model = repoOf(s, 'org/model');
     assert.deepEqual(model.refs, { main: C2, 'v1.0': C1 });
     // distinct blobs: weights (4000) + tok (3) + 3 configs (7 each)
@@ -55,12 +85,24 @@ describe('care: scan', () => {
     const weights = byCommit.get(C1)!.files.find((f) => f.path === 'model.safetensors')!;
     assert.equal(path.basename(weights.blobPath), sha256(WEIGHTS));
     assert.equal(weights.blobPath, byCommit.get(C2)!.files.find((f) => f.path === 'model.safetensors')!.blobPath);
-    assert.equal(byCommit.get(C1)!.files.find((f) => f.path === 'sub/tok.json')!.blobPath, path.join(model.path, 'blobs', gitSha1(Buffer.from('tok'))));
+    assert.equal(
+      byCommit.get(C1)!.files.find((f) => f.path === 'sub/tok.json')!.blobPath,
+      path.join(model.path, 'blobs', gitSha1(Buffer.from('tok'))),
+    );
 
     const legacy = repoOf(s, 'modelscope:qwen/Qwen2.5-0.5B');
     assert.equal(legacy.path, path.join(root, 'models', 'qwen', 'Qwen2___5-0___5B'));
-    assert.deepEqual(legacy.revisions.map((r) => [r.commit, r.refs]), [['master', ['master']]]);
-    assert.deepEqual(legacy.revisions[0]!.files.map((f) => [f.path, f.size, typeof f.msRevision]), [['config.json', 2, 'string'], ['sub/model.bin', 8, 'string']]);
+    assert.deepEqual(
+      legacy.revisions.map((r) => [r.commit, r.refs]),
+      [['master', ['master']]],
+    );
+    assert.deepEqual(
+      legacy.revisions[0]!.files.map((f) => [f.path, f.size, typeof f.msRevision]),
+      [
+        ['config.json', 2, 'string'],
+        ['sub/model.bin', 8, 'string'],
+      ],
+    );
     assert.equal(legacy.size, 10);
     const v2 = repoOf(s, 'modelscope:qwen/Qwen3');
     assert.equal(v2.revisions[0]?.path, path.join(root, 'models', 'qwen--Qwen3', 'snapshots', 'master'));
@@ -93,11 +135,24 @@ describe('care: scan', () => {
     await fs.unlink(path.join(legacy, 'config.json'));
 
     const s = await scan({ hf: root, modelscope: root });
-    const kinds = (k: string) => s.warnings.filter((w) => w.kind === k).map((w) => path.relative(root, w.path)).sort();
+    const kinds = (k: string) =>
+      s.warnings
+        .filter((w) => w.kind === k)
+        .map((w) => path.relative(root, w.path))
+        .sort();
     assert.deepEqual(kinds('broken-link'), [path.join('models--org--model', 'snapshots', C2, 'config.json')]);
-    assert.deepEqual(kinds('missing-commit'), [path.join('models--org--model', 'refs', 'gone'), path.join('models--org--model', 'refs', 'newline')]);
+    assert.deepEqual(kinds('missing-commit'), [
+      path.join('models--org--model', 'refs', 'gone'),
+      path.join('models--org--model', 'refs', 'newline'),
+    ]);
     assert.deepEqual(kinds('orphan-blob'), [path.join('models--org--model', 'blobs', 'c'.repeat(64))]);
-    assert.deepEqual(kinds('incomplete'), [path.join('models', '._____temp', 'qwen', 'Qwen2.5-0.5B', 'big.bin'), path.join('models--org--model', 'blobs', `${'d'.repeat(64)}.1a2b3c4d.incomplete`)].sort());
+    assert.deepEqual(
+      kinds('incomplete'),
+      [
+        path.join('models', '._____temp', 'qwen', 'Qwen2.5-0.5B', 'big.bin'),
+        path.join('models--org--model', 'blobs', `${'d'.repeat(64)}.1a2b3c4d.incomplete`),
+      ].sort(),
+    );
     assert.deepEqual(kinds('stale-temp'), [path.join('models--org--model', 'refs', 'main.1a2b3c4d.tmp')]);
     assert.deepEqual(kinds('outside-link'), [path.join('models--org--model', 'snapshots', C2, 'outside.txt')]);
     assert.deepEqual(kinds('foreign'), ['not-a-repo', 'version.txt']);
@@ -110,8 +165,14 @@ describe('care: scan', () => {
     const model = repoOf(s, 'org/model');
     const rev2 = model.revisions.find((r) => r.commit === C2)!;
     assert.deepEqual(rev2.missing, ['config.json']);
-    assert.ok(!('newline' in model.refs && model.revisions.some((r) => r.refs.includes('newline'))), 'a ref with a newline names no revision');
-    assert.ok(rev2.files.some((f) => f.path === 'outside.txt'), 'a link out still lists as a file');
+    assert.ok(
+      !('newline' in model.refs && model.revisions.some((r) => r.refs.includes('newline'))),
+      'a ref with a newline names no revision',
+    );
+    assert.ok(
+      rev2.files.some((f) => f.path === 'outside.txt'),
+      'a link out still lists as a file',
+    );
     // The orphan blob is not in the size; the broken config neither.
     assert.equal(model.size, 4000 + 3 + 7 * 2 + 'do not touch'.length);
   });
@@ -129,7 +190,8 @@ describe('care: ls', () => {
     root = await tempDir();
     await buildSample(root);
     // org/data was last used 40 days ago; the rest today
-    for (const p of await fs.readdir(path.join(root, 'datasets--org--data', 'blobs'))) await age(path.join(root, 'datasets--org--data', 'blobs', p), 40 * DAY);
+    for (const p of await fs.readdir(path.join(root, 'datasets--org--data', 'blobs')))
+      await age(path.join(root, 'datasets--org--data', 'blobs', p), 40 * DAY);
   });
   const ls = (...args: string[]) => runCli(['ls', '--cache-dir', root, ...args]);
 
@@ -140,25 +202,55 @@ describe('care: ls', () => {
     assert.match(lines[0]!, /^HUB\s+TYPE\s+ID\s+REFS\s+REVISIONS\s+FILES\s+SIZE\s+LAST ACCESSED\s+LAST MODIFIED$/);
     const model = lines.find((l) => l.includes('org/model'))!;
     assert.match(model, /^hf\s+model\s+org\/model\s+main,v1\.0\s+3\s+5\s+4\.0 kB\s+a few seconds ago/);
-    assert.match(lines.find((l) => l.includes('org/data'))!, /^hf\s+dataset\s+org\/data\s+main\s+1\s+1\s+100 B\s+6 weeks ago/);
-    assert.match(lines.find((l) => l.includes('Qwen2.5'))!, /^modelscope\s+model\s+qwen\/Qwen2\.5-0\.5B\s+master\s+1\s+2\s+10 B/);
+    assert.match(
+      lines.find((l) => l.includes('org/data'))!,
+      /^hf\s+dataset\s+org\/data\s+main\s+1\s+1\s+100 B\s+6 weeks ago/,
+    );
+    assert.match(
+      lines.find((l) => l.includes('Qwen2.5'))!,
+      /^modelscope\s+model\s+qwen\/Qwen2\.5-0\.5B\s+master\s+1\s+2\s+10 B/,
+    );
     assert.match(r.stdout, /4 repo\(s\), 6 revision\(s\), 4\.1 kB on disk\./);
     assert.equal(r.stderr, '');
   });
 
   test('--filter, --sort, --revisions, --json', async () => {
     const big = await ls('--filter', 'size>1kB');
-    assert.deepEqual(big.stdout.split('\n').filter((l) => /^(hf|modelscope) /.test(l)).map((l) => l.split(/\s+/)[2]), ['org/model']);
+    assert.deepEqual(
+      big.stdout
+        .split('\n')
+        .filter((l) => /^(hf|modelscope) /.test(l))
+        .map((l) => l.split(/\s+/)[2]),
+      ['org/model'],
+    );
     const old = await ls('--filter', 'accessed>30d');
-    assert.deepEqual(old.stdout.split('\n').filter((l) => /^(hf|modelscope) /.test(l)).map((l) => l.split(/\s+/)[2]), ['org/data']);
+    assert.deepEqual(
+      old.stdout
+        .split('\n')
+        .filter((l) => /^(hf|modelscope) /.test(l))
+        .map((l) => l.split(/\s+/)[2]),
+      ['org/data'],
+    );
     const ms = await ls('--filter', 'hub=modelscope', '--sort', 'size');
-    assert.deepEqual(ms.stdout.split('\n').filter((l) => /^(hf|modelscope) /.test(l)).map((l) => l.split(/\s+/)[2]), ['qwen/Qwen2.5-0.5B', 'qwen/Qwen3']);
+    assert.deepEqual(
+      ms.stdout
+        .split('\n')
+        .filter((l) => /^(hf|modelscope) /.test(l))
+        .map((l) => l.split(/\s+/)[2]),
+      ['qwen/Qwen2.5-0.5B', 'qwen/Qwen3'],
+    );
     const ds = await ls('--filter', 'type=dataset', '--json');
     const j = JSON.parse(ds.stdout) as { rows: Array<{ key: string; size: number; refs: Record<string, string> }> };
-    assert.deepEqual(j.rows.map((x) => [x.key, x.size]), [['datasets/org/data', 100]]);
+    assert.deepEqual(
+      j.rows.map((x) => [x.key, x.size]),
+      [['datasets/org/data', 100]],
+    );
     const revs = await ls('--revisions', '--filter', 'refs=main', '--json');
     const rj = JSON.parse(revs.stdout) as { rows: Array<{ key: string; revision: { commit: string } }> };
-    assert.deepEqual(rj.rows.map((x) => `${x.key}@${x.revision.commit}`).sort(), [`datasets/org/data@${C1}`, `org/model@${C2}`].sort());
+    assert.deepEqual(
+      rj.rows.map((x) => `${x.key}@${x.revision.commit}`).sort(),
+      [`datasets/org/data@${C1}`, `org/model@${C2}`].sort(),
+    );
     const bad = await ls('--filter', 'colour=red');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Unknown filter key/);
@@ -171,9 +263,17 @@ describe('care: ls', () => {
     assert.match(r.stdout, new RegExp(`revision ${C3}\\s+\\(detached\\)`));
     assert.match(r.stdout, /sub\/tok\.json\s+3 B/);
     const one = await ls('org/model@v1.0', '--json');
-    const j = JSON.parse(one.stdout) as { repos: Array<{ revisions: Array<{ commit: string; files: Array<{ path: string }> }> }> };
-    assert.deepEqual(j.repos[0]!.revisions.map((v) => v.commit), [C1]);
-    assert.deepEqual(j.repos[0]!.revisions[0]!.files.map((f) => f.path), ['config.json', 'model.safetensors', 'sub/tok.json']);
+    const j = JSON.parse(one.stdout) as {
+      repos: Array<{ revisions: Array<{ commit: string; files: Array<{ path: string }> }> }>;
+    };
+    assert.deepEqual(
+      j.repos[0]!.revisions.map((v) => v.commit),
+      [C1],
+    );
+    assert.deepEqual(
+      j.repos[0]!.revisions[0]!.files.map((f) => f.path),
+      ['config.json', 'model.safetensors', 'sub/tok.json'],
+    );
     const ms = await ls('modelscope:qwen/Qwen2.5-0.5B');
     assert.match(ms.stdout, /ms-legacy layout/);
     const missing = await ls('org/nope');

@@ -53,7 +53,10 @@ describe('care: status', () => {
     assert.equal(byRef.get('v1')?.state, 'up-to-date');
     assert.equal(rep.outdated, 1);
     const human = await runCli(['status', 'org/model'], { HF_HUB_CACHE: root, HF_ENDPOINT: primary.hfEndpoint });
-    assert.match(human.stdout, new RegExp(`org/model\\s+main\\s+${c1.slice(0, 12)} \\(.*\\)\\s+${c2.slice(0, 12)} \\(.*\\)\\s+outdated`));
+    assert.match(
+      human.stdout,
+      new RegExp(`org/model\\s+main\\s+${c1.slice(0, 12)} \\(.*\\)\\s+${c2.slice(0, 12)} \\(.*\\)\\s+outdated`),
+    );
   });
 
   test('`outdated` outside a project is the same check as `status` (cwd has no hubcache.json)', async () => {
@@ -64,16 +67,27 @@ describe('care: status', () => {
   });
 
   test('two endpoints: the mirror lags the hub on main', async () => {
-    const r = await runCli(['status', 'org/model', '--endpoint', primary.hfEndpoint, '--endpoint', mirror.hfEndpoint, '--json'], { HF_HUB_CACHE: root });
+    const r = await runCli(
+      ['status', 'org/model', '--endpoint', primary.hfEndpoint, '--endpoint', mirror.hfEndpoint, '--json'],
+      { HF_HUB_CACHE: root },
+    );
     assert.equal(r.code, 1, r.stderr);
     const rep = JSON.parse(r.stdout) as StatusReport;
     const main = rep.refs.find((x) => x.ref === 'main')!;
-    assert.deepEqual(main.remotes.map((x) => [x.endpoint, x.commit]), [[primary.hfEndpoint, c2], [mirror.hfEndpoint, c1]]);
+    assert.deepEqual(
+      main.remotes.map((x) => [x.endpoint, x.commit]),
+      [
+        [primary.hfEndpoint, c2],
+        [mirror.hfEndpoint, c1],
+      ],
+    );
     assert.deepEqual(main.laggingEndpoints, [mirror.hfEndpoint]);
     assert.equal(main.state, 'outdated');
     const tag = rep.refs.find((x) => x.ref === 'v1')!;
     assert.deepEqual(tag.laggingEndpoints, []);
-    const human = await runCli(['status', '--endpoint', primary.hfEndpoint, '--endpoint', mirror.hfEndpoint], { HF_HUB_CACHE: root });
+    const human = await runCli(['status', '--endpoint', primary.hfEndpoint, '--endpoint', mirror.hfEndpoint], {
+      HF_HUB_CACHE: root,
+    });
     assert.match(human.stdout, new RegExp(`lagging: ${mirror.hfEndpoint.replace(/[.]/g, '\\.')}`));
     assert.match(human.stdout, /1 outdated, 1 with a lagging endpoint/);
   });
@@ -82,11 +96,16 @@ describe('care: status', () => {
     const r = await runCli(['status', '--endpoint', 'http://127.0.0.1:9', '--json'], { HF_HUB_CACHE: root });
     assert.equal(r.code, ExitCode.network, r.stderr);
     const rep = JSON.parse(r.stdout) as StatusReport;
-    assert.ok(rep.refs.every((x) => x.state === 'unknown' && x.remotes[0]?.error && x.remotes[0].exitCode === ExitCode.network));
+    assert.ok(
+      rep.refs.every((x) => x.state === 'unknown' && x.remotes[0]?.error && x.remotes[0].exitCode === ExitCode.network),
+    );
     const human = await runCli(['status', '--endpoint', 'http://127.0.0.1:9'], { HF_HUB_CACHE: root });
     assert.equal(human.code, ExitCode.network);
     assert.match(human.stdout, /0 outdated, 0 with a lagging endpoint, 2 unknown/);
-    const off = await runCli(['status', '--offline', '--json'], { HF_HUB_CACHE: root, HF_ENDPOINT: primary.hfEndpoint });
+    const off = await runCli(['status', '--offline', '--json'], {
+      HF_HUB_CACHE: root,
+      HF_ENDPOINT: primary.hfEndpoint,
+    });
     assert.equal(off.code, ExitCode.offlineMiss);
     assert.equal((JSON.parse(off.stdout) as StatusReport).unknown, 2);
   });
@@ -103,6 +122,9 @@ describe('care: status', () => {
     const r = await runCli(['status', '--json'], env);
     assert.equal(r.code, 1);
     const ref = (JSON.parse(r.stdout) as StatusReport).refs[0]!;
-    assert.deepEqual([ref.repo, ref.ref, ref.state, ref.remotes[0]?.changedFiles], ['modelscope:qwen/Q', 'master', 'outdated', ['config.json']]);
+    assert.deepEqual(
+      [ref.repo, ref.ref, ref.state, ref.remotes[0]?.changedFiles],
+      ['modelscope:qwen/Q', 'master', 'outdated', ['config.json']],
+    );
   });
 });

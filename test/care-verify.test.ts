@@ -20,7 +20,11 @@ describe('care: verify', () => {
   before(async () => {
     hub = await startTestHub();
     const repo = hub.hf.createRepo('org/model');
-    c1 = repo.commit({ 'config.json': '{"v":1}', 'model.safetensors': { size: 200_000, seed: 3 }, 'tok/vocab.txt': 'a b c' });
+    c1 = repo.commit({
+      'config.json': '{"v":1}',
+      'model.safetensors': { size: 200_000, seed: 3 },
+      'tok/vocab.txt': 'a b c',
+    });
     repo.tag('v1', c1);
     c2 = repo.commit({ 'config.json': '{"v":2}' });
     const ms = hub.ms.createRepo('qwen/Q2.5');
@@ -28,7 +32,12 @@ describe('care: verify', () => {
   });
   after(async () => hub.close());
 
-  const hfEnv = (root: string): Record<string, string> => ({ HF_HUB_CACHE: root, HF_ENDPOINT: hub.hfEndpoint, MODELSCOPE_CACHE: root, MODELSCOPE_ENDPOINT: hub.msEndpoint });
+  const hfEnv = (root: string): Record<string, string> => ({
+    HF_HUB_CACHE: root,
+    HF_ENDPOINT: hub.hfEndpoint,
+    MODELSCOPE_CACHE: root,
+    MODELSCOPE_ENDPOINT: hub.msEndpoint,
+  });
   const json = (stdout: string): VerifyReport => JSON.parse(stdout) as VerifyReport;
 
   async function damagedHfCache(): Promise<{ root: string; snap1: string; snap2: string }> {
@@ -67,7 +76,16 @@ describe('care: verify', () => {
     assert.equal(r.code, 1, r.stderr);
     const rep = json(r.stdout);
     const got = rep.problems.map((p) => `${p.verdict} ${p.revision === c1 ? 'v1' : 'main'} ${p.path}`).sort();
-    assert.deepEqual(got, ['corrupt v1 tok/vocab.txt', 'corrupt main tok/vocab.txt', 'missing main config.json', 'truncated v1 model.safetensors', 'truncated main model.safetensors'].sort());
+    assert.deepEqual(
+      got,
+      [
+        'corrupt v1 tok/vocab.txt',
+        'corrupt main tok/vocab.txt',
+        'missing main config.json',
+        'truncated v1 model.safetensors',
+        'truncated main model.safetensors',
+      ].sort(),
+    );
     const trunc = rep.problems.find((p) => p.verdict === 'truncated')!;
     assert.deepEqual([trunc.size, trunc.expectedSize, trunc.algorithm], [150_000, 200_000, 'sha256']);
     const corrupt = rep.problems.find((p) => p.verdict === 'corrupt')!;
@@ -76,7 +94,10 @@ describe('care: verify', () => {
     assert.equal(corrupt.actual, gitSha1(Buffer.from('a b X')));
     const human = await runCli(['verify', 'org/model@v1'], hfEnv(root));
     assert.equal(human.code, 1);
-    assert.match(human.stdout, /^truncated +org\/model@[0-9a-f]{12} {2}model\.safetensors {2}\(150000 of 200000 bytes\)$/m);
+    assert.match(
+      human.stdout,
+      /^truncated +org\/model@[0-9a-f]{12} {2}model\.safetensors {2}\(150000 of 200000 bytes\)$/m,
+    );
     assert.match(human.stdout, /^corrupt +org\/model@[0-9a-f]{12} {2}tok\/vocab\.txt/m);
     assert.doesNotMatch(human.stdout, /config\.json/, 'only the named revision');
     assert.match(human.stderr, /verify --fix/);
@@ -97,7 +118,10 @@ describe('care: verify', () => {
     assert.equal((await fs.stat(path.join(snap1, 'model.safetensors'))).size, 200_000);
     assert.equal(await fs.readFile(path.join(snap1, 'tok', 'vocab.txt'), 'utf8'), 'a b c');
     assert.equal(await fs.readFile(path.join(snap2, 'config.json'), 'utf8'), '{"v":2}');
-    assert.equal(sha256(await fs.readFile(path.join(snap2, 'model.safetensors'))), path.basename(await blobOf(path.join(snap2, 'model.safetensors'))));
+    assert.equal(
+      sha256(await fs.readFile(path.join(snap2, 'model.safetensors'))),
+      path.basename(await blobOf(path.join(snap2, 'model.safetensors'))),
+    );
     const again = await runCli(['verify'], hfEnv(root));
     assert.equal(again.code, 0, again.stdout);
   });
@@ -113,10 +137,18 @@ describe('care: verify', () => {
     await fs.writeFile(path.join(dir, 'w.bin'), bad);
     const r = await runCli(['verify', 'modelscope:qwen/Q2.5', '--json'], env);
     assert.equal(r.code, 1, r.stderr);
-    assert.deepEqual(json(r.stdout).problems.map((p) => [p.verdict, p.path, p.expected]), [['corrupt', 'w.bin', sha256(w)]]);
+    assert.deepEqual(
+      json(r.stdout).problems.map((p) => [p.verdict, p.path, p.expected]),
+      [['corrupt', 'w.bin', sha256(w)]],
+    );
     const offline = await runCli(['verify', '--offline', '--json'], env);
     assert.equal(offline.code, 0);
-    assert.deepEqual(json(offline.stdout).unverifiable.map((p) => p.path).sort(), ['config.json', 'w.bin']);
+    assert.deepEqual(
+      json(offline.stdout)
+        .unverifiable.map((p) => p.path)
+        .sort(),
+      ['config.json', 'w.bin'],
+    );
     const fixed = await runCli(['verify', '--fix'], env);
     assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
     assert.match(fixed.stdout, /^fixed +modelscope:qwen\/Q2\.5@master {2}w\.bin$/m);
@@ -130,7 +162,10 @@ describe('care: verify', () => {
     const file = path.join(res.path, 'w.bin');
     await fs.truncate(file, 10);
     const rep = await cache.verify({ targets: ['modelscope:qwen/Q2.5'] });
-    assert.deepEqual(rep.problems.map((p) => [p.verdict, p.path]), [['truncated', 'w.bin']]);
+    assert.deepEqual(
+      rep.problems.map((p) => [p.verdict, p.path]),
+      [['truncated', 'w.bin']],
+    );
     const fixed = await cache.verify({ targets: ['modelscope:qwen/Q2.5'], fix: true });
     assert.deepEqual([fixed.problems.length, fixed.fixed.length], [0, 1]);
     assert.equal((await fs.stat(file)).size, 50_000);
@@ -138,12 +173,17 @@ describe('care: verify', () => {
 
   test('worker threads and inline streams hash alike', async () => {
     const dir = await tempDir();
-    const files = await Promise.all([0, 1, 2, 3].map(async (i) => {
-      const p = path.join(dir, `f${i}`);
-      await fs.writeFile(p, Buffer.alloc(100_000 * (i + 1), i));
-      return p;
-    }));
-    const jobs = files.flatMap((p) => [{ path: p, algorithm: 'sha256' as const }, { path: p, algorithm: 'git-sha1' as const }]);
+    const files = await Promise.all(
+      [0, 1, 2, 3].map(async (i) => {
+        const p = path.join(dir, `f${i}`);
+        await fs.writeFile(p, Buffer.alloc(100_000 * (i + 1), i));
+        return p;
+      }),
+    );
+    const jobs = files.flatMap((p) => [
+      { path: p, algorithm: 'sha256' as const },
+      { path: p, algorithm: 'git-sha1' as const },
+    ]);
     jobs.push({ path: path.join(dir, 'missing'), algorithm: 'sha256' });
     let bytes = 0;
     const threads = await hashFiles(jobs, { mode: 'threads', onBytes: (n) => (bytes += n) });

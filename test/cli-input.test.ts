@@ -39,25 +39,45 @@ describe('CLI input', () => {
   test('--max-workers, --connections and --concurrency take whole numbers: exit 2 naming the flag, no request', async () => {
     const cache = await tempDir();
     hub.resetRequests();
-    for (const [flag, value] of [['--max-workers', '0'], ['--max-workers', 'abc'], ['--max-workers', '1.5'], ['--connections', 'abc'], ['--connections', '0'], ['--connections', '65']]) {
+    for (const [flag, value] of [
+      ['--max-workers', '0'],
+      ['--max-workers', 'abc'],
+      ['--max-workers', '1.5'],
+      ['--connections', 'abc'],
+      ['--connections', '0'],
+      ['--connections', '257'],
+    ]) {
       const r = await runCli(['download', 'org/model', flag!, value!], env(cache));
       assert.equal(r.code, ExitCode.usage, `${flag} ${value}: ${r.stderr}`);
       assert.match(r.stderr, new RegExp(`error: ${flag} takes a whole number`), `${flag} ${value}`);
     }
-    const inst = await runCli(['install', '--max-workers', '0', '--manifest', path.join(cache, 'none.json')], env(cache));
+    const inst = await runCli(
+      ['install', '--max-workers', '0', '--manifest', path.join(cache, 'none.json')],
+      env(cache),
+    );
     assert.equal(inst.code, ExitCode.usage);
     assert.match(inst.stderr, /--max-workers takes a whole number/);
     const ver = await runCli(['verify', '--concurrency', 'x'], env(cache));
     assert.equal(ver.code, ExitCode.usage);
     assert.equal(hub.requests.length, 0, 'nothing was asked of the hub');
-    assert.equal((await runCli(['download', 'org/model', '--max-workers', '2', '--connections', '4'], env(cache))).code, 0);
+    assert.equal(
+      (await runCli(['download', 'org/model', '--max-workers', '2', '--connections', '4'], env(cache))).code,
+      0,
+    );
   });
 
   test('--endpoint must be an http(s) URL with a host: exit 2 even when the cache could serve', async () => {
     const cache = await tempDir();
     assert.equal((await runCli(['download', 'org/model'], env(cache))).code, 0);
     hub.resetRequests();
-    for (const bad of ['notaurl', 'http://', 'https://', 'ftp://127.0.0.1/', 'file:///etc', 'http://user:pw@127.0.0.1']) {
+    for (const bad of [
+      'notaurl',
+      'http://',
+      'https://',
+      'ftp://127.0.0.1/',
+      'file:///etc',
+      'http://user:pw@127.0.0.1',
+    ]) {
       const r = await runCli(['download', 'org/model', '--endpoint', bad], env(cache));
       assert.equal(r.code, ExitCode.usage, `${bad}: ${r.stderr}`);
       assert.match(r.stderr, /error: --endpoint .* is not a hub URL/, bad);
@@ -66,7 +86,10 @@ describe('CLI input', () => {
       if (bad !== 'notaurl') assert.equal(ms.code, ExitCode.usage, `modelscope ${bad}: ${ms.stderr}`);
     }
     assert.equal(hub.requests.length, 0);
-    const ok = await runCli(['download', 'org/model', '--endpoint', `${hub.hfEndpoint}/`], env(cache, { HF_ENDPOINT: 'http://127.0.0.1:9' }));
+    const ok = await runCli(
+      ['download', 'org/model', '--endpoint', `${hub.hfEndpoint}/`],
+      env(cache, { HF_ENDPOINT: 'http://127.0.0.1:9' }),
+    );
     assert.equal(ok.code, 0, ok.stderr);
     // The validator another command can reuse: bare domains only where ModelScope allows them.
     assert.equal(parseEndpoint('modelscope.cn', { bareHost: true }), 'https://modelscope.cn');
@@ -75,11 +98,17 @@ describe('CLI input', () => {
 
   test('--include that matches nothing is an error naming the patterns (both hubs), nothing downloaded', async () => {
     const cache = await tempDir();
-    const r = await runCli(['download', 'org/model', '--include', '*.safetensor', '--include', 'tokenizer*'], env(cache));
+    const r = await runCli(
+      ['download', 'org/model', '--include', '*.safetensor', '--include', 'tokenizer*'],
+      env(cache),
+    );
     assert.equal(r.code, ExitCode.usage, r.stderr);
     assert.match(r.stderr, /--include "\*\.safetensor" "tokenizer\*" select no file of org\/model/);
     assert.match(r.stderr, /hint: Patterns are fnmatch globs/);
-    assert.deepEqual((await listTree(cache)).filter((f) => f.includes('blobs/')), []);
+    assert.deepEqual(
+      (await listTree(cache)).filter((f) => f.includes('blobs/')),
+      [],
+    );
     const ex = await runCli(['download', 'org/model', '--exclude', '*'], env(cache));
     assert.equal(ex.code, ExitCode.usage);
     assert.match(ex.stderr, /--exclude "\*" select no file/);
@@ -109,7 +138,12 @@ describe('CLI input', () => {
   test('an unsafe --revision (or @revision) is a usage error, not "from the server"', async () => {
     const cache = await tempDir();
     hub.resetRequests();
-    for (const args of [['org/model', '--revision', '../../escape'], ['org/model', '--revision', '/abs'], ['org/model@a%2F..%2Fb'], ['org/model', '--revision', 'a//b']]) {
+    for (const args of [
+      ['org/model', '--revision', '../../escape'],
+      ['org/model', '--revision', '/abs'],
+      ['org/model@a%2F..%2Fb'],
+      ['org/model', '--revision', 'a//b'],
+    ]) {
       const r = await runCli(['download', ...args], env(cache));
       assert.equal(r.code, ExitCode.usage, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /is not a valid revision/);
@@ -158,12 +192,27 @@ describe('CLI input', () => {
 
   test('hf:// URIs are read as huggingface_hub reads them', async () => {
     const t = (s: string) => parseRepoTarget(s);
-    assert.deepEqual(t('hf://models/org/name@v1/sub/file.json'), { repo: { hub: 'hf', type: 'model', id: 'org/name', revision: 'v1' }, pathInRepo: 'sub/file.json' });
-    assert.deepEqual(t('hf://datasets/org/ds@refs/pr/3/train.json'), { repo: { hub: 'hf', type: 'dataset', id: 'org/ds', revision: 'refs/pr/3' }, pathInRepo: 'train.json' });
+    assert.deepEqual(t('hf://models/org/name@v1/sub/file.json'), {
+      repo: { hub: 'hf', type: 'model', id: 'org/name', revision: 'v1' },
+      pathInRepo: 'sub/file.json',
+    });
+    assert.deepEqual(t('hf://datasets/org/ds@refs/pr/3/train.json'), {
+      repo: { hub: 'hf', type: 'dataset', id: 'org/ds', revision: 'refs/pr/3' },
+      pathInRepo: 'train.json',
+    });
     assert.deepEqual(t('hf://spaces/org/sp'), { repo: { hub: 'hf', type: 'space', id: 'org/sp' }, pathInRepo: '' });
-    assert.deepEqual(t('hf://org/name/a@b.txt'), { repo: { hub: 'hf', type: 'model', id: 'org/name' }, pathInRepo: 'a@b.txt' });
-    assert.deepEqual(t('hf://org/name@feature%2Ffoo'), { repo: { hub: 'hf', type: 'model', id: 'org/name', revision: 'feature/foo' }, pathInRepo: '' });
-    assert.deepEqual(t('hf://org/name@main/onnx/'), { repo: { hub: 'hf', type: 'model', id: 'org/name', revision: 'main' }, pathInRepo: 'onnx/' });
+    assert.deepEqual(t('hf://org/name/a@b.txt'), {
+      repo: { hub: 'hf', type: 'model', id: 'org/name' },
+      pathInRepo: 'a@b.txt',
+    });
+    assert.deepEqual(t('hf://org/name@feature%2Ffoo'), {
+      repo: { hub: 'hf', type: 'model', id: 'org/name', revision: 'feature/foo' },
+      pathInRepo: '',
+    });
+    assert.deepEqual(t('hf://org/name@main/onnx/'), {
+      repo: { hub: 'hf', type: 'model', id: 'org/name', revision: 'main' },
+      pathInRepo: 'onnx/',
+    });
     assert.deepEqual(t('hf://org/name/'), { repo: { hub: 'hf', type: 'model', id: 'org/name' }, pathInRepo: '' });
     assert.throws(() => t('hf://model/org/x'), /must be plural/);
     assert.throws(() => t('hf://org/name@'), /Empty revision/);
@@ -178,12 +227,21 @@ describe('CLI input', () => {
   test('modelscope spellings: --model, --local_dir, --cache_dir; --resume-download is a no-op with a note', async () => {
     const cache = await tempDir();
     const local = path.join(cache, 'local');
-    const r = await runCli(['download', '--model', 'modelscope:org/msmodel', 'config.json', '--local_dir', local], env(cache));
+    const r = await runCli(
+      ['download', '--model', 'modelscope:org/msmodel', 'config.json', '--local_dir', local],
+      env(cache),
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), local);
-    assert.deepEqual((await listTree(local)).filter((f) => !f.startsWith('.')), ['config.json']);
+    assert.deepEqual(
+      (await listTree(local)).filter((f) => !f.startsWith('.')),
+      ['config.json'],
+    );
     const other = await tempDir();
-    const c = await runCli(['--cache_dir', other, 'download', 'org/model', 'README.md', '--resume-download'], env(cache));
+    const c = await runCli(
+      ['--cache_dir', other, 'download', 'org/model', 'README.md', '--resume-download'],
+      env(cache),
+    );
     assert.equal(c.code, 0, c.stderr);
     assert.equal(c.stdout.trim(), path.join(other, 'models--org--model', 'snapshots', c1));
     assert.match(c.stderr, /--resume-download is not needed/);
@@ -253,7 +311,10 @@ describe('CLI input', () => {
     assert.match(bad.stdout, /corrupt .*config\.json/);
     assert.match(bad.stderr, /1 file\(s\) of the revision are not in .*--fail-on-missing-files/);
     assert.match(bad.stderr, /1 file\(s\) in .* are not in the revision/);
-    const listed = await runCli(['verify', 'org/model', '--local-dir', dir, '--fail-on-missing-files', '--fail-on-extra-files'], env(cache));
+    const listed = await runCli(
+      ['verify', 'org/model', '--local-dir', dir, '--fail-on-missing-files', '--fail-on-extra-files'],
+      env(cache),
+    );
     assert.match(listed.stdout, /missing-file .* {2}README\.md/);
     assert.match(listed.stdout, /extra-file .* {2}extra\.txt/);
     assert.equal((await runCli(['verify', '--local-dir', dir], env(cache))).code, ExitCode.usage);
@@ -265,7 +326,10 @@ describe('CLI input', () => {
     const reason = new Error('caller gave up');
     const ac = new AbortController();
     ac.abort(reason);
-    const err = await cache.download({ repo: 'org/model', signal: ac.signal }).then(() => undefined, (e: unknown) => e);
+    const err = await cache.download({ repo: 'org/model', signal: ac.signal }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof AbortedError, String(err));
     assert.equal(err.cause, reason);
     assert.equal(AbortedError.from(AbortSignal.abort('why')).cause, 'why');
@@ -273,7 +337,13 @@ describe('CLI input', () => {
 
   test('Cache.at(dir, { env }) fixes the folder but keeps the environment token, endpoint and offline switch', async () => {
     const dir = await tempDir();
-    const e = { HF_TOKEN: 'hf_env', HF_ENDPOINT: hub.hfEndpoint, HF_HUB_OFFLINE: '1', MODELSCOPE_API_TOKEN: 'ms_env', HF_HUB_CACHE: '/elsewhere' };
+    const e = {
+      HF_TOKEN: 'hf_env',
+      HF_ENDPOINT: hub.hfEndpoint,
+      HF_HUB_OFFLINE: '1',
+      MODELSCOPE_API_TOKEN: 'ms_env',
+      HF_HUB_CACHE: '/elsewhere',
+    };
     const c = Cache.at(dir, { env: e });
     assert.equal(c.config.hf.cacheDir, dir);
     assert.equal(c.config.modelscope.cacheDir, dir);

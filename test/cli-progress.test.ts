@@ -38,7 +38,11 @@ describe('progress lines', () => {
     assert.match(fitBarLine(l, 120), /█+░+/);
     assert.equal(formatEta(Infinity), '--');
     assert.equal(formatEta(NaN), '--');
-    assert.match(fitBarLine({ name: 'a', done: 5, size: 10, speed: 0 }, 80), /ETA --$/, 'no speed: ETA unknown, not LLs');
+    assert.match(
+      fitBarLine({ name: 'a', done: 5, size: 10, speed: 0 }, 80),
+      /ETA --$/,
+      'no speed: ETA unknown, not LLs',
+    );
     assert.equal(formatEta(3725), '1h02m');
   });
 
@@ -46,18 +50,37 @@ describe('progress lines', () => {
     const err = new PassThrough();
     let text = '';
     err.on('data', (c: Buffer) => (text += c.toString()));
-    const out = new Output({ json: false, quiet: false, tty: true, stdout: new PassThrough(), stderr: err, columns: 100 });
+    const out = new Output({
+      json: false,
+      quiet: false,
+      tty: true,
+      stdout: new PassThrough(),
+      stderr: err,
+      columns: 100,
+    });
     const p = out.progress();
     const ev = (e: ProgressEvent): void => p.onEvent(e);
-    ev({ type: 'plan', repo: '2 model(s) from hubcache.lock', revision: 'locked', commit: 'locked', totalBytes: 2000, downloadBytes: 2000, files: [
-      { path: 'a/w.bin', size: 1000, status: 'planned', localPath: '' },
-      { path: 'b/w.bin', size: 1000, status: 'planned', localPath: '' },
-    ] });
+    ev({
+      type: 'plan',
+      repo: '2 model(s) from hubcache.lock',
+      revision: 'locked',
+      commit: 'locked',
+      totalBytes: 2000,
+      downloadBytes: 2000,
+      files: [
+        { path: 'a/w.bin', size: 1000, status: 'planned', localPath: '' },
+        { path: 'b/w.bin', size: 1000, status: 'planned', localPath: '' },
+      ],
+    });
     ev({ type: 'file-progress', path: 'a/w.bin', bytes: 500, total: 1000, resumedBytes: 0 });
     ev({ type: 'file-done', path: 'b/w.bin', size: 1000, status: 'linked' });
     // eslint-disable-next-line no-control-regex -- the terminal escapes the renderer writes
     const totals = (): string[] => text.split(/\n|\x1b\[[0-9]*[AJ]/).filter((l) => l.startsWith('total'));
-    assert.match(totals().at(-1) ?? '', / {2}50% 500 B\/1\.0 kB/, `b/w.bin left the total (was 500 B of 2.0 kB):\n${text}`);
+    assert.match(
+      totals().at(-1) ?? '',
+      / {2}50% 500 B\/1\.0 kB/,
+      `b/w.bin left the total (was 500 B of 2.0 kB):\n${text}`,
+    );
     ev({ type: 'file-done', path: 'a/w.bin', size: 1000, status: 'downloaded' });
     ev({ type: 'done', path: '/x', downloadedBytes: 1000, seconds: 1 });
     p.stop();
@@ -66,79 +89,126 @@ describe('progress lines', () => {
   });
 });
 
-describe('progress in a real terminal (tmux)', { skip: hasTmux ? false : 'tmux is not installed (apt-get install tmux)' }, () => {
-  let hub: TestHub;
-  const socket = `hubcache-test-${process.pid}`;
-  const tmux = (...args: string[]) => run('tmux', ['-L', socket, '-f', '/dev/null', ...args]);
-  before(async () => {
-    hub = await startTestHub();
-    hub.hf.createRepo('org/model').commit({ 'config.json': '{"a":1}\n', [LONG]: BIG, 'tokenizer.json': Buffer.alloc(400_000, 5) });
-  });
-  after(async () => {
-    await tmux('kill-server').catch(() => undefined);
-    await hub.close();
-  });
-
-  /** Runs the CLI in a fresh pane of `cols` columns; returns every screen seen and the final scrollback. */
-  async function inPane(cols: number, cache: string, args: string[], until: RegExp, onScreen?: (screen: string, pane: string) => Promise<void>): Promise<{ screens: string[]; final: string }> {
-    const name = `p${cols}-${Math.random().toString(36).slice(2, 8)}`;
-    const cmd = [
-      `cd ${JSON.stringify(ROOT)}`,
-      `HF_HUB_CACHE=${JSON.stringify(cache)} HF_ENDPOINT=${hub.hfEndpoint} ${JSON.stringify(process.execPath)} --import tsx test/fixtures/cli-child.ts ${args.join(' ')}; echo "EXIT=$?"`,
-    ].join(' && ');
-    await tmux('new-session', '-d', '-s', name, '-x', String(cols), '-y', '24', 'bash', '--norc', '--noprofile');
-    await tmux('send-keys', '-t', name, cmd, 'Enter');
-    const screens: string[] = [];
-    for (let i = 0; i < 600; i++) {
-      const { stdout } = await tmux('capture-pane', '-p', '-t', name);
-      screens.push(stdout);
-      if (onScreen) await onScreen(stdout, name);
-      if (until.test(stdout)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const { stdout: final } = await tmux('capture-pane', '-p', '-J', '-S', '-', '-t', name);
-    await tmux('kill-session', '-t', name);
-    return { screens, final };
-  }
-
-  for (const cols of [80, 120]) {
-    test(`${cols} columns: plan, done and summary lines stay; bars fit with their numbers; a resume fetches only the rest`, async () => {
-      const cache = await tempDir();
-      hub.throttleBytesPerSec = 600_000;
-      // 1. interrupted half-way (Ctrl-C in the pane): the partial is kept
-      let sent = false;
-      const first = await inPane(cols, cache, ['download', 'org/model', '--max-workers', '1', '--connections', '1'], /EXIT=\d+/, async (screen, pane) => {
-        if (!sent && screen.split('\n').some((l) => /safetensors.* ([3-9]\d)% /.test(l))) {
-          sent = true;
-          await tmux('send-keys', '-t', pane, 'C-c');
-        }
-      });
-      assert.ok(sent, `saw the big file's bar:\n${first.final}`);
-      assert.match(first.final, /Interrupted: stopping/);
-      const firstLines = first.final.split('\n');
-      assert.ok(firstLines.some((l) => /^org\/model @ [0-9a-f]{8}: 3 files, 3 to download \(1\.9 MB\)$/.test(l)), first.final);
-      assert.ok(firstLines.some((l) => /^done config\.json \(8 B\)$/.test(l)), first.final);
-      assert.ok(firstLines.some((l) => /^done tokenizer\.json \(400\.0 kB\)$/.test(l)), first.final);
-      assert.ok(firstLines.some((l) => l === 'EXIT=130'), first.final);
-      // 2. run again: the partial is resumed, only the rest is fetched and counted in the speed
-      const again = await inPane(cols, cache, ['download', 'org/model', '--max-workers', '1'], /EXIT=\d+/);
-      hub.throttleBytesPerSec = undefined;
-      const bars = [...first.screens, ...again.screens].flatMap((sc) => sc.split('\n')).filter((l) => /\d+% .*\/s ETA/.test(l));
-      assert.ok(bars.some((b) => /safetensors/.test(b)), `saw the big file's bar, its name shortened:\n${first.final}`);
-      for (const b of bars) {
-        assert.ok(b.length < cols, `fits in ${cols}: ${b}`);
-        assert.match(b.trimEnd(), ETA_END, `numbers kept: ${b}`);
-        assert.doesNotMatch(b, /LL/);
-      }
-      const lines = again.final.split('\n');
-      const resumed = lines.find((l) => l.startsWith(`${LONG}: resuming `));
-      const m = /resuming ([\d.]+) kB, fetching ([\d.]+) kB$/.exec(resumed ?? '');
-      assert.ok(m, again.final);
-      assert.ok(Math.abs(Number(m[1]) + Number(m[2]) - 1500) < 0.2, 'resumed + fetched = the file');
-      assert.ok(lines.includes(`done ${LONG} (1.5 MB)`), again.final);
-      assert.ok(lines.some((l) => l.startsWith(`downloaded 1.5 MB in `) && l.includes(`(resumed ${m[1]} kB, fetched ${m[2]} kB), `)), again.final);
-      assert.ok(lines.includes('EXIT=0'), again.final);
-      for (const f of [first.final, again.final]) assert.equal(f.split('\n').filter((l) => /\d+% .*ETA/.test(l)).length, 0, `no bar left behind:\n${f}`);
+describe(
+  'progress in a real terminal (tmux)',
+  { skip: hasTmux ? false : 'tmux is not installed (apt-get install tmux)' },
+  () => {
+    let hub: TestHub;
+    const socket = `hubcache-test-${process.pid}`;
+    // One tmux server per pane: a new session on a server whose last session just ended can race its exit.
+    const tmuxOn =
+      (sock: string) =>
+      (...args: string[]) =>
+        run('tmux', ['-L', sock, '-f', '/dev/null', ...args]);
+    const tmux = tmuxOn(socket);
+    before(async () => {
+      hub = await startTestHub();
+      hub.hf
+        .createRepo('org/model')
+        .commit({ 'config.json': '{"a":1}\n', [LONG]: BIG, 'tokenizer.json': Buffer.alloc(400_000, 5) });
     });
-  }
-});
+    after(async () => {
+      await tmux('kill-server').catch(() => undefined);
+      await hub.close();
+    });
+
+    /** Runs the CLI in a fresh pane of `cols` columns; returns every screen seen and the final scrollback. */
+    async function inPane(
+      cols: number,
+      cache: string,
+      args: string[],
+      until: RegExp,
+      onScreen?: (screen: string, sendKey: (key: string) => Promise<unknown>) => Promise<void>,
+    ): Promise<{ screens: string[]; final: string }> {
+      const name = `p${cols}-${Math.random().toString(36).slice(2, 8)}`;
+      const tmux = tmuxOn(`${socket}-${name}`);
+      const cmd = [
+        `cd ${JSON.stringify(ROOT)}`,
+        `HF_HUB_CACHE=${JSON.stringify(cache)} HF_ENDPOINT=${hub.hfEndpoint} ${JSON.stringify(process.execPath)} --import tsx test/fixtures/cli-child.ts ${args.join(' ')}; echo "EXIT=$?"`,
+      ].join(' && ');
+      await tmux('new-session', '-d', '-s', name, '-x', String(cols), '-y', '24', 'bash', '--norc', '--noprofile');
+      await tmux('send-keys', '-t', name, cmd, 'Enter');
+      const screens: string[] = [];
+      for (let i = 0; i < 600; i++) {
+        const { stdout } = await tmux('capture-pane', '-p', '-t', name);
+        screens.push(stdout);
+        if (onScreen) await onScreen(stdout, (key) => tmux('send-keys', '-t', name, key));
+        if (until.test(stdout)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const { stdout: final } = await tmux('capture-pane', '-p', '-J', '-S', '-', '-t', name);
+      await tmux('kill-session', '-t', name);
+      return { screens, final };
+    }
+
+    for (const cols of [80, 120]) {
+      test(`${cols} columns: plan, done and summary lines stay; bars fit with their numbers; a resume fetches only the rest`, async () => {
+        const cache = await tempDir();
+        hub.throttleBytesPerSec = 600_000;
+        // 1. interrupted half-way (Ctrl-C in the pane): the partial is kept
+        let sent = false;
+        const first = await inPane(
+          cols,
+          cache,
+          ['download', 'org/model', '--max-workers', '1', '--connections', '1'],
+          /EXIT=\d+/,
+          async (screen, sendKey) => {
+            if (!sent && screen.split('\n').some((l) => /safetensors.* ([3-9]\d)% /.test(l))) {
+              sent = true;
+              await sendKey('C-c');
+            }
+          },
+        );
+        assert.ok(sent, `saw the big file's bar:\n${first.final}`);
+        assert.match(first.final, /Interrupted: stopping/);
+        const firstLines = first.final.split('\n');
+        assert.ok(
+          firstLines.some((l) => /^org\/model @ [0-9a-f]{8}: 3 files, 3 to download \(1\.9 MB\)$/.test(l)),
+          first.final,
+        );
+        assert.ok(
+          firstLines.some((l) => /^done config\.json \(8 B\)$/.test(l)),
+          first.final,
+        );
+        assert.ok(
+          firstLines.some((l) => /^done tokenizer\.json \(400\.0 kB\)$/.test(l)),
+          first.final,
+        );
+        assert.ok(
+          firstLines.some((l) => l === 'EXIT=130'),
+          first.final,
+        );
+        // 2. run again: the partial is resumed, only the rest is fetched and counted in the speed
+        const again = await inPane(cols, cache, ['download', 'org/model', '--max-workers', '1'], /EXIT=\d+/);
+        hub.throttleBytesPerSec = undefined;
+        const bars = [...first.screens, ...again.screens]
+          .flatMap((sc) => sc.split('\n'))
+          .filter((l) => /\d+% .*\/s ETA/.test(l));
+        assert.ok(
+          bars.some((b) => /safetensors/.test(b)),
+          `saw the big file's bar, its name shortened:\n${first.final}`,
+        );
+        for (const b of bars) {
+          assert.ok(b.length < cols, `fits in ${cols}: ${b}`);
+          assert.match(b.trimEnd(), ETA_END, `numbers kept: ${b}`);
+          assert.doesNotMatch(b, /LL/);
+        }
+        const lines = again.final.split('\n');
+        const resumed = lines.find((l) => l.startsWith(`${LONG}: resuming `));
+        const m = /resuming ([\d.]+) kB, fetching ([\d.]+) kB$/.exec(resumed ?? '');
+        assert.ok(m, again.final);
+        assert.ok(Math.abs(Number(m[1]) + Number(m[2]) - 1500) < 0.2, 'resumed + fetched = the file');
+        assert.ok(lines.includes(`done ${LONG} (1.5 MB)`), again.final);
+        assert.ok(
+          lines.some(
+            (l) => l.startsWith(`downloaded 1.5 MB in `) && l.includes(`(resumed ${m[1]} kB, fetched ${m[2]} kB), `),
+          ),
+          again.final,
+        );
+        assert.ok(lines.includes('EXIT=0'), again.final);
+        for (const f of [first.final, again.final])
+          assert.equal(f.split('\n').filter((l) => /\d+% .*ETA/.test(l)).length, 0, `no bar left behind:\n${f}`);
+      });
+    }
+  },
+);

@@ -17,7 +17,27 @@ test('--version matches package.json', async () => {
 test('--help lists every command, with examples', async () => {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0);
-  for (const c of ['download', 'import', 'ls', 'verify', 'status', 'rm', 'prune', 'gc', 'doctor', 'pack', 'unpack', 'dedup', 'init', 'add', 'lock', 'install', 'outdated', 'update', 'path']) {
+  for (const c of [
+    'download',
+    'import',
+    'ls',
+    'verify',
+    'status',
+    'rm',
+    'prune',
+    'gc',
+    'doctor',
+    'pack',
+    'unpack',
+    'dedup',
+    'init',
+    'add',
+    'lock',
+    'install',
+    'outdated',
+    'update',
+    'path',
+  ]) {
     assert.match(r.stdout, new RegExp(`\\n  ${c}\\b`), c);
   }
   assert.match(r.stdout, /Examples:/);

@@ -28,8 +28,9 @@ describe('reuse across hubs in one cache folder', () => {
   });
   /** Responses that carried the weights' body (redirects carry none). */
   const weightBodies = (): number =>
-    hub.countRequests((r) => r.method === 'GET' && (r.status === 200 || r.status === 206)
-      && r.path.includes('model.safetensors'));
+    hub.countRequests(
+      (r) => r.method === 'GET' && (r.status === 200 || r.status === 206) && r.path.includes('model.safetensors'),
+    );
   const ino = async (p: string): Promise<number> => (await fs.stat(p)).ino;
 
   test('ModelScope after HF: the weights are linked from the HF blob, zero body requests', async () => {

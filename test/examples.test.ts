@@ -25,7 +25,11 @@ describe('examples', () => {
   let commit: string;
   before(async () => {
     hub = await startTestHub();
-    commit = hub.hf.createRepo('org/example').commit({ 'config.json': '{"a":1}', 'model.safetensors': Buffer.alloc(20_000, 2), 'big.bin': Buffer.alloc(5000, 1) });
+    commit = hub.hf.createRepo('org/example').commit({
+      'config.json': '{"a":1}',
+      'model.safetensors': Buffer.alloc(20_000, 2),
+      'big.bin': Buffer.alloc(5000, 1),
+    });
   });
   after(async () => hub.close());
 
@@ -52,7 +56,9 @@ describe('examples', () => {
     assert.match(r.stderr, /lock: model added [0-9a-f]{40}/);
     assert.match(r.stderr, /downloaded 20007 bytes/);
     assert.match(r.stderr, new RegExp(`config: ${snap}/config\\.json`));
-    const lock = JSON.parse(await fs.readFile(path.join(project, 'hubcache.lock'), 'utf8')) as { models: { model: { commit: string } } };
+    const lock = JSON.parse(await fs.readFile(path.join(project, 'hubcache.lock'), 'utf8')) as {
+      models: { model: { commit: string } };
+    };
     assert.equal(lock.models.model.commit, commit);
     hub.resetRequests();
     const again = await runExample('manifest.ts', [project, 'org/example'], env);

@@ -37,7 +37,11 @@ function asNobody(): string | undefined {
 }
 
 const QWEN = 'Qwen/Qwen2.5-0.5B';
-const QWEN_FILES = { 'config.json': '{"v":1}', 'model.safetensors': { size: 300_000, seed: 9 }, 'sub/tokenizer.json': 'tok' };
+const QWEN_FILES = {
+  'config.json': '{"v":1}',
+  'model.safetensors': { size: 300_000, seed: 9 },
+  'sub/tokenizer.json': 'tok',
+};
 const DEEP = ['a'.repeat(200), 'b'.repeat(200), `${'c'.repeat(196)}.bin`].join('/');
 
 describe('downloads on unusual file systems', () => {
@@ -62,7 +66,7 @@ describe('downloads on unusual file systems', () => {
     MODELSCOPE_ENDPOINT: hub.msEndpoint,
   });
 
-  test('mkdirp ends under /proc (Node\'s recursive mkdir spins there forever) and passes other errors on', async () => {
+  test("mkdirp ends under /proc (Node's recursive mkdir spins there forever) and passes other errors on", async () => {
     await assert.rejects(mkdirp('/proc/hubcache-x/y'), { code: 'ENOENT' });
     const dir = await tempDir();
     await fs.writeFile(path.join(dir, 'file'), '');
@@ -86,7 +90,12 @@ describe('downloads on unusual file systems', () => {
       if (r === 'hung') return;
       assert.equal(r.code, ExitCode.localPath, r.stderr);
       assert.match(r.stderr, /error: Cannot use \/proc\/hubcache-[xy] \(ENOENT/);
-      assert.match(r.stderr, (args as readonly string[]).includes('--local-dir') ? /hint: Point --local-dir at another folder/ : /hint: Point .*--cache-dir at another folder/);
+      assert.match(
+        r.stderr,
+        (args as readonly string[]).includes('--local-dir')
+          ? /hint: Point --local-dir at another folder/
+          : /hint: Point .*--cache-dir at another folder/,
+      );
     });
   }
 
@@ -102,7 +111,10 @@ describe('downloads on unusual file systems', () => {
   test('a repo file whose name no file system takes (300 chars): LocalPathError (ENAMETOOLONG), exit 24', async () => {
     const r = await runCli(['download', 'org/long'], env(await tempDir()));
     assert.equal(r.code, ExitCode.localPath, r.stderr);
-    assert.match(r.stderr, /error: Cannot use \S*n{300}\.txt \(ENAMETOOLONG: a name in it is too long for the file system\)/);
+    assert.match(
+      r.stderr,
+      /error: Cannot use \S*n{300}\.txt \(ENAMETOOLONG: a name in it is too long for the file system\)/,
+    );
     assert.doesNotMatch(r.stderr, /ENAMETOOLONG: name too long/, 'no raw system message');
   });
 
@@ -112,7 +124,8 @@ describe('downloads on unusual file systems', () => {
     try {
       const child = spawnCli(['download', 'org/w', 'model.safetensors'], env(cache));
       await child.stderrMatches(/to download/);
-      while (!hub.requests.some((q) => q.host === 'cdn' && q.outcome === 'stalled')) await new Promise((r) => setTimeout(r, 50));
+      while (!hub.requests.some((q) => q.host === 'cdn' && q.outcome === 'stalled'))
+        await new Promise((r) => setTimeout(r, 50));
       child.kill('SIGTERM');
       const r = await endsOrKilled(child);
       assert.notEqual(r, 'hung');
@@ -120,7 +133,10 @@ describe('downloads on unusual file systems', () => {
       assert.equal(r.code, ExitCode.interrupted, r.stderr);
       assert.match(r.stderr, /Interrupted: stopping/);
       const blobs = await fs.readdir(path.join(cache, 'models--org--w', 'blobs'));
-      assert.ok(blobs.every((b) => b.endsWith('.incomplete')), `nothing half-done looks done: ${blobs}`);
+      assert.ok(
+        blobs.every((b) => b.endsWith('.incomplete')),
+        `nothing half-done looks done: ${blobs}`,
+      );
     } finally {
       stall.cancel();
     }
@@ -133,7 +149,8 @@ describe('downloads on unusual file systems', () => {
     execFileSync('mkfifo', [path.join(trees, `${hfCommit}.json`)]); // reading it blocks a pool thread forever
     hub.resetRequests();
     const child = spawnCli(['download', 'org/w'], env(cache));
-    while (!hub.requests.some((q) => q.host === 'hf' && q.path.includes('/tree/') && q.outcome === 'complete')) await new Promise((r) => setTimeout(r, 50));
+    while (!hub.requests.some((q) => q.host === 'hf' && q.path.includes('/tree/') && q.outcome === 'complete'))
+      await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 300)); // the answer is in; the read of the FIFO is stuck
     child.kill('SIGTERM');
     const r = await endsOrKilled(child);
@@ -144,17 +161,24 @@ describe('downloads on unusual file systems', () => {
     assert.match(r.stderr, /Interrupted: stopping/);
   });
 
-  test('a complete cache this user cannot write (another user\'s, umask 022) still serves; a needed write is NotWritableError', async (t) => {
+  test("a complete cache this user cannot write (another user's, umask 022) still serves; a needed write is NotWritableError", async (t) => {
     const why = asNobody();
     if (why) return t.skip(why);
     const cache = await tempDir();
     await fs.chmod(cache, 0o755);
-    for (const repo of ['org/w', 'modelscope:org/w']) assert.equal((await runCli(['download', repo], env(cache))).code, 0);
+    for (const repo of ['org/w', 'modelscope:org/w'])
+      assert.equal((await runCli(['download', repo], env(cache))).code, 0);
     const before = execFileSync('find', [cache, '-printf', '%p %s %T@\\n']).toString();
     const nobody = async (args: string[]): Promise<string> => {
-      const vars = Object.entries({ ...env(cache), HOME: '/tmp', PATH: process.env.PATH ?? '' }).map(([k, v]) => `${k}=${v}`);
+      const vars = Object.entries({ ...env(cache), HOME: '/tmp', PATH: process.env.PATH ?? '' }).map(
+        ([k, v]) => `${k}=${v}`,
+      );
       const cli = [process.execPath, '--import', 'tsx', path.join(ROOT, 'test/fixtures/cli-child.ts'), ...args];
-      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', '-i', ...vars, ...cli], { cwd: ROOT });
+      const child = spawn(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', '-i', ...vars, ...cli],
+        { cwd: ROOT },
+      );
       let out = '';
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -171,7 +195,10 @@ describe('downloads on unusual file systems', () => {
     const forced = await nobody(['download', 'org/w', '--force-download']);
     assert.match(forced, new RegExp(`^${ExitCode.notWritable}\\n`), forced);
     assert.match(forced, new RegExp(`error: Cannot write in ${cache}/\\S+ \\(EACCES: permission denied\\)`));
-    assert.match(forced, /hint: Point HF_HUB_CACHE \(or HF_HOME\) or --cache-dir at another folder \(one you can write\)/);
+    assert.match(
+      forced,
+      /hint: Point HF_HUB_CACHE \(or HF_HOME\) or --cache-dir at another folder \(one you can write\)/,
+    );
     const msForced = await nobody(['download', 'modelscope:org/w', '--force-download']);
     assert.match(msForced, new RegExp(`^${ExitCode.notWritable}\\n`), msForced);
     assert.match(msForced, /hint: Point MODELSCOPE_CACHE or --cache-dir at another folder/);
@@ -184,12 +211,15 @@ describe('downloads on unusual file systems', () => {
     assert.equal(await fs.readFile(path.join(r.stdout.trim(), DEEP), 'utf8'), 'deep weights');
     const lock = new ModelScopeCache(cache).v2LockPath('org/deep', DEEP);
     assert.ok(Buffer.byteLength(path.basename(lock)) <= 255, path.basename(lock));
-    assert.ok(path.basename(lock).startsWith('model_org___deep_aaaa'), 'keeps the SDK name\'s readable start');
+    assert.ok(path.basename(lock).startsWith('model_org___deep_aaaa'), "keeps the SDK name's readable start");
     const digest = createHash('sha256').update(`org/deep\0${DEEP}`).digest('hex').slice(0, 32);
     assert.ok(lock.endsWith(`_${digest}.lock`));
     assert.ok((await fs.readdir(path.dirname(lock))).includes(path.basename(lock)), 'the download took that lock');
     // A short path keeps the SDK's own name, so hubcache and modelscope_hub still exclude each other.
-    assert.equal(path.basename(new ModelScopeCache(cache).v2LockPath('org/deep', 'sub/a.bin')), 'model_org___deep_sub___a_bin.lock');
+    assert.equal(
+      path.basename(new ModelScopeCache(cache).v2LockPath('org/deep', 'sub/a.bin')),
+      'model_org___deep_sub___a_bin.lock',
+    );
   });
 
   test('weights copied under the readable name (Qwen2.5-0.5B): doctor advises import of that folder; import leaves the SDK link; ls lists it once', async () => {
@@ -202,16 +232,23 @@ describe('downloads on unusual file systems', () => {
       await fs.copyFile(path.join(q, f), path.join(readable, f)); // copied by hand: no .msc, no .mdl
     }
     const doc = await runCli(['doctor', '--offline'], env(cache));
-    assert.match(doc.stdout + doc.stderr, /modelscope:Qwen\/Qwen2\.5-0\.5B: 3 file\(s\) without a \.msc entry.*: config\.json, model\.safetensors, sub\/tokenizer\.json/);
-    assert.match(doc.stdout + doc.stderr, new RegExp(`fix: hubcache import ${readable.replace(/[.]/g, '\\.')} --repo modelscope:Qwen/Qwen2\\.5-0\\.5B`));
+    assert.match(
+      doc.stdout + doc.stderr,
+      /modelscope:Qwen\/Qwen2\.5-0\.5B: 3 file\(s\) without a \.msc entry.*: config\.json, model\.safetensors, sub\/tokenizer\.json/,
+    );
+    assert.match(
+      doc.stdout + doc.stderr,
+      new RegExp(`fix: hubcache import ${readable.replace(/[.]/g, '\\.')} --repo modelscope:Qwen/Qwen2\\.5-0\\.5B`),
+    );
     assert.doesNotMatch(doc.stdout + doc.stderr, /fix: hubcache download modelscope:Qwen/);
 
     const imp = await runCli(['import', readable, '--repo', `modelscope:${QWEN}`], env(cache));
     assert.equal(imp.code, 0, imp.stderr);
     const masked = path.join(cache, 'models', 'Qwen', 'Qwen2___5-0___5B');
-    assert.ok((await fs.lstat(readable)).isSymbolicLink(), 'the readable name is the SDK\'s convenience link now');
+    assert.ok((await fs.lstat(readable)).isSymbolicLink(), "the readable name is the SDK's convenience link now");
     assert.equal(path.resolve(path.dirname(readable), await fs.readlink(readable)), masked);
-    for (const f of Object.keys(QWEN_FILES)) assert.deepEqual(await fs.readFile(path.join(masked, f)), await fs.readFile(path.join(q, f)));
+    for (const f of Object.keys(QWEN_FILES))
+      assert.deepEqual(await fs.readFile(path.join(masked, f)), await fs.readFile(path.join(q, f)));
     assert.ok((await fs.stat(path.join(masked, '.msc'))).isFile());
 
     const ls = await runCli(['ls'], env(cache));

@@ -32,7 +32,12 @@ function collect(): { stream: PassThrough; text: () => string } {
 export async function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
   const out = collect();
   const err = collect();
-  const code = await main(args, { stdout: out.stream, stderr: err.stream, env: { HOME: os.tmpdir(), ...env }, isTTY: false });
+  const code = await main(args, {
+    stdout: out.stream,
+    stderr: err.stream,
+    env: { HOME: os.tmpdir(), ...env },
+    isTTY: false,
+  });
   return { code, stdout: out.text(), stderr: err.text() };
 }
 
@@ -40,7 +45,12 @@ export async function runCli(args: string[], env: Record<string, string | undefi
 export function spawnCli(
   args: string[],
   env: Record<string, string | undefined> = {},
-): { done: Promise<CliResult>; pid: number | undefined; kill: (sig?: NodeJS.Signals) => void; stderrMatches: (re: RegExp) => Promise<void> } {
+): {
+  done: Promise<CliResult>;
+  pid: number | undefined;
+  kill: (sig?: NodeJS.Signals) => void;
+  stderrMatches: (re: RegExp) => Promise<void>;
+} {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/fixtures/cli-child.ts'), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: os.tmpdir(), ...env },
@@ -52,13 +62,18 @@ export function spawnCli(
   const waiters: Array<{ re: RegExp; resolve: () => void }> = [];
   child.stderr.on('data', (c: Buffer) => {
     stderr += c.toString();
-    for (const w of waiters.splice(0)) if (w.re.test(stderr)) w.resolve();
-    else waiters.push(w);
+    for (const w of waiters.splice(0))
+      if (w.re.test(stderr)) w.resolve();
+      else waiters.push(w);
   });
   /** Resolves once stderr matches: a sure sign the child got that far (no guessing with sleeps). */
   const stderrMatches = (re: RegExp): Promise<void> =>
     new Promise((resolve) => (re.test(stderr) ? resolve() : waiters.push({ re, resolve })));
-  const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ...(signal ? { signal } : {}) })));
+  const done = new Promise<CliResult>((resolve) =>
+    child.on('close', (code, signal) =>
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ...(signal ? { signal } : {}) }),
+    ),
+  );
   return { done, pid: child.pid, kill: (sig = 'SIGKILL') => child.kill(sig), stderrMatches };
 }
 

@@ -25,7 +25,13 @@ describe('hf download', () => {
   before(async () => {
     hub = await startTestHub({ pageSize: 2 });
     const repo = hub.hf.createRepo('org/model');
-    c1 = repo.commit({ 'config.json': CONFIG, 'model.safetensors': WEIGHTS, 'model-fp32.safetensors': WEIGHTS_FP32, 'tok/tokenizer.json': SUB, 'README.md': '# demo' });
+    c1 = repo.commit({
+      'config.json': CONFIG,
+      'model.safetensors': WEIGHTS,
+      'model-fp32.safetensors': WEIGHTS_FP32,
+      'tok/tokenizer.json': SUB,
+      'README.md': '# demo',
+    });
     repo.tag('v1.0', c1);
     c2 = repo.commit({ 'config.json': Buffer.from('{"model_type":"demo","v":2}\n') }, { branch: 'main' });
     hub.hf.createRepo('org/private', { private: true }).commit({ 'a.txt': 'secret' });
@@ -35,7 +41,11 @@ describe('hf download', () => {
   });
   after(async () => hub.close());
 
-  const env = (cache: string, extra: Record<string, string> = {}): Record<string, string> => ({ HF_HUB_CACHE: cache, HF_ENDPOINT: hub.hfEndpoint, ...extra });
+  const env = (cache: string, extra: Record<string, string> = {}): Record<string, string> => ({
+    HF_HUB_CACHE: cache,
+    HF_ENDPOINT: hub.hfEndpoint,
+    ...extra,
+  });
 
   test('whole repo: byte-compatible layout, stdout is the snapshot path', async () => {
     const cache = await tempDir();
@@ -50,9 +60,18 @@ describe('hf download', () => {
     assert.equal(await fs.readlink(path.join(snap, 'tok', 'tokenizer.json')), `../../../blobs/${gitSha1(SUB)}`);
     assert.deepEqual(await fs.readFile(path.join(snap, 'model.safetensors')), WEIGHTS);
     const blobs = (await fs.readdir(path.join(repoDir, 'blobs'))).sort();
-    assert.ok(blobs.every((b) => /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(b)), `no temp files left: ${blobs}`);
-    assert.equal(await fs.readFile(path.join(cache, 'CACHEDIR.TAG'), 'utf8'), 'Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n');
-    const tree = JSON.parse(await fs.readFile(path.join(repoDir, 'trees', `${c2}.json`), 'utf8')) as { format_version: number; files: Record<string, { size: number; lfs_sha256?: string }> };
+    assert.ok(
+      blobs.every((b) => /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(b)),
+      `no temp files left: ${blobs}`,
+    );
+    assert.equal(
+      await fs.readFile(path.join(cache, 'CACHEDIR.TAG'), 'utf8'),
+      'Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n',
+    );
+    const tree = JSON.parse(await fs.readFile(path.join(repoDir, 'trees', `${c2}.json`), 'utf8')) as {
+      format_version: number;
+      files: Record<string, { size: number; lfs_sha256?: string }>;
+    };
     assert.equal(tree.format_version, 1);
     assert.equal(tree.files['model.safetensors']?.lfs_sha256, sha256(WEIGHTS));
     assert.ok(await fs.stat(path.join(cache, '.locks', 'models--org--model')).then((s) => s.isDirectory()));
@@ -64,7 +83,11 @@ describe('hf download', () => {
     hub.resetRequests();
     const again = await runCli(['download', 'org/model'], env(cache));
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(hub.requests.filter((r) => r.host === 'cdn' || r.path.includes('/resolve/')).length, 0, 'no body requests');
+    assert.equal(
+      hub.requests.filter((r) => r.host === 'cdn' || r.path.includes('/resolve/')).length,
+      0,
+      'no body requests',
+    );
     hub.resetRequests();
     const pinned = await runCli(['download', 'org/model', '--revision', c2], env(cache));
     assert.equal(pinned.code, 0, pinned.stderr);
@@ -73,7 +96,10 @@ describe('hf download', () => {
 
   test('filters, explicit files, tag revision, and the old snapshot is kept when main moves', async () => {
     const cache = await tempDir();
-    const r = await runCli(['download', 'org/model', '--include', '*.safetensors', '--include', '*.json', '--exclude', '*fp32*'], env(cache));
+    const r = await runCli(
+      ['download', 'org/model', '--include', '*.safetensors', '--include', '*.json', '--exclude', '*fp32*'],
+      env(cache),
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await listTree(r.stdout.trim()), ['config.json', 'model.safetensors', 'tok/tokenizer.json']);
     const one = await runCli(['download', 'org/model', 'config.json', 'README.md', '--revision', 'v1.0'], env(cache));
@@ -123,7 +149,9 @@ describe('hf download', () => {
     assert.equal(r.stdout.trim(), dir);
     const st = await fs.lstat(path.join(dir, 'model.safetensors'));
     assert.ok(st.isFile() && !st.isSymbolicLink());
-    const meta = (await fs.readFile(path.join(dir, '.cache/huggingface/download/model.safetensors.metadata'), 'utf8')).split('\n');
+    const meta = (
+      await fs.readFile(path.join(dir, '.cache/huggingface/download/model.safetensors.metadata'), 'utf8')
+    ).split('\n');
     assert.equal(meta[0], c2);
     assert.equal(meta[1], sha256(WEIGHTS));
     assert.ok(Number.parseFloat(meta[2] ?? '') > 1e9);
@@ -175,7 +203,10 @@ describe('hf download', () => {
     assert.equal(ok.code, 0, ok.stderr);
     const priv = await runCli(['download', 'org/private', '--token', 'hf_good'], env(cache));
     assert.equal(priv.code, 0, priv.stderr);
-    assert.ok(hub.requests.every((q) => q.host !== 'cdn' || !q.authorization), 'no token sent to the CDN');
+    assert.ok(
+      hub.requests.every((q) => q.host !== 'cdn' || !q.authorization),
+      'no token sent to the CDN',
+    );
     // .no_exist marker for the missing file
     const noExist = path.join(cache, 'models--org--model', '.no_exist');
     assert.ok((await listTree(noExist)).some((p) => p.endsWith('/missing.bin')));
@@ -203,7 +234,9 @@ describe('hf download', () => {
     assert.equal(rb.code, 0, rb.stderr);
     const snap = ra.stdout.trim();
     assert.deepEqual(await fs.readFile(path.join(snap, 'model.safetensors')), WEIGHTS);
-    const bodyGets = hub.requests.filter((q) => q.method === 'GET' && q.host === 'cdn' && q.path.includes(sha256(WEIGHTS)));
+    const bodyGets = hub.requests.filter(
+      (q) => q.method === 'GET' && q.host === 'cdn' && q.path.includes(sha256(WEIGHTS)),
+    );
     assert.equal(bodyGets.length, 1, 'the blob body was transferred once');
     const blobs = await fs.readdir(path.join(cache, 'models--org--model', 'blobs'));
     assert.ok(blobs.every((x) => !x.includes('incomplete')));

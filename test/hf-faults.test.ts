@@ -34,13 +34,24 @@ describe('hf download under faults', () => {
     await hub.close();
     await slow.close();
   });
-  const env = (h: TestHub, cache: string, extra: Record<string, string> = {}): Record<string, string> => ({ HF_HUB_CACHE: cache, HF_ENDPOINT: h.hfEndpoint, ...extra });
+  const env = (h: TestHub, cache: string, extra: Record<string, string> = {}): Record<string, string> => ({
+    HF_HUB_CACHE: cache,
+    HF_ENDPOINT: h.hfEndpoint,
+    ...extra,
+  });
 
   test('a Python process holding the blob lock makes hubcache wait, then it finishes', async () => {
     const cache = await tempDir();
     const lock = path.join(cache, '.locks', 'models--org--w', `${sha256(WEIGHTS)}.lock`);
     await fs.mkdir(path.dirname(lock), { recursive: true });
-    const py = spawn('python3', ['-c', `import fcntl,sys,time\nf=open(${JSON.stringify(lock)},'w')\nfcntl.flock(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(1.5)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const py = spawn(
+      'python3',
+      [
+        '-c',
+        `import fcntl,sys,time\nf=open(${JSON.stringify(lock)},'w')\nfcntl.flock(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(1.5)`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((resolve) => py.stdout.once('data', () => resolve()));
     const started = Date.now();
     const r = await runCli(['download', 'org/w'], env(hub, cache));
@@ -61,7 +72,10 @@ describe('hf download under faults', () => {
     assert.match(r.stderr, /Interrupted/);
     const blobs = await blobsOf(cache, 'org/w');
     assert.ok(!blobs.includes(sha256(WEIGHTS)), 'no finished-looking blob');
-    assert.ok(blobs.some((b) => b.endsWith('.incomplete')), `partial kept: ${blobs}`);
+    assert.ok(
+      blobs.some((b) => b.endsWith('.incomplete')),
+      `partial kept: ${blobs}`,
+    );
     const before = slow.requests.filter((q) => q.host === 'cdn').reduce((s, q) => s + q.bytesSent, 0);
     const again = await runCli(['download', 'org/w'], env(slow, cache));
     assert.equal(again.code, 0, again.stderr);

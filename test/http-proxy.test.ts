@@ -26,7 +26,11 @@ let httpPort = 0;
 const servers: Array<http.Server> = [];
 
 /** What the test proxy saw. */
-const seen: { connects: string[]; requests: string[]; auth: Array<string | undefined> } = { connects: [], requests: [], auth: [] };
+const seen: { connects: string[]; requests: string[]; auth: Array<string | undefined> } = {
+  connects: [],
+  requests: [],
+  auth: [],
+};
 let proxyUrl = '';
 let proxyServer: net.Server;
 /** When set, the proxy answers 407 unless this Proxy-Authorization arrives. */
@@ -176,12 +180,21 @@ test('credentials in the proxy URL become Proxy-Authorization; without them a 40
   requiredAuth = `Basic ${Buffer.from('alice:s3cr:t').toString('base64')}`;
   try {
     seen.auth.length = 0;
-    const withAuth = new Http1Client({ env: { HTTPS_PROXY: `http://alice:s3cr%3At@${proxyUrl.slice(7)}` }, tls: { ca: cert } });
+    const withAuth = new Http1Client({
+      env: { HTTPS_PROXY: `http://alice:s3cr%3At@${proxyUrl.slice(7)}` },
+      tls: { ca: cert },
+    });
     assert.equal(await text(withAuth, 'https://hub.example/ok'), 'hello from /ok');
     withAuth.close();
     assert.deepEqual(seen.auth, [requiredAuth], 'the proxy saw the credentials once, in the CONNECT');
     const without = new Http1Client({ env: { HTTPS_PROXY: proxyUrl }, tls: { ca: cert } });
-    await assert.rejects(without.get('https://hub.example/ok', opts), (err: unknown) => err instanceof UnauthorizedError && /407/.test(err.message) && /HTTPS_PROXY=http:\/\/user:password@/.test(err.hint ?? ''));
+    await assert.rejects(
+      without.get('https://hub.example/ok', opts),
+      (err: unknown) =>
+        err instanceof UnauthorizedError &&
+        /407/.test(err.message) &&
+        /HTTPS_PROXY=http:\/\/user:password@/.test(err.hint ?? ''),
+    );
     without.close();
   } finally {
     requiredAuth = undefined;
@@ -190,7 +203,11 @@ test('credentials in the proxy URL become Proxy-Authorization; without them a 40
 
 test('a proxy that cannot reach the host: a NetworkError naming the proxy and the answer', async () => {
   const client = new Http1Client({ env: { HTTPS_PROXY: proxyUrl }, tls: { ca: cert } });
-  await assert.rejects(client.get('https://elsewhere.example/', opts), (err: unknown) => err instanceof NetworkError && /refused the tunnel to elsewhere\.example:443: HTTP 502/.test(err.message));
+  await assert.rejects(
+    client.get('https://elsewhere.example/', opts),
+    (err: unknown) =>
+      err instanceof NetworkError && /refused the tunnel to elsewhere\.example:443: HTTP 502/.test(err.message),
+  );
   client.close();
 });
 
@@ -215,7 +232,9 @@ test('NO_PROXY, loopback and proxy URL rules', () => {
 test('hubcache download through HTTP_PROXY: the API goes through the proxy, the loopback CDN does not', async () => {
   const hub = await startTestHub();
   try {
-    hub.hf.createRepo('org/proxied').commit({ 'config.json': '{"a":1}', 'model.safetensors': { size: 2 * 1024 * 1024, seed: 5 } });
+    hub.hf
+      .createRepo('org/proxied')
+      .commit({ 'config.json': '{"a":1}', 'model.safetensors': { size: 2 * 1024 * 1024, seed: 5 } });
     const port = new URL(hub.hfEndpoint).port;
     seen.requests.length = 0;
     const cache = await tempDir();
@@ -224,8 +243,21 @@ test('hubcache download through HTTP_PROXY: the API goes through the proxy, the 
       HTTP_PROXY: proxyUrl,
     }).done;
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(seen.requests.some((q) => q.startsWith(`GET http://hub.example:${port}/api/models/org/proxied`)), seen.requests.join('\n'));
-    assert.ok(fs.readFileSync(path.join(cache, 'models--org--proxied/snapshots', fs.readdirSync(path.join(cache, 'models--org--proxied/snapshots'))[0] ?? '', 'config.json'), 'utf8') === '{"a":1}');
+    assert.ok(
+      seen.requests.some((q) => q.startsWith(`GET http://hub.example:${port}/api/models/org/proxied`)),
+      seen.requests.join('\n'),
+    );
+    assert.ok(
+      fs.readFileSync(
+        path.join(
+          cache,
+          'models--org--proxied/snapshots',
+          fs.readdirSync(path.join(cache, 'models--org--proxied/snapshots'))[0] ?? '',
+          'config.json',
+        ),
+        'utf8',
+      ) === '{"a":1}',
+    );
   } finally {
     await hub.close();
   }
@@ -239,8 +271,15 @@ test('REQUESTS_CA_BUNDLE / SSL_CERT_FILE add a private CA (with a proxy that ins
     client.close();
   }
   const strict = new Http1Client({ env: { HTTPS_PROXY: proxyUrl } });
-  await assert.rejects(strict.get('https://hub.example/ca', opts), NetworkError, 'without the bundle the certificate is refused');
+  await assert.rejects(
+    strict.get('https://hub.example/ca', opts),
+    NetworkError,
+    'without the bundle the certificate is refused',
+  );
   strict.close();
   assert.throws(() => new Http1Client({ env: { SSL_CERT_FILE: path.join(certDir, 'missing.pem') } }), UsageError);
-  assert.throws(() => new Http1Client({ env: { SSL_CERT_FILE: path.join(ROOT, 'package.json') } }), /no PEM certificate/);
+  assert.throws(
+    () => new Http1Client({ env: { SSL_CERT_FILE: path.join(ROOT, 'package.json') } }),
+    /no PEM certificate/,
+  );
 });

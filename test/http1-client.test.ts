@@ -15,7 +15,9 @@ import { Http1Client, type Http1Response } from '../src/http/client.js';
 import { ROOT } from './helpers.js';
 
 /** A TCP server whose handler sees each request head and writes raw bytes back. */
-async function rawServer(onRequest: (socket: net.Socket, head: string, n: number) => void): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
+async function rawServer(
+  onRequest: (socket: net.Socket, head: string, n: number) => void,
+): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
   let connections = 0;
   let requests = 0;
   const sockets = new Set<net.Socket>();
@@ -84,34 +86,51 @@ const opts = { headers: {}, headersTimeoutMs: 5000 };
 test('Content-Length bodies over one kept-alive connection; the request carries our headers', async () => {
   const body = crypto.randomBytes(300_000);
   const heads: string[] = [];
-  await withRawServer((s, head) => {
-    heads.push(head);
-    s.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${body.length}\r\nContent-Range: bytes 0-${body.length - 1}/*\r\n\r\n`);
-    s.write(body);
-  }, async (srv, client) => {
-    for (let i = 0; i < 3; i++) {
-      const res = await client.get(`${srv.url}/a/b%20c?x=1&y=2`, { ...opts, headers: { Range: 'bytes=0-', 'User-Agent': 'ua/1' } });
-      assert.equal(res.status, 206);
-      assert.equal(res.contentLength, body.length);
-      assert.equal(res.headers['content-range'], `bytes 0-${body.length - 1}/*`);
-      assert.ok((await readAll(res, 65536)).equals(body));
-    }
-    assert.equal(srv.connections(), 1, 'keep-alive reuses the connection');
-    assert.match(heads[0] ?? '', /^GET \/a\/b%20c\?x=1&y=2 HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\nRange: bytes=0-\r\nUser-Agent: ua\/1$/);
-  });
+  await withRawServer(
+    (s, head) => {
+      heads.push(head);
+      s.write(
+        `HTTP/1.1 206 Partial Content\r\nContent-Length: ${body.length}\r\nContent-Range: bytes 0-${body.length - 1}/*\r\n\r\n`,
+      );
+      s.write(body);
+    },
+    async (srv, client) => {
+      for (let i = 0; i < 3; i++) {
+        const res = await client.get(`${srv.url}/a/b%20c?x=1&y=2`, {
+          ...opts,
+          headers: { Range: 'bytes=0-', 'User-Agent': 'ua/1' },
+        });
+        assert.equal(res.status, 206);
+        assert.equal(res.contentLength, body.length);
+        assert.equal(res.headers['content-range'], `bytes 0-${body.length - 1}/*`);
+        assert.ok((await readAll(res, 65536)).equals(body));
+      }
+      assert.equal(srv.connections(), 1, 'keep-alive reuses the connection');
+      assert.match(
+        heads[0] ?? '',
+        /^GET \/a\/b%20c\?x=1&y=2 HTTP\/1\.1\r\nHost: 127\.0\.0\.1:\d+\r\nRange: bytes=0-\r\nUser-Agent: ua\/1$/,
+      );
+    },
+  );
 });
 
 test('chunked bodies, with extensions, trailers and bare LF, read through tiny buffers', async () => {
-  await withRawServer((s, _head, n) => {
-    if (n === 1) s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n');
-    else s.write('HTTP/1.1 200 OK\nTransfer-Encoding: gzip, chunked\n\n3\nabc\n0\n\n');
-  }, async (srv, client) => {
-    const a = await client.get(srv.url, opts);
-    assert.equal((await readAll(a, 3)).toString(), 'hello 0123456789');
-    const b = await client.get(srv.url, opts);
-    assert.equal((await readAll(b, 1)).toString(), 'abc');
-    assert.equal(srv.connections(), 1);
-  });
+  await withRawServer(
+    (s, _head, n) => {
+      if (n === 1)
+        s.write(
+          'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n',
+        );
+      else s.write('HTTP/1.1 200 OK\nTransfer-Encoding: gzip, chunked\n\n3\nabc\n0\n\n');
+    },
+    async (srv, client) => {
+      const a = await client.get(srv.url, opts);
+      assert.equal((await readAll(a, 3)).toString(), 'hello 0123456789');
+      const b = await client.get(srv.url, opts);
+      assert.equal((await readAll(b, 1)).toString(), 'abc');
+      assert.equal(srv.connections(), 1);
+    },
+  );
 });
 
 test('ChunkedDecoder gives the same body at every split point, and refuses bad framing', () => {
@@ -132,17 +151,20 @@ test('ChunkedDecoder gives the same body at every split point, and refuses bad f
 });
 
 test('a body without length is read to the close; 204 and 1xx heads carry none', async () => {
-  await withRawServer((s, _h, n) => {
-    if (n === 1) s.end('HTTP/1.1 200 OK\r\n\r\nuntil close');
-    else s.write('HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
-  }, async (srv, client) => {
-    const a = await client.get(srv.url, opts);
-    assert.equal(a.contentLength, undefined);
-    assert.equal((await readAll(a)).toString(), 'until close');
-    const b = await client.get(srv.url, opts);
-    assert.equal(b.status, 204);
-    assert.equal((await readAll(b)).length, 0);
-  });
+  await withRawServer(
+    (s, _h, n) => {
+      if (n === 1) s.end('HTTP/1.1 200 OK\r\n\r\nuntil close');
+      else s.write('HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+    },
+    async (srv, client) => {
+      const a = await client.get(srv.url, opts);
+      assert.equal(a.contentLength, undefined);
+      assert.equal((await readAll(a)).toString(), 'until close');
+      const b = await client.get(srv.url, opts);
+      assert.equal(b.status, 204);
+      assert.equal((await readAll(b)).length, 0);
+    },
+  );
 });
 
 test('hostile or broken heads are refused with a ServerError', async () => {
@@ -158,89 +180,113 @@ test('hostile or broken heads are refused with a ServerError', async () => {
     await withRawServer(
       (s) => s.write(response),
       async (srv, client) => {
-        await assert.rejects(client.get(srv.url, opts), (err: unknown) => err instanceof ServerError && message.test(err.message));
+        await assert.rejects(
+          client.get(srv.url, opts),
+          (err: unknown) => err instanceof ServerError && message.test(err.message),
+        );
       },
     );
   }
 });
 
 test('a connection the server closed while idle is replaced without failing the request', async () => {
-  await withRawServer((s, _h, n) => {
-    s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-    if (n === 1) setTimeout(() => s.destroy(), 20); // closes right after, without saying so
-  }, async (srv, client) => {
-    assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
-    assert.equal(srv.connections(), 2);
-  });
+  await withRawServer(
+    (s, _h, n) => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      if (n === 1) setTimeout(() => s.destroy(), 20); // closes right after, without saying so
+    },
+    async (srv, client) => {
+      assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
+      assert.equal(srv.connections(), 2);
+    },
+  );
 });
 
 test('Connection: close, and more bytes than announced, both end the connection after the body', async () => {
-  await withRawServer((s, _h, n) => {
-    if (n === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
-    else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA');
-  }, async (srv, client) => {
-    assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
-    assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
-    assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
-    assert.equal(srv.connections(), 3);
-  });
+  await withRawServer(
+    (s, _h, n) => {
+      if (n === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA');
+    },
+    async (srv, client) => {
+      assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
+      assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
+      assert.equal((await readAll(await client.get(srv.url, opts))).toString(), 'ok');
+      assert.equal(srv.connections(), 3);
+    },
+  );
 });
 
 test('a connection dropped mid-body, a silent server and an abort each end clearly', async () => {
-  await withRawServer((s, head) => {
-    if (head.includes('/drop')) {
-      s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial');
-      setTimeout(() => s.destroy(), 20);
-    } else if (head.includes('/slow-body')) {
-      s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc');
-    } // '/silent': no answer at all
-  }, async (srv, client) => {
-    const dropped = await client.get(`${srv.url}/drop`, opts);
-    await assert.rejects(readAll(dropped), (err: unknown) => err instanceof NetworkError && /closed before the response ended/.test(err.message));
-    await assert.rejects(client.get(`${srv.url}/silent`, { headers: {}, headersTimeoutMs: 200 }), (err: unknown) => err instanceof NetworkError && /no response within/.test(err.message));
-    const ac = new AbortController();
-    setTimeout(() => ac.abort(), 50);
-    await assert.rejects(client.get(`${srv.url}/silent`, { ...opts, signal: ac.signal }), AbortedError);
-    const ac2 = new AbortController();
-    const slow = await client.get(`${srv.url}/slow-body`, { ...opts, signal: ac2.signal });
-    setTimeout(() => ac2.abort(), 50);
-    await assert.rejects(readAll(slow), AbortedError);
-  });
+  await withRawServer(
+    (s, head) => {
+      if (head.includes('/drop')) {
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial');
+        setTimeout(() => s.destroy(), 20);
+      } else if (head.includes('/slow-body')) {
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc');
+      } // '/silent': no answer at all
+    },
+    async (srv, client) => {
+      const dropped = await client.get(`${srv.url}/drop`, opts);
+      await assert.rejects(
+        readAll(dropped),
+        (err: unknown) => err instanceof NetworkError && /closed before the response ended/.test(err.message),
+      );
+      await assert.rejects(
+        client.get(`${srv.url}/silent`, { headers: {}, headersTimeoutMs: 200 }),
+        (err: unknown) => err instanceof NetworkError && /no response within/.test(err.message),
+      );
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 50);
+      await assert.rejects(client.get(`${srv.url}/silent`, { ...opts, signal: ac.signal }), AbortedError);
+      const ac2 = new AbortController();
+      const slow = await client.get(`${srv.url}/slow-body`, { ...opts, signal: ac2.signal });
+      setTimeout(() => ac2.abort(), 50);
+      await assert.rejects(readAll(slow), AbortedError);
+    },
+  );
 });
 
 test('pausing the consumer holds the socket; resume delivers the rest intact', async () => {
   const body = crypto.randomBytes(4 << 20);
-  await withRawServer((s) => {
-    s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
-    s.write(body);
-  }, async (srv, client) => {
-    const res = await client.get(srv.url, opts);
-    const got = await new Promise<Buffer>((resolve, reject) => {
-      const parts: Buffer[] = [];
-      const space = Buffer.alloc(256 * 1024);
-      let pauses = 0;
-      res.consume({
-        space: () => space,
-        data: (n) => {
-          parts.push(Buffer.from(space.subarray(0, n)));
-          if (parts.length % 5 !== 0) return true;
-          pauses++;
-          setTimeout(() => res.resume(), 5);
-          return false;
-        },
-        end: () => (pauses > 0 ? resolve(Buffer.concat(parts)) : reject(new Error('never paused'))),
-        error: reject,
+  await withRawServer(
+    (s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      s.write(body);
+    },
+    async (srv, client) => {
+      const res = await client.get(srv.url, opts);
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        const parts: Buffer[] = [];
+        const space = Buffer.alloc(256 * 1024);
+        let pauses = 0;
+        res.consume({
+          space: () => space,
+          data: (n) => {
+            parts.push(Buffer.from(space.subarray(0, n)));
+            if (parts.length % 5 !== 0) return true;
+            pauses++;
+            setTimeout(() => res.resume(), 5);
+            return false;
+          },
+          end: () => (pauses > 0 ? resolve(Buffer.concat(parts)) : reject(new Error('never paused'))),
+          error: reject,
+        });
       });
-    });
-    assert.ok(got.equals(body));
-  });
+      assert.ok(got.equals(body));
+    },
+  );
 });
 
 test('header values with line breaks are refused before anything is sent', async () => {
   const client = new Http1Client();
-  await assert.rejects(client.get('http://127.0.0.1:9/', { ...opts, headers: { authorization: 'Bearer a\r\nX-Injected: 1' } }), UsageError);
+  await assert.rejects(
+    client.get('http://127.0.0.1:9/', { ...opts, headers: { authorization: 'Bearer a\r\nX-Injected: 1' } }),
+    UsageError,
+  );
   await assert.rejects(client.get('ftp://127.0.0.1/x', opts), UsageError);
   client.close();
 });

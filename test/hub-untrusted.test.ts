@@ -12,7 +12,12 @@ import { startTestHub, type TestHub } from './fixtures/test-hub.js';
 import { listTree, runCli, tempDir } from './helpers.js';
 
 /** Literal file names a real repo may hold: dots first, and `%2f` as three plain characters. */
-const DOTTY = { '..hidden.txt': 'hidden\n', '...': 'three dots\n', '..%2f..%2fescape.txt': 'not an escape\n', 'sub/..x/.y': 'nested\n' };
+const DOTTY = {
+  '..hidden.txt': 'hidden\n',
+  '...': 'three dots\n',
+  '..%2f..%2fescape.txt': 'not an escape\n',
+  'sub/..x/.y': 'nested\n',
+};
 
 describe('names from the hub: dots are not escapes', () => {
   let hub: TestHub;
@@ -30,20 +35,32 @@ describe('names from the hub: dots are not escapes', () => {
     assert.equal(r.code, 0, r.stderr);
     const snap = r.stdout.trim();
     assert.ok(snap.startsWith(path.join(cache, 'models--org--dots', 'snapshots')), snap);
-    for (const [name, body] of Object.entries(DOTTY)) assert.equal(await fs.readFile(path.join(snap, name), 'utf8'), body, name);
-    assert.deepEqual(await listTree(snap), ['..%2f..%2fescape.txt', '...', '..hidden.txt', 'config.json', 'sub/..x/.y']);
+    for (const [name, body] of Object.entries(DOTTY))
+      assert.equal(await fs.readFile(path.join(snap, name), 'utf8'), body, name);
+    assert.deepEqual(await listTree(snap), [
+      '..%2f..%2fescape.txt',
+      '...',
+      '..hidden.txt',
+      'config.json',
+      'sub/..x/.y',
+    ]);
     const local = path.join(await tempDir(), 'out');
     const l = await runCli(['download', 'org/dots', '--local-dir', local], env);
     assert.equal(l.code, 0, l.stderr);
-    for (const [name, body] of Object.entries(DOTTY)) assert.equal(await fs.readFile(path.join(local, name), 'utf8'), body, name);
+    for (const [name, body] of Object.entries(DOTTY))
+      assert.equal(await fs.readFile(path.join(local, name), 'utf8'), body, name);
   });
 
   test('ModelScope: the same names land in the model folder', async () => {
     const cache = await tempDir();
-    const r = await runCli(['download', 'modelscope:org/dots'], { MODELSCOPE_CACHE: cache, MODELSCOPE_ENDPOINT: hub.msEndpoint });
+    const r = await runCli(['download', 'modelscope:org/dots'], {
+      MODELSCOPE_CACHE: cache,
+      MODELSCOPE_ENDPOINT: hub.msEndpoint,
+    });
     assert.equal(r.code, 0, r.stderr);
     const dir = r.stdout.trim();
-    for (const [name, body] of Object.entries(DOTTY)) assert.equal(await fs.readFile(path.join(dir, name), 'utf8'), body, name);
+    for (const [name, body] of Object.entries(DOTTY))
+      assert.equal(await fs.readFile(path.join(dir, name), 'utf8'), body, name);
   });
 
   test('`..` segments, absolute paths and backslashes are still refused, and nothing is written', async () => {
@@ -91,9 +108,17 @@ describe('tree pagination that never ends', () => {
       try {
         const r = await runCli(['download', 'org/paged'], { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.hfEndpoint });
         assert.equal(r.code, ExitCode.server, r.stderr);
-        assert.match(r.stderr, style === 'sameUrl' ? /pagination .*does not end: the next link points to a page already read/ : /pagination .*does not end: a page added no new entry/);
+        assert.match(
+          r.stderr,
+          style === 'sameUrl'
+            ? /pagination .*does not end: the next link points to a page already read/
+            : /pagination .*does not end: a page added no new entry/,
+        );
         assert.ok(hub.countRequests(tree) <= 2, `${hub.countRequests(tree)} tree requests`);
-        assert.deepEqual((await listTree(cache)).filter((p) => p.includes('/snapshots/')), []);
+        assert.deepEqual(
+          (await listTree(cache)).filter((p) => p.includes('/snapshots/')),
+          [],
+        );
       } finally {
         fault.cancel();
       }
@@ -122,16 +147,28 @@ describe('numbers, redirects and 404s from the hub', () => {
     await hub.close();
   });
   const hfEnv = (cache: string): Record<string, string> => ({ HF_HUB_CACHE: cache, HF_ENDPOINT: hub.hfEndpoint });
-  const msEnv = (cache: string): Record<string, string> => ({ MODELSCOPE_CACHE: cache, MODELSCOPE_ENDPOINT: hub.msEndpoint });
+  const msEnv = (cache: string): Record<string, string> => ({
+    MODELSCOPE_CACHE: cache,
+    MODELSCOPE_ENDPOINT: hub.msEndpoint,
+  });
   /** Nothing of the repo is visible in the cache: no snapshot, blob or model file (locks aside). */
   const noFiles = async (cache: string): Promise<void> => {
-    assert.deepEqual((await listTree(cache)).filter((p) => !p.startsWith('.locks/') && !/(^|\/)\.(lock|mdl)$/.test(p) && !p.endsWith('.lock')), []);
+    assert.deepEqual(
+      (await listTree(cache)).filter(
+        (p) => !p.startsWith('.locks/') && !/(^|\/)\.(lock|mdl)$/.test(p) && !p.endsWith('.lock'),
+      ),
+      [],
+    );
   };
   /** The refused file is not visible: no w.safetensors in any snapshot or model folder, no blob of its content. */
   const refusedFileAbsent = async (cache: string): Promise<void> => {
     const sha = hub.hf.repo('org/w').file('w.safetensors')!.content.sha256();
     const files = await listTree(cache);
-    assert.deepEqual(files.filter((p) => p.endsWith('/w.safetensors') || p.endsWith(`/blobs/${sha}`)), [], files.join('\n'));
+    assert.deepEqual(
+      files.filter((p) => p.endsWith('/w.safetensors') || p.endsWith(`/blobs/${sha}`)),
+      [],
+      files.join('\n'),
+    );
   };
 
   test('HF: lfs.size -5, 2.5, 1e15 and a top-level size of 1e15 are a server error (exit 21), before any plan', async () => {
@@ -155,7 +192,11 @@ describe('numbers, redirects and 404s from the hub', () => {
   });
 
   test('ModelScope: Size -5, 2.5, 1e15 are a server error (exit 21)', async () => {
-    for (const [name, size] of [['neg', -5], ['frac', 2.5], ['huge', 1e15]] as const) {
+    for (const [name, size] of [
+      ['neg', -5],
+      ['frac', 2.5],
+      ['huge', 1e15],
+    ] as const) {
       const id = `org/size-${name}`;
       hub.ms.createRepo(id).commit({ 'ok.txt': 'fine' });
       hub.ms.injectTreeEntries(id, [{ path: 'w.bin', content: 'abc', size }]);
@@ -175,20 +216,33 @@ describe('numbers, redirects and 404s from the hub', () => {
     const commit = hub.hf.repo('org/w').headOf() as string;
     assert.equal((await client.fileMetadata(ref, 'main', 'w.safetensors')).size, 50_000);
     for (const bad of ['1000000000000000', '-5', '2.5', '12abc']) {
-      hub.faults.status(200, { match: '/resolve/', method: 'HEAD', headers: { 'X-Repo-Commit': commit, ETag: '"abc"', 'X-Linked-Size': bad } });
-      await assert.rejects(client.fileMetadata(ref, 'main', 'w.safetensors'), (e: unknown) => e instanceof ServerError && /Incomplete file metadata/.test(e.message), bad);
+      hub.faults.status(200, {
+        match: '/resolve/',
+        method: 'HEAD',
+        headers: { 'X-Repo-Commit': commit, ETag: '"abc"', 'X-Linked-Size': bad },
+      });
+      await assert.rejects(
+        client.fileMetadata(ref, 'main', 'w.safetensors'),
+        (e: unknown) => e instanceof ServerError && /Incomplete file metadata/.test(e.message),
+        bad,
+      );
     }
   });
 
   test('a redirect to file:///etc/passwd (HF HEAD, the CDN, ModelScope) is a server error (exit 21), nothing written', async () => {
-    const cases: Array<[string, Parameters<TestHub['faults']['redirect']>[1], string[], (c: string) => Record<string, string>]> = [
+    const cases: Array<
+      [string, Parameters<TestHub['faults']['redirect']>[1], string[], (c: string) => Record<string, string>]
+    > = [
       ['HF resolve HEAD', { host: 'hf', method: 'HEAD' }, ['download', 'org/w'], hfEnv],
       ['HF CDN GET', { host: 'cdn' }, ['download', 'org/w'], hfEnv],
       ['ModelScope download', { host: 'ms' }, ['download', 'modelscope:org/w'], msEnv],
       ['ftp: from the CDN', { host: 'cdn' }, ['download', 'org/w'], hfEnv],
     ];
     for (const [name, scope, args, env] of cases) {
-      const fault = hub.faults.redirect(name.startsWith('ftp') ? 'ftp://127.0.0.1/x' : 'file:///etc/passwd', { times: Infinity, ...scope });
+      const fault = hub.faults.redirect(name.startsWith('ftp') ? 'ftp://127.0.0.1/x' : 'file:///etc/passwd', {
+        times: Infinity,
+        ...scope,
+      });
       const cache = await tempDir();
       try {
         const r = await runCli(args, env(cache));
@@ -204,10 +258,34 @@ describe('numbers, redirects and 404s from the hub', () => {
 
   test('a plain 404 (no X-Error-Code) means not found: the repo on an API URL (10), the file on resolve/ (12)', async () => {
     const cases: Array<[string, Parameters<TestHub['faults']['status']>[1], string[], number, RegExp]> = [
-      ['repo info', { match: '/revision/' }, ['download', 'org/w'], ExitCode.repoNotFound, /Repository not found: org\/w/],
-      ['tree listing', { match: '/tree/' }, ['download', 'org/w'], ExitCode.repoNotFound, /Repository not found: org\/w/],
-      ['resolve HEAD', { match: '/resolve/', method: 'HEAD' }, ['download', 'org/w', 'w.safetensors'], ExitCode.entryNotFound, /File not found: org\/w\/w\.safetensors/],
-      ['resolve GET', { match: '/resolve/', method: 'GET' }, ['download', 'org/w', 'config.json'], ExitCode.entryNotFound, /File not found: .*config\.json/],
+      [
+        'repo info',
+        { match: '/revision/' },
+        ['download', 'org/w'],
+        ExitCode.repoNotFound,
+        /Repository not found: org\/w/,
+      ],
+      [
+        'tree listing',
+        { match: '/tree/' },
+        ['download', 'org/w'],
+        ExitCode.repoNotFound,
+        /Repository not found: org\/w/,
+      ],
+      [
+        'resolve HEAD',
+        { match: '/resolve/', method: 'HEAD' },
+        ['download', 'org/w', 'w.safetensors'],
+        ExitCode.entryNotFound,
+        /File not found: org\/w\/w\.safetensors/,
+      ],
+      [
+        'resolve GET',
+        { match: '/resolve/', method: 'GET' },
+        ['download', 'org/w', 'config.json'],
+        ExitCode.entryNotFound,
+        /File not found: .*config\.json/,
+      ],
     ];
     for (const [name, scope, args, code, re] of cases) {
       const fault = hub.faults.status(404, { times: Infinity, ...scope });

@@ -50,8 +50,12 @@ describe('import', () => {
     MODELSCOPE_CACHE: cache,
     MODELSCOPE_ENDPOINT: hub.msEndpoint,
   });
-  const downloads = (): number => hub.countRequests({ host: 'cdn' }) + hub.countRequests({ host: 'ms', path: '/repo?' }) + hub.countRequests({ method: 'GET', host: 'hf', path: '/resolve/' });
-  const status = (out: ImportJson): Record<string, string> => Object.fromEntries(out.files.map((f) => [f.path, f.status]));
+  const downloads = (): number =>
+    hub.countRequests({ host: 'cdn' }) +
+    hub.countRequests({ host: 'ms', path: '/repo?' }) +
+    hub.countRequests({ method: 'GET', host: 'hf', path: '/resolve/' });
+  const status = (out: ImportJson): Record<string, string> =>
+    Object.fromEntries(out.files.map((f) => [f.path, f.status]));
 
   test('ModelScope: matching files are moved in with their .msc entries; a later download fetches nothing', async () => {
     const cache = await tempDir();
@@ -60,14 +64,31 @@ describe('import', () => {
     const r = await runCli(['import', src, '--repo', 'modelscope:org/model', '--json'], env(cache));
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as ImportJson;
-    assert.deepEqual(status(out), { 'config.json': 'adopted', 'model.safetensors': 'adopted', 'tok/tokenizer.json': 'adopted' });
+    assert.deepEqual(status(out), {
+      'config.json': 'adopted',
+      'model.safetensors': 'adopted',
+      'tok/tokenizer.json': 'adopted',
+    });
     assert.ok(out.files.every((f) => f.method === 'moved'));
     assert.equal(downloads(), 0);
     const dir = path.join(cache, 'models', 'org', 'model');
     assert.equal(out.path, dir);
     assert.deepEqual(await listTree(src), [], 'moved out of the source folder');
-    assert.deepEqual(await listTree(dir), ['.mdl', '.msc', '.mv', 'config.json', 'model.safetensors', 'tok/tokenizer.json']);
-    const msc = JSON.parse(execFileSync('python3', ['-c', 'import pickle,sys,json; print(json.dumps(pickle.load(open(sys.argv[1], "rb"))))', path.join(dir, '.msc')]).toString()) as { Path: string }[];
+    assert.deepEqual(await listTree(dir), [
+      '.mdl',
+      '.msc',
+      '.mv',
+      'config.json',
+      'model.safetensors',
+      'tok/tokenizer.json',
+    ]);
+    const msc = JSON.parse(
+      execFileSync('python3', [
+        '-c',
+        'import pickle,sys,json; print(json.dumps(pickle.load(open(sys.argv[1], "rb"))))',
+        path.join(dir, '.msc'),
+      ]).toString(),
+    ) as { Path: string }[];
     assert.deepEqual(msc.map((e) => e.Path).sort(), Object.keys(FILES).sort());
     hub.resetRequests();
     const d = await runCli(['download', 'modelscope:org/model'], env(cache));
@@ -84,7 +105,14 @@ describe('import', () => {
     assert.equal(r.code, ExitCode.findings, r.stderr);
     const out = JSON.parse(r.stdout) as ImportJson;
     const m = out.files.find((f) => f.path === 'model.safetensors')!;
-    assert.deepEqual(m, { path: 'model.safetensors', size: 200_000, status: 'mismatch', algorithm: 'sha256', expected: sha256(FILES['model.safetensors']!), actual: sha256(bad) } as unknown as typeof m);
+    assert.deepEqual(m, {
+      path: 'model.safetensors',
+      size: 200_000,
+      status: 'mismatch',
+      algorithm: 'sha256',
+      expected: sha256(FILES['model.safetensors']!),
+      actual: sha256(bad),
+    } as unknown as typeof m);
     assert.deepEqual(await fs.readFile(path.join(src, 'model.safetensors')), bad, 'left untouched');
     assert.equal(status(out)['config.json'], 'adopted');
     await assert.rejects(fs.access(path.join(cache, 'models', 'org', 'model', 'model.safetensors')));
@@ -120,8 +148,14 @@ describe('import', () => {
     const snap = path.join(repoDir, 'snapshots', hfCommit);
     assert.equal((JSON.parse(r.stdout) as ImportJson).path, snap);
     assert.equal(await fs.readFile(path.join(repoDir, 'refs', 'main'), 'utf8'), hfCommit);
-    assert.equal(await fs.readlink(path.join(snap, 'model.safetensors')), `../../blobs/${sha256(FILES['model.safetensors']!)}`);
-    assert.equal(await fs.readlink(path.join(snap, 'tok', 'tokenizer.json')), `../../../blobs/${gitSha1(FILES['tok/tokenizer.json']!)}`);
+    assert.equal(
+      await fs.readlink(path.join(snap, 'model.safetensors')),
+      `../../blobs/${sha256(FILES['model.safetensors']!)}`,
+    );
+    assert.equal(
+      await fs.readlink(path.join(snap, 'tok', 'tokenizer.json')),
+      `../../../blobs/${gitSha1(FILES['tok/tokenizer.json']!)}`,
+    );
     await fs.access(path.join(repoDir, 'trees', `${hfCommit}.json`));
     hub.resetRequests();
     const d = await runCli(['download', 'org/model'], env(cache));
@@ -136,9 +170,17 @@ describe('import', () => {
     hub.resetRequests();
     const r = await runCli(['import', src, '--repo', 'org/model', '--offline', '--json'], env(cache));
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(status(JSON.parse(r.stdout) as ImportJson), { 'config.json': 'cached', 'model.safetensors': 'adopted', 'tok/tokenizer.json': 'adopted' });
+    assert.deepEqual(status(JSON.parse(r.stdout) as ImportJson), {
+      'config.json': 'cached',
+      'model.safetensors': 'adopted',
+      'tok/tokenizer.json': 'adopted',
+    });
     assert.equal(hub.requests.length, 0);
-    assert.deepEqual(await fs.readFile(path.join(src, 'config.json')), FILES['config.json'], 'an already-cached file stays where it is');
+    assert.deepEqual(
+      await fs.readFile(path.join(src, 'config.json')),
+      FILES['config.json'],
+      'an already-cached file stays where it is',
+    );
   });
 
   test('HF snapshot → ModelScope with --link: no download, no bytes duplicated, HF cache intact', async () => {
@@ -150,7 +192,10 @@ describe('import', () => {
     const r = await runCli(['import', snap, '--repo', 'modelscope:org/model', '--link', '--json'], env(cache));
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as ImportJson;
-    assert.ok(out.files.every((f) => f.status === 'adopted' && f.method === 'linked'), r.stdout);
+    assert.ok(
+      out.files.every((f) => f.status === 'adopted' && f.method === 'linked'),
+      r.stdout,
+    );
     assert.equal(downloads(), 0);
     for (const p of Object.keys(FILES)) {
       const a = await fs.stat(path.join(snap, p));
@@ -214,7 +259,14 @@ describe('import', () => {
     const r = await runCli(['import', dir, '--repo', 'modelscope:org/model', '--json'], env(cache));
     assert.equal(r.code, 0, r.stderr);
     assert.ok((JSON.parse(r.stdout) as ImportJson).files.every((f) => f.status === 'adopted'));
-    assert.deepEqual(await listTree(dir), ['.mdl', '.msc', '.mv', 'config.json', 'model.safetensors', 'tok/tokenizer.json']);
+    assert.deepEqual(await listTree(dir), [
+      '.mdl',
+      '.msc',
+      '.mv',
+      'config.json',
+      'model.safetensors',
+      'tok/tokenizer.json',
+    ]);
     const again = await runCli(['import', dir, '--repo', 'modelscope:org/model', '--json'], env(cache));
     assert.ok((JSON.parse(again.stdout) as ImportJson).files.every((f) => f.status === 'cached'));
   });
@@ -222,7 +274,13 @@ describe('import', () => {
   test('usage errors: two modes, a missing folder', async () => {
     const cache = await tempDir();
     const src = await writeFolder(FILES);
-    assert.equal((await runCli(['import', src, '--repo', 'org/model', '--copy', '--move'], env(cache))).code, ExitCode.usage);
-    assert.equal((await runCli(['import', path.join(src, 'nope'), '--repo', 'org/model'], env(cache))).code, ExitCode.usage);
+    assert.equal(
+      (await runCli(['import', src, '--repo', 'org/model', '--copy', '--move'], env(cache))).code,
+      ExitCode.usage,
+    );
+    assert.equal(
+      (await runCli(['import', path.join(src, 'nope'), '--repo', 'org/model'], env(cache))).code,
+      ExitCode.usage,
+    );
   });
 });

@@ -54,7 +54,10 @@ describe('install writes refs; prune and gc keep what the lock pins', () => {
     const st = await runCli(['status', '--json'], env());
     assert.equal(st.code, 0, st.stderr);
     const rep = JSON.parse(st.stdout) as StatusReport;
-    assert.deepEqual(rep.refs.map((x) => [x.repo, x.ref, x.state]), [['org/model', 'main', 'up-to-date']]);
+    assert.deepEqual(
+      rep.refs.map((x) => [x.repo, x.ref, x.state]),
+      [['org/model', 'main', 'up-to-date']],
+    );
 
     const prune = await runCli(['prune', '--dry-run'], env());
     assert.equal(prune.code, 0, prune.stderr);
@@ -109,7 +112,11 @@ describe('install of a ModelScope entry records its revision like a download of 
 
     const st = await runCli(['status', '--json'], env);
     const rep = JSON.parse(st.stdout) as StatusReport;
-    assert.deepEqual(rep.refs.map((x) => [x.repo, x.ref]), [['modelscope:org/msm', 'v1.0']], st.stdout);
+    assert.deepEqual(
+      rep.refs.map((x) => [x.repo, x.ref]),
+      [['modelscope:org/msm', 'v1.0']],
+      st.stdout,
+    );
     const off = await runCli(['download', 'modelscope:org/msm', '--revision', 'v1.0', '--offline'], env);
     assert.equal(off.code, 0, off.stderr);
     assert.doesNotMatch(off.stderr, /warning/);

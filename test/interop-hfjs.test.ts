@@ -42,13 +42,25 @@ describe('interop with @huggingface/hub', () => {
     // Shared blobs counted once. hfjs's scanSnapshotDir does not descend into sub-folders (a known
     // gap of the JS client, unlike Python's scan), so sub/vocab.txt is not in its figures.
     assert.equal(repo.size, WEIGHTS.length + 7 + 7);
-    assert.deepEqual(revs.get(c2)!.files.map((f) => path.basename(f.path)).sort(), ['config.json', 'model.safetensors']);
+    assert.deepEqual(
+      revs
+        .get(c2)!
+        .files.map((f) => path.basename(f.path))
+        .sort(),
+      ['config.json', 'model.safetensors'],
+    );
   });
 
   test('blobs downloaded by downloadFileToCacheDir are reused without fetching bodies', async () => {
     const cache = await tempDir();
     // at a commit hash, hfjs uses that commit as the snapshot folder (like Python)
-    const p = await downloadFileToCacheDir({ repo: 'org/interop', path: 'model.safetensors', revision: c1, cacheDir: cache, hubUrl: hub.hfEndpoint });
+    const p = await downloadFileToCacheDir({
+      repo: 'org/interop',
+      path: 'model.safetensors',
+      revision: c1,
+      cacheDir: cache,
+      hubUrl: hub.hfEndpoint,
+    });
     assert.deepEqual(await fs.readFile(p), WEIGHTS);
     hub.resetRequests();
     const r = await runCli(['download', 'org/interop'], { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.hfEndpoint });

@@ -40,7 +40,10 @@ describe('download --local-dir --link-mode', () => {
   }
   async function toLocalDir(mode?: string): Promise<{ dir: string; out: DownloadJson }> {
     const dir = path.join(await tempDir('hubcache-local-'), 'm');
-    const r = await runCli(['download', 'org/m', '--local-dir', dir, '--json', ...(mode ? ['--link-mode', mode] : [])], env());
+    const r = await runCli(
+      ['download', 'org/m', '--local-dir', dir, '--json', ...(mode ? ['--link-mode', mode] : [])],
+      env(),
+    );
     assert.equal(r.code, 0, r.stderr);
     return { dir, out: JSON.parse(r.stdout) as DownloadJson };
   }
@@ -51,7 +54,10 @@ describe('download --local-dir --link-mode', () => {
     const { dir, out } = await toLocalDir('hardlink');
     const st = await fs.stat(path.join(dir, 'model.safetensors'));
     assert.equal(st.ino, (await fs.stat(await blob())).ino);
-    assert.deepEqual(out.files.map((f) => [f.path, f.status, f.linkMethod]).sort(), [['config.json', 'copied', 'hardlink'], ['model.safetensors', 'copied', 'hardlink']]);
+    assert.deepEqual(out.files.map((f) => [f.path, f.status, f.linkMethod]).sort(), [
+      ['config.json', 'copied', 'hardlink'],
+      ['model.safetensors', 'copied', 'hardlink'],
+    ]);
     assert.equal(out.savedBytes, total);
     const again = await runCli(['download', 'org/m', '--local-dir', dir, '--json', '--link-mode', 'hardlink'], env());
     assert.equal(again.code, 0, again.stderr);

@@ -28,17 +28,31 @@ const manifest = (entry: string): string => `{\n  "models": {\n    "m": ${entry}
 
 describe('manifest validation', () => {
   test('a valid manifest has no issues and keeps what was written', () => {
-    const m = parseManifest(manifest('{ "repo": "org/name", "revision": "v1", "include": ["*.json"], "localDir": "./x" }'), '/p/hubcache.json');
-    assert.deepEqual({ ...m.models }, { m: { repo: 'org/name', revision: 'v1', include: ['*.json'], localDir: './x' } });
+    const m = parseManifest(
+      manifest('{ "repo": "org/name", "revision": "v1", "include": ["*.json"], "localDir": "./x" }'),
+      '/p/hubcache.json',
+    );
+    assert.deepEqual(
+      { ...m.models },
+      { m: { repo: 'org/name', revision: 'v1', include: ['*.json'], localDir: './x' } },
+    );
     assert.equal(m.lockFile, '/p/hubcache.lock');
     assert.deepEqual(issues('{}'), [], 'no models key: an empty project');
   });
 
   test('JSON syntax errors point at the offending character', () => {
-    assert.deepEqual(issues('{\n  "models": {\n    "m": { "repo": "a/b", },\n  }\n}'), ['3:27: JSON syntax error: trailing comma before }']);
-    assert.deepEqual(issues('{\r\n  "models": {\r\n    "m": { "repo": "a/b" \r\n    "x": 1 }'), ['4:5: JSON syntax error: expected "," or "}", found "\\""']);
-    assert.deepEqual(issues('{"models": {"m": {"repo": "a/b"}}'), ['1:34: JSON syntax error: expected "," or "}", found end of file']);
-    assert.deepEqual(issues('{"models": {}} x'), ['1:16: JSON syntax error: unexpected "x" after the end of the document']);
+    assert.deepEqual(issues('{\n  "models": {\n    "m": { "repo": "a/b", },\n  }\n}'), [
+      '3:27: JSON syntax error: trailing comma before }',
+    ]);
+    assert.deepEqual(issues('{\r\n  "models": {\r\n    "m": { "repo": "a/b" \r\n    "x": 1 }'), [
+      '4:5: JSON syntax error: expected "," or "}", found "\\""',
+    ]);
+    assert.deepEqual(issues('{"models": {"m": {"repo": "a/b"}}'), [
+      '1:34: JSON syntax error: expected "," or "}", found end of file',
+    ]);
+    assert.deepEqual(issues('{"models": {}} x'), [
+      '1:16: JSON syntax error: unexpected "x" after the end of the document',
+    ]);
     assert.deepEqual(issues("{'models': {}}"), ['1:2: JSON syntax error: expected a "quoted" key, found "\'"']);
   });
 
@@ -46,25 +60,46 @@ describe('manifest validation', () => {
     assert.deepEqual(issues(manifest('{ "repo": "a/b", "revison": "v1" }')), [
       '3:27: unknown key "revison" in models.m (did you mean "revision"?); allowed: repo, hub, type, revision, include, exclude, localDir',
     ]);
-    assert.deepEqual(issues('{ "model": {} }'), ['1:3: unknown key "model" in the manifest (did you mean "models"?); allowed: models']);
+    assert.deepEqual(issues('{ "model": {} }'), [
+      '1:3: unknown key "model" in the manifest (did you mean "models"?); allowed: models',
+    ]);
   });
 
   test('wrong types', () => {
-    assert.deepEqual(issues(manifest('{ "repo": "a/b", "include": "*.json" }')), ['3:38: include must be an array of strings, e.g. ["*.json"], not a string']);
+    assert.deepEqual(issues(manifest('{ "repo": "a/b", "include": "*.json" }')), [
+      '3:38: include must be an array of strings, e.g. ["*.json"], not a string',
+    ]);
     assert.deepEqual(issues(manifest('{ "repo": 42 }')), ['3:20: repo must be a string, not a number']);
-    assert.deepEqual(issues(manifest('{ "repo": "a/b", "exclude": ["ok", 3] }')), ['3:45: exclude items must be a string, not a number']);
+    assert.deepEqual(issues(manifest('{ "repo": "a/b", "exclude": ["ok", 3] }')), [
+      '3:45: exclude items must be a string, not a number',
+    ]);
     assert.deepEqual(issues(manifest('"a/b"')), ['3:10: models.m must be an object, not a string']);
     assert.deepEqual(issues('{ "models": [] }'), ['1:13: "models" must be an object, not an array']);
-    assert.deepEqual(issues(manifest('{ "repo": "a/b", "hub": "github" }')), ['3:34: hub must be one of "hf", "modelscope", not "github"']);
+    assert.deepEqual(issues(manifest('{ "repo": "a/b", "hub": "github" }')), [
+      '3:34: hub must be one of "hf", "modelscope", not "github"',
+    ]);
   });
 
   test('bad repo ids, revisions and patterns', () => {
-    assert.deepEqual(issues(manifest('{ "repo": "not a repo" }')), ['3:20: "not a repo" is not a valid repo id (expected org/name, e.g. openai-community/gpt2)']);
-    assert.match(issues(manifest('{ "repo": "hf:a/b@v1" }'))[0] ?? '', /^3:20: repo must be a plain id like "org\/name"; put the hub/);
-    assert.deepEqual(issues(manifest('{ "repo": "a/b", "revision": "../x" }')), ['3:39: "../x" is not a valid branch, tag or commit name']);
-    assert.deepEqual(issues(manifest('{ "repo": "a/b", "include": ["/abs/*.json"] }')), ['3:39: pattern "/abs/*.json" starts with "/", but repo paths are relative (write "abs/*.json")']);
-    assert.deepEqual(issues(manifest('{ "repo": "a/b", "include": [""] }')), ['3:39: empty pattern (it would match nothing useful); remove it']);
-    assert.deepEqual(issues(manifest('{ "repo": "a/b", "include": ["*.json", "*.json"] }')), ['3:49: "*.json" is listed twice']);
+    assert.deepEqual(issues(manifest('{ "repo": "not a repo" }')), [
+      '3:20: "not a repo" is not a valid repo id (expected org/name, e.g. openai-community/gpt2)',
+    ]);
+    assert.match(
+      issues(manifest('{ "repo": "hf:a/b@v1" }'))[0] ?? '',
+      /^3:20: repo must be a plain id like "org\/name"; put the hub/,
+    );
+    assert.deepEqual(issues(manifest('{ "repo": "a/b", "revision": "../x" }')), [
+      '3:39: "../x" is not a valid branch, tag or commit name',
+    ]);
+    assert.deepEqual(issues(manifest('{ "repo": "a/b", "include": ["/abs/*.json"] }')), [
+      '3:39: pattern "/abs/*.json" starts with "/", but repo paths are relative (write "abs/*.json")',
+    ]);
+    assert.deepEqual(issues(manifest('{ "repo": "a/b", "include": [""] }')), [
+      '3:39: empty pattern (it would match nothing useful); remove it',
+    ]);
+    assert.deepEqual(issues(manifest('{ "repo": "a/b", "include": ["*.json", "*.json"] }')), [
+      '3:49: "*.json" is listed twice',
+    ]);
     assert.deepEqual(issues(manifest(`{ "repo": "a/b", "hub": "modelscope", "revision": "${'a'.repeat(40)}" }`)), [
       '3:60: ModelScope revisions are branch or tag names; commit hashes cannot be downloaded from ModelScope',
     ]);
@@ -96,7 +131,10 @@ describe('manifest validation', () => {
     await fs.writeFile(file, manifest('{ "repo": "a/b", "revison": "v1" }'));
     const r = await runCli(['lock', '--manifest', file]);
     assert.equal(r.code, ExitCode.manifest);
-    assert.equal(r.stderr.split('\n')[0], `error: ${file}:3:27: unknown key "revison" in models.m (did you mean "revision"?); allowed: repo, hub, type, revision, include, exclude, localDir`);
+    assert.equal(
+      r.stderr.split('\n')[0],
+      `error: ${file}:3:27: unknown key "revison" in models.m (did you mean "revision"?); allowed: repo, hub, type, revision, include, exclude, localDir`,
+    );
     const j = await runCli(['install', '--json', '--manifest', file]);
     assert.equal(j.code, ExitCode.manifest);
     assert.equal((JSON.parse(j.stderr.trim()) as { error: string }).error, 'InvalidManifestError');
@@ -110,7 +148,14 @@ describe('lockfile', () => {
   const lock: LockfileShape = {
     lockfileVersion: 1,
     models: {
-      zeta: { hub: 'modelscope', repo: 'org/ms', type: 'model', revision: 'master', commit: 'master', files: { 'b.bin': { size: 3, sha256: 'c'.repeat(64), fileRevision: 'd'.repeat(40) } } },
+      zeta: {
+        hub: 'modelscope',
+        repo: 'org/ms',
+        type: 'model',
+        revision: 'master',
+        commit: 'master',
+        files: { 'b.bin': { size: 3, sha256: 'c'.repeat(64), fileRevision: 'd'.repeat(40) } },
+      },
       alpha: {
         hub: 'hf',
         repo: 'org/a',
@@ -119,7 +164,10 @@ describe('lockfile', () => {
         include: ['*.json'],
         localDir: './data',
         commit: 'a'.repeat(40),
-        files: { 'z.json': { size: 1, gitOid: 'b'.repeat(40) }, 'a.json': { size: 2, sha256: 'e'.repeat(64), gitOid: 'f'.repeat(40) } },
+        files: {
+          'z.json': { size: 1, gitOid: 'b'.repeat(40) },
+          'a.json': { size: 2, sha256: 'e'.repeat(64), gitOid: 'f'.repeat(40) },
+        },
       },
     },
   };
@@ -174,8 +222,13 @@ describe('lockfile', () => {
       return [];
     };
     assert.match(bad('{ "lockfileVersion": 2, "models": {} }')[0] ?? '', /^1:22: lockfileVersion 2 is not supported/);
-    const text = stringifyLockfile(lock).replace(`"sha256": "${'e'.repeat(64)}"`, '"sha256": "E"').replace('"z.json"', '"../z.json"');
-    assert.deepEqual(bad(text), ['13:42: expected 64 lowercase hex digits, got "E"', '14:9: unsafe file path "../z.json"']);
+    const text = stringifyLockfile(lock)
+      .replace(`"sha256": "${'e'.repeat(64)}"`, '"sha256": "E"')
+      .replace('"z.json"', '"../z.json"');
+    assert.deepEqual(bad(text), [
+      '13:42: expected 64 lowercase hex digits, got "E"',
+      '14:9: unsafe file path "../z.json"',
+    ]);
   });
 });
 
@@ -185,7 +238,10 @@ describe('manifest files', () => {
     const deep = path.join(root, 'a', 'b');
     await fs.mkdir(deep, { recursive: true });
     assert.equal(await findManifest(deep), undefined);
-    await assert.rejects(loadManifest({ cwd: deep }), (e: unknown) => e instanceof ManifestError && /No hubcache\.json in/.test(e.message));
+    await assert.rejects(
+      loadManifest({ cwd: deep }),
+      (e: unknown) => e instanceof ManifestError && /No hubcache\.json in/.test(e.message),
+    );
     const file = await initManifest(root);
     assert.equal(await fs.readFile(file, 'utf8'), '{\n  "models": {}\n}\n');
     assert.equal(await findManifest(deep), file);
@@ -194,9 +250,16 @@ describe('manifest files', () => {
     assert.equal(m.file, file);
     await assert.rejects(addModel(m, { repo: 'org/x', alias: 'has space' }), UsageError);
     await assert.rejects(addModel(m, { repo: 'org/x', include: ['/abs'] }), UsageError);
-    await assert.rejects(addModel(m, { repo: 'modelscope:org/x', revision: 'a'.repeat(40) }), (e: unknown) => e instanceof UsageError && /commit hashes cannot be downloaded/.test(e.message));
+    await assert.rejects(
+      addModel(m, { repo: 'modelscope:org/x', revision: 'a'.repeat(40) }),
+      (e: unknown) => e instanceof UsageError && /commit hashes cannot be downloaded/.test(e.message),
+    );
     const added = await addModel(m, { repo: 'modelscope:org/x@v2', localDir: path.join(root, 'models', 'x') });
-    assert.deepEqual(added, { alias: 'x', model: { repo: 'org/x', hub: 'modelscope', revision: 'v2', localDir: './models/x' }, replaced: false });
+    assert.deepEqual(added, {
+      alias: 'x',
+      model: { repo: 'org/x', hub: 'modelscope', revision: 'v2', localDir: './models/x' },
+      replaced: false,
+    });
     assert.equal((await addModel(m, { repo: 'modelscope:org/x', revision: 'v3' })).replaced, true);
     assert.deepEqual((await loadManifest(file)).models.x, { repo: 'org/x', hub: 'modelscope', revision: 'v3' });
   });
@@ -230,6 +293,9 @@ describe('manifest files', () => {
     assert.equal(err('['.repeat(100_000)), '1:65: nesting too deep');
     // Duplicate keys are kept, each with its own position.
     const dup = parseJsonSource('{"a": 1,\n "a": 2}');
-    assert.deepEqual(dup.kind === 'object' && dup.members.map((m) => [m.key, m.keyPos.line, m.keyPos.column]), [['a', 1, 2], ['a', 2, 2]]);
+    assert.deepEqual(dup.kind === 'object' && dup.members.map((m) => [m.key, m.keyPos.line, m.keyPos.column]), [
+      ['a', 1, 2],
+      ['a', 2, 2],
+    ]);
   });
 });

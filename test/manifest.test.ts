@@ -19,7 +19,18 @@ const WEIGHTS = Buffer.alloc(200_000, 3);
 
 interface LockJson {
   lockfileVersion: number;
-  models: Record<string, { hub: string; repo: string; revision: string; commit: string; include?: string[]; localDir?: string; files: Record<string, { size: number; sha256?: string; gitOid?: string; fileRevision?: string }> }>;
+  models: Record<
+    string,
+    {
+      hub: string;
+      repo: string;
+      revision: string;
+      commit: string;
+      include?: string[];
+      localDir?: string;
+      files: Record<string, { size: number; sha256?: string; gitOid?: string; fileRevision?: string }>;
+    }
+  >;
 }
 
 describe('manifest + lock (HF)', () => {
@@ -34,7 +45,12 @@ describe('manifest + lock (HF)', () => {
   before(async () => {
     hub = await startTestHub();
     repo = hub.hf.createRepo('org/model');
-    c1 = repo.commit({ 'config.json': CONFIG_V1, 'model.safetensors': WEIGHTS, 'README.md': '# demo', 'extra/notes.txt': 'notes' });
+    c1 = repo.commit({
+      'config.json': CONFIG_V1,
+      'model.safetensors': WEIGHTS,
+      'README.md': '# demo',
+      'extra/notes.txt': 'notes',
+    });
     repo.tag('v1.0', c1);
     project = await tempDir('hubcache-project-');
     cache = await tempDir('hubcache-cache-');
@@ -55,7 +71,18 @@ describe('manifest + lock (HF)', () => {
     const a = await cli('add', 'org/model', '--as', 'main-model', '--include', '*.json', '--include', '*.safetensors');
     assert.equal(a.code, 0, a.stderr);
     assert.equal(a.stdout.trim(), 'main-model');
-    const b = await cli('add', 'org/model', '--as', 'pinned', '--revision', 'v1.0', '--exclude', 'extra/', '--local-dir', path.join(project, 'models', 'pinned'));
+    const b = await cli(
+      'add',
+      'org/model',
+      '--as',
+      'pinned',
+      '--revision',
+      'v1.0',
+      '--exclude',
+      'extra/',
+      '--local-dir',
+      path.join(project, 'models', 'pinned'),
+    );
     assert.equal(b.code, 0, b.stderr);
     assert.equal(
       await fs.readFile(manifestFile, 'utf8'),
@@ -77,12 +104,19 @@ describe('manifest + lock (HF)', () => {
     const m = lock.models['main-model']!;
     assert.equal(m.commit, c1);
     assert.deepEqual(Object.keys(m.files), ['config.json', 'model.safetensors']);
-    assert.deepEqual(m.files['model.safetensors'], { size: WEIGHTS.length, sha256: sha256(WEIGHTS), gitOid: m.files['model.safetensors']!.gitOid });
+    assert.deepEqual(m.files['model.safetensors'], {
+      size: WEIGHTS.length,
+      sha256: sha256(WEIGHTS),
+      gitOid: m.files['model.safetensors']!.gitOid,
+    });
     assert.equal(m.files['config.json']!.sha256, undefined, 'plain git files are pinned by git oid');
     assert.match(m.files['config.json']!.gitOid ?? '', /^[0-9a-f]{40}$/);
     assert.deepEqual(Object.keys(lock.models.pinned!.files), ['README.md', 'config.json', 'model.safetensors']);
     const text = await fs.readFile(lockFile, 'utf8');
-    assert.match(text, /^ {8}"model\.safetensors": \{ "size": 200000, "sha256": "[0-9a-f]{64}", "gitOid": "[0-9a-f]{40}" \},?$/m);
+    assert.match(
+      text,
+      /^ {8}"model\.safetensors": \{ "size": 200000, "sha256": "[0-9a-f]{64}", "gitOid": "[0-9a-f]{40}" \},?$/m,
+    );
     // Locking again changes nothing and asks the hub nothing.
     hub.resetRequests();
     const again = await cli('lock');
@@ -104,7 +138,11 @@ describe('manifest + lock (HF)', () => {
     hub.resetRequests();
     const again = await cli('install');
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual(hub.requests.map((q) => q.path), [], 'a cached install makes no request');
+    assert.deepEqual(
+      hub.requests.map((q) => q.path),
+      [],
+      'a cached install makes no request',
+    );
     const offline = await runCli(['install', '--offline', '--manifest', manifestFile], env());
     assert.equal(offline.code, 0, offline.stderr);
   });
@@ -127,14 +165,23 @@ describe('manifest + lock (HF)', () => {
     assert.equal(out.code, ExitCode.findings, out.stderr);
     assert.match(out.stdout, new RegExp(`main-model\\s+org/model@main\\s+${c1.slice(0, 8)} → ${c2.slice(0, 8)}`));
     assert.doesNotMatch(out.stdout, /pinned/, 'a tag that did not move is not outdated');
-    assert.ok(hub.requests.every((q) => q.path.includes('/revision/')), `outdated only asks for heads: ${hub.requests.map((q) => q.path).join(' ')}`);
+    assert.ok(
+      hub.requests.every((q) => q.path.includes('/revision/')),
+      `outdated only asks for heads: ${hub.requests.map((q) => q.path).join(' ')}`,
+    );
     const json = await cli('outdated', '--json');
     assert.equal(json.code, 1);
-    assert.deepEqual((JSON.parse(json.stdout) as Array<{ alias: string; latest: string }>).map((e) => [e.alias, e.latest]), [['main-model', c2]]);
+    assert.deepEqual(
+      (JSON.parse(json.stdout) as Array<{ alias: string; latest: string }>).map((e) => [e.alias, e.latest]),
+      [['main-model', c2]],
+    );
 
     const up = await cli('update');
     assert.equal(up.code, 0, up.stderr);
-    assert.match(up.stdout, new RegExp(`main-model\\s+updated\\s+org/model@main\\s+${c1.slice(0, 8)} → ${c2.slice(0, 8)}`));
+    assert.match(
+      up.stdout,
+      new RegExp(`main-model\\s+updated\\s+org/model@main\\s+${c1.slice(0, 8)} → ${c2.slice(0, 8)}`),
+    );
     assert.match(up.stdout, /^ {2}\+ model-2\.safetensors \(1\.0 kB\)$/m);
     assert.match(up.stdout, /^ {2}~ config\.json \(28 B, [0-9a-f]{12} → [0-9a-f]{12}\)$/m);
     assert.equal((await readLock()).models['main-model']!.commit, c2);
@@ -154,7 +201,10 @@ describe('manifest + lock (HF)', () => {
     await fs.writeFile(manifestFile, JSON.stringify(m, null, 2));
     const frozen = await cli('install', '--frozen');
     assert.equal(frozen.code, ExitCode.manifest);
-    assert.match(frozen.stderr, /--frozen: hubcache\.lock does not match hubcache\.json \(main-model: include \["\*\.json","\*\.safetensors"\] → \["\*\.json"\]\)/);
+    assert.match(
+      frozen.stderr,
+      /--frozen: hubcache\.lock does not match hubcache\.json \(main-model: include \["\*\.json","\*\.safetensors"\] → \["\*\.json"\]\)/,
+    );
     assert.match(frozen.stderr, /hint: Run `hubcache lock`/);
     const relock = await cli('install');
     assert.equal(relock.code, 0, relock.stderr);
@@ -175,7 +225,10 @@ describe('manifest + lock (HF)', () => {
     const r = await cli('install');
     assert.equal(r.code, ExitCode.integrity, r.stderr);
     const snapFile = path.join(cache, 'models--org--model', 'snapshots', m.commit, 'model.safetensors');
-    assert.ok(r.stderr.includes(`sha256 mismatch for ${snapFile}: expected ${sha256(WEIGHTS)}, got ${sha256(tampered)}`), r.stderr);
+    assert.ok(
+      r.stderr.includes(`sha256 mismatch for ${snapFile}: expected ${sha256(WEIGHTS)}, got ${sha256(tampered)}`),
+      r.stderr,
+    );
     assert.match(r.stderr, /hint: main-model: model\.safetensors of org\/model@/);
     assert.equal(hub.requests.length, 0, 'detected from the cache alone');
     // --no-hash only checks sizes and blob names, so it cannot see this; a repaired blob passes again.
@@ -217,10 +270,16 @@ describe('manifest + lock (HF)', () => {
   test('lock errors: offline, unknown alias, include matching nothing', async () => {
     const dir = await tempDir('hubcache-project-');
     const file = path.join(dir, 'hubcache.json');
-    await fs.writeFile(file, '{\n  "models": {\n    "m": {\n      "repo": "org/model",\n      "include": ["*.gguf"]\n    }\n  }\n}\n');
+    await fs.writeFile(
+      file,
+      '{\n  "models": {\n    "m": {\n      "repo": "org/model",\n      "include": ["*.gguf"]\n    }\n  }\n}\n',
+    );
     const r = await runCli(['lock', '--manifest', file], env());
     assert.equal(r.code, ExitCode.manifest);
-    assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:7: "m" selects no file of org/model`));
+    assert.match(
+      r.stderr,
+      new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:7: "m" selects no file of org/model`),
+    );
     const off = await runCli(['lock', '--manifest', file], { ...env(), HF_HUB_OFFLINE: '1' });
     assert.equal(off.code, ExitCode.offlineMiss);
     const up = await cli('update', 'nope');
@@ -245,7 +304,12 @@ describe('manifest + lock (ModelScope)', () => {
   });
   after(async () => hub.close());
 
-  const env = (): Record<string, string> => ({ MODELSCOPE_CACHE: cache, MODELSCOPE_ENDPOINT: hub.msEndpoint, HF_HUB_CACHE: cache, HF_ENDPOINT: 'http://127.0.0.1:9' });
+  const env = (): Record<string, string> => ({
+    MODELSCOPE_CACHE: cache,
+    MODELSCOPE_ENDPOINT: hub.msEndpoint,
+    HF_HUB_CACHE: cache,
+    HF_ENDPOINT: 'http://127.0.0.1:9',
+  });
   const cli = (...args: string[]) => runCli([...args, '--manifest', manifestFile], env());
 
   test('lock, install, tamper, outdated, update, install --frozen', async () => {
@@ -259,7 +323,11 @@ describe('manifest + lock (ModelScope)', () => {
     assert.equal(e.revision, 'master');
     assert.equal(e.commit, 'master', 'ModelScope pins the resolved revision name...');
     assert.deepEqual(Object.keys(e.files), ['configuration.json', 'model.bin']);
-    assert.equal(e.files['model.bin']!.fileRevision, repo.file('model.bin', 'master')!.lastCommit, '...plus per-file revisions');
+    assert.equal(
+      e.files['model.bin']!.fileRevision,
+      repo.file('model.bin', 'master')!.lastCommit,
+      '...plus per-file revisions',
+    );
     assert.equal(e.files['model.bin']!.sha256, sha256(Buffer.alloc(50_000, 5)));
 
     const inst = await cli('install');
@@ -275,7 +343,10 @@ describe('manifest + lock (ModelScope)', () => {
     await fs.writeFile(path.join(dir, 'model.bin'), Buffer.alloc(50_000, 6));
     const bad = await runCli(['install', '--offline', '--manifest', manifestFile], env());
     assert.equal(bad.code, ExitCode.integrity, bad.stderr);
-    assert.ok(bad.stderr.includes(`expected ${sha256(Buffer.alloc(50_000, 5))}, got ${sha256(Buffer.alloc(50_000, 6))}`), bad.stderr);
+    assert.ok(
+      bad.stderr.includes(`expected ${sha256(Buffer.alloc(50_000, 5))}, got ${sha256(Buffer.alloc(50_000, 6))}`),
+      bad.stderr,
+    );
     await fs.rm(path.join(dir, 'model.bin'));
     assert.equal((await cli('install')).code, 0);
 

@@ -17,13 +17,22 @@ const MASKED = 'Qwen2___5-0___5B';
 
 /** Loads a pickle with CPython and returns it as JSON. */
 function pyLoad(file: string): unknown {
-  const out = execFileSync('python3', ['-c', 'import pickle,sys,json; print(json.dumps(pickle.load(open(sys.argv[1], "rb"))))', file]);
+  const out = execFileSync('python3', [
+    '-c',
+    'import pickle,sys,json; print(json.dumps(pickle.load(open(sys.argv[1], "rb"))))',
+    file,
+  ]);
   return JSON.parse(out.toString()) as unknown;
 }
 
 /** Writes a list of dicts as `.msc` with CPython's default protocol, as modelscope does. */
 function pyWriteMsc(file: string, entries: { Path: string; Revision: string }[]): void {
-  execFileSync('python3', ['-c', 'import pickle,sys,json; pickle.dump(json.loads(sys.argv[2]), open(sys.argv[1], "wb"))', file, JSON.stringify(entries)]);
+  execFileSync('python3', [
+    '-c',
+    'import pickle,sys,json; pickle.dump(json.loads(sys.argv[2]), open(sys.argv[1], "wb"))',
+    file,
+    JSON.stringify(entries),
+  ]);
 }
 
 describe('modelscope download', () => {
@@ -54,7 +63,11 @@ describe('modelscope download', () => {
   });
   after(async () => hub.close());
 
-  const env = (cache: string, extra: Record<string, string> = {}): Record<string, string> => ({ MODELSCOPE_CACHE: cache, MODELSCOPE_ENDPOINT: hub.msEndpoint, ...extra });
+  const env = (cache: string, extra: Record<string, string> = {}): Record<string, string> => ({
+    MODELSCOPE_CACHE: cache,
+    MODELSCOPE_ENDPOINT: hub.msEndpoint,
+    ...extra,
+  });
   const cdnGets = (): number => hub.countRequests({ host: 'cdn' });
   const fileGets = (): number => hub.countRequests({ host: 'ms', path: '/repo?' });
 
@@ -68,11 +81,17 @@ describe('modelscope download', () => {
     for (const p of ['config.json', 'model.safetensors', 'sub/tokenizer.json', 'README.md', 'empty.txt']) {
       assert.deepEqual(await fs.readFile(path.join(dir, p)), bytes(p), p);
     }
-    assert.deepEqual(await listTree(dir), ['.mdl', '.msc', '.mv', 'README.md', 'config.json', 'empty.txt', 'model.safetensors', 'sub/tokenizer.json'], '.gitattributes dropped, no partials');
+    assert.deepEqual(
+      await listTree(dir),
+      ['.mdl', '.msc', '.mv', 'README.md', 'config.json', 'empty.txt', 'model.safetensors', 'sub/tokenizer.json'],
+      '.gitattributes dropped, no partials',
+    );
     const msc = pyLoad(path.join(dir, '.msc')) as { Path: string; Revision: string }[];
     assert.deepEqual(
       msc.map((e) => `${e.Path}@${e.Revision}`).sort(),
-      ['README.md', 'config.json', 'empty.txt', 'model.safetensors', 'sub/tokenizer.json'].map((p) => `${p}@${fileRev(p)}`),
+      ['README.md', 'config.json', 'empty.txt', 'model.safetensors', 'sub/tokenizer.json'].map(
+        (p) => `${p}@${fileRev(p)}`,
+      ),
       'one entry per file, with the per-file Revision',
     );
     assert.ok(msc.every((e) => Object.keys(e).join() === 'Path,Revision'));
@@ -81,7 +100,11 @@ describe('modelscope download', () => {
     // The dotted-name convenience link, like the SDK makes.
     assert.equal(await fs.readlink(path.join(cache, 'models', 'Qwen', 'Qwen2.5-0.5B')), dir);
     // Download URLs: quote_plus-encoded FilePath; bodies from the CDN; the empty file costs nothing.
-    assert.ok(hub.findRequests({ host: 'ms' }).some((q) => q.path.endsWith(`FilePath=${quotePlus('sub/tokenizer.json')}`) && q.path.includes('%2F')));
+    assert.ok(
+      hub
+        .findRequests({ host: 'ms' })
+        .some((q) => q.path.endsWith(`FilePath=${quotePlus('sub/tokenizer.json')}`) && q.path.includes('%2F')),
+    );
     assert.equal(fileGets(), 4);
     assert.equal(cdnGets(), 4);
     await assert.rejects(fs.access(path.join(cache, 'models', '._____temp')));
@@ -96,7 +119,10 @@ describe('modelscope download', () => {
     const out = JSON.parse(r.stdout) as { downloadedBytes: number; files: { status: string }[] };
     assert.equal(out.downloadedBytes, 0);
     assert.ok(out.files.every((f) => f.status === 'cached'));
-    assert.deepEqual(hub.requests.map((q) => q.path.replace(/\?.*/, '')), [`/api/v1/models/${ID}/revisions`, `/api/v1/models/${ID}/repo/files`]);
+    assert.deepEqual(
+      hub.requests.map((q) => q.path.replace(/\?.*/, '')),
+      [`/api/v1/models/${ID}/revisions`, `/api/v1/models/${ID}/repo/files`],
+    );
   });
 
   test('revision switch to a tag refetches only the files whose per-file revision changed', async () => {
@@ -118,10 +144,16 @@ describe('modelscope download', () => {
   test('include/exclude are fnmatch globs, repeatable and comma-separated', async () => {
     const cache = await tempDir();
     hub.resetRequests();
-    const r = await runCli(['download', `modelscope:${ID}`, '--include', '*.json,*.md', '--exclude', 'sub/*'], env(cache));
+    const r = await runCli(
+      ['download', `modelscope:${ID}`, '--include', '*.json,*.md', '--exclude', 'sub/*'],
+      env(cache),
+    );
     assert.equal(r.code, 0, r.stderr);
     const dir = r.stdout.trim();
-    assert.deepEqual((await listTree(dir)).filter((p) => !p.startsWith('.')), ['README.md', 'config.json']);
+    assert.deepEqual(
+      (await listTree(dir)).filter((p) => !p.startsWith('.')),
+      ['README.md', 'config.json'],
+    );
     assert.equal(cdnGets(), 2);
     const msc = pyLoad(path.join(dir, '.msc')) as { Path: string }[];
     assert.deepEqual(msc.map((e) => e.Path).sort(), ['README.md', 'config.json']);
@@ -133,7 +165,15 @@ describe('modelscope download', () => {
     const r = await runCli(['download', `modelscope:${ID}`, '--local-dir', local], env(cache));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), local);
-    assert.deepEqual(await listTree(local), ['.msc', '.mv', 'README.md', 'config.json', 'empty.txt', 'model.safetensors', 'sub/tokenizer.json']);
+    assert.deepEqual(await listTree(local), [
+      '.msc',
+      '.mv',
+      'README.md',
+      'config.json',
+      'empty.txt',
+      'model.safetensors',
+      'sub/tokenizer.json',
+    ]);
     assert.deepEqual(await fs.readFile(path.join(local, 'model.safetensors')), bytes('model.safetensors'));
     assert.equal((pyLoad(path.join(local, '.msc')) as unknown[]).length, 5);
     await assert.rejects(fs.access(path.join(cache, 'models')), 'nothing in the cache but the lock');
@@ -146,7 +186,8 @@ describe('modelscope download', () => {
     const cache = await tempDir();
     const dir = path.join(cache, 'models', 'Qwen', MASKED);
     await fs.mkdir(path.join(dir, 'sub'), { recursive: true });
-    for (const p of ['config.json', 'model.safetensors', 'sub/tokenizer.json', 'README.md', 'empty.txt']) await fs.writeFile(path.join(dir, p), bytes(p));
+    for (const p of ['config.json', 'model.safetensors', 'sub/tokenizer.json', 'README.md', 'empty.txt'])
+      await fs.writeFile(path.join(dir, p), bytes(p));
     await fs.writeFile(path.join(dir, 'README.md'), '# corrupted');
     pyWriteMsc(path.join(dir, '.msc'), [
       { Path: 'config.json', Revision: fileRev('config.json') },
@@ -160,7 +201,13 @@ describe('modelscope download', () => {
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { files: { path: string; status: string }[] };
     const status = Object.fromEntries(out.files.map((f) => [f.path, f.status]));
-    assert.deepEqual(status, { 'config.json': 'cached', 'model.safetensors': 'cached', 'sub/tokenizer.json': 'cached', 'empty.txt': 'cached', 'README.md': 'downloaded' });
+    assert.deepEqual(status, {
+      'config.json': 'cached',
+      'model.safetensors': 'cached',
+      'sub/tokenizer.json': 'cached',
+      'empty.txt': 'cached',
+      'README.md': 'downloaded',
+    });
     assert.equal(cdnGets(), 1);
     assert.deepEqual(await fs.readFile(path.join(dir, 'README.md')), bytes('README.md'));
     const msc = pyLoad(path.join(dir, '.msc')) as { Path: string; Revision: string }[];
@@ -174,7 +221,13 @@ describe('modelscope download', () => {
     assert.equal(r.code, 0, r.stderr);
     const snap = path.join(cache, 'models', 'Qwen--Qwen2.5-0.5B', 'snapshots', 'master');
     assert.equal(r.stdout.trim(), snap);
-    assert.deepEqual(await listTree(path.join(cache, 'models')), ['Qwen--Qwen2.5-0.5B/snapshots/master/README.md', 'Qwen--Qwen2.5-0.5B/snapshots/master/config.json', 'Qwen--Qwen2.5-0.5B/snapshots/master/empty.txt', 'Qwen--Qwen2.5-0.5B/snapshots/master/model.safetensors', 'Qwen--Qwen2.5-0.5B/snapshots/master/sub/tokenizer.json']);
+    assert.deepEqual(await listTree(path.join(cache, 'models')), [
+      'Qwen--Qwen2.5-0.5B/snapshots/master/README.md',
+      'Qwen--Qwen2.5-0.5B/snapshots/master/config.json',
+      'Qwen--Qwen2.5-0.5B/snapshots/master/empty.txt',
+      'Qwen--Qwen2.5-0.5B/snapshots/master/model.safetensors',
+      'Qwen--Qwen2.5-0.5B/snapshots/master/sub/tokenizer.json',
+    ]);
     hub.resetRequests();
     assert.equal((await runCli(['download', `modelscope:${ID}`, '--ms-layout', 'v2'], env(cache))).code, 0);
     assert.equal(cdnGets(), 0, 'v2 files are recognised by hash');
@@ -182,7 +235,10 @@ describe('modelscope download', () => {
     assert.equal(v1.code, 0, v1.stderr);
     assert.equal(cdnGets(), 0, 'v1 copies from the v2 snapshot');
     const out = JSON.parse(v1.stdout) as { path: string; files: { status: string }[] };
-    assert.ok(out.files.every((f) => f.status === 'copied' || f.status === 'downloaded'), JSON.stringify(out.files));
+    assert.ok(
+      out.files.every((f) => f.status === 'copied' || f.status === 'downloaded'),
+      JSON.stringify(out.files),
+    );
     assert.deepEqual(await fs.readFile(path.join(out.path, 'model.safetensors')), bytes('model.safetensors'));
     assert.equal((pyLoad(path.join(out.path, '.msc')) as unknown[]).length, 5);
   });
@@ -194,9 +250,14 @@ describe('modelscope download', () => {
     const ok = await runCli(['download', `modelscope:${ID}`, 'config.json', '--offline'], env(cache));
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout.trim(), path.join(cache, 'models', 'Qwen', MASKED));
-    const miss = await runCli(['download', `modelscope:${ID}`, 'config.json', 'model.safetensors', '--offline', '--json'], env(cache));
+    const miss = await runCli(
+      ['download', `modelscope:${ID}`, 'config.json', 'model.safetensors', '--offline', '--json'],
+      env(cache),
+    );
     assert.equal(miss.code, ExitCode.offlineMiss);
-    assert.deepEqual((JSON.parse(miss.stderr.trim().split('\n').pop()!) as { missing: string[] }).missing, ['model.safetensors']);
+    assert.deepEqual((JSON.parse(miss.stderr.trim().split('\n').pop()!) as { missing: string[] }).missing, [
+      'model.safetensors',
+    ]);
     const none = await runCli(['download', 'modelscope:org/never', '--offline'], env(cache));
     assert.equal(none.code, ExitCode.offlineMiss);
     assert.equal(hub.requests.length, 0);
@@ -237,11 +298,21 @@ describe('modelscope download', () => {
     const ok = await runCli(['download', 'modelscope:org/private'], env(cache, { MODELSCOPE_API_TOKEN: 'ms_good' }));
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(await fs.readFile(path.join(ok.stdout.trim(), 'a.txt'), 'utf8'), 'secret');
-    assert.ok(hub.findRequests({ host: 'ms' }).every((q) => q.cookie === 'm_session_id=ms_good' && q.authorization === 'Bearer ms_good'));
+    assert.ok(
+      hub
+        .findRequests({ host: 'ms' })
+        .every((q) => q.cookie === 'm_session_id=ms_good' && q.authorization === 'Bearer ms_good'),
+    );
     const cdn = hub.findRequests({ host: 'cdn' });
     assert.equal(cdn.length, 1);
-    assert.ok(cdn.every((q) => q.cookie === undefined && q.authorization === undefined), 'no credentials to the CDN');
-    const flag = await runCli(['download', 'modelscope:org/private', '--token', 'ms_good', '--local-dir', path.join(cache, 'ld')], env(cache));
+    assert.ok(
+      cdn.every((q) => q.cookie === undefined && q.authorization === undefined),
+      'no credentials to the CDN',
+    );
+    const flag = await runCli(
+      ['download', 'modelscope:org/private', '--token', 'ms_good', '--local-dir', path.join(cache, 'ld')],
+      env(cache),
+    );
     assert.equal(flag.code, 0, flag.stderr);
   });
 
@@ -272,13 +343,22 @@ describe('modelscope download', () => {
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
     const msc = pyLoad(path.join(cache, 'models', 'Qwen', MASKED, '.msc')) as { Path: string }[];
-    assert.deepEqual(msc.map((e) => e.Path).sort(), ['README.md', 'config.json', 'empty.txt', 'model.safetensors', 'sub/tokenizer.json']);
+    assert.deepEqual(msc.map((e) => e.Path).sort(), [
+      'README.md',
+      'config.json',
+      'empty.txt',
+      'model.safetensors',
+      'sub/tokenizer.json',
+    ]);
   });
 
   test('an interrupted download keeps its partial in .hubcache-partial (not at the target, not in ._____temp) and resumes', async () => {
     const cache = await tempDir();
     const dir = path.join(cache, 'models', 'Qwen', MASKED);
-    const lib = Cache.at(cache, { modelscopeEndpoint: hub.msEndpoint, transfer: { staleAfterSeconds: 1, heartbeatIntervalMs: 100 } });
+    const lib = Cache.at(cache, {
+      modelscopeEndpoint: hub.msEndpoint,
+      transfer: { staleAfterSeconds: 1, heartbeatIntervalMs: 100 },
+    });
     hub.throttleBytesPerSec = 100_000;
     const ac = new AbortController();
     const run = lib.download({ repo: `modelscope:${ID}`, files: ['model.safetensors'], signal: ac.signal });
@@ -286,7 +366,9 @@ describe('modelscope download', () => {
     for (let i = 0; i < 200 && !partial; i++) {
       await new Promise((r) => setTimeout(r, 20));
       const names = await fs.readdir(path.join(dir, '.hubcache-partial')).catch(() => [] as string[]);
-      for (const n of names) if (n.endsWith('.incomplete') && (await fs.stat(path.join(dir, '.hubcache-partial', n))).size > 50_000) partial = n;
+      for (const n of names)
+        if (n.endsWith('.incomplete') && (await fs.stat(path.join(dir, '.hubcache-partial', n))).size > 50_000)
+          partial = n;
     }
     ac.abort();
     await assert.rejects(run);
@@ -298,7 +380,10 @@ describe('modelscope download', () => {
     const res = await lib.download({ repo: `modelscope:${ID}`, files: ['model.safetensors'] });
     assert.deepEqual(await fs.readFile(path.join(dir, 'model.safetensors')), bytes('model.safetensors'));
     const ranges = hub.findRequests({ host: 'cdn' }).map((q) => q.range ?? '');
-    assert.ok(ranges.some((r) => /^bytes=[1-9]\d*-/.test(r)), `resumed with a Range request: ${JSON.stringify(ranges)}`);
+    assert.ok(
+      ranges.some((r) => /^bytes=[1-9]\d*-/.test(r)),
+      `resumed with a Range request: ${JSON.stringify(ranges)}`,
+    );
     assert.ok(res.downloadedBytes > 0);
     await assert.rejects(fs.access(path.join(dir, '.hubcache-partial')), 'partial folder removed once empty');
     await lib.engine.close();
@@ -309,7 +394,10 @@ describe('modelscope download', () => {
     try {
       const client = new ModelScopeClient({ endpoint: hub.msEndpoint });
       const ref = { hub: 'modelscope' as const, type: 'model' as const, id: ID };
-      await assert.rejects(client.listFiles(ref, 'gone'), (e: unknown) => e instanceof RevisionNotFoundError && /gone/.test(e.message));
+      await assert.rejects(
+        client.listFiles(ref, 'gone'),
+        (e: unknown) => e instanceof RevisionNotFoundError && /gone/.test(e.message),
+      );
       assert.equal((await client.listFiles(ref, 'v1.0')).length, 5);
     } finally {
       hub.ms.badRevisionStyle = 'http404';

@@ -19,10 +19,46 @@ const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 // Opcodes our decoder accepts, by pickletools name; the fixture script reports the first one outside this set.
 const SUPPORTED = [
-  'PROTO', 'FRAME', 'STOP', 'MARK', 'NONE', 'NEWTRUE', 'NEWFALSE', 'INT', 'LONG', 'BININT', 'BININT1', 'BININT2',
-  'LONG1', 'LONG4', 'FLOAT', 'BINFLOAT', 'UNICODE', 'BINUNICODE', 'SHORT_BINUNICODE', 'BINUNICODE8', 'EMPTY_LIST',
-  'EMPTY_DICT', 'EMPTY_TUPLE', 'TUPLE', 'TUPLE1', 'TUPLE2', 'TUPLE3', 'LIST', 'DICT', 'APPEND', 'APPENDS', 'SETITEM',
-  'SETITEMS', 'MEMOIZE', 'PUT', 'BINPUT', 'LONG_BINPUT', 'GET', 'BINGET', 'LONG_BINGET',
+  'PROTO',
+  'FRAME',
+  'STOP',
+  'MARK',
+  'NONE',
+  'NEWTRUE',
+  'NEWFALSE',
+  'INT',
+  'LONG',
+  'BININT',
+  'BININT1',
+  'BININT2',
+  'LONG1',
+  'LONG4',
+  'FLOAT',
+  'BINFLOAT',
+  'UNICODE',
+  'BINUNICODE',
+  'SHORT_BINUNICODE',
+  'BINUNICODE8',
+  'EMPTY_LIST',
+  'EMPTY_DICT',
+  'EMPTY_TUPLE',
+  'TUPLE',
+  'TUPLE1',
+  'TUPLE2',
+  'TUPLE3',
+  'LIST',
+  'DICT',
+  'APPEND',
+  'APPENDS',
+  'SETITEM',
+  'SETITEMS',
+  'MEMOIZE',
+  'PUT',
+  'BINPUT',
+  'LONG_BINPUT',
+  'GET',
+  'BINGET',
+  'LONG_BINGET',
 ];
 
 // One python run builds every CPython-written fixture (protocols 0–5), so the suite stays fast.
@@ -274,8 +310,22 @@ describe('encodePickle: spec byte format', () => {
   });
 
   test('refuses values it cannot pickle faithfully', () => {
-    const bad: unknown[] = [1.5, NaN, Infinity, 2 ** 53, undefined, () => 1, 1n, Symbol('x'), new Date(0), new Map(),
-      Buffer.from('x'), [undefined], { a: undefined }, new (class Foo {})()];
+    const bad: unknown[] = [
+      1.5,
+      NaN,
+      Infinity,
+      2 ** 53,
+      undefined,
+      () => 1,
+      1n,
+      Symbol('x'),
+      new Date(0),
+      new Map(),
+      Buffer.from('x'),
+      [undefined],
+      { a: undefined },
+      new (class Foo {})(),
+    ];
     for (const v of bad) expectPickleError(() => encodePickle(v as PickleValue), /cannot pickle/);
     const cyclic: PickleValue[] = [];
     cyclic.push(cyclic);
@@ -319,7 +369,10 @@ describe('round trips', () => {
       [],
       [{ Path: 'config.json', Revision: 'abc' }],
       manyEntries,
-      [{ Path: '模型/权重文件.bin', Revision: 'r' }, { Path: 'emoji/😀 \uDC80.txt', Revision: 'x'.repeat(300) }],
+      [
+        { Path: '模型/权重文件.bin', Revision: 'r' },
+        { Path: 'emoji/😀 \uDC80.txt', Revision: 'x'.repeat(300) },
+      ],
       { id: 'Qwen/Qwen2___5-7B' },
       ...Array.from({ length: 200 }, () => randomValue(r, 0)),
     ];
@@ -378,23 +431,33 @@ describe('decoding what CPython writes', { skip: skipPy }, () => {
 });
 
 describe('hostile and malformed input', () => {
-  test('CPython pickles of code, objects and unsupported types are refused by name and offset', { skip: skipPy }, () => {
-    assert.equal(fx.evil.length, 14 * 6);
-    for (const c of fx.evil) {
-      const e = expectPickleError(() => decodePickle(hex(c.hex)));
-      if (c.first) {
-        const [name, pos] = c.first;
-        assert.ok(e.message.includes(name) && e.offset === pos, `${c.name}/${c.proto}: ${e.message} vs ${name}@${pos}`);
+  test(
+    'CPython pickles of code, objects and unsupported types are refused by name and offset',
+    { skip: skipPy },
+    () => {
+      assert.equal(fx.evil.length, 14 * 6);
+      for (const c of fx.evil) {
+        const e = expectPickleError(() => decodePickle(hex(c.hex)));
+        if (c.first) {
+          const [name, pos] = c.first;
+          assert.ok(
+            e.message.includes(name) && e.offset === pos,
+            `${c.name}/${c.proto}: ${e.message} vs ${name}@${pos}`,
+          );
+        }
       }
-    }
-    const sys4 = fx.evil.find((c) => c.name === 'global' && c.proto === 4);
-    assert.ok(sys4);
-    expectPickleError(() => decodePickle(hex(sys4.hex)), /refusing pickle opcode STACK_GLOBAL \(0x93\).*import or call code at offset 28/);
-    const reduce2 = fx.evil.find((c) => c.name === 'reduce' && c.proto === 2);
-    assert.ok(reduce2);
-    expectPickleError(() => decodePickle(hex(reduce2.hex)), /refusing pickle opcode GLOBAL \(0x63\)/);
-    expectPickleError(() => decodeMsc(hex(reduce2.hex)), /GLOBAL/);
-  });
+      const sys4 = fx.evil.find((c) => c.name === 'global' && c.proto === 4);
+      assert.ok(sys4);
+      expectPickleError(
+        () => decodePickle(hex(sys4.hex)),
+        /refusing pickle opcode STACK_GLOBAL \(0x93\).*import or call code at offset 28/,
+      );
+      const reduce2 = fx.evil.find((c) => c.name === 'reduce' && c.proto === 2);
+      assert.ok(reduce2);
+      expectPickleError(() => decodePickle(hex(reduce2.hex)), /refusing pickle opcode GLOBAL \(0x63\)/);
+      expectPickleError(() => decodeMsc(hex(reduce2.hex)), /GLOBAL/);
+    },
+  );
 
   test('hand-made malformed pickles', () => {
     const cases: Array<[string, RegExp]> = [
@@ -469,7 +532,8 @@ describe('hostile and malformed input', () => {
   });
 
   test('deep nesting is bounded', () => {
-    const deep = (n: number): Buffer => Buffer.concat([hex('80 02'), Buffer.alloc(n, 0x5d), Buffer.alloc(n - 1, 0x61), hex('2e')]);
+    const deep = (n: number): Buffer =>
+      Buffer.concat([hex('80 02'), Buffer.alloc(n, 0x5d), Buffer.alloc(n - 1, 0x61), hex('2e')]);
     assert.ok(Array.isArray(decodePickle(deep(900))));
     expectPickleError(() => decodePickle(deep(5000)), /nested deeper/);
   });
@@ -481,7 +545,16 @@ describe('hostile and malformed input', () => {
     expectPickleError(() => decodeMsc(bad([[]])), /entry 0 is not a dict/);
     expectPickleError(() => decodeMsc(bad([{ Path: 'a' }])), /entry 0/);
     expectPickleError(() => decodeMsc(bad([{ Path: 'a', Revision: 1 }])), /entry 0/);
-    expectPickleError(() => decodeMsc(bad([{ Path: 'a', Revision: 'b' }, { Path: null, Revision: 'b' }])), /entry 1/);
+    expectPickleError(
+      () =>
+        decodeMsc(
+          bad([
+            { Path: 'a', Revision: 'b' },
+            { Path: null, Revision: 'b' },
+          ]),
+        ),
+      /entry 1/,
+    );
     expectPickleError(() => decodeMsc(hex('80 02 29 2e')), /not hold a list/); // a tuple
     expectPickleError(() => decodeMsc(Buffer.alloc(0)), /truncated/);
     expectPickleError(() => decodeMdl(bad([])), /not hold a dict/);

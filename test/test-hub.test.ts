@@ -18,7 +18,12 @@ interface Res {
 
 async function http(
   url: string,
-  opts: { method?: 'GET' | 'HEAD' | 'POST'; headers?: Record<string, string>; body?: string; bodyTimeout?: number } = {},
+  opts: {
+    method?: 'GET' | 'HEAD' | 'POST';
+    headers?: Record<string, string>;
+    body?: string;
+    bodyTimeout?: number;
+  } = {},
 ): Promise<Res> {
   const r = await request(url, {
     method: opts.method ?? 'GET',
@@ -82,11 +87,15 @@ describe('test hub', () => {
   });
   after(async () => hub.close());
 
-  const resolveUrl = (rev: string, path: string, id = 'org/model'): string => `${hub.hfEndpoint}/${id}/resolve/${rev}/${path}`;
+  const resolveUrl = (rev: string, path: string, id = 'org/model'): string =>
+    `${hub.hfEndpoint}/${id}/resolve/${rev}/${path}`;
 
   describe('HF resolve', () => {
     test('HEAD on a git file: 200, ETag = git blob sha1, size, commit', async () => {
-      const r = await http(resolveUrl('main', 'README.md'), { method: 'HEAD', headers: { 'accept-encoding': 'identity' } });
+      const r = await http(resolveUrl('main', 'README.md'), {
+        method: 'HEAD',
+        headers: { 'accept-encoding': 'identity' },
+      });
       assert.equal(r.status, 200);
       assert.equal(r.headers.etag, `"${gitSha1(README)}"`);
       assert.equal(r.headers['content-length'], String(README.length));
@@ -111,7 +120,9 @@ describe('test hub', () => {
     });
 
     test('GET through the redirect gives the bytes; the CDN ETag is strong and not the sha256', async () => {
-      const head = await http(resolveUrl('main', 'model.safetensors'), { headers: { authorization: 'Bearer hf_good' } });
+      const head = await http(resolveUrl('main', 'model.safetensors'), {
+        headers: { authorization: 'Bearer hf_good' },
+      });
       assert.equal(head.status, 302);
       const loc = head.headers.location ?? '';
       const r = await http(loc);
@@ -219,7 +230,9 @@ describe('test hub', () => {
       assert.equal(missingAnon.headers['x-error-code'], 'RepoNotFound');
       assert.ok(missingAnon.headers['x-error-message']);
       assert.equal(typeof json<{ error: string }>(missingAnon).error, 'string');
-      const missingAuthed = await http(resolveUrl('main', 'a.txt', 'org/missing'), { headers: { authorization: 'Bearer hf_good' } });
+      const missingAuthed = await http(resolveUrl('main', 'a.txt', 'org/missing'), {
+        headers: { authorization: 'Bearer hf_good' },
+      });
       assert.equal(missingAuthed.status, 404);
       assert.equal(missingAuthed.headers['x-error-code'], 'RepoNotFound');
 
@@ -244,7 +257,9 @@ describe('test hub', () => {
       assert.equal(anon.headers['x-error-code'], 'RepoNotFound');
       const apiAnon = await http(`${hub.hfEndpoint}/api/models/org/private`);
       assert.equal(apiAnon.status, 401);
-      const ok = await http(resolveUrl('main', 'a.txt', 'org/private'), { headers: { authorization: 'Bearer hf_nogate' } });
+      const ok = await http(resolveUrl('main', 'a.txt', 'org/private'), {
+        headers: { authorization: 'Bearer hf_nogate' },
+      });
       assert.equal(ok.status, 200);
       assert.equal(ok.body.toString(), 'secret');
     });
@@ -253,10 +268,16 @@ describe('test hub', () => {
       const anon = await http(resolveUrl('main', 'a.txt', 'org/gated'), { method: 'HEAD' });
       assert.equal(anon.status, 401);
       assert.equal(anon.headers['x-error-code'], 'GatedRepo');
-      const denied = await http(resolveUrl('main', 'w.safetensors', 'org/gated'), { method: 'HEAD', headers: { authorization: 'Bearer hf_nogate' } });
+      const denied = await http(resolveUrl('main', 'w.safetensors', 'org/gated'), {
+        method: 'HEAD',
+        headers: { authorization: 'Bearer hf_nogate' },
+      });
       assert.equal(denied.status, 403);
       assert.equal(denied.headers['x-error-code'], 'GatedRepo');
-      const okLfs = await http(resolveUrl('main', 'w.safetensors', 'org/gated'), { method: 'HEAD', headers: { authorization: 'Bearer hf_good' } });
+      const okLfs = await http(resolveUrl('main', 'w.safetensors', 'org/gated'), {
+        method: 'HEAD',
+        headers: { authorization: 'Bearer hf_good' },
+      });
       assert.equal(okLfs.status, 302);
       const info = await http(`${hub.hfEndpoint}/api/models/org/gated`);
       assert.equal(info.status, 200);
@@ -290,14 +311,22 @@ describe('test hub', () => {
       const missing = await http(resolveUrl('main', enc('nö.txt'), 'org/unicode'));
       assert.equal(missing.status, 404);
       assert.equal(missing.headers['x-error-code'], 'EntryNotFound');
-      const tree = json<TreeEntry[]>(await http(`${hub.hfEndpoint}/api/models/org/unicode/tree/main?recursive=true&limit=10`));
-      assert.deepEqual(tree.map((e) => e.path), ['a b', 'a b/c#d.txt', 'naïve ü.txt']);
+      const tree = json<TreeEntry[]>(
+        await http(`${hub.hfEndpoint}/api/models/org/unicode/tree/main?recursive=true&limit=10`),
+      );
+      assert.deepEqual(
+        tree.map((e) => e.path),
+        ['a b', 'a b/c#d.txt', 'naïve ü.txt'],
+      );
     });
 
     test('datasets and spaces use their URL prefixes', async () => {
       const r = await http(resolveUrl('main', 'data/train.parquet', 'datasets/org/data'), { method: 'HEAD' });
       assert.equal(r.status, 302);
-      assert.equal((await http(resolveUrl('main', 'data/train.parquet', 'org/data'), { method: 'HEAD' })).headers['x-error-code'], 'RepoNotFound');
+      assert.equal(
+        (await http(resolveUrl('main', 'data/train.parquet', 'org/data'), { method: 'HEAD' })).headers['x-error-code'],
+        'RepoNotFound',
+      );
       assert.equal((await http(`${hub.hfEndpoint}/api/datasets/org/data`)).status, 200);
       const s = hub.hf.createRepo('org/app', { type: 'space' });
       s.commit({ 'app.py': 'print(1)\n' });
@@ -316,7 +345,10 @@ describe('test hub', () => {
       assert.match(String(info.lastModified), /^\d{4}-\d\d-\d\dT/);
       assert.match(String(info.createdAt), /^\d{4}-\d\d-\d\dT/);
       const sibs = info.siblings as { rfilename: string }[];
-      assert.deepEqual(sibs.map((s) => s.rfilename), ['README.md', 'big.bin', 'config.json', 'model.safetensors', 'sub/dir/x.txt', 'sub/y.txt']);
+      assert.deepEqual(
+        sibs.map((s) => s.rfilename),
+        ['README.md', 'big.bin', 'config.json', 'model.safetensors', 'sub/dir/x.txt', 'sub/y.txt'],
+      );
       assert.deepEqual(Object.keys(sibs[0] ?? {}), ['rfilename']);
       const blobs = json<{ sha: string; siblings: Record<string, unknown>[] }>(
         await http(`${hub.hfEndpoint}/api/models/org/model/revision/v1.0?blobs=true`),
@@ -327,7 +359,11 @@ describe('test hub', () => {
         rfilename: 'model.safetensors',
         size: WEIGHTS.length,
         blobId: gitSha1(lfsPointer(sha256(WEIGHTS), WEIGHTS.length)),
-        lfs: { sha256: sha256(WEIGHTS), size: WEIGHTS.length, pointerSize: lfsPointer(sha256(WEIGHTS), WEIGHTS.length).length },
+        lfs: {
+          sha256: sha256(WEIGHTS),
+          size: WEIGHTS.length,
+          pointerSize: lfsPointer(sha256(WEIGHTS), WEIGHTS.length).length,
+        },
       });
       const cfg = blobs.siblings.find((s) => s.rfilename === 'config.json');
       assert.deepEqual(cfg, { rfilename: 'config.json', size: CONFIG.length, blobId: gitSha1(CONFIG) });
@@ -336,7 +372,9 @@ describe('test hub', () => {
       const bad = await http(`${hub.hfEndpoint}/api/models/org/model/revision/nope`);
       assert.equal(bad.status, 404);
       assert.equal(bad.headers['x-error-code'], 'RevisionNotFound');
-      const expand = json<Record<string, unknown>>(await http(`${hub.hfEndpoint}/api/models/org/model?expand=sha&expand=private`));
+      const expand = json<Record<string, unknown>>(
+        await http(`${hub.hfEndpoint}/api/models/org/model?expand=sha&expand=private`),
+      );
       assert.deepEqual(Object.keys(expand).sort(), ['_id', 'id', 'private', 'sha']);
     });
 
@@ -358,10 +396,23 @@ describe('test hub', () => {
       assert.equal(pages, 4);
       assert.deepEqual(
         all.map((e) => `${e.type}:${e.path}`),
-        ['file:README.md', 'file:big.bin', 'file:config.json', 'file:model.safetensors', 'directory:sub', 'directory:sub/dir', 'file:sub/dir/x.txt', 'file:sub/y.txt'],
+        [
+          'file:README.md',
+          'file:big.bin',
+          'file:config.json',
+          'file:model.safetensors',
+          'directory:sub',
+          'directory:sub/dir',
+          'file:sub/dir/x.txt',
+          'file:sub/y.txt',
+        ],
       );
       const w = all.find((e) => e.path === 'model.safetensors');
-      assert.deepEqual(w?.lfs, { oid: sha256(WEIGHTS), size: WEIGHTS.length, pointerSize: lfsPointer(sha256(WEIGHTS), WEIGHTS.length).length });
+      assert.deepEqual(w?.lfs, {
+        oid: sha256(WEIGHTS),
+        size: WEIGHTS.length,
+        pointerSize: lfsPointer(sha256(WEIGHTS), WEIGHTS.length).length,
+      });
       assert.equal(w?.size, WEIGHTS.length);
       assert.equal(all.find((e) => e.path === 'README.md')?.oid, gitSha1(README));
       assert.equal(all.find((e) => e.path === 'README.md')?.lfs, undefined);
@@ -372,11 +423,21 @@ describe('test hub', () => {
       hub.pageSize = 100;
       try {
         const root = json<TreeEntry[]>(await http(`${hub.hfEndpoint}/api/models/org/model/tree/main`));
-        assert.deepEqual(root.map((e) => e.path), ['README.md', 'big.bin', 'config.json', 'model.safetensors', 'sub']);
-        const sub = json<TreeEntry[]>(await http(`${hub.hfEndpoint}/api/models/org/model/tree/main/sub%2Fdir?recursive=false&expand=true`));
-        assert.deepEqual(sub.map((e) => e.path), ['sub/dir/x.txt']);
+        assert.deepEqual(
+          root.map((e) => e.path),
+          ['README.md', 'big.bin', 'config.json', 'model.safetensors', 'sub'],
+        );
+        const sub = json<TreeEntry[]>(
+          await http(`${hub.hfEndpoint}/api/models/org/model/tree/main/sub%2Fdir?recursive=false&expand=true`),
+        );
+        assert.deepEqual(
+          sub.map((e) => e.path),
+          ['sub/dir/x.txt'],
+        );
         assert.equal(sub[0]?.lastCommit?.id, c1);
-        const cfg = json<TreeEntry[]>(await http(`${hub.hfEndpoint}/api/models/org/model/tree/main?expand=true`)).find((e) => e.path === 'config.json');
+        const cfg = json<TreeEntry[]>(await http(`${hub.hfEndpoint}/api/models/org/model/tree/main?expand=true`)).find(
+          (e) => e.path === 'config.json',
+        );
         assert.equal(cfg?.lastCommit?.id, c2);
         assert.equal(cfg?.lastCommit?.title, 'Bump config');
         const missing = await http(`${hub.hfEndpoint}/api/models/org/model/tree/main/nope`);
@@ -396,7 +457,10 @@ describe('test hub', () => {
           body: JSON.stringify({ paths: ['config.json', 'sub', 'nope'], expand: true }),
         }),
       );
-      assert.deepEqual(j.map((e) => `${e.type}:${e.path}`), ['file:config.json', 'directory:sub']);
+      assert.deepEqual(
+        j.map((e) => `${e.type}:${e.path}`),
+        ['file:config.json', 'directory:sub'],
+      );
       assert.equal(j[0]?.oid, gitSha1(CONFIG));
       assert.equal(j[0]?.lastCommit?.id, c1);
       const f = json<TreeEntry[]>(
@@ -406,21 +470,34 @@ describe('test hub', () => {
           body: 'paths=model.safetensors&paths=README.md&expand=false',
         }),
       );
-      assert.deepEqual(f.map((e) => e.path), ['model.safetensors', 'README.md']);
+      assert.deepEqual(
+        f.map((e) => e.path),
+        ['model.safetensors', 'README.md'],
+      );
       assert.equal(f[0]?.lfs?.oid, sha256(WEIGHTS));
       assert.equal(f[0]?.lastCommit, undefined);
     });
 
     test('refs and whoami', async () => {
-      const refs = json<{ branches: { name: string; targetCommit: string }[]; tags: { name: string }[]; pullRequests?: unknown[] }>(
-        await http(`${hub.hfEndpoint}/api/models/org/model/refs`),
-      );
+      const refs = json<{
+        branches: { name: string; targetCommit: string }[];
+        tags: { name: string }[];
+        pullRequests?: unknown[];
+      }>(await http(`${hub.hfEndpoint}/api/models/org/model/refs`));
       assert.deepEqual(refs.branches.map((b) => b.name).sort(), ['dev', 'main']);
       assert.equal(refs.branches.find((b) => b.name === 'main')?.targetCommit, c2);
-      assert.deepEqual(refs.tags.map((t) => t.name), ['v1.0']);
+      assert.deepEqual(
+        refs.tags.map((t) => t.name),
+        ['v1.0'],
+      );
       assert.equal(refs.pullRequests, undefined);
-      const withPrs = json<{ pullRequests: { ref: string }[] }>(await http(`${hub.hfEndpoint}/api/models/org/model/refs?include_prs=1`));
-      assert.deepEqual(withPrs.pullRequests.map((p) => p.ref), [pr]);
+      const withPrs = json<{ pullRequests: { ref: string }[] }>(
+        await http(`${hub.hfEndpoint}/api/models/org/model/refs?include_prs=1`),
+      );
+      assert.deepEqual(
+        withPrs.pullRequests.map((p) => p.ref),
+        [pr],
+      );
       const me = await http(`${hub.hfEndpoint}/api/whoami-v2`, { headers: { authorization: 'Bearer hf_good' } });
       assert.equal(json<{ name: string }>(me).name, 'alice');
       assert.equal((await http(`${hub.hfEndpoint}/api/whoami-v2`)).status, 401);
@@ -430,11 +507,22 @@ describe('test hub', () => {
       const evil = hub.hf.createRepo('org/evil');
       evil.commit({ 'ok.txt': 'fine' });
       const names = ['../../evil', '/etc/passwd', 'a\\b', 'nul\0byte'];
-      hub.hf.injectTreeEntries('org/evil', names.map((path) => ({ path })));
-      const tree = json<TreeEntry[]>(await http(`${hub.hfEndpoint}/api/models/org/evil/tree/main?recursive=true&limit=100`));
-      assert.deepEqual(tree.map((e) => e.path), ['ok.txt', ...names]);
+      hub.hf.injectTreeEntries(
+        'org/evil',
+        names.map((path) => ({ path })),
+      );
+      const tree = json<TreeEntry[]>(
+        await http(`${hub.hfEndpoint}/api/models/org/evil/tree/main?recursive=true&limit=100`),
+      );
+      assert.deepEqual(
+        tree.map((e) => e.path),
+        ['ok.txt', ...names],
+      );
       const info = json<{ siblings: { rfilename: string }[] }>(await http(`${hub.hfEndpoint}/api/models/org/evil`));
-      assert.deepEqual(info.siblings.map((s) => s.rfilename), ['ok.txt', ...names]);
+      assert.deepEqual(
+        info.siblings.map((s) => s.rfilename),
+        ['ok.txt', ...names],
+      );
       assert.equal((await http(resolveUrl('main', 'a%5Cb', 'org/evil'))).body.toString(), 'pwned\n');
     });
   });
@@ -445,7 +533,12 @@ describe('test hub', () => {
     let m2: string;
     before(() => {
       ms = hub.ms.createRepo('owner/ms-model', { gitattributes: true });
-      m1 = ms.commit({ 'configuration.json': '{"task":"x"}', 'model.safetensors': WEIGHTS, 'onnx/model.onnx': BIG, 'empty.txt': '' });
+      m1 = ms.commit({
+        'configuration.json': '{"task":"x"}',
+        'model.safetensors': WEIGHTS,
+        'onnx/model.onnx': BIG,
+        'empty.txt': '',
+      });
       ms.tag('v1.0.0', m1, { createdAt: Date.UTC(2024, 5, 1) });
       m2 = ms.commit({ 'configuration.json': '{"task":"y"}' });
       ms.tag('v1.1.0', m2, { createdAt: Date.UTC(2024, 6, 1) });
@@ -486,34 +579,69 @@ describe('test hub', () => {
     });
 
     test('revisions: branches and tags (newest first) with CreatedAt; EndTime filters tags', async () => {
-      const e = json<Envelope<{ RevisionMap: { Branches: { Revision: string; CreatedAt: number }[]; Tags: { Revision: string; CreatedAt: number }[] } }>>(
-        await http(api('owner/ms-model/revisions')),
+      const e = json<
+        Envelope<{
+          RevisionMap: {
+            Branches: { Revision: string; CreatedAt: number }[];
+            Tags: { Revision: string; CreatedAt: number }[];
+          };
+        }>
+      >(await http(api('owner/ms-model/revisions')));
+      assert.deepEqual(
+        e.Data.RevisionMap.Branches.map((b) => b.Revision),
+        ['master'],
       );
-      assert.deepEqual(e.Data.RevisionMap.Branches.map((b) => b.Revision), ['master']);
-      assert.deepEqual(e.Data.RevisionMap.Tags.map((t) => t.Revision), ['v1.1.0', 'v1.0.0']);
+      assert.deepEqual(
+        e.Data.RevisionMap.Tags.map((t) => t.Revision),
+        ['v1.1.0', 'v1.0.0'],
+      );
       assert.equal(e.Data.RevisionMap.Tags[1]?.CreatedAt, Date.UTC(2024, 5, 1) / 1000);
       const cut = json<typeof e>(await http(api(`owner/ms-model/revisions?EndTime=${Date.UTC(2024, 5, 15) / 1000}`)));
-      assert.deepEqual(cut.Data.RevisionMap.Tags.map((t) => t.Revision), ['v1.0.0']);
+      assert.deepEqual(
+        cut.Data.RevisionMap.Tags.map((t) => t.Revision),
+        ['v1.0.0'],
+      );
     });
 
     test('file list: recursive, per-file Revision = last commit touching it, Sha256 for all, Root', async () => {
-      const e = json<Envelope<{ Files: MsFile[] }>>(await http(api('owner/ms-model/repo/files?Revision=master&Recursive=True')));
+      const e = json<Envelope<{ Files: MsFile[] }>>(
+        await http(api('owner/ms-model/repo/files?Revision=master&Recursive=True')),
+      );
       const byPath = new Map(e.Data.Files.map((f) => [f.Path, f]));
-      assert.deepEqual([...byPath.keys()], ['.gitattributes', 'configuration.json', 'empty.txt', 'model.safetensors', 'onnx', 'onnx/model.onnx']);
+      assert.deepEqual(
+        [...byPath.keys()],
+        ['.gitattributes', 'configuration.json', 'empty.txt', 'model.safetensors', 'onnx', 'onnx/model.onnx'],
+      );
       assert.equal(byPath.get('onnx')?.Type, 'tree');
       const w = byPath.get('model.safetensors');
       assert.deepEqual(
         { Type: w?.Type, Size: w?.Size, Sha256: w?.Sha256, Revision: w?.Revision, IsLFS: w?.IsLFS, Name: w?.Name },
-        { Type: 'blob', Size: WEIGHTS.length, Sha256: sha256(WEIGHTS), Revision: m1, IsLFS: true, Name: 'model.safetensors' },
+        {
+          Type: 'blob',
+          Size: WEIGHTS.length,
+          Sha256: sha256(WEIGHTS),
+          Revision: m1,
+          IsLFS: true,
+          Name: 'model.safetensors',
+        },
       );
       assert.equal(byPath.get('configuration.json')?.Revision, m2);
       assert.equal(byPath.get('configuration.json')?.Sha256, sha256('{"task":"y"}'));
       assert.equal(byPath.get('onnx/model.onnx')?.Name, 'model.onnx');
-      const tagged = json<Envelope<{ Files: MsFile[] }>>(await http(api('owner/ms-model/repo/files?Revision=v1.0.0&Recursive=True')));
+      const tagged = json<Envelope<{ Files: MsFile[] }>>(
+        await http(api('owner/ms-model/repo/files?Revision=v1.0.0&Recursive=True')),
+      );
       assert.equal(tagged.Data.Files.find((f) => f.Path === 'configuration.json')?.Sha256, sha256('{"task":"x"}'));
-      const rooted = json<Envelope<{ Files: MsFile[] }>>(await http(api('owner/ms-model/repo/files?Revision=master&Recursive=True&Root=onnx')));
-      assert.deepEqual(rooted.Data.Files.map((f) => f.Path), ['onnx/model.onnx']);
-      const noRoot = json<Envelope<{ Files: MsFile[] }>>(await http(api('owner/ms-model/repo/files?Revision=master&Recursive=True&Root=zzz')));
+      const rooted = json<Envelope<{ Files: MsFile[] }>>(
+        await http(api('owner/ms-model/repo/files?Revision=master&Recursive=True&Root=onnx')),
+      );
+      assert.deepEqual(
+        rooted.Data.Files.map((f) => f.Path),
+        ['onnx/model.onnx'],
+      );
+      const noRoot = json<Envelope<{ Files: MsFile[] }>>(
+        await http(api('owner/ms-model/repo/files?Revision=master&Recursive=True&Root=zzz')),
+      );
       assert.deepEqual(noRoot.Data.Files, []);
       const flat = json<Envelope<{ Files: MsFile[] }>>(await http(api('owner/ms-model/repo/files?Revision=master')));
       assert.ok(!flat.Data.Files.some((f) => f.Path === 'onnx/model.onnx'));
@@ -537,7 +665,9 @@ describe('test hub', () => {
       assert.equal(json<Envelope<null>>(missing).Success, false);
       hub.ms.redirectDownloads = false;
       try {
-        const direct = await http(api('owner/ms-model/repo?Revision=master&FilePath=model.safetensors'), { headers: { range: 'bytes=10-19' } });
+        const direct = await http(api('owner/ms-model/repo?Revision=master&FilePath=model.safetensors'), {
+          headers: { range: 'bytes=10-19' },
+        });
         assert.equal(direct.status, 206);
         assert.deepEqual(direct.body, WEIGHTS.subarray(10, 20));
       } finally {
@@ -580,18 +710,26 @@ describe('test hub', () => {
       const info = json<Envelope<{ Id: number }>>(await http(`${hub.msEndpoint}/api/v1/datasets/owner/ms-data`));
       assert.equal(info.Data.Id, ds.numericId);
       const page = (n: number): Promise<Res> =>
-        http(`${hub.msEndpoint}/api/v1/datasets/${ds.numericId}/repo/tree?Revision=master&Root=/&Recursive=True&PageNumber=${n}&PageSize=2`);
+        http(
+          `${hub.msEndpoint}/api/v1/datasets/${ds.numericId}/repo/tree?Revision=master&Root=/&Recursive=True&PageNumber=${n}&PageSize=2`,
+        );
       const p1 = json<Envelope<{ Files: MsFile[] }>>(await page(1));
       const p2 = json<Envelope<{ Files: MsFile[] }>>(await page(2));
-      assert.deepEqual([...p1.Data.Files, ...p2.Data.Files].map((f) => f.Path), ['a.csv', 'b.csv', 'c', 'c/d.csv']);
-      const dl = await http(`${hub.msEndpoint}/api/v1/datasets/owner/ms-data/repo?Source=SDK&Revision=master&FilePath=c%2Fd.csv&View=False`);
+      assert.deepEqual(
+        [...p1.Data.Files, ...p2.Data.Files].map((f) => f.Path),
+        ['a.csv', 'b.csv', 'c', 'c/d.csv'],
+      );
+      const dl = await http(
+        `${hub.msEndpoint}/api/v1/datasets/owner/ms-data/repo?Source=SDK&Revision=master&FilePath=c%2Fd.csv&View=False`,
+      );
       assert.equal(dl.status, 302);
       assert.equal((await http(dl.headers.location ?? '')).body.toString(), 'd');
     });
   });
 
   describe('faults', () => {
-    const lfsLocation = async (): Promise<string> => (await http(resolveUrl('main', 'big.bin'), { method: 'HEAD' })).headers.location ?? '';
+    const lfsLocation = async (): Promise<string> =>
+      (await http(resolveUrl('main', 'big.bin'), { method: 'HEAD' })).headers.location ?? '';
 
     test('dropAfterBytes: socket destroyed after n bytes, once; log says dropped', async () => {
       const loc = await lfsLocation();
@@ -680,7 +818,10 @@ describe('test hub', () => {
     });
 
     test('match by predicate and host; cancel()', async () => {
-      const f = hub.faults.status(502, { times: Infinity, match: (t) => t.host === 'hf' && t.path.endsWith('/config.json') });
+      const f = hub.faults.status(502, {
+        times: Infinity,
+        match: (t) => t.host === 'hf' && t.path.endsWith('/config.json'),
+      });
       assert.equal((await http(resolveUrl('main', 'config.json'))).status, 502);
       assert.equal((await http(resolveUrl('main', 'config.json'), { method: 'HEAD' })).status, 502);
       f.cancel();
@@ -691,12 +832,34 @@ describe('test hub', () => {
 
   test('request log: fields, filters, reset', async () => {
     hub.resetRequests();
-    await http(resolveUrl('main', 'README.md'), { headers: { range: 'bytes=0-1', authorization: 'Bearer hf_good', 'user-agent': 'ua/1' } });
+    await http(resolveUrl('main', 'README.md'), {
+      headers: { range: 'bytes=0-1', authorization: 'Bearer hf_good', 'user-agent': 'ua/1' },
+    });
     await http(`${hub.msEndpoint}/api/v1/models/owner/ms-model`, { headers: { cookie: 'm_session_id=hf_good' } });
     const [a, b] = hub.requests;
     assert.deepEqual(
-      { method: a?.method, path: a?.path, host: a?.host, range: a?.range, status: a?.status, authorization: a?.authorization, bytesSent: a?.bytesSent, outcome: a?.outcome, userAgent: a?.userAgent },
-      { method: 'GET', path: '/org/model/resolve/main/README.md', host: 'hf', range: 'bytes=0-1', status: 206, authorization: 'Bearer hf_good', bytesSent: 2, outcome: 'complete', userAgent: 'ua/1' },
+      {
+        method: a?.method,
+        path: a?.path,
+        host: a?.host,
+        range: a?.range,
+        status: a?.status,
+        authorization: a?.authorization,
+        bytesSent: a?.bytesSent,
+        outcome: a?.outcome,
+        userAgent: a?.userAgent,
+      },
+      {
+        method: 'GET',
+        path: '/org/model/resolve/main/README.md',
+        host: 'hf',
+        range: 'bytes=0-1',
+        status: 206,
+        authorization: 'Bearer hf_good',
+        bytesSent: 2,
+        outcome: 'complete',
+        userAgent: 'ua/1',
+      },
     );
     assert.ok(a && a.connectionId > 0);
     const client = new Client(hub.hfEndpoint);
@@ -717,7 +880,10 @@ describe('test hub', () => {
     assert.equal(hub.countRequests({ host: 'ms' }), 1);
     assert.equal(hub.countRequests({ path: /README/, status: 206 }), 1);
     assert.equal(hub.countRequests({ path: /README/, status: 200 }), 2);
-    assert.equal(hub.countRequests((r) => r.method === 'POST'), 0);
+    assert.equal(
+      hub.countRequests((r) => r.method === 'POST'),
+      0,
+    );
     hub.resetRequests();
     assert.equal(hub.requests.length, 0);
   });
@@ -748,7 +914,8 @@ describe('test hub throttle', () => {
     try {
       const r = hub.hf.createRepo('org/t');
       r.commit({ 'w.safetensors': { size: 2_000_000, seed: 7 } });
-      const loc = (await http(`${hub.hfEndpoint}/org/t/resolve/main/w.safetensors`, { method: 'HEAD' })).headers.location ?? '';
+      const loc =
+        (await http(`${hub.hfEndpoint}/org/t/resolve/main/w.safetensors`, { method: 'HEAD' })).headers.location ?? '';
       const t0 = performance.now();
       const [x, y] = await Promise.all([http(loc), http(loc)]);
       const secs = (performance.now() - t0) / 1000;

@@ -49,7 +49,8 @@ async function finishAndCheck(l: Layout, urlPath: string, content: Buffer): Prom
 }
 
 test('SIGKILL after some chunks: the next run resumes and fetches only what is missing', async () => {
-  server.addFile('/k1', data, slow);
+  // 1 MiB/s: a checkpoint (an fdatasync) has a second to finish before the next MiB, even on a loaded machine.
+  server.addFile('/k1', data, { throttleBytesPerSec: 1 * MiB });
   const l = await layout();
   const run = await startChild(childConfig(server, '/k1', data, l, { killAt: { at: 'bytes', bytes: 2 * MiB } })).done;
   assert.equal(run.signal, 'SIGKILL');
@@ -72,6 +73,25 @@ test('SIGKILL right after a state checkpoint: exactly the checkpointed bytes are
   const { resumed, sent } = await finishAndCheck(l, '/k2', data);
   assert.equal(resumed, doneBytes);
   assert.equal(sent, data.length - doneBytes);
+});
+
+test('SIGKILL mid-download with a slow heartbeat: checkpoints follow the data, little is fetched again', async () => {
+  // 12 MiB over 4 streams of 1 MiB/s (slow enough that an fdatasync keeps up on a loaded machine); the heartbeat (which also checkpoints) is 10 s away, so
+  // only the data-driven checkpoints can save what arrived. Every 64 MiB saved nothing here.
+  const big = patternBytes(12 * MiB, 31);
+  server.addFile('/k5', big, { throttleBytesPerSec: 1 * MiB });
+  const l = await layout();
+  const options = { ...fastOptions, heartbeatIntervalMs: 10_000, staleAfterSeconds: 30 };
+  const run = await startChild(childConfig(server, '/k5', big, l, { options, killAt: { at: 'bytes', bytes: 6 * MiB } }))
+    .done;
+  assert.equal(run.signal, 'SIGKILL');
+  const arrived = Math.max(...run.events.filter((e) => e['event'] === 'progress').map((e) => Number(e['bytes'])));
+  const saved = run.events.filter((e) => e['event'] === 'checkpoint').at(-1);
+  const { resumed, sent } = await finishAndCheck(l, '/k5', big);
+  assert.equal(resumed, Number(saved?.['doneBytes']), 'exactly the last checkpoint is trusted');
+  // A checkpoint is due at 1 MiB (or 1%) past the previous one: the rest was in flight.
+  assert.ok(arrived - resumed <= 2 * MiB, `${arrived} arrived, ${resumed} resumed`);
+  assert.equal(sent, big.length - resumed);
 });
 
 test('SIGKILL during commit (verified, before rename): the next run commits without fetching', async () => {
@@ -194,7 +214,9 @@ test('racing writers started at the same instant: correct file, no partial left,
   const l = await layout();
   // A longer stale window than the other tests: a loaded CI box must not make a live writer look dead.
   const opts = { ...fastOptions, staleAfterSeconds: 3 };
-  const runs = await Promise.all([0, 1, 2, 3].map(() => startChild(childConfig(server, '/race2', data, l, { options: opts })).done));
+  const runs = await Promise.all(
+    [0, 1, 2, 3].map(() => startChild(childConfig(server, '/race2', data, l, { options: opts })).done),
+  );
   for (const run of runs) assert.ok(resultOf(run), run.stderr);
   assert.ok((await readFinal(l)).equals(data));
   assert.deepEqual(await partials(l), []);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { ConnectionGovernor, wantedConnections } from '../src/transfer/governor.js';
 import { TransferEngine } from '../src/transfer/engine.js';
 import { patternBytes, sha256, TransferServer } from './fixtures/transfer-server.js';
-import { fastOptions, layout, MiB, removeTempDirs, request, tempDir } from './fixtures/transfer-helpers.js';
+import { fastOptions, KiB, layout, MiB, removeTempDirs, request, tempDir } from './fixtures/transfer-helpers.js';
 
 after(removeTempDirs);
 
@@ -18,34 +18,50 @@ test('wantedConnections: enough streams to reach the target rate at the speed ea
   assert.equal(wantedConnections(0, 1, o), 1, 'nothing measured yet: stay');
 });
 
-/** Runs a governor against a simulated link for `ms`; returns the worker counts it went through. */
-async function simulate(rateOf: (workers: number) => number, ms: number): Promise<number[]> {
+/**
+ * Runs a governor against a simulated link for `ms`; returns the worker counts it went through.
+ * New workers deliver nothing for `connectMs` (connection set-up, first response).
+ */
+async function simulate(
+  rateOf: (workers: number) => number,
+  ms: number,
+  o: { max?: number; connectMs?: number; enough?: number; onGovernor?: (g: ConnectionGovernor) => void } = {},
+): Promise<number[]> {
   let workers = 1;
+  /** When each worker started, to tell flowing ones from connecting ones. */
+  const startedAt: number[] = [0];
+  const flowing = (): number => startedAt.filter((t) => performance.now() - t >= (o.connectMs ?? 0)).length;
+  const rateNow = (): number => (rateOf(workers) * flowing()) / workers;
   let bytes = 0;
   let last = performance.now();
   const history = [workers];
   const tick = setInterval(() => {
     const now = performance.now();
-    bytes += (rateOf(workers) * (now - last)) / 1000;
+    bytes += rateNow() * ((now - last) / 1000);
     last = now;
   }, 2);
   const g = new ConnectionGovernor({
-    max: 16,
+    max: o.max ?? 16,
     targetRate: 1.5e9,
-    bytes: () => bytes + (rateOf(workers) * (performance.now() - last)) / 1000,
+    bytes: () => bytes + (rateNow() * (performance.now() - last)) / 1000,
     workers: () => workers,
+    flowing,
     grow: (n) => {
       workers += n;
+      for (let i = 0; i < n; i++) startedAt.push(performance.now());
       history.push(workers);
     },
     shrinkTo: (n) => {
       workers = n;
+      startedAt.length = n;
       history.push(workers);
     },
     probeMs: 20,
     checkMs: 40,
+    ...(o.enough !== undefined ? { enoughPerStream: o.enough } : {}),
   });
   g.start();
+  o.onGovernor?.(g);
   await new Promise((r) => setTimeout(r, ms));
   g.stop();
   clearInterval(tick);
@@ -57,9 +73,34 @@ test('governor: a capped CDN (40 MB/s per stream) gets all connections after the
   assert.deepEqual(history, [1, 16]);
 });
 
+test('governor: new connections still connecting are not judged as not paying (a 10 MB/s CDN keeps all 64)', async () => {
+  // Each new stream needs 100 ms (2.5 checks) before its first byte. Judged at once, the growth
+  // to 64 looked like it gave nothing and was cut back to one or two streams.
+  const history = await simulate((w) => w * 10e6, 600, { max: 64, connectMs: 100 });
+  assert.deepEqual(history, [1, 64]);
+});
+
+test('governor: a 429/503 halves the connections and stops growth', async () => {
+  let governor: ConnectionGovernor | undefined;
+  const history = await simulate((w) => w * 40e6, 300, {
+    max: 32,
+    onGovernor: (g) => {
+      governor = g;
+      setTimeout(() => g.backOff(), 150);
+    },
+  });
+  assert.ok(governor);
+  assert.deepEqual(history, [1, 32, 16], 'grew to the cap, then halved once and stayed');
+});
+
 test('governor: a link saturated by one stream tries a second, then goes back to one', async () => {
   const history = await simulate(() => 1.2e9, 300);
   assert.deepEqual(history, [1, 2, 1]);
+});
+
+test('governor: a first stream already past enoughPerStream is left alone; a capped one still grows', async () => {
+  assert.deepEqual(await simulate(() => 1.2e9, 200, { enough: 250e6 }), [1]);
+  assert.deepEqual(await simulate((w) => w * 40e6, 150, { enough: 250e6 }), [1, 16]);
 });
 
 test('governor: a link that scales up to a limit keeps the streams that fill it, then stops', async () => {
@@ -87,6 +128,58 @@ test('engine: a throttled server gets every allowed connection; a fast one keeps
     const fast = await engine.download(request(server, '/fast', big, await layout()));
     assert.equal(fast.sha256, sha256(big));
     assert.ok(server.stats.maxInflight <= 2, `fast link: ${server.stats.maxInflight} connections`);
+  } finally {
+    await engine.close();
+    await server.close();
+  }
+});
+
+test('engine: a throttled server that pays for each added connection gets more than 16 of them', async () => {
+  const server = await TransferServer.start();
+  const engine = new TransferEngine({ ...fastOptions, connections: 24, maxConnections: 24, chunkSize: 512 * KiB });
+  try {
+    // 12 MiB at 512 KiB/s per stream: 24 streams still add speed, so all 24 open.
+    const data = patternBytes(12 * MiB, 21);
+    server.addFile('/wide', data, { throttleBytesPerSec: 512 * KiB });
+    server.resetStats();
+    const r = await engine.download(request(server, '/wide', data, await layout()));
+    assert.equal(r.sha256, sha256(data));
+    assert.equal(server.stats.maxInflight, 24, `${server.stats.maxInflight} connections at once`);
+  } finally {
+    await engine.close();
+    await server.close();
+  }
+});
+
+test('engine: 503s after the probe make the extra connections retire; the file still completes once', async () => {
+  const server = await TransferServer.start();
+  const engine = new TransferEngine({ ...fastOptions, connections: 8, chunkSize: 512 * KiB });
+  try {
+    const data = patternBytes(6 * MiB, 22);
+    const busy = { code: 503, skip: 1, times: 3, headers: { 'retry-after': '0' } };
+    server.addFile('/busy', data, { throttleBytesPerSec: 1 * MiB, status: busy });
+    server.resetStats();
+    const r = await engine.download(request(server, '/busy', data, await layout()));
+    assert.equal(r.sha256, sha256(data));
+    assert.equal(server.stats.statuses.filter((s) => s === 503).length, 3);
+    assert.equal(r.downloadedBytes, data.length, 'the refused runs went back to the others, none fetched twice');
+    // After the 503s at most half of the 8 connections start new requests: the requests that
+    // began after the first 503 never overlap more than 4 + the ones still finishing.
+    assert.ok(server.stats.requests < 8 * 6, `${server.stats.requests} requests`);
+  } finally {
+    await engine.close();
+    await server.close();
+  }
+});
+
+test('engine: a 503 asking to wait longer than maxRetryAfterSeconds fails at once, naming the status', async () => {
+  const server = await TransferServer.start();
+  const engine = new TransferEngine({ ...fastOptions, connections: 4, maxRetryAfterSeconds: 5 });
+  try {
+    const data = patternBytes(3 * MiB, 23);
+    server.addFile('/down', data, { status: { code: 503, times: 1, headers: { 'retry-after': '3600' } } });
+    await assert.rejects(engine.download(request(server, '/down', data, await layout())), /503/);
+    assert.equal(server.stats.statuses.filter((s) => s === 503).length, 1, 'not retried');
   } finally {
     await engine.close();
     await server.close();
@@ -137,7 +230,10 @@ test('a slow connection does not hold up the end: idle workers take over the res
     // Every stream is capped (so all 4 connections open); the 3rd response crawls at 128 KiB/s.
     // Without taking over its stretch (up to 1 MiB), the download would wait up to 8 s for it;
     // with it, only for the 256 KiB chunk it is receiving.
-    server.addFile('/edge', data, { throttleBytesPerSec: 8 * MiB, slowResponses: { skip: 2, times: 1, bytesPerSec: 128 * 1024 } });
+    server.addFile('/edge', data, {
+      throttleBytesPerSec: 8 * MiB,
+      slowResponses: { skip: 2, times: 1, bytesPerSec: 128 * 1024 },
+    });
     server.resetStats();
     const started = Date.now();
     const r = await engine.download(request(server, '/edge', data, await layout()));

@@ -21,7 +21,17 @@ import {
   UsageError,
 } from '../src/errors.js';
 import { patternBytes, sha256, TransferServer } from './fixtures/transfer-server.js';
-import { fastOptions, KiB, layout, MiB, partials, readFinal, removeTempDirs, request, tempDir } from './fixtures/transfer-helpers.js';
+import {
+  fastOptions,
+  KiB,
+  layout,
+  MiB,
+  partials,
+  readFinal,
+  removeTempDirs,
+  request,
+  tempDir,
+} from './fixtures/transfer-helpers.js';
 
 let server: TransferServer;
 let engine: TransferEngine;
@@ -63,7 +73,8 @@ test('single stream: small file is committed with the right bytes, hash and mode
 });
 
 test('parallel ranges: large file arrives in chunks over several connections', async () => {
-  fresh('/large', large, { throttleBytesPerSec: 8 * MiB });
+  // Slow enough that the probe (~200 ms on one stream) leaves most of the file to the others.
+  fresh('/large', large, { throttleBytesPerSec: 4 * MiB });
   const l = await layout();
   const seen: TransferProgress[] = [];
   const r = await engine.download(request(server, '/large', large, l, { onProgress: (p) => seen.push(p) }));
@@ -78,16 +89,28 @@ test('parallel ranges: large file arrives in chunks over several connections', a
     assert.ok(m, `range ${r}`);
     return Number(m[2]) - Number(m[1]) + 1;
   });
-  assert.ok(lengths.every((n) => n <= 256 * KiB), `ranges ${lengths}`);
+  assert.ok(
+    lengths.every((n) => n <= 256 * KiB),
+    `ranges ${lengths}`,
+  );
   // The first wave is staggered (k/n of a full request) so the in-order hash can start early;
   // then requests are full length.
   assert.ok((lengths[0] ?? 0) < 256 * KiB, `first request ${lengths[0]} is a short one`);
-  assert.ok(lengths.some((n) => n === 256 * KiB), 'then requests are long');
-  assert.ok(lengths.some((n) => n === 64 * KiB), 'the last ones shrink to one chunk');
+  assert.ok(
+    lengths.some((n) => n === 256 * KiB),
+    'then requests are long',
+  );
+  assert.ok(
+    lengths.some((n) => n === 64 * KiB),
+    'the last ones shrink to one chunk',
+  );
   assert.ok(server.stats.statuses.every((s) => s === 206));
   assert.ok(server.stats.maxInflight > 1, 'ranges were fetched in parallel');
   // Reuse, not one connection per request.
-  assert.ok(server.stats.connections < server.stats.requests, `keep-alive connections were reused (${server.stats.connections} for ${server.stats.requests} requests)`);
+  assert.ok(
+    server.stats.connections < server.stats.requests,
+    `keep-alive connections were reused (${server.stats.connections} for ${server.stats.requests} requests)`,
+  );
   assert.equal(seen.at(-1)?.done, true);
   assert.ok(seen.length < 200, 'progress is rate limited');
 });
@@ -120,7 +143,9 @@ test('many small files at once in one folder: all correct, no partial left', asy
   server.resetStats();
   const l = await layout();
   const results = await Promise.all(
-    files.map((f, i) => engine.download(request(server, `/many/${i}`, f, { ...l, key: `k${i}`, finalPath: path.join(l.blobs, `k${i}`) }))),
+    files.map((f, i) =>
+      engine.download(request(server, `/many/${i}`, f, { ...l, key: `k${i}`, finalPath: path.join(l.blobs, `k${i}`) })),
+    ),
   );
   results.forEach((r, i) => assert.equal(r.sha256, sha256(files[i] as Buffer)));
   for (const [i, f] of files.entries()) assert.ok((await fsp.readFile(path.join(l.blobs, `k${i}`))).equals(f));
@@ -137,7 +162,10 @@ test('git blob sha1 is verified for small git files', async () => {
   assert.ok((await readFinal(l)).equals(data));
   const l2 = await layout();
   await assert.rejects(
-    engine.download({ ...request(server, '/readme', data, l2), expected: { size: data.length, gitSha1: '0'.repeat(40) } }),
+    engine.download({
+      ...request(server, '/readme', data, l2),
+      expected: { size: data.length, gitSha1: '0'.repeat(40) },
+    }),
     (e: unknown) => e instanceof IntegrityError && e.algorithm === 'git-sha1',
   );
 });
@@ -250,7 +278,10 @@ test('404 and 401 fail at once with typed errors; tokens never appear in message
   const l = await layout();
   const secret = 'hf_SECRETtoken123';
   const withToken = {
-    source: async () => ({ url: server.url('/missing', `token=${secret}`), headers: { authorization: `Bearer ${secret}` } }),
+    source: async () => ({
+      url: server.url('/missing', `token=${secret}`),
+      headers: { authorization: `Bearer ${secret}` },
+    }),
   };
   await assert.rejects(engine.download(request(server, '/missing', small, l, withToken)), (e: unknown) => {
     assert.ok(e instanceof EntryNotFoundError);
@@ -261,9 +292,14 @@ test('404 and 401 fail at once with typed errors; tokens never appear in message
 
   fresh('/private', small, { requireAuth: 'Bearer right' });
   await assert.rejects(
-    engine.download(request(server, '/private', small, await layout(), {
-      source: async () => ({ url: server.url('/private', `sig=${secret}`), headers: { authorization: `Bearer ${secret}` } }),
-    })),
+    engine.download(
+      request(server, '/private', small, await layout(), {
+        source: async () => ({
+          url: server.url('/private', `sig=${secret}`),
+          headers: { authorization: `Bearer ${secret}` },
+        }),
+      }),
+    ),
     (e: unknown) => {
       assert.ok(e instanceof UnauthorizedError);
       assert.ok(!`${e.message} ${e.url ?? ''}`.includes(secret));
@@ -282,7 +318,10 @@ test('without an injected mapping the engine throws HTTP-level errors and knows 
       return true;
     });
     let seen: ErrorAnswer | undefined;
-    const mapped = new TransferEngine({ ...fastOptions, errorFor: (a) => ((seen = a), new UsageError(`mapped ${a.status}`)) });
+    const mapped = new TransferEngine({
+      ...fastOptions,
+      errorFor: (a) => ((seen = a), new UsageError(`mapped ${a.status}`)),
+    });
     await assert.rejects(mapped.download(request(server, '/missing', small, await layout())), /mapped 404/);
     await mapped.close();
     assert.equal(seen?.status, 404);
@@ -306,12 +345,14 @@ test('403 on a signed URL refreshes the source once; a second 403 is final', asy
   fresh('/signed', small, { validSig: 'never' });
   let calls2 = 0;
   await assert.rejects(
-    engine.download(request(server, '/signed', small, await layout(), {
-      source: async () => {
-        calls2++;
-        return { url: server.url('/signed', 'sig=x'), headers: {} };
-      },
-    })),
+    engine.download(
+      request(server, '/signed', small, await layout(), {
+        source: async () => {
+          calls2++;
+          return { url: server.url('/signed', 'sig=x'), headers: {} };
+        },
+      }),
+    ),
     (e: unknown) => e instanceof HubHttpError && e.status === 403,
   );
   assert.equal(calls2, 2);
@@ -322,9 +363,11 @@ test('redirect to another origin drops the authorization header', async () => {
   try {
     other.addFile('/cdn/blob', small);
     fresh('/resolve', small, { redirectTo: other.url('/cdn/blob', 'X-Amz-Signature=abc') });
-    const r = await engine.download(request(server, '/resolve', small, await layout(), {
-      source: async () => ({ url: server.url('/resolve'), headers: { authorization: 'Bearer hf_tok' } }),
-    }));
+    const r = await engine.download(
+      request(server, '/resolve', small, await layout(), {
+        source: async () => ({ url: server.url('/resolve'), headers: { authorization: 'Bearer hf_tok' } }),
+      }),
+    );
     assert.equal(r.sha256, sha256(small));
     assert.equal(server.stats.authHeaders[0], 'Bearer hf_tok');
     assert.deepEqual(other.stats.authHeaders, [undefined]);
@@ -383,12 +426,14 @@ test('abort stops promptly, keeps the partial, and the next run resumes it', asy
   fresh('/large', large, { throttleBytesPerSec: 1 * MiB });
   const l = await layout();
   const ac = new AbortController();
-  const p = engine.download(request(server, '/large', large, l, {
-    signal: ac.signal,
-    onProgress: (pr) => {
-      if (pr.bytes > 1 * MiB) ac.abort();
-    },
-  }));
+  const p = engine.download(
+    request(server, '/large', large, l, {
+      signal: ac.signal,
+      onProgress: (pr) => {
+        if (pr.bytes > 1 * MiB) ac.abort();
+      },
+    }),
+  );
   const t0 = Date.now();
   await assert.rejects(p, AbortedError);
   assert.ok(Date.now() - t0 < 3000);
@@ -459,18 +504,22 @@ test('real tiny tmpfs: up-front free-space check, and ENOSPC mid-way', async (t)
     const l2 = { ...l, finalPath: path.join(blobs, 'mid'), key: 'mid' };
     let filled = false;
     await assert.rejects(
-      engine.download(request(server, '/mid', mid, l2, {
-        onProgress: (p) => {
-          if (!filled && p.bytes > 0) {
-            filled = true;
-            try {
-              execFileSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=64k', 'count=100'], { stdio: 'ignore' });
-            } catch {
-              // dd fails once the tmpfs is full; that is the point
+      engine.download(
+        request(server, '/mid', mid, l2, {
+          onProgress: (p) => {
+            if (!filled && p.bytes > 0) {
+              filled = true;
+              try {
+                execFileSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=64k', 'count=100'], {
+                  stdio: 'ignore',
+                });
+              } catch {
+                // dd fails once the tmpfs is full; that is the point
+              }
             }
-          }
-        },
-      })),
+          },
+        }),
+      ),
       DiskFullError,
     );
   } finally {
@@ -479,7 +528,8 @@ test('real tiny tmpfs: up-front free-space check, and ENOSPC mid-way', async (t)
 });
 
 test('resume state: a torn newest slot falls back to the older valid one', async () => {
-  const { writeSlot, readTrailer, TRAILER_SIZE, SLOT_SIZE, encodeBitmap } = await import('../src/transfer/partial-state.js');
+  const { writeSlot, readTrailer, TRAILER_SIZE, SLOT_SIZE, encodeBitmap } =
+    await import('../src/transfer/partial-state.js');
   const l = await layout();
   const p = path.join(l.blobs, 'torn');
   const fh = await fsp.open(p, 'w+');
@@ -487,8 +537,16 @@ test('resume state: a torn newest slot falls back to the older valid one', async
     const size = 1000;
     await fh.truncate(size + TRAILER_SIZE);
     const base = {
-      v: 1 as const, writerId: 'hc' + '0'.repeat(20), pid: 1, host: 'h', heartbeat: 1, size,
-      chunkSize: 100, done: encodeBitmap([true]), partial: [] as Array<[number, number]>, createdAt: 0,
+      v: 1 as const,
+      writerId: 'hc' + '0'.repeat(20),
+      pid: 1,
+      host: 'h',
+      heartbeat: 1,
+      size,
+      chunkSize: 100,
+      done: encodeBitmap([true]),
+      partial: [] as Array<[number, number]>,
+      createdAt: 0,
     };
     await writeSlot(fh, { ...base, seq: 5 }, 0);
     await writeSlot(fh, { ...base, seq: 6 }, 1);

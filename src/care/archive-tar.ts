@@ -68,7 +68,7 @@ export class TarFileWriter {
     });
     done.catch(() => undefined);
     try {
-      for (let at = 0; at < size; ) {
+      for (let at = 0; at < size;) {
         signal?.throwIfAborted();
         // A fresh buffer per read: tar-stream queues the chunk itself, it does not copy it.
         const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, size - at));
@@ -114,8 +114,13 @@ export class TarFileWriter {
   }
 }
 
-function drainOrClose(stream: NodeJS.EventEmitter): Promise<void> {
+/** Waits for room in `stream`, or for its end; at once if it is already destroyed (no event will come). */
+function drainOrClose(stream: NodeJS.EventEmitter & { destroyed: boolean }): Promise<void> {
   return new Promise((resolve) => {
+    if (stream.destroyed) {
+      resolve();
+      return;
+    }
     const done = (): void => {
       stream.off('drain', done);
       stream.off('close', done);

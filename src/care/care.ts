@@ -11,7 +11,11 @@ import { planRemove, type RemoveOptions } from './remove.js';
 import { scan } from './scan.js';
 import { parseSize } from './units.js';
 
-export async function runDelete(ctx: CareContext, planner: (scan: CacheScan) => DeletePlan | Promise<DeletePlan>, opts: { dryRun?: boolean; signal?: AbortSignal }): Promise<DeleteReport> {
+export async function runDelete(
+  ctx: CareContext,
+  planner: (scan: CacheScan) => DeletePlan | Promise<DeletePlan>,
+  opts: { dryRun?: boolean; signal?: AbortSignal },
+): Promise<DeleteReport> {
   const plan = await planner(await scan(ctx.roots));
   return opts.dryRun ? dryRunReport(plan) : executePlan(plan, opts.signal ? { signal: opts.signal } : {});
 }
@@ -32,14 +36,21 @@ export function gcCache(ctx: CareContext, opts: GcOptions): Promise<DeleteReport
  * After a download: if `<cache>/.locks/hubcache/policy.json` sets a maximum size, run gc with it,
  * pinning the revision just downloaded (it is what the caller is about to use).
  */
-export async function applyCachePolicy(ctx: CareContext, downloaded: DownloadResult | undefined): Promise<DeleteReport | undefined> {
+export async function applyCachePolicy(
+  ctx: CareContext,
+  downloaded: DownloadResult | undefined,
+): Promise<DeleteReport | undefined> {
   const policy = await readPolicy(ctx.roots.hf);
   if (!policy) return undefined;
   const keep = [...(policy.keep ?? [])];
   if (downloaded) {
     const r = downloaded.repo;
     // HF revisions are commits; a ModelScope repo is pinned whole (its layout has no commit ids).
-    keep.push(r.hub === 'hf' ? formatRepoRef({ hub: r.hub, type: r.type, id: r.id, revision: downloaded.commit }) : formatRepoRef({ hub: r.hub, type: r.type, id: r.id }));
+    keep.push(
+      r.hub === 'hf'
+        ? formatRepoRef({ hub: r.hub, type: r.type, id: r.id, revision: downloaded.commit })
+        : formatRepoRef({ hub: r.hub, type: r.type, id: r.id }),
+    );
   }
   return gcCache(ctx, { maxSizeBytes: parseSize(policy.maxSize), keep });
 }

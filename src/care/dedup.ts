@@ -71,7 +71,10 @@ export interface DedupReport {
 }
 
 /** What says that a writer may be using a copy right now. */
-type Guard = { kind: 'hf-blob'; lockPath: string } | { kind: 'ms-repo'; root: string; v2Root: string; id: string } | { kind: 'none' };
+type Guard =
+  | { kind: 'hf-blob'; lockPath: string }
+  | { kind: 'ms-repo'; root: string; v2Root: string; id: string }
+  | { kind: 'none' };
 
 /** One place holding a cached file's bytes. */
 export interface CachedCopy {
@@ -104,7 +107,9 @@ export interface CachedInode {
 /** The scans dedup and doctor look at: this cache, plus each `also` folder as both layouts. */
 export async function scanAll(roots: CacheRoots, also: readonly string[] = [], main?: CacheScan): Promise<CacheScan[]> {
   const scans = [main ?? (await scan(roots))];
-  const seen = new Set([roots.hf, roots.modelscope, roots.modelscopeV2 ?? roots.modelscope].map((r) => path.resolve(r)));
+  const seen = new Set(
+    [roots.hf, roots.modelscope, roots.modelscopeV2 ?? roots.modelscope].map((r) => path.resolve(r)),
+  );
   for (const dir of also.map((d) => path.resolve(d))) {
     if (seen.has(dir)) continue; // already scanned: the same files must not look like their own duplicates
     seen.add(dir);
@@ -122,13 +127,26 @@ export async function collectInodes(scans: readonly CacheScan[]): Promise<Cached
       for (const rev of repo.revisions) {
         for (const f of rev.files) {
           if (f.outside || copies.has(f.blobPath)) continue;
-          const copy: CachedCopy = { path: f.blobPath, repo: repo.key, cache: `${repo.hub === 'hf' ? 'hf' : 'modelscope'} ${repo.root}`, guard: { kind: 'none' } };
-          const etag = repo.layout === 'hf' && path.dirname(f.blobPath) === blobsDir ? etagOfBlobName(path.basename(f.blobPath)) : undefined;
+          const copy: CachedCopy = {
+            path: f.blobPath,
+            repo: repo.key,
+            cache: `${repo.hub === 'hf' ? 'hf' : 'modelscope'} ${repo.root}`,
+            guard: { kind: 'none' },
+          };
+          const etag =
+            repo.layout === 'hf' && path.dirname(f.blobPath) === blobsDir
+              ? etagOfBlobName(path.basename(f.blobPath))
+              : undefined;
           if (etag) {
             copy.guard = { kind: 'hf-blob', lockPath: hfBlobLockPath(repo.root, path.basename(repo.path), etag) };
             if (etag.length === 64) copy.nameSha256 = etag;
           } else if (repo.hub === 'modelscope') {
-            copy.guard = { kind: 'ms-repo', root: s.roots.modelscope, v2Root: s.roots.modelscopeV2 ?? s.roots.modelscope, id: repo.id };
+            copy.guard = {
+              kind: 'ms-repo',
+              root: s.roots.modelscope,
+              v2Root: s.roots.modelscopeV2 ?? s.roots.modelscope,
+              id: repo.id,
+            };
           }
           copies.set(f.blobPath, copy);
         }
@@ -147,7 +165,12 @@ export async function collectInodes(scans: readonly CacheScan[]): Promise<Cached
       known.copies.push(copy);
       continue;
     }
-    inodes.set(key, { ...identity(st), copies: [copy], verified: false, ...(copy.nameSha256 ? { sha256: copy.nameSha256 } : {}) });
+    inodes.set(key, {
+      ...identity(st),
+      copies: [copy],
+      verified: false,
+      ...(copy.nameSha256 ? { sha256: copy.nameSha256 } : {}),
+    });
   }
   for (const i of inodes.values()) i.sha256 ??= i.copies.find((c) => c.nameSha256)?.nameSha256;
   return [...inodes.values()];
@@ -186,11 +209,28 @@ export async function dedup(ctx: CareContext, opts: DedupOptions = {}): Promise<
   const cacheOrder = scans.map((s) => s.roots.hf);
   const inodes = await collectInodes(scans);
   const collisions = sizeCollisions(inodes, opts.minSize ?? 1);
-  const report: DedupReport = { dryRun: !!opts.dryRun, groups: [], savedBytes: 0, linkedFiles: 0, hashedFiles: 0, hashedBytes: 0, crossDevice: { files: 0, bytes: 0 }, repaired: [], skipped: [], seconds: 0 };
+  const report: DedupReport = {
+    dryRun: !!opts.dryRun,
+    groups: [],
+    savedBytes: 0,
+    linkedFiles: 0,
+    hashedFiles: 0,
+    hashedBytes: 0,
+    crossDevice: { files: 0, bytes: 0 },
+    repaired: [],
+    skipped: [],
+    seconds: 0,
+  };
 
   // 1. hash what has no name-given sha256, and only where a size collides
   const unknown = collisions.flat().filter((i) => !i.sha256);
-  emit({ type: 'dedup-plan', files: inodes.length, candidates: collisions.flat().length, hashFiles: unknown.length, hashBytes: unknown.reduce((s, i) => s + i.size, 0) });
+  emit({
+    type: 'dedup-plan',
+    files: inodes.length,
+    candidates: collisions.flat().length,
+    hashFiles: unknown.length,
+    hashBytes: unknown.reduce((s, i) => s + i.size, 0),
+  });
   await hashInto(unknown, report, opts, emit);
 
   // 2. per group of identical content (same file system by construction): keep one, link the rest
@@ -198,11 +238,20 @@ export async function dedup(ctx: CareContext, opts: DedupOptions = {}): Promise<
     opts.signal?.throwIfAborted();
     const keep = await chooseKeeper(group, cacheOrder, report, opts, emit);
     if (!keep) continue;
-    const g: DedupGroup = { sha256: keep.sha256 as string, size: keep.size, keep: (keep.copies[0] as CachedCopy).path, linked: [], savedBytes: 0 };
+    const g: DedupGroup = {
+      sha256: keep.sha256 as string,
+      size: keep.size,
+      keep: (keep.copies[0] as CachedCopy).path,
+      linked: [],
+      savedBytes: 0,
+    };
     for (const victim of group) {
       if (victim === keep) continue;
       if (victim.uid !== keep.uid || (victim.mode & 0o7777) !== (keep.mode & 0o7777)) {
-        report.skipped.push({ path: (victim.copies[0] as CachedCopy).path, reason: `different owner or permissions than ${g.keep}: linking would change who can read it` });
+        report.skipped.push({
+          path: (victim.copies[0] as CachedCopy).path,
+          reason: `different owner or permissions than ${g.keep}: linking would change who can read it`,
+        });
         continue;
       }
       let replaced = 0;
@@ -228,7 +277,12 @@ export async function dedup(ctx: CareContext, opts: DedupOptions = {}): Promise<
   return report;
 }
 
-async function hashInto(targets: CachedInode[], report: DedupReport, opts: DedupOptions, emit: (e: DedupEvent) => void): Promise<void> {
+async function hashInto(
+  targets: CachedInode[],
+  report: DedupReport,
+  opts: DedupOptions,
+  emit: (e: DedupEvent) => void,
+): Promise<void> {
   if (targets.length === 0) return;
   const total = targets.reduce((s, i) => s + i.size, 0);
   const jobs: HashJob[] = targets.map((i) => ({ path: (i.copies[0] as CachedCopy).path, algorithm: 'sha256' }));
@@ -256,28 +310,43 @@ async function hashInto(targets: CachedInode[], report: DedupReport, opts: Dedup
  * scanned. An unverified keeper is hashed first: one whose bytes do not match its name stays in
  * the group as a copy to replace, an unreadable one leaves it.
  */
-async function chooseKeeper(group: CachedInode[], cacheOrder: string[], report: DedupReport, opts: DedupOptions, emit: (e: DedupEvent) => void): Promise<CachedInode | undefined> {
+async function chooseKeeper(
+  group: CachedInode[],
+  cacheOrder: string[],
+  report: DedupReport,
+  opts: DedupOptions,
+  emit: (e: DedupEvent) => void,
+): Promise<CachedInode | undefined> {
   const rank = (i: CachedInode): number => {
     const c = i.copies[0] as CachedCopy;
     const at = cacheOrder.findIndex((root) => c.cache.endsWith(` ${root}`));
     return at < 0 ? cacheOrder.length : at;
   };
   const want = (group[0] as CachedInode).sha256;
-  const ordered = [...group].sort((a, b) => Number(b.verified) - Number(a.verified) || b.nlink - a.nlink || rank(a) - rank(b));
+  const ordered = [...group].sort(
+    (a, b) => Number(b.verified) - Number(a.verified) || b.nlink - a.nlink || rank(a) - rank(b),
+  );
   for (const candidate of ordered) {
     if (!candidate.verified && !candidate.mismatch) await hashInto([candidate], report, opts, emit);
     if (candidate.verified && candidate.sha256 === want) return candidate;
     if (!candidate.mismatch) group.splice(group.indexOf(candidate), 1); // unreadable: neither kept nor replaced
   }
   for (const i of group) {
-    if (i.mismatch) report.skipped.push({ path: (i.copies[0] as CachedCopy).path, reason: `its content does not match its name (sha256 ${i.mismatch}) and no good copy exists; run \`hubcache verify --fix\`` });
+    if (i.mismatch)
+      report.skipped.push({
+        path: (i.copies[0] as CachedCopy).path,
+        reason: `its content does not match its name (sha256 ${i.mismatch}) and no good copy exists; run \`hubcache verify --fix\``,
+      });
   }
   return undefined;
 }
 
 /** Why a copy must not be touched now, or undefined (read-only: takes no lock). */
 async function busy(copy: CachedCopy): Promise<string | undefined> {
-  if (copy.guard.kind === 'ms-repo' && (await msRepoLocked(copy.guard.root, copy.guard.v2Root, copy.guard.id).catch(() => false))) {
+  if (
+    copy.guard.kind === 'ms-repo' &&
+    (await msRepoLocked(copy.guard.root, copy.guard.v2Root, copy.guard.id).catch(() => false))
+  ) {
     return 'a ModelScope download of this repo is running (its lock is held)';
   }
   if (copy.guard.kind === 'hf-blob' && (await lockHeld(copy.guard.lockPath))) return BLOB_BUSY;
@@ -295,11 +364,25 @@ async function replaceWithLink(keep: CachedInode, victim: CachedInode, copy: Cac
   const lock = copy.guard.kind === 'hf-blob' ? await tryAcquireLock(copy.guard.lockPath).catch(() => null) : undefined;
   if (lock === null) return BLOB_BUSY;
   const keepPath = (keep.copies[0] as CachedCopy).path;
-  const tmp = path.join(path.dirname(copy.path), `.${path.basename(copy.path)}.${randomBytes(4).toString('hex')}.hctmp`);
+  const tmp = path.join(
+    path.dirname(copy.path),
+    `.${path.basename(copy.path)}.${randomBytes(4).toString('hex')}.hctmp`,
+  );
   try {
-    const [now, kept] = await Promise.all([fs.lstat(copy.path).catch(() => undefined), fs.lstat(keepPath).catch(() => undefined)]);
-    if (!now?.isFile() || now.ino !== victim.ino || now.dev !== victim.dev || now.size !== victim.size || now.mtimeMs !== victim.mtimeMs) return 'it changed since it was looked at';
-    if (!kept?.isFile() || kept.ino !== keep.ino || kept.dev !== keep.dev) return `the copy to keep (${keepPath}) changed since it was hashed`;
+    const [now, kept] = await Promise.all([
+      fs.lstat(copy.path).catch(() => undefined),
+      fs.lstat(keepPath).catch(() => undefined),
+    ]);
+    if (
+      !now?.isFile() ||
+      now.ino !== victim.ino ||
+      now.dev !== victim.dev ||
+      now.size !== victim.size ||
+      now.mtimeMs !== victim.mtimeMs
+    )
+      return 'it changed since it was looked at';
+    if (!kept?.isFile() || kept.ino !== keep.ino || kept.dev !== keep.dev)
+      return `the copy to keep (${keepPath}) changed since it was hashed`;
     await fs.link(keepPath, tmp);
     await fs.rename(tmp, copy.path);
     return undefined;
@@ -314,7 +397,10 @@ async function replaceWithLink(keep: CachedInode, victim: CachedInode, copy: Cac
 /** Content known to be identical (by name or hash) but on different file systems. */
 function crossDeviceDuplicates(inodes: readonly CachedInode[], minSize: number): { files: number; bytes: number } {
   const out = { files: 0, bytes: 0 };
-  for (const group of sameContent(inodes.filter((i) => i.size >= Math.max(1, minSize)), true)) {
+  for (const group of sameContent(
+    inodes.filter((i) => i.size >= Math.max(1, minSize)),
+    true,
+  )) {
     const devices = new Set(group.map((i) => i.dev));
     if (devices.size < 2) continue;
     out.files += devices.size - 1;

@@ -105,7 +105,17 @@ export interface DeleteReport {
 
 export function emptyPlan(scan: CacheScan): DeletePlan {
   const roots = [...new Set([scan.roots.hf, scan.roots.modelscope, scan.roots.modelscopeV2 ?? scan.roots.modelscope])];
-  return { roots, msV2Root: scan.roots.modelscopeV2 ?? scan.roots.modelscope, repos: [], revisions: [], blobs: [], files: [], emptyDirs: [], skipped: [], freedBytes: 0 };
+  return {
+    roots,
+    msV2Root: scan.roots.modelscopeV2 ?? scan.roots.modelscope,
+    repos: [],
+    revisions: [],
+    blobs: [],
+    files: [],
+    emptyDirs: [],
+    skipped: [],
+    freedBytes: 0,
+  };
 }
 
 /**
@@ -123,7 +133,9 @@ export function planRevisions(plan: DeletePlan, repo: CachedRepo, selected: read
     if (repo.layout === 'ms-legacy') plan.emptyDirs.push(path.dirname(repo.path));
     return;
   }
-  const remaining = new Set(repo.revisions.filter((r) => !chosen.has(r.commit)).flatMap((r) => r.files.map((f) => f.blobPath)));
+  const remaining = new Set(
+    repo.revisions.filter((r) => !chosen.has(r.commit)).flatMap((r) => r.files.map((f) => f.blobPath)),
+  );
   const planned = new Set(plan.blobs.map((b) => b.path));
   for (const rev of selected) {
     let size = 0;
@@ -136,13 +148,34 @@ export function planRevisions(plan: DeletePlan, repo: CachedRepo, selected: read
         planned.add(f.blobPath);
         const etag = etagOfBlobName(path.basename(f.blobPath));
         if (!etag) continue; // not a blob of this repo (a link elsewhere): never ours to delete
-        plan.blobs.push({ repo: repo.key, path: f.blobPath, size: bytes, lockPath: hfBlobLockPath(repo.root, path.basename(repo.path), etag), repoDir: repo.path, reason: 'unreferenced' });
+        plan.blobs.push({
+          repo: repo.key,
+          path: f.blobPath,
+          size: bytes,
+          lockPath: hfBlobLockPath(repo.root, path.basename(repo.path), etag),
+          repoDir: repo.path,
+          reason: 'unreferenced',
+        });
         size += bytes;
       }
     }
-    const refFiles = repo.layout === 'hf' ? Object.entries(repo.refs).filter(([, c]) => c === rev.commit).map(([name, c]) => ({ path: path.join(repo.path, 'refs', name), commit: c })) : [];
+    const refFiles =
+      repo.layout === 'hf'
+        ? Object.entries(repo.refs)
+            .filter(([, c]) => c === rev.commit)
+            .map(([name, c]) => ({ path: path.join(repo.path, 'refs', name), commit: c }))
+        : [];
     size += folderBytes;
-    plan.revisions.push({ ...identity, commit: rev.commit, refs: rev.refs, path: rev.path, refFiles, size, folderBytes, lockPaths: revisionBlobLocks(repo, rev) });
+    plan.revisions.push({
+      ...identity,
+      commit: rev.commit,
+      refs: rev.refs,
+      path: rev.path,
+      refFiles,
+      size,
+      folderBytes,
+      lockPaths: revisionBlobLocks(repo, rev),
+    });
     plan.freedBytes += size;
   }
 }
@@ -181,7 +214,12 @@ export async function executePlan(plan: DeletePlan, opts: ExecuteOptions = {}): 
 
 /** The report of a dry run: everything planned, nothing touched. */
 export function dryRunReport(plan: DeletePlan): DeleteReport {
-  const deleted = [...plan.repos.map((r) => r.path), ...plan.revisions.map((r) => r.path), ...plan.blobs.map((b) => b.path), ...plan.files.map((f) => f.path)];
+  const deleted = [
+    ...plan.repos.map((r) => r.path),
+    ...plan.revisions.map((r) => r.path),
+    ...plan.blobs.map((b) => b.path),
+    ...plan.files.map((f) => f.path),
+  ];
   return { plan, deleted, freedBytes: plan.freedBytes, skipped: [...plan.skipped], errors: [], dryRun: true };
 }
 
@@ -201,20 +239,28 @@ class Executor {
   ) {}
 
   async repo(r: PlannedRepo): Promise<void> {
-    const inUse = r.hub === 'hf' ? await hfRepoLocked(r.root, path.basename(r.path)) : await msRepoLocked(r.root, this.plan.msV2Root, r.id);
+    const inUse =
+      r.hub === 'hf'
+        ? await hfRepoLocked(r.root, path.basename(r.path))
+        : await msRepoLocked(r.root, this.plan.msV2Root, r.id);
     if (inUse) {
       this.skipped.push({ what: r.repo, reason: 'a download of this repo is running (lock held)', inUse: true });
       return;
     }
     if (await this.remove(r.path)) this.freed += r.size;
-    for (const extra of r.extras) await this.remove(extra.path, { quietIfMissing: true, onlyIfLinkTo: extra.onlyIfLinkTo });
+    for (const extra of r.extras)
+      await this.remove(extra.path, { quietIfMissing: true, onlyIfLinkTo: extra.onlyIfLinkTo });
   }
 
   /** The snapshot folder of a revision, unless a download is using one of its blobs right now. */
   async snapshot(r: PlannedRevision): Promise<boolean> {
     const held = await this.revisionLocked(r);
     if (held) {
-      this.skipped.push({ what: `${r.repo}@${r.commit}`, reason: 'in use (a lock on one of its files is held)', inUse: true });
+      this.skipped.push({
+        what: `${r.repo}@${r.commit}`,
+        reason: 'in use (a lock on one of its files is held)',
+        inUse: true,
+      });
       return false;
     }
     const ok = await this.remove(r.path);
@@ -294,7 +340,10 @@ class Executor {
    * Removes one path after checking it resolves inside a cache root. Symlinks are unlinked (never
    * followed); folders are removed recursively, and recursion never follows links either.
    */
-  private async remove(p: string, opts: { quietIfMissing?: boolean; onlyIfLinkTo?: string | undefined } = {}): Promise<boolean> {
+  private async remove(
+    p: string,
+    opts: { quietIfMissing?: boolean; onlyIfLinkTo?: string | undefined } = {},
+  ): Promise<boolean> {
     let target: string | undefined;
     try {
       target = await this.checked(p);
@@ -304,7 +353,11 @@ class Executor {
       }
       const st = await fs.lstat(target);
       if (opts.onlyIfLinkTo !== undefined) {
-        if (!st.isSymbolicLink() || path.resolve(path.dirname(target), await fs.readlink(target)) !== path.resolve(opts.onlyIfLinkTo)) return false;
+        if (
+          !st.isSymbolicLink() ||
+          path.resolve(path.dirname(target), await fs.readlink(target)) !== path.resolve(opts.onlyIfLinkTo)
+        )
+          return false;
       }
       if (st.isDirectory()) await fs.rm(target, { recursive: true, force: true });
       else await fs.unlink(target);

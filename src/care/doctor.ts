@@ -117,17 +117,31 @@ export async function doctor(ctx: CareContext, opts: DoctorOptions = {}): Promis
     const role = d.roles.join(' + ');
     if (!d.exists) {
       const given = d.roles.every((r) => r === ALSO_ROLE);
-      findings.push({ check: 'fs.missing', severity: given ? 'warning' : 'info', path: d.path, message: given ? `${d.path} (--also) does not exist` : `${role} ${d.path} does not exist yet (the first download creates it)` });
+      findings.push({
+        check: 'fs.missing',
+        severity: given ? 'warning' : 'info',
+        path: d.path,
+        message: given
+          ? `${d.path} (--also) does not exist`
+          : `${role} ${d.path} does not exist yet (the first download creates it)`,
+      });
     }
     const mount = mounts ? mountFor(d.checked, mounts) : undefined;
     findings.push(...storageFindings(role, d.path, mount, inContainer, opts.tempDirs));
-    const probe: DirProbe = { exists: d.exists, checked: d.checked, writable: d.writable, ...(d.ownerUid !== undefined ? { ownerUid: d.ownerUid } : {}) };
+    const probe: DirProbe = {
+      exists: d.exists,
+      checked: d.checked,
+      writable: d.writable,
+      ...(d.ownerUid !== undefined ? { ownerUid: d.ownerUid } : {}),
+    };
     findings.push(...permissionFindings(role, d.path, probe, uid));
     // One file system, one report of its free space.
     const fsKey = d.mountPoint ?? d.checked;
-    if (!spaceReported.has(fsKey)) findings.push(...spaceFindings(role, d.path, d.freeBytes, d.totalBytes, opts.space ?? DEFAULT_SPACE_THRESHOLDS));
+    if (!spaceReported.has(fsKey))
+      findings.push(...spaceFindings(role, d.path, d.freeBytes, d.totalBytes, opts.space ?? DEFAULT_SPACE_THRESHOLDS));
     spaceReported.add(fsKey);
-    if (d.roles.some((r) => r.startsWith('HF'))) findings.push(...symlinkFindings(role, d.path, d.symlinks, envBool(env.HF_HUB_DISABLE_SYMLINKS)));
+    if (d.roles.some((r) => r.startsWith('HF')))
+      findings.push(...symlinkFindings(role, d.path, d.symlinks, envBool(env.HF_HUB_DISABLE_SYMLINKS)));
   }
 
   // 3. file locks
@@ -180,10 +194,16 @@ function cacheFolders(ctx: CareContext, also: readonly string[]): Map<string, st
 async function probeDirs(folders: Map<string, string[]>, mounts: MountEntry[] | undefined): Promise<DoctorDir[]> {
   const out: DoctorDir[] = [];
   for (const [dir, roles] of folders) {
-    const exists = await fs.stat(dir).then((s) => s.isDirectory(), () => false);
+    const exists = await fs.stat(dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
     const checked = await fs.realpath(exists ? dir : await nearestExisting(dir)).catch(() => dir);
     const st = await fs.stat(checked).catch(() => undefined);
-    const writable = await fs.access(checked, fsConstants.W_OK).then(() => true, () => false);
+    const writable = await fs.access(checked, fsConstants.W_OK).then(
+      () => true,
+      () => false,
+    );
     const d: DoctorDir = { roles, path: dir, exists, checked, writable };
     if (st) d.ownerUid = st.uid;
     const mount = mounts ? mountFor(checked, mounts) : undefined;
@@ -204,7 +224,12 @@ async function probeDirs(folders: Map<string, string[]>, mounts: MountEntry[] | 
 
 async function nearestExisting(dir: string): Promise<string> {
   let p = dir;
-  while (!(await fs.stat(p).then(() => true, () => false))) {
+  while (
+    !(await fs.stat(p).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     const parent = path.dirname(p);
     if (parent === p) return p;
     p = parent;
@@ -222,7 +247,9 @@ export async function probeSymlinks(dir: string): Promise<boolean | undefined> {
     return (await fs.lstat(path.join(probe, 'dst'))).isSymbolicLink();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EINVAL' ? false : undefined;
+    return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EINVAL'
+      ? false
+      : undefined;
   } finally {
     await fs.rm(probe, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -235,7 +262,13 @@ async function readMounts(): Promise<MountEntry[] | undefined> {
 
 async function detectContainer(): Promise<boolean> {
   for (const marker of ['/.dockerenv', '/run/.containerenv']) {
-    if (await fs.access(marker).then(() => true, () => false)) return true;
+    if (
+      await fs.access(marker).then(
+        () => true,
+        () => false,
+      )
+    )
+      return true;
   }
   const cgroup = await fs.readFile('/proc/1/cgroup', 'utf8').catch(() => '');
   return /docker|kubepods|containerd|libpod|lxc/.test(cgroup);
@@ -253,7 +286,12 @@ async function unwritableRepos(s: CacheScan): Promise<Array<{ repo: string; path
     for (const dir of repo.layout === 'hf' ? [repo.path, path.join(repo.path, 'blobs')] : [repo.path]) {
       const st = await fs.stat(dir).catch(() => undefined);
       if (!st) continue;
-      if (!(await fs.access(dir, fsConstants.W_OK).then(() => true, () => false))) {
+      if (
+        !(await fs.access(dir, fsConstants.W_OK).then(
+          () => true,
+          () => false,
+        ))
+      ) {
         out.push({ repo: repo.key, path: dir, ownerUid: st.uid });
         break;
       }
@@ -271,7 +309,14 @@ async function oldMsLayoutDirs(root: string): Promise<string[]> {
     for (const model of await readdirSafe(path.join(root, owner.name))) {
       if (!model.isDirectory()) continue;
       const dir = path.join(root, owner.name, model.name);
-      const marked = await Promise.all(['.msc', '.mdl'].map((m) => fs.access(path.join(dir, m)).then(() => true, () => false)));
+      const marked = await Promise.all(
+        ['.msc', '.mdl'].map((m) =>
+          fs.access(path.join(dir, m)).then(
+            () => true,
+            () => false,
+          ),
+        ),
+      );
       if (marked.some(Boolean)) out.push(dir);
     }
   }
@@ -279,7 +324,13 @@ async function oldMsLayoutDirs(root: string): Promise<string[]> {
 }
 
 /** Completeness of one revision, with the hub's file list from the cache (or the hub, when online). */
-async function revisionFindings(ctx: CareContext, repo: CachedRepo, rev: CachedRevision, online: boolean, findings: DoctorFinding[]): Promise<DoctorFinding[]> {
+async function revisionFindings(
+  ctx: CareContext,
+  repo: CachedRepo,
+  rev: CachedRevision,
+  online: boolean,
+  findings: DoctorFinding[],
+): Promise<DoctorFinding[]> {
   const ref: RepoRef = { hub: repo.hub, type: repo.type, id: repo.id };
   let upstream: RemoteFile[] | undefined;
   let tree: RemoteFile[] | undefined;
@@ -289,9 +340,17 @@ async function revisionFindings(ctx: CareContext, repo: CachedRepo, rev: CachedR
   }
   if (!upstream && online) {
     try {
-      upstream = repo.hub === 'hf' ? await new HfClient(ctx.hf).listFiles(ref, rev.commit) : await new ModelScopeClient(ctx.modelscope).listFiles(ref, rev.commit);
+      upstream =
+        repo.hub === 'hf'
+          ? await new HfClient(ctx.hf).listFiles(ref, rev.commit)
+          : await new ModelScopeClient(ctx.modelscope).listFiles(ref, rev.commit);
     } catch (err) {
-      findings.push({ check: 'online.listing', severity: 'info', repo: repo.key, message: `${repo.key}@${rev.commit}: cannot list the hub's files (${(err as Error).message})` });
+      findings.push({
+        check: 'online.listing',
+        severity: 'info',
+        repo: repo.key,
+        message: `${repo.key}@${rev.commit}: cannot list the hub's files (${(err as Error).message})`,
+      });
     }
   }
   const read = async (repoPath: string): Promise<string | undefined> => {
@@ -300,5 +359,9 @@ async function revisionFindings(ctx: CareContext, repo: CachedRepo, rev: CachedR
     if (!st?.isFile() || st.size > MAX_METADATA_BYTES) return undefined;
     return fs.readFile(p, 'utf8').catch(() => undefined);
   };
-  return [...(await completenessFindings(repo, rev, read, upstream)), ...binOnlyFindings(repo, rev, upstream), ...treeCompletenessFindings(repo, rev, tree)];
+  return [
+    ...(await completenessFindings(repo, rev, read, upstream)),
+    ...binOnlyFindings(repo, rev, upstream),
+    ...treeCompletenessFindings(repo, rev, tree),
+  ];
 }

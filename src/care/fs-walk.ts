@@ -101,4 +101,3 @@ async function inSyncBatches<T, R>(items: readonly T[], call: (item: T) => R): P
   }
   return out;
 }
-

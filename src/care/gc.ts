@@ -45,10 +45,15 @@ export async function readPolicy(root: string): Promise<CachePolicy | undefined>
   try {
     j = JSON.parse(raw);
   } catch {
-    throw new ManifestError(`${policyPath(root)} is not valid JSON`, { hint: 'Fix or delete it, or write it again with `hubcache gc --max-size 200G --save-policy`.' });
+    throw new ManifestError(`${policyPath(root)} is not valid JSON`, {
+      hint: 'Fix or delete it, or write it again with `hubcache gc --max-size 200G --save-policy`.',
+    });
   }
   const p = j as Partial<CachePolicy>;
-  if (typeof p?.maxSize !== 'string' || (p.keep !== undefined && !(Array.isArray(p.keep) && p.keep.every((k) => typeof k === 'string')))) {
+  if (
+    typeof p?.maxSize !== 'string' ||
+    (p.keep !== undefined && !(Array.isArray(p.keep) && p.keep.every((k) => typeof k === 'string')))
+  ) {
     throw new ManifestError(`${policyPath(root)} must look like {"maxSize": "200G", "keep": ["org/name"]}`);
   }
   parseSize(p.maxSize); // reject a bad size now, not after the next download
@@ -63,7 +68,8 @@ export async function savePolicy(root: string, policy: CachePolicy): Promise<str
 }
 
 export async function planGc(scan: CacheScan, opts: GcOptions): Promise<DeletePlan> {
-  if (!Number.isFinite(opts.maxSizeBytes) || opts.maxSizeBytes < 0) throw new UsageError(`Bad maximum size: ${opts.maxSizeBytes}`);
+  if (!Number.isFinite(opts.maxSizeBytes) || opts.maxSizeBytes < 0)
+    throw new UsageError(`Bad maximum size: ${opts.maxSizeBytes}`);
   const plan = emptyPlan(scan);
   const pinned = pinnedRevisions(scan, opts.keep ?? [], opts.defaults);
   const byProject = opts.projectPins ? pinnedRevisions(scan, opts.projectPins.targets) : new Set<CachedRevision>();
@@ -97,7 +103,8 @@ export async function planGc(scan: CacheScan, opts: GcOptions): Promise<DeletePl
       continue;
     }
     for (const rev of free) {
-      if (await revisionInUse(repo, rev, plan.msV2Root)) plan.skipped.push({ what: `${repo.key}@${rev.commit}`, reason: 'in use (a lock is held)' });
+      if (await revisionInUse(repo, rev, plan.msV2Root))
+        plan.skipped.push({ what: `${repo.key}@${rev.commit}`, reason: 'in use (a lock is held)' });
       else candidates.push({ repo, rev });
     }
   }
@@ -115,7 +122,10 @@ export async function planGc(scan: CacheScan, opts: GcOptions): Promise<DeletePl
   }
   for (const [repo, revs] of chosen) planRevisions(plan, repo, revs);
   if (total > opts.maxSizeBytes) {
-    plan.skipped.push({ what: 'cache', reason: `still ${total} bytes after removing every revision it may remove (pinned or in use ones stay)` });
+    plan.skipped.push({
+      what: 'cache',
+      reason: `still ${total} bytes after removing every revision it may remove (pinned or in use ones stay)`,
+    });
   }
   return plan;
 }

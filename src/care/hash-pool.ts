@@ -79,7 +79,11 @@ export interface HashCallerOptions {
 }
 
 /** hashFiles with a caller's options, reporting the running total of bytes hashed so far. */
-export function hashFilesWithProgress(jobs: readonly HashJob[], opts: HashCallerOptions, onProgress: (bytesDone: number) => void): Promise<HashResult[]> {
+export function hashFilesWithProgress(
+  jobs: readonly HashJob[],
+  opts: HashCallerOptions,
+  onProgress: (bytesDone: number) => void,
+): Promise<HashResult[]> {
   let done = 0;
   return hashFiles(jobs, {
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
@@ -92,14 +96,19 @@ export function hashFilesWithProgress(jobs: readonly HashJob[], opts: HashCaller
 export async function hashFiles(jobs: readonly HashJob[], opts: HashPoolOptions = {}): Promise<HashResult[]> {
   const concurrency = Math.max(1, Math.min(opts.concurrency ?? defaultHashConcurrency(), jobs.length || 1));
   if (jobs.length === 0) return [];
-  return (opts.mode ?? 'threads') === 'inline' ? hashInline(jobs, concurrency, opts) : hashInThreads(jobs, concurrency, opts);
+  return (opts.mode ?? 'threads') === 'inline'
+    ? hashInline(jobs, concurrency, opts)
+    : hashInThreads(jobs, concurrency, opts);
 }
 
 async function hashInline(jobs: readonly HashJob[], concurrency: number, opts: HashPoolOptions): Promise<HashResult[]> {
   return runPool(jobs, concurrency, async (job): Promise<HashResult> => {
     if (opts.signal?.aborted) throw AbortedError.from(opts.signal);
     try {
-      const hex = job.algorithm === 'sha256' ? await sha256File(job.path, opts.signal) : await gitBlobSha1File(job.path, opts.signal);
+      const hex =
+        job.algorithm === 'sha256'
+          ? await sha256File(job.path, opts.signal)
+          : await gitBlobSha1File(job.path, opts.signal);
       const { size } = await fs.stat(job.path);
       opts.onBytes?.(size);
       return { ok: true, hex, size };
@@ -142,7 +151,10 @@ function hashInThreads(jobs: readonly HashJob[], concurrency: number, opts: Hash
       w.on('message', (m: WorkerReply) => {
         if (m.bytes) opts.onBytes?.(m.bytes);
         if (!m.done) return;
-        results[m.id] = m.error !== undefined ? { ok: false, code: m.error, message: m.message ?? m.error } : { ok: true, hex: m.hex as string, size: m.size as number };
+        results[m.id] =
+          m.error !== undefined
+            ? { ok: false, code: m.error, message: m.message ?? m.error }
+            : { ok: true, hex: m.hex as string, size: m.size as number };
         finished++;
         if (finished === jobs.length) stop();
         else feed(w);

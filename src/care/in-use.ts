@@ -20,7 +20,8 @@ import { msRepoLocked } from './scan-modelscope.js';
 
 const HOST = os.hostname();
 /** A partial written to within this window belongs to a live writer, whatever else we know. */
-const LIVE_WRITE_MS = Math.max(defaultTransferOptions.foreignStaleAfterSeconds, defaultTransferOptions.staleAfterSeconds) * 1000;
+const LIVE_WRITE_MS =
+  Math.max(defaultTransferOptions.foreignStaleAfterSeconds, defaultTransferOptions.staleAfterSeconds) * 1000;
 
 export async function lockHeld(lockPath: string | undefined): Promise<boolean> {
   if (!lockPath) return false;
@@ -82,8 +83,15 @@ export async function revisionInUse(repo: CachedRepo, rev: CachedRevision, msV2R
  * A repo is busy when a download of it is running: a held lock of the repo, or one of its
  * partial downloads still being written. gc leaves busy repos alone entirely.
  */
-export async function repoBusy(repo: CachedRepo, warnings: readonly CacheWarning[], msV2Root: string): Promise<boolean> {
-  const locked = repo.hub === 'modelscope' ? await msRepoLocked(repo.root, msV2Root, repo.id) : await hfRepoLocked(repo.root, path.basename(repo.path));
+export async function repoBusy(
+  repo: CachedRepo,
+  warnings: readonly CacheWarning[],
+  msV2Root: string,
+): Promise<boolean> {
+  const locked =
+    repo.hub === 'modelscope'
+      ? await msRepoLocked(repo.root, msV2Root, repo.id)
+      : await hfRepoLocked(repo.root, path.basename(repo.path));
   if (locked) return true;
   for (const w of warnings) {
     if (w.kind === 'incomplete' && w.repo === repo.key && (await partialInUse(w))) return true;

@@ -25,13 +25,25 @@ export interface ListOptions {
 
 type Predicate = (row: ListRow, nowMs: number) => boolean;
 
-const HUB_ALIASES: Record<string, 'hf' | 'modelscope'> = { hf: 'hf', huggingface: 'hf', modelscope: 'modelscope', ms: 'modelscope' };
+const HUB_ALIASES: Record<string, 'hf' | 'modelscope'> = {
+  hf: 'hf',
+  huggingface: 'hf',
+  modelscope: 'modelscope',
+  ms: 'modelscope',
+};
 const FILTER_RE = /^\s*([a-zA-Z_]+)\s*(==|!=|>=|<=|>|<|=)\s*(.+?)\s*$/;
-const DEFAULT_ORDER: Record<SortKey, 'asc' | 'desc'> = { name: 'asc', size: 'desc', accessed: 'desc', modified: 'desc' };
+const DEFAULT_ORDER: Record<SortKey, 'asc' | 'desc'> = {
+  name: 'asc',
+  size: 'desc',
+  accessed: 'desc',
+  modified: 'desc',
+};
 
 export function listRows(scan: CacheScan, opts: ListOptions = {}, nowMs = Date.now()): ListRow[] {
   const predicates = (opts.filters ?? []).map(compileFilter);
-  let rows: ListRow[] = opts.revisions ? scan.repos.flatMap((repo) => repo.revisions.map((revision) => ({ repo, revision }))) : scan.repos.map((repo) => ({ repo }));
+  let rows: ListRow[] = opts.revisions
+    ? scan.repos.flatMap((repo) => repo.revisions.map((revision) => ({ repo, revision })))
+    : scan.repos.map((repo) => ({ repo }));
   rows = rows.filter((row) => predicates.every((p) => p(row, nowMs)));
   rows.sort(compileSort(opts.sort ?? 'name'));
   return opts.limit !== undefined ? rows.slice(0, Math.max(0, opts.limit)) : rows;
@@ -62,13 +74,17 @@ const refsOf = (r: ListRow): string[] => r.revision?.refs ?? Object.keys(r.repo.
 
 export function compileFilter(expr: string): Predicate {
   const m = FILTER_RE.exec(expr);
-  if (!m) throw new UsageError(`Invalid filter: "${expr}"`, { hint: 'Use key<op>value, e.g. size>1GB, accessed>7d, type=model, hub=modelscope, refs=main.' });
+  if (!m)
+    throw new UsageError(`Invalid filter: "${expr}"`, {
+      hint: 'Use key<op>value, e.g. size>1GB, accessed>7d, type=model, hub=modelscope, refs=main.',
+    });
   const [, rawKey, op, value] = m as unknown as [string, string, string, string];
   const key = rawKey.toLowerCase();
   const textOnly = (): void => {
     if (op !== '=' && op !== '==' && op !== '!=') throw new UsageError(`Only = and != work with ${key} (in "${expr}")`);
   };
-  const equal = (a: string): boolean => (op === '!=' ? a.toLowerCase() !== value.toLowerCase() : a.toLowerCase() === value.toLowerCase());
+  const equal = (a: string): boolean =>
+    op === '!=' ? a.toLowerCase() !== value.toLowerCase() : a.toLowerCase() === value.toLowerCase();
   switch (key) {
     case 'size': {
       const n = parseSize(value);
@@ -96,7 +112,9 @@ export function compileFilter(expr: string): Predicate {
         return op === '!=' ? !has : has;
       };
     default:
-      throw new UsageError(`Unknown filter key "${rawKey}" in "${expr}"`, { hint: 'Keys: size, accessed, modified, type, hub, refs.' });
+      throw new UsageError(`Unknown filter key "${rawKey}" in "${expr}"`, {
+        hint: 'Keys: size, accessed, modified, type, hub, refs.',
+      });
   }
 }
 
@@ -120,7 +138,10 @@ function compare(left: number, op: string, right: number): boolean {
 
 export function compileSort(expr: string): (a: ListRow, b: ListRow) => number {
   const m = /^\s*(name|size|accessed|modified)(?::(asc|desc))?\s*$/i.exec(expr);
-  if (!m) throw new UsageError(`Invalid sort: "${expr}"`, { hint: 'Use name, size, accessed or modified, optionally with :asc or :desc.' });
+  if (!m)
+    throw new UsageError(`Invalid sort: "${expr}"`, {
+      hint: 'Use name, size, accessed or modified, optionally with :asc or :desc.',
+    });
   const key = (m[1] as string).toLowerCase() as SortKey;
   const dir = ((m[2]?.toLowerCase() as 'asc' | 'desc' | undefined) ?? DEFAULT_ORDER[key]) === 'asc' ? 1 : -1;
   const value = (r: ListRow): number | string => {

@@ -132,7 +132,13 @@ export function distinctBlobs(files: Iterable<CachedFile>): { size: number; coun
 type Times = { atimeMs: number; mtimeMs: number };
 
 /** A revision with its totals; times fall back to the folder's own when it holds no file (like Python). */
-export function revisionOf(commit: string, dir: string, files: CachedFile[], missing: string[], folder: Times): CachedRevision {
+export function revisionOf(
+  commit: string,
+  dir: string,
+  files: CachedFile[],
+  missing: string[],
+  folder: Times,
+): CachedRevision {
   return {
     commit,
     path: dir,
@@ -141,20 +147,35 @@ export function revisionOf(commit: string, dir: string, files: CachedFile[], mis
     missing,
     size: distinctBlobs(files).size,
     fileCount: files.length,
-    lastAccessedMs: newestOf(files.map((f) => f.lastAccessedMs), folder.atimeMs),
-    lastModifiedMs: newestOf(files.map((f) => f.lastModifiedMs), folder.mtimeMs),
+    lastAccessedMs: newestOf(
+      files.map((f) => f.lastAccessedMs),
+      folder.atimeMs,
+    ),
+    lastModifiedMs: newestOf(
+      files.map((f) => f.lastModifiedMs),
+      folder.mtimeMs,
+    ),
   };
 }
 
 /** A repo with its totals over every revision (each distinct blob once). */
-export function repoOf(base: Omit<CachedRepo, 'size' | 'fileCount' | 'lastAccessedMs' | 'lastModifiedMs'>, folder: Times): CachedRepo {
+export function repoOf(
+  base: Omit<CachedRepo, 'size' | 'fileCount' | 'lastAccessedMs' | 'lastModifiedMs'>,
+  folder: Times,
+): CachedRepo {
   const all = base.revisions.flatMap((r) => r.files);
   const { size, count } = distinctBlobs(all);
   return {
     ...base,
     size,
     fileCount: count,
-    lastAccessedMs: newestOf(all.map((f) => f.lastAccessedMs), folder.atimeMs),
-    lastModifiedMs: newestOf(all.map((f) => f.lastModifiedMs), folder.mtimeMs),
+    lastAccessedMs: newestOf(
+      all.map((f) => f.lastAccessedMs),
+      folder.atimeMs,
+    ),
+    lastModifiedMs: newestOf(
+      all.map((f) => f.lastModifiedMs),
+      folder.mtimeMs,
+    ),
   };
 }

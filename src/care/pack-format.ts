@@ -59,7 +59,9 @@ export function archivePrefix(r: { hub: HubName; type: RepoType; id: string; lay
   if (r.layout === 'hf') return `hf/${repoFolderName(r.type, r.id)}`;
   const typeDir = r.type === 'dataset' ? 'datasets' : 'models';
   const { owner, name } = splitMsModelId(r.id);
-  return r.layout === 'ms-legacy' ? `ms/${typeDir}/${owner}/${maskModelName(name)}` : `msv2/${typeDir}/${owner}--${name}`;
+  return r.layout === 'ms-legacy'
+    ? `ms/${typeDir}/${owner}/${maskModelName(name)}`
+    : `msv2/${typeDir}/${owner}--${name}`;
 }
 
 /** What a member is, from its name alone (after it passed `assertSafeMemberName`). */
@@ -98,26 +100,41 @@ export function classifyMember(name: string): MemberRole {
   const [top] = parts;
   if (top === 'hf') {
     const [, folder, area, ...rest] = parts;
-    if (!folder || !parseRepoFolderName(folder)) refuseMember(name, 'not under an HF repo folder (hf/models--org--name/...)');
+    if (!folder || !parseRepoFolderName(folder))
+      refuseMember(name, 'not under an HF repo folder (hf/models--org--name/...)');
     const prefix = `hf/${folder}`;
-    if (area === 'blobs' && rest.length === 1 && HF_BLOB_RE.test(rest[0] as string)) return { kind: 'hf-blob', prefix, etag: rest[0] as string };
-    if (area === 'snapshots' && rest.length >= 2 && isCommitHash(rest[0] as string)) return { kind: 'hf-snapshot', prefix, commit: rest[0] as string, repoPath: rest.slice(1).join('/') };
+    if (area === 'blobs' && rest.length === 1 && HF_BLOB_RE.test(rest[0] as string))
+      return { kind: 'hf-blob', prefix, etag: rest[0] as string };
+    if (area === 'snapshots' && rest.length >= 2 && isCommitHash(rest[0] as string))
+      return { kind: 'hf-snapshot', prefix, commit: rest[0] as string, repoPath: rest.slice(1).join('/') };
     if (area === 'refs' && rest.length >= 1) return { kind: 'hf-ref', prefix, ref: rest.join('/') };
-    if (area === 'trees' && rest.length === 1 && /^[0-9a-f]{40}\.json$/.test(rest[0] as string)) return { kind: 'hf-tree', prefix, commit: (rest[0] as string).slice(0, 40) };
+    if (area === 'trees' && rest.length === 1 && /^[0-9a-f]{40}\.json$/.test(rest[0] as string))
+      return { kind: 'hf-tree', prefix, commit: (rest[0] as string).slice(0, 40) };
     return refuseMember(name, 'not a blob, snapshot entry, ref or tree listing of an HF repo');
   }
   if (top === 'ms') {
     const [, typeDir, owner, dir, ...rest] = parts;
-    if ((typeDir !== 'models' && typeDir !== 'datasets') || !owner || !dir || rest.length === 0) refuseMember(name, 'not under a ModelScope repo folder (ms/models/<owner>/<name>/...)');
+    if ((typeDir !== 'models' && typeDir !== 'datasets') || !owner || !dir || rest.length === 0)
+      refuseMember(name, 'not under a ModelScope repo folder (ms/models/<owner>/<name>/...)');
     const prefix = `ms/${typeDir}/${owner}/${dir}`;
     const repoPath = rest.join('/');
-    if (repoPath === '.msc' || repoPath === '.mdl' || repoPath === '.mv') return { kind: 'ms-meta', prefix, file: repoPath };
+    if (repoPath === '.msc' || repoPath === '.mdl' || repoPath === '.mv')
+      return { kind: 'ms-meta', prefix, file: repoPath };
     return { kind: 'ms-file', prefix, repoPath };
   }
   if (top === 'msv2') {
     const [, typeDir, folder, area, revision, ...rest] = parts;
-    if ((typeDir !== 'models' && typeDir !== 'datasets') || !folder?.includes('--') || area !== 'snapshots' || !revision || rest.length === 0) {
-      refuseMember(name, 'not a snapshot file of a ModelScope ≥1.38 repo (msv2/models/<owner>--<name>/snapshots/<rev>/...)');
+    if (
+      (typeDir !== 'models' && typeDir !== 'datasets') ||
+      !folder?.includes('--') ||
+      area !== 'snapshots' ||
+      !revision ||
+      rest.length === 0
+    ) {
+      refuseMember(
+        name,
+        'not a snapshot file of a ModelScope ≥1.38 repo (msv2/models/<owner>--<name>/snapshots/<rev>/...)',
+      );
     }
     return { kind: 'msv2-file', prefix: `msv2/${typeDir}/${folder}`, revision: revision, repoPath: rest.join('/') };
   }
@@ -131,10 +148,12 @@ export function classifyMember(name: string): MemberRole {
 export function symlinkBlobTarget(name: string, target: string): string {
   const role = classifyMember(name);
   if (role.kind !== 'hf-snapshot') return refuseMember(name, 'symlinks are only allowed as HF snapshot entries');
-  if (target.startsWith('/') || target.includes('\\') || target.includes('\0')) refuseMember(name, `its link target ${JSON.stringify(target)} is absolute`);
+  if (target.startsWith('/') || target.includes('\\') || target.includes('\0'))
+    refuseMember(name, `its link target ${JSON.stringify(target)} is absolute`);
   const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(name), target));
   const blobsDir = `${role.prefix}/blobs/`;
-  if (!resolved.startsWith(blobsDir) || !HF_BLOB_RE.test(resolved.slice(blobsDir.length))) refuseMember(name, `its link target ${JSON.stringify(target)} leaves the repo's blobs/ folder`);
+  if (!resolved.startsWith(blobsDir) || !HF_BLOB_RE.test(resolved.slice(blobsDir.length)))
+    refuseMember(name, `its link target ${JSON.stringify(target)} leaves the repo's blobs/ folder`);
   return resolved;
 }
 
@@ -168,14 +187,18 @@ export function checkTreeListing(name: string, raw: Buffer): void {
     try {
       assertSafeRepoPath(p, 'tree listing path');
     } catch (err) {
-      if (err instanceof UnsafePathError) bad(`is not a safe path inside the repo (${err.message.replace(/^.*\(([^)]*)\)$/, '$1')})`);
+      if (err instanceof UnsafePathError)
+        bad(`is not a safe path inside the repo (${err.message.replace(/^.*\(([^)]*)\)$/, '$1')})`);
       throw err;
     }
     if (!isRecord(e)) return bad('is not an object');
     if (!isSize(e.size)) bad(`has a bad size ${JSON.stringify(e.size)}`);
-    if (typeof e.blob_id !== 'string' || !HEX40.test(e.blob_id)) bad(`has a blob id that is not 40 hex digits: ${JSON.stringify(e.blob_id)}`);
-    if (e.lfs_sha256 !== undefined && (typeof e.lfs_sha256 !== 'string' || !HEX64.test(e.lfs_sha256))) bad('has a bad lfs_sha256');
+    if (typeof e.blob_id !== 'string' || !HEX40.test(e.blob_id))
+      bad(`has a blob id that is not 40 hex digits: ${JSON.stringify(e.blob_id)}`);
+    if (e.lfs_sha256 !== undefined && (typeof e.lfs_sha256 !== 'string' || !HEX64.test(e.lfs_sha256)))
+      bad('has a bad lfs_sha256');
     if (e.lfs_size !== undefined && !isSize(e.lfs_size)) bad(`has a bad lfs_size ${JSON.stringify(e.lfs_size)}`);
-    if (e.xet_hash !== undefined && (typeof e.xet_hash !== 'string' || !HEX64.test(e.xet_hash))) bad('has a bad xet_hash');
+    if (e.xet_hash !== undefined && (typeof e.xet_hash !== 'string' || !HEX64.test(e.xet_hash)))
+      bad('has a bad xet_hash');
   }
 }

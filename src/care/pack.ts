@@ -14,7 +14,16 @@ import { VERSION } from '../version.js';
 import { TarFileWriter } from './archive-tar.js';
 import type { CareContext } from './context.js';
 import type { CachedRepo, CachedRevision } from './model.js';
-import { archivePrefix, blobLinkTarget, PACK_FORMAT, PACK_MANIFEST, PACK_VERSION, type ManifestEntry, type PackedRepo, type PackManifest } from './pack-format.js';
+import {
+  archivePrefix,
+  blobLinkTarget,
+  PACK_FORMAT,
+  PACK_MANIFEST,
+  PACK_VERSION,
+  type ManifestEntry,
+  type PackedRepo,
+  type PackManifest,
+} from './pack-format.js';
 import { scan } from './scan.js';
 import { etagOfBlobName } from '../layouts/hf-cache.js';
 import { requireTargets } from './select.js';
@@ -58,13 +67,25 @@ export async function pack(ctx: CareContext, opts: PackOptions): Promise<PackRep
   const items = new Map<string, PackItem>();
   const repos: PackedRepo[] = [];
   for (const { repo, revisions } of selections) {
-    const packed: PackedRepo = { key: repo.key, hub: repo.hub, type: repo.type, id: repo.id, layout: repo.layout, prefix: archivePrefix(repo), revisions: [] };
+    const packed: PackedRepo = {
+      key: repo.key,
+      hub: repo.hub,
+      type: repo.type,
+      id: repo.id,
+      layout: repo.layout,
+      prefix: archivePrefix(repo),
+      revisions: [],
+    };
     for (const rev of revisions) {
-      if (rev.missing.length > 0) warnings.push(`${repo.key}@${rev.commit}: ${rev.missing.length} file(s) missing from the cache are not packed: ${rev.missing.slice(0, 5).join(', ')}`);
+      if (rev.missing.length > 0)
+        warnings.push(
+          `${repo.key}@${rev.commit}: ${rev.missing.length} file(s) missing from the cache are not packed: ${rev.missing.slice(0, 5).join(', ')}`,
+        );
       for (const item of await itemsOf(repo, rev, packed.prefix)) items.set(item.name, item);
       packed.revisions.push({ commit: rev.commit, refs: [...rev.refs] });
     }
-    if (repo.layout === 'ms-legacy') for (const item of await msMetaItems(repo, packed.prefix)) items.set(item.name, item);
+    if (repo.layout === 'ms-legacy')
+      for (const item of await msMetaItems(repo, packed.prefix)) items.set(item.name, item);
     repos.push(packed);
   }
   for (const w of warnings) emit({ type: 'warning', message: w });
@@ -82,7 +103,9 @@ export async function pack(ctx: CareContext, opts: PackOptions): Promise<PackRep
     const entries: ManifestEntry[] = [];
     let done = 0;
     // Blobs first, then what points at them: an interrupted `tar -x` never leaves a dangling link.
-    const ordered = [...items.values()].sort((a, b) => Number(a.kind === 'symlink') - Number(b.kind === 'symlink') || (a.name < b.name ? -1 : 1));
+    const ordered = [...items.values()].sort(
+      (a, b) => Number(a.kind === 'symlink') - Number(b.kind === 'symlink') || (a.name < b.name ? -1 : 1),
+    );
     for (const item of ordered) {
       opts.signal?.throwIfAborted();
       if (item.kind === 'symlink') {
@@ -96,7 +119,14 @@ export async function pack(ctx: CareContext, opts: PackOptions): Promise<PackRep
       });
       entries.push(entry);
     }
-    const manifest: PackManifest = { format: PACK_FORMAT, version: PACK_VERSION, createdAt: new Date().toISOString(), creator: `hubcache ${VERSION}`, repos, entries };
+    const manifest: PackManifest = {
+      format: PACK_FORMAT,
+      version: PACK_VERSION,
+      createdAt: new Date().toISOString(),
+      creator: `hubcache ${VERSION}`,
+      repos,
+      entries,
+    };
     await tar.addBuffer(PACK_MANIFEST, Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`), Date.now());
     await tar.finish();
     await out.sync();
@@ -122,18 +152,30 @@ export async function pack(ctx: CareContext, opts: PackOptions): Promise<PackRep
 }
 
 /** Copies one file into the archive, hashing it; an HF blob must hash to its own name. */
-async function packFile(tar: TarFileWriter, item: Extract<PackItem, { kind: 'file' }>, signal: AbortSignal | undefined, onBytes: (n: number) => void): Promise<ManifestEntry> {
+async function packFile(
+  tar: TarFileWriter,
+  item: Extract<PackItem, { kind: 'file' }>,
+  signal: AbortSignal | undefined,
+  onBytes: (n: number) => void,
+): Promise<ManifestEntry> {
   const src = await fs.open(item.src, 'r');
   try {
     const { size } = await src.stat();
     const sha256 = createHash('sha256');
     let git: Hash | undefined;
     if (item.etag?.length === 40) git = createHash('sha1').update(`blob ${size}\0`);
-    await tar.addFile(item.name, src, size, item.mtimeMs, (chunk) => {
-      sha256.update(chunk);
-      git?.update(chunk);
-      onBytes(chunk.length);
-    }, signal);
+    await tar.addFile(
+      item.name,
+      src,
+      size,
+      item.mtimeMs,
+      (chunk) => {
+        sha256.update(chunk);
+        git?.update(chunk);
+        onBytes(chunk.length);
+      },
+      signal,
+    );
     const hex = sha256.digest('hex');
     const actual = item.etag?.length === 40 ? (git as Hash).digest('hex') : hex;
     if (item.etag && actual !== item.etag) {
@@ -156,7 +198,10 @@ async function itemsOf(repo: CachedRepo, rev: CachedRevision, prefix: string): P
   const blobsDir = path.join(repo.path, 'blobs');
   for (const f of rev.files) {
     const name = member(f.linkPath);
-    const etag = repo.layout === 'hf' && path.dirname(f.blobPath) === blobsDir ? etagOfBlobName(path.basename(f.blobPath)) : undefined;
+    const etag =
+      repo.layout === 'hf' && path.dirname(f.blobPath) === blobsDir
+        ? etagOfBlobName(path.basename(f.blobPath))
+        : undefined;
     if (etag) {
       const blob = `${prefix}/blobs/${etag}`;
       out.push({ kind: 'file', name: blob, src: f.blobPath, size: f.size, mtimeMs: f.lastModifiedMs, etag });
@@ -170,7 +215,13 @@ async function itemsOf(repo: CachedRepo, rev: CachedRevision, prefix: string): P
     const rc = new HfRepoCache(repo.root, repo);
     for (const ref of rev.refs) out.push(await plainFile(rc.refPath(ref), `${prefix}/refs/${ref}`));
     const tree = rc.treePath(rev.commit);
-    if (await fs.stat(tree).then((s) => s.isFile(), () => false)) out.push(await plainFile(tree, `${prefix}/trees/${rev.commit}.json`));
+    if (
+      await fs.stat(tree).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      out.push(await plainFile(tree, `${prefix}/trees/${rev.commit}.json`));
   }
   return out;
 }
@@ -179,7 +230,13 @@ async function msMetaItems(repo: CachedRepo, prefix: string): Promise<PackItem[]
   const out: PackItem[] = [];
   for (const meta of [MSC_FILE, MDL_FILE, MV_FILE]) {
     const p = path.join(repo.path, meta);
-    if (await fs.stat(p).then((s) => s.isFile(), () => false)) out.push(await plainFile(p, `${prefix}/${meta}`));
+    if (
+      await fs.stat(p).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      out.push(await plainFile(p, `${prefix}/${meta}`));
   }
   return out;
 }

@@ -37,7 +37,8 @@ export async function planPrune(scan: CacheScan, opts: PruneOptions = {}, nowMs 
     for (const rev of repo.revisions.filter((r) => r.refs.length === 0)) {
       const what = `${repo.key}@${rev.commit}`;
       if (pinned.has(rev)) plan.skipped.push({ what, reason: `kept: pinned by ${opts.projectPins!.label}` });
-      else if (await revisionInUse(repo, rev, plan.msV2Root)) plan.skipped.push({ what, reason: 'in use (a lock on one of its files is held)' });
+      else if (await revisionInUse(repo, rev, plan.msV2Root))
+        plan.skipped.push({ what, reason: 'in use (a lock on one of its files is held)' });
       else detached.push(rev);
     }
     planRevisions(plan, repo, detached);
@@ -54,7 +55,14 @@ export async function planPrune(scan: CacheScan, opts: PruneOptions = {}, nowMs 
       const etag = etagOfBlobName(path.basename(w.path));
       const repo = scan.repos.find((r) => r.key === w.repo);
       if (!etag || !repo || !w.lockPath) continue;
-      plan.blobs.push({ repo: repo.key, path: w.path, size: w.size ?? 0, lockPath: hfBlobLockPath(repo.root, path.basename(repo.path), etag), repoDir: repo.path, reason: 'orphan-blob' });
+      plan.blobs.push({
+        repo: repo.key,
+        path: w.path,
+        size: w.size ?? 0,
+        lockPath: hfBlobLockPath(repo.root, path.basename(repo.path), etag),
+        repoDir: repo.path,
+        reason: 'orphan-blob',
+      });
       plan.freedBytes += w.size ?? 0;
     } else if (w.kind === 'broken-link') {
       addFile(plan, w, 'broken-link');
@@ -74,7 +82,13 @@ export async function planPrune(scan: CacheScan, opts: PruneOptions = {}, nowMs 
 }
 
 function addFile(plan: DeletePlan, w: CacheWarning, reason: FileReason): void {
-  plan.files.push({ ...(w.repo ? { repo: w.repo } : {}), path: w.path, size: w.size ?? 0, reason, ...(w.lockPath ? { lockPath: w.lockPath } : {}) });
+  plan.files.push({
+    ...(w.repo ? { repo: w.repo } : {}),
+    path: w.path,
+    size: w.size ?? 0,
+    reason,
+    ...(w.lockPath ? { lockPath: w.lockPath } : {}),
+  });
   plan.freedBytes += w.size ?? 0;
 }
 
@@ -91,7 +105,8 @@ async function emptyDirCandidates(scan: CacheScan): Promise<string[]> {
   for (const repo of scan.repos) {
     // Sub-folders of snapshots, never a snapshot folder itself (an empty revision is still a revision).
     for (const rev of repo.revisions) if (rev.path !== repo.path) out.push(...(await walkDirs(rev.path)));
-    if (repo.layout === 'ms-legacy') out.push(...(await walkDirs(path.join(repo.path, MS_PARTIAL_DIR))), path.join(repo.path, MS_PARTIAL_DIR));
+    if (repo.layout === 'ms-legacy')
+      out.push(...(await walkDirs(path.join(repo.path, MS_PARTIAL_DIR))), path.join(repo.path, MS_PARTIAL_DIR));
     if (repo.layout === 'ms-snapshots') out.push(path.join(repo.path, MS_PARTIAL_DIR));
   }
   const msRoot = scan.roots.modelscope;

@@ -36,7 +36,9 @@ export function planRemove(scan: CacheScan, opts: RemoveOptions, nowMs = Date.no
   if (targets.length > 0) {
     const res = selectTargets(scan, targets, opts.defaults);
     if (res.selections.length === 0) {
-      throw new UsageError(`Not in the cache: ${res.missing.join(', ')}`, { hint: 'Run `hubcache ls` to see what is cached.' });
+      throw new UsageError(`Not in the cache: ${res.missing.join(', ')}`, {
+        hint: 'Run `hubcache ls` to see what is cached.',
+      });
     }
     for (const m of res.missing) plan.skipped.push({ what: m, reason: 'not in the cache' });
     selections = res.selections;
@@ -45,10 +47,19 @@ export function planRemove(scan: CacheScan, opts: RemoveOptions, nowMs = Date.no
   }
   for (const { repo, revisions } of selections) {
     if (opts.pattern !== undefined && !matchesPattern(repo, opts.pattern)) continue;
-    const chosen = opts.olderThanMs === undefined ? revisions : revisions.filter((r) => nowMs - lastUsedMs(r) > opts.olderThanMs!);
+    const chosen =
+      opts.olderThanMs === undefined ? revisions : revisions.filter((r) => nowMs - lastUsedMs(r) > opts.olderThanMs!);
     // A repo named without revisions but holding none (only partials, say) still goes as a whole.
     if (chosen.length === 0 && repo.revisions.length === 0 && opts.olderThanMs === undefined) {
-      plan.repos.push({ repo: repo.key, hub: repo.hub, id: repo.id, root: repo.root, path: repo.path, size: 0, extras: [] });
+      plan.repos.push({
+        repo: repo.key,
+        hub: repo.hub,
+        id: repo.id,
+        root: repo.root,
+        path: repo.path,
+        size: 0,
+        extras: [],
+      });
       continue;
     }
     planRevisions(plan, repo, chosen);

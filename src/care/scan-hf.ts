@@ -11,7 +11,14 @@ import path from 'node:path';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import { BLOB_RE, etagOfBlobName, parseRepoFolderName } from '../layouts/hf-cache.js';
 import { isInside, JUNK_NAMES, readdirSafe, readlinkMany, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
-import { repoOf, revisionOf, type CachedFile, type CachedRepo, type CachedRevision, type CacheWarning } from './model.js';
+import {
+  repoOf,
+  revisionOf,
+  type CachedFile,
+  type CachedRepo,
+  type CachedRevision,
+  type CacheWarning,
+} from './model.js';
 
 /** Temp names of atomic writes: `refs/main.1a2b3c4d.tmp` (Python), `<link>.1a2b3c4d.tmp` (hubcache). */
 export const ATOMIC_TMP_RE = /\.[0-9a-f]{8}\.tmp$/;
@@ -21,7 +28,6 @@ export function hfBlobLockPath(root: string, repoFolder: string, etag: string): 
   return path.join(root, '.locks', repoFolder, `${etag}.lock`);
 }
 
-
 interface BlobInfo {
   path: string;
   stat: Stats;
@@ -29,11 +35,19 @@ interface BlobInfo {
   outside: boolean;
 }
 
-export async function scanHfRepo(root: string, folder: string, warnings: CacheWarning[]): Promise<CachedRepo | undefined> {
+export async function scanHfRepo(
+  root: string,
+  folder: string,
+  warnings: CacheWarning[],
+): Promise<CachedRepo | undefined> {
   const dir = path.join(root, folder);
   const parsed = parseRepoFolderName(folder);
   if (!parsed) {
-    warnings.push({ kind: 'foreign', path: dir, message: `Not a cache repo folder (expected models--org--name): ${folder}` });
+    warnings.push({
+      kind: 'foreign',
+      path: dir,
+      message: `Not a cache repo folder (expected models--org--name): ${folder}`,
+    });
     return undefined;
   }
   const repoKey = formatRepoRef({ hub: 'hf', ...parsed });
@@ -71,7 +85,9 @@ export async function scanHfRepo(root: string, folder: string, warnings: CacheWa
     const rev = byCommit.get(commit);
     if (rev) rev.refs.push(name);
     else {
-      const why = isCommitHash(commit) ? `points to ${commit}, which has no snapshot` : `does not hold a commit hash (${JSON.stringify(commit.slice(0, 60))})`;
+      const why = isCommitHash(commit)
+        ? `points to ${commit}, which has no snapshot`
+        : `does not hold a commit hash (${JSON.stringify(commit.slice(0, 60))})`;
       warn({ kind: 'missing-commit', path: path.join(dir, 'refs', name), message: `Ref ${name} of ${repoKey} ${why}` });
     }
   }
@@ -93,7 +109,12 @@ export async function scanHfRepo(root: string, folder: string, warnings: CacheWa
 }
 
 /** blobs/: the blobs by name (stat'ed), partial downloads and strays reported. */
-async function scanBlobs(root: string, folder: string, blobsDir: string, warn: (w: Omit<CacheWarning, 'repo'>) => void): Promise<Map<string, BlobInfo>> {
+async function scanBlobs(
+  root: string,
+  folder: string,
+  blobsDir: string,
+  warn: (w: Omit<CacheWarning, 'repo'>) => void,
+): Promise<Map<string, BlobInfo>> {
   const entries = (await readdirSafe(blobsDir)).filter((e) => !JUNK_NAMES.has(e.name));
   const paths = entries.map((e) => path.join(blobsDir, e.name));
   const stats = await statMany(paths);
@@ -134,7 +155,10 @@ async function scanBlobs(root: string, folder: string, blobsDir: string, warn: (
 }
 
 /** refs/**: ref name → content, unstripped like Python (a trailing newline makes it invalid). */
-async function readRefs(refsDir: string, warn: (w: Omit<CacheWarning, 'repo'>) => void): Promise<Record<string, string>> {
+async function readRefs(
+  refsDir: string,
+  warn: (w: Omit<CacheWarning, 'repo'>) => void,
+): Promise<Record<string, string>> {
   const st = await fs.stat(refsDir).catch(() => undefined);
   if (!st) return {};
   if (!st.isDirectory()) {
@@ -147,7 +171,13 @@ async function readRefs(refsDir: string, warn: (w: Omit<CacheWarning, 'repo'>) =
     files.map(async (f) => {
       if (ATOMIC_TMP_RE.test(f.rel)) {
         const s = await fs.lstat(f.abs).catch(() => undefined);
-        warn({ kind: 'stale-temp', path: f.abs, size: s?.size ?? 0, lastModifiedMs: s?.mtimeMs ?? 0, message: `Leftover temp file: ${f.abs}` });
+        warn({
+          kind: 'stale-temp',
+          path: f.abs,
+          size: s?.size ?? 0,
+          lastModifiedMs: s?.mtimeMs ?? 0,
+          message: `Leftover temp file: ${f.abs}`,
+        });
         return;
       }
       const value = await fs.readFile(f.abs, 'utf8').catch(() => undefined);
@@ -187,7 +217,13 @@ async function scanRevision(
   await Promise.all(
     temps.map(async (l) => {
       const st = await fs.lstat(l.abs).catch(() => undefined);
-      warn({ kind: 'stale-temp', path: l.abs, size: 0, lastModifiedMs: st?.mtimeMs ?? Date.now(), message: `Leftover temp link: ${l.abs}` });
+      warn({
+        kind: 'stale-temp',
+        path: l.abs,
+        size: 0,
+        lastModifiedMs: st?.mtimeMs ?? Date.now(),
+        message: `Leftover temp link: ${l.abs}`,
+      });
     }),
   );
   const stats = await statMany(slow.map((s) => s.abs));
@@ -205,7 +241,13 @@ async function scanRevision(
       }
       const real = e.kind === 'symlink' ? await fs.realpath(e.abs).catch(() => e.abs) : e.abs;
       const out = !isInside(root, real);
-      if (out) warn({ kind: 'outside-link', path: e.abs, size: st.size, message: `Points outside the cache (${real}): ${e.abs}` });
+      if (out)
+        warn({
+          kind: 'outside-link',
+          path: e.abs,
+          size: st.size,
+          message: `Points outside the cache (${real}): ${e.abs}`,
+        });
       files.push(fileOf(e, real, st, out));
     }),
   );
@@ -216,7 +258,14 @@ async function scanRevision(
 }
 
 function fileOf(e: WalkEntry, blobPath: string, st: Stats, outside: boolean): CachedFile {
-  const f: CachedFile = { path: e.rel, linkPath: e.abs, blobPath, size: st.size, lastAccessedMs: st.atimeMs, lastModifiedMs: st.mtimeMs };
+  const f: CachedFile = {
+    path: e.rel,
+    linkPath: e.abs,
+    blobPath,
+    size: st.size,
+    lastAccessedMs: st.atimeMs,
+    lastModifiedMs: st.mtimeMs,
+  };
   if (outside) f.outside = true;
   return f;
 }

@@ -12,7 +12,14 @@ import { MDL_FILE, ModelScopeCache, MS_PARTIAL_DIR, MSC_FILE, MV_FILE, parseMv }
 import { decodeMdl, decodeMsc, type MscEntry } from '../util/pickle.js';
 import { isLocked } from '../locks/flock.js';
 import { isInside, JUNK_NAMES, readdirSafe, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
-import { repoOf, revisionOf, type CachedFile, type CachedRepo, type CachedRevision, type CacheWarning } from './model.js';
+import {
+  repoOf,
+  revisionOf,
+  type CachedFile,
+  type CachedRepo,
+  type CachedRevision,
+  type CacheWarning,
+} from './model.js';
 
 const TYPE_DIRS: Array<[dir: string, type: RepoType]> = [
   ['models', 'model'],
@@ -60,8 +67,18 @@ async function tolerant<T>(dir: string, warnings: CacheWarning[], read: () => Pr
  * Every ModelScope repo under `root` (legacy layout, and the new one when `v2Root` is the same
  * folder) and under `v2Root` (new layout only).
  */
-export async function scanModelScopeRoot(root: string, v2Root: string, warnings: CacheWarning[]): Promise<CachedRepo[]> {
-  const bases = path.resolve(root) === path.resolve(v2Root) ? [{ base: root, legacy: true }] : [{ base: root, legacy: true }, { base: v2Root, legacy: false }];
+export async function scanModelScopeRoot(
+  root: string,
+  v2Root: string,
+  warnings: CacheWarning[],
+): Promise<CachedRepo[]> {
+  const bases =
+    path.resolve(root) === path.resolve(v2Root)
+      ? [{ base: root, legacy: true }]
+      : [
+          { base: root, legacy: true },
+          { base: v2Root, legacy: false },
+        ];
   const repos: CachedRepo[] = [];
   for (const { base, legacy } of bases) {
     for (const [typeDir, type] of TYPE_DIRS) {
@@ -87,7 +104,13 @@ export async function scanModelScopeRoot(root: string, v2Root: string, warnings:
   return repos;
 }
 
-async function scanOwnerDir(root: string, ownerDir: string, type: RepoType, owner: string, warnings: CacheWarning[]): Promise<CachedRepo[]> {
+async function scanOwnerDir(
+  root: string,
+  ownerDir: string,
+  type: RepoType,
+  owner: string,
+  warnings: CacheWarning[],
+): Promise<CachedRepo[]> {
   const out: CachedRepo[] = [];
   for (const e of await readdirSafe(ownerDir)) {
     if (JUNK_NAMES.has(e.name)) continue;
@@ -111,7 +134,14 @@ async function scanOwnerDir(root: string, ownerDir: string, type: RepoType, owne
   return out;
 }
 
-async function scanLegacyRepo(root: string, dir: string, type: RepoType, owner: string, masked: string, warnings: CacheWarning[]): Promise<CachedRepo> {
+async function scanLegacyRepo(
+  root: string,
+  dir: string,
+  type: RepoType,
+  owner: string,
+  masked: string,
+  warnings: CacheWarning[],
+): Promise<CachedRepo> {
   const [msc, mdl, mv, dirStat] = await Promise.all([
     fs.readFile(path.join(dir, MSC_FILE)).catch(() => undefined),
     fs.readFile(path.join(dir, MDL_FILE)).catch(() => undefined),
@@ -131,7 +161,11 @@ async function scanLegacyRepo(root: string, dir: string, type: RepoType, owner: 
     try {
       index = decodeMsc(msc);
     } catch {
-      warn({ kind: 'corrupted', path: path.join(dir, MSC_FILE), message: `Unreadable .msc index of ${key}: the SDK will download every file again` });
+      warn({
+        kind: 'corrupted',
+        path: path.join(dir, MSC_FILE),
+        message: `Unreadable .msc index of ${key}: the SDK will download every file again`,
+      });
     }
   }
   const revisionName = (mv !== undefined && parseMv(mv).revision) || 'master';
@@ -150,14 +184,34 @@ async function scanLegacyRepo(root: string, dir: string, type: RepoType, owner: 
   }
   const present = new Set(files.map((f) => f.path));
   const missing = (index ?? []).filter((m) => !present.has(m.Path)).map((m) => m.Path);
-  for (const m of missing) warn({ kind: 'missing-file', path: path.join(dir, m), message: `Listed in .msc but missing: ${m}` });
+  for (const m of missing)
+    warn({ kind: 'missing-file', path: path.join(dir, m), message: `Listed in .msc but missing: ${m}` });
 
   const revision = revisionOf(revisionName, dir, files, missing, dirStat);
   revision.refs = [revisionName];
-  return repoOf({ hub: 'modelscope', type, id, key, layout: 'ms-legacy', path: dir, root, refs: { [revisionName]: revisionName }, revisions: [revision] }, dirStat);
+  return repoOf(
+    {
+      hub: 'modelscope',
+      type,
+      id,
+      key,
+      layout: 'ms-legacy',
+      path: dir,
+      root,
+      refs: { [revisionName]: revisionName },
+      revisions: [revision],
+    },
+    dirStat,
+  );
 }
 
-async function scanSnapshotsRepo(root: string, dir: string, type: RepoType, folder: string, warnings: CacheWarning[]): Promise<CachedRepo> {
+async function scanSnapshotsRepo(
+  root: string,
+  dir: string,
+  type: RepoType,
+  folder: string,
+  warnings: CacheWarning[],
+): Promise<CachedRepo> {
   const i = folder.indexOf('--');
   const id = `${folder.slice(0, i)}/${folder.slice(i + 2)}`;
   const key = formatRepoRef({ hub: 'modelscope', type, id });
@@ -181,7 +235,10 @@ async function scanSnapshotsRepo(root: string, dir: string, type: RepoType, fold
     revisions.push(rev);
   }
   revisions.sort((a, b) => (a.commit < b.commit ? -1 : 1));
-  return repoOf({ hub: 'modelscope', type, id, key, layout: 'ms-snapshots', path: dir, root, refs, revisions }, dirStat);
+  return repoOf(
+    { hub: 'modelscope', type, id, key, layout: 'ms-snapshots', path: dir, root, refs, revisions },
+    dirStat,
+  );
 }
 
 function repoWarner(warnings: CacheWarning[], key: string): (w: Omit<CacheWarning, 'repo'>) => void {
@@ -197,7 +254,13 @@ async function scanSdkTempDir(tempRoot: string, type: RepoType, warnings: CacheW
   entries.forEach((e, i) => {
     const [owner, name, ...rest] = e.rel.split('/');
     const st = stats[i];
-    const w: CacheWarning = { kind: 'incomplete', path: e.abs, size: st?.size ?? 0, lastModifiedMs: st?.mtimeMs ?? 0, message: `Partial download: ${e.abs}` };
+    const w: CacheWarning = {
+      kind: 'incomplete',
+      path: e.abs,
+      size: st?.size ?? 0,
+      lastModifiedMs: st?.mtimeMs ?? 0,
+      message: `Partial download: ${e.abs}`,
+    };
     if (owner && name && rest.length > 0) w.repo = formatRepoRef({ hub: 'modelscope', type, id: `${owner}/${name}` });
     warnings.push(w);
   });
@@ -209,7 +272,13 @@ async function partialsIn(dir: string, warn: (w: Omit<CacheWarning, 'repo'>) => 
   const stats = await statMany(entries.map((e) => e.abs));
   entries.forEach((e, i) => {
     const st = stats[i];
-    warn({ kind: 'incomplete', path: e.abs, size: st?.size ?? 0, lastModifiedMs: st?.mtimeMs ?? 0, message: `Partial download: ${e.abs}` });
+    warn({
+      kind: 'incomplete',
+      path: e.abs,
+      size: st?.size ?? 0,
+      lastModifiedMs: st?.mtimeMs ?? 0,
+      message: `Partial download: ${e.abs}`,
+    });
   });
 }
 
@@ -217,7 +286,11 @@ async function partialsIn(dir: string, warn: (w: Omit<CacheWarning, 'repo'>) => 
  * The repo files of a ModelScope folder (each file is its own blob). Partial downloads and
  * temp files are reported and left out.
  */
-async function contentFiles(root: string, entries: WalkEntry[], warn: (w: Omit<CacheWarning, 'repo'>) => void): Promise<CachedFile[]> {
+async function contentFiles(
+  root: string,
+  entries: WalkEntry[],
+  warn: (w: Omit<CacheWarning, 'repo'>) => void,
+): Promise<CachedFile[]> {
   const stats = await statMany(entries.map((e) => e.abs));
   const files: CachedFile[] = [];
   await Promise.all(
@@ -233,10 +306,22 @@ async function contentFiles(root: string, entries: WalkEntry[], warn: (w: Omit<C
         warn({ kind: 'broken-link', path: e.abs, message: `Broken symlink: ${e.abs}` });
       } else if (st.isFile()) {
         const real = e.kind === 'symlink' ? await fs.realpath(e.abs).catch(() => e.abs) : e.abs;
-        const file: CachedFile = { path: e.rel, linkPath: e.abs, blobPath: real, size: st.size, lastAccessedMs: st.atimeMs, lastModifiedMs: st.mtimeMs };
+        const file: CachedFile = {
+          path: e.rel,
+          linkPath: e.abs,
+          blobPath: real,
+          size: st.size,
+          lastAccessedMs: st.atimeMs,
+          lastModifiedMs: st.mtimeMs,
+        };
         if (!isInside(root, real)) {
           file.outside = true;
-          warn({ kind: 'outside-link', path: e.abs, size: st.size, message: `Points outside the cache (${real}): ${e.abs}` });
+          warn({
+            kind: 'outside-link',
+            path: e.abs,
+            size: st.size,
+            message: `Points outside the cache (${real}): ${e.abs}`,
+          });
         }
         files.push(file);
       }

@@ -24,7 +24,10 @@ export interface CacheRoots {
 
 export async function scan(roots: CacheRoots): Promise<CacheScan> {
   const warnings: CacheWarning[] = [];
-  const [hfRepos, msRepos] = await Promise.all([scanHfRoot(roots, warnings), scanModelScopeRoot(roots.modelscope, roots.modelscopeV2 ?? roots.modelscope, warnings)]);
+  const [hfRepos, msRepos] = await Promise.all([
+    scanHfRoot(roots, warnings),
+    scanModelScopeRoot(roots.modelscope, roots.modelscopeV2 ?? roots.modelscope, warnings),
+  ]);
   const repos = [...hfRepos, ...msRepos].sort((a, b) => (a.key.toLowerCase() < b.key.toLowerCase() ? -1 : 1));
   warnings.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { roots: { ...roots }, repos, warnings, size: repos.reduce((s, r) => s + r.size, 0), scannedAtMs: Date.now() };
@@ -32,14 +35,22 @@ export async function scan(roots: CacheRoots): Promise<CacheScan> {
 
 async function scanHfRoot(roots: CacheRoots, warnings: CacheWarning[]): Promise<CachedRepo[]> {
   const root = roots.hf;
-  const shared = [roots.modelscope, roots.modelscopeV2 ?? roots.modelscope].some((r) => path.resolve(r) === path.resolve(root));
+  const shared = [roots.modelscope, roots.modelscopeV2 ?? roots.modelscope].some(
+    (r) => path.resolve(r) === path.resolve(root),
+  );
   const entries = (await readdirSafe(root)).filter(
     (e) => !JUNK_NAMES.has(e.name) && !HF_ROOT_META.has(e.name) && !(shared && MS_ROOT_ENTRIES.has(e.name)),
   );
   const repos = await Promise.all(
     entries.map(async (e) => {
       const abs = path.join(root, e.name);
-      const isDir = e.isDirectory() || (e.isSymbolicLink() && (await fs.stat(abs).then((s) => s.isDirectory(), () => false)));
+      const isDir =
+        e.isDirectory() ||
+        (e.isSymbolicLink() &&
+          (await fs.stat(abs).then(
+            (s) => s.isDirectory(),
+            () => false,
+          )));
       if (!isDir) {
         warnings.push({ kind: 'foreign', path: abs, message: `Not a cache repo folder: ${abs}` });
         return undefined;

@@ -47,7 +47,11 @@ const HASH_RE = /^[0-9a-f]{40}$/i;
  * Resolves user targets against a scan. Without a hub prefix (or --hub) a target names the HF
  * repo, or else the ModelScope repo of that id; without a type prefix (or --repo-type), a model.
  */
-export function selectTargets(scan: CacheScan, targets: readonly string[], defaults: Pick<RepoRefDefaults, 'hub' | 'type'> = {}): SelectResult {
+export function selectTargets(
+  scan: CacheScan,
+  targets: readonly string[],
+  defaults: Pick<RepoRefDefaults, 'hub' | 'type'> = {},
+): SelectResult {
   const selections = new Map<CachedRepo, Set<CachedRevision>>();
   const missing: string[] = [];
   const add = (repo: CachedRepo, revs: readonly CachedRevision[]): void => {
@@ -57,7 +61,9 @@ export function selectTargets(scan: CacheScan, targets: readonly string[], defau
   };
   for (const target of targets) {
     if (HASH_RE.test(target)) {
-      const hits = scan.repos.flatMap((repo) => repo.revisions.filter((r) => r.commit === target.toLowerCase()).map((r) => ({ repo, r })));
+      const hits = scan.repos.flatMap((repo) =>
+        repo.revisions.filter((r) => r.commit === target.toLowerCase()).map((r) => ({ repo, r })),
+      );
       if (hits.length === 0) missing.push(target);
       for (const h of hits) add(h.repo, [h.r]);
       continue;
@@ -66,7 +72,12 @@ export function selectTargets(scan: CacheScan, targets: readonly string[], defau
     const explicitHub = HUB_PREFIX_RE.test(target) ? ref.hub : defaults.hub;
     let explicitType = TYPE_PREFIX_RE.test(target) || defaults.type !== undefined;
     const matching = (): CachedRepo[] =>
-      scan.repos.filter((r) => r.id === ref.id && (!explicitType || r.type === ref.type) && (explicitHub === undefined || r.hub === explicitHub));
+      scan.repos.filter(
+        (r) =>
+          r.id === ref.id &&
+          (!explicitType || r.type === ref.type) &&
+          (explicitHub === undefined || r.hub === explicitHub),
+      );
     let candidates = matching();
     const short = TYPED_SHORT_ID_RE.exec(target);
     if (candidates.length === 0 && short) {
@@ -113,10 +124,16 @@ export function matchesPattern(repo: CachedRepo, pattern: string): boolean {
 }
 
 /** Like selectTargets, but an unknown target is an error (for commands about named repos). */
-export function requireTargets(scan: CacheScan, targets: readonly string[], defaults: Pick<RepoRefDefaults, 'hub' | 'type'> = {}): Selection[] {
+export function requireTargets(
+  scan: CacheScan,
+  targets: readonly string[],
+  defaults: Pick<RepoRefDefaults, 'hub' | 'type'> = {},
+): Selection[] {
   const res = selectTargets(scan, targets, defaults);
   if (res.missing.length > 0) {
-    throw new UsageError(`Not in the cache: ${res.missing.join(', ')}`, { hint: 'Run `hubcache ls` to see what is cached (and `--revisions` for revisions).' });
+    throw new UsageError(`Not in the cache: ${res.missing.join(', ')}`, {
+      hint: 'Run `hubcache ls` to see what is cached (and `--revisions` for revisions).',
+    });
   }
   return res.selections;
 }

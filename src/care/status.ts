@@ -62,7 +62,9 @@ export interface StatusReport {
 }
 
 export async function status(ctx: CareContext, scan: CacheScan, opts: StatusOptions = {}): Promise<StatusReport> {
-  const selections = opts.targets?.length ? requireTargets(scan, opts.targets, opts.defaults) : scan.repos.map((repo) => ({ repo, revisions: repo.revisions }));
+  const selections = opts.targets?.length
+    ? requireTargets(scan, opts.targets, opts.defaults)
+    : scan.repos.map((repo) => ({ repo, revisions: repo.revisions }));
   const jobs: Array<{ repo: CachedRepo; ref: string; rev: CachedRevision }> = [];
   for (const { repo, revisions } of selections) {
     for (const rev of revisions) for (const ref of rev.refs) jobs.push({ repo, ref, rev });
@@ -138,7 +140,11 @@ const msRefStatus: RefCheck = async (ctx, repo, ref, rev, opts) => {
   const primary = remotes.find((r) => r.changedFiles !== undefined);
   const state: RefState = !primary ? 'unknown' : (primary.changedFiles?.length ?? 0) > 0 ? 'outdated' : 'up-to-date';
   // Without commit dates the endpoints cannot be ordered: one that differs from the primary lags.
-  const laggingEndpoints = primary ? remotes.filter((r) => r.changedFiles !== undefined && r !== primary && !sameList(r.changedFiles, primary.changedFiles)).map((r) => r.endpoint) : [];
+  const laggingEndpoints = primary
+    ? remotes
+        .filter((r) => r.changedFiles !== undefined && r !== primary && !sameList(r.changedFiles, primary.changedFiles))
+        .map((r) => r.endpoint)
+    : [];
   return { repo: repo.key, hub: 'modelscope', ref, local, remotes, state, laggingEndpoints };
 };
 
@@ -154,7 +160,10 @@ function changedFiles(rev: CachedRevision, listing: readonly RemoteFile[]): stri
   for (const f of rev.files) {
     const r = remote.get(f.path);
     if (!r) out.push(f.path);
-    else if (f.msRevision !== undefined ? !mscEntryMatches({ Path: f.path, Revision: f.msRevision }, r) : r.size !== f.size) out.push(f.path);
+    else if (
+      f.msRevision !== undefined ? !mscEntryMatches({ Path: f.path, Revision: f.msRevision }, r) : r.size !== f.size
+    )
+      out.push(f.path);
   }
   return out;
 }

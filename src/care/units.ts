@@ -32,7 +32,9 @@ export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]i?)?b?\s*$/i.exec(text);
   const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase()];
   if (!m || unit === undefined) {
-    throw new UsageError(`Not a size: "${text}"`, { hint: 'Use a number with an optional unit: 500M, 1.5GB, 200G, 10GiB.' });
+    throw new UsageError(`Not a size: "${text}"`, {
+      hint: 'Use a number with an optional unit: 500M, 1.5GB, 200G, 10GiB.',
+    });
   }
   return Math.round(Number(m[1]) * unit);
 }
@@ -42,7 +44,9 @@ export function parseDuration(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|mo|y)?\s*$/i.exec(text);
   const unit = DURATION_UNITS[(m?.[2] ?? 's').toLowerCase()];
   if (!m || unit === undefined) {
-    throw new UsageError(`Not a duration: "${text}"`, { hint: 'Use a number with a unit: 90s, 30m, 1h, 7d, 2w, 6mo, 1y.' });
+    throw new UsageError(`Not a duration: "${text}"`, {
+      hint: 'Use a number with a unit: 90s, 30m, 1h, 7d, 2w, 6mo, 1y.',
+    });
   }
   return Math.round(Number(m[1]) * unit * 1000);
 }

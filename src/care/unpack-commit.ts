@@ -7,7 +7,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { RemoteFile } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
-import { fileMatches, maskModelName, ModelScopeCache, MsLegacyDir, parseMv, splitMsModelId } from '../layouts/modelscope-cache.js';
+import {
+  fileMatches,
+  maskModelName,
+  ModelScopeCache,
+  MsLegacyDir,
+  parseMv,
+  splitMsModelId,
+} from '../layouts/modelscope-cache.js';
 import { acquireLock } from '../locks/flock.js';
 import { isFile, writeFileAtomic } from '../util/fs.js';
 import { decodeMsc, type MscEntry } from '../util/pickle.js';
@@ -67,7 +74,10 @@ export class Committer {
       if (!this.opts.dryRun) {
         if (s.type === 'symlink') {
           const etag = path.posix.basename(symlinkBlobTarget(s.name, s.target ?? ''));
-          await rc.linkSnapshot(s.role.commit, remoteFile(s.role.repoPath, etag, sizes.get(etag) ?? 0), { symlinks: this.symlinks, newBlob: false });
+          await rc.linkSnapshot(s.role.commit, remoteFile(s.role.repoPath, etag, sizes.get(etag) ?? 0), {
+            symlinks: this.symlinks,
+            newBlob: false,
+          });
         } else {
           await moveInto(s.staged as string, dest);
         }
@@ -85,7 +95,11 @@ export class Committer {
     if (previous === commit) change.action = 'unchanged';
     else if (previous !== undefined && !this.opts.updateRefs) {
       change.action = 'kept';
-      this.note(rc.refPath(name), 'conflict', `ref ${name} stays at ${previous}; the archive has ${commit} (--update-refs to take it)`);
+      this.note(
+        rc.refPath(name),
+        'conflict',
+        `ref ${name} stays at ${previous}; the archive has ${commit} (--update-refs to take it)`,
+      );
     } else {
       if (previous !== undefined) change.action = 'updated';
       if (!this.opts.dryRun) await rc.writeRef(name, commit);
@@ -97,8 +111,13 @@ export class Committer {
     const msRoot = this.ctx.roots.modelscope;
     const cache = new ModelScopeCache(msRoot, this.ctx.roots.modelscopeV2 ?? msRoot);
     const { owner, name } = splitMsModelId(repo.id);
-    const dir = new MsLegacyDir(safeJoin(msRoot, repo.prefix.slice('ms/'.length)), cache.lockPath(repo.id), `${owner}/${maskModelName(name)}`);
-    const meta = (file: string): Buffer | undefined => members.find((o) => o.role.kind === 'ms-meta' && o.role.file === file)?.small;
+    const dir = new MsLegacyDir(
+      safeJoin(msRoot, repo.prefix.slice('ms/'.length)),
+      cache.lockPath(repo.id),
+      `${owner}/${maskModelName(name)}`,
+    );
+    const meta = (file: string): Buffer | undefined =>
+      members.find((o) => o.role.kind === 'ms-meta' && o.role.file === file)?.small;
     const archiveIndex = safeDecodeMsc(meta('.msc'));
     const cachedIndex = await dir.readIndex();
     const toRecord: MscEntry[] = [];
@@ -110,9 +129,14 @@ export class Committer {
       const entry = archiveIndex.find((e) => e.Path === repoPath);
       if (!entry) continue; // untracked in the source cache too
       const indexed = cachedIndex.some((e) => e.Path === repoPath);
-      if (outcome === 'added' || outcome === 'replaced' || (outcome === 'kept' && (!indexed || this.opts.updateRefs))) toRecord.push(entry);
+      if (outcome === 'added' || outcome === 'replaced' || (outcome === 'kept' && (!indexed || this.opts.updateRefs)))
+        toRecord.push(entry);
     }
-    if (toRecord.length > 0 && !this.opts.dryRun) await dir.record(toRecord.map((e) => ({ path: e.Path, msRevision: e.Revision })), this.lockOpts());
+    if (toRecord.length > 0 && !this.opts.dryRun)
+      await dir.record(
+        toRecord.map((e) => ({ path: e.Path, msRevision: e.Revision })),
+        this.lockOpts(),
+      );
     const mv = meta('.mv')?.toString('utf8');
     if (mv !== undefined) {
       const current = await dir.readMv();
@@ -120,7 +144,11 @@ export class Committer {
         if (!this.opts.dryRun) await writeFileAtomic(dir.mvPath, mv);
         this.note(dir.mvPath, current === undefined ? 'added' : 'replaced');
       } else if (current.revision !== parseMv(mv).revision) {
-        this.note(dir.mvPath, 'conflict', `.mv stays at revision ${current.revision}; the archive has ${parseMv(mv).revision} (--update-refs to take it)`);
+        this.note(
+          dir.mvPath,
+          'conflict',
+          `.mv stays at revision ${current.revision}; the archive has ${parseMv(mv).revision} (--update-refs to take it)`,
+        );
       }
     }
     if (!this.opts.dryRun && repo.type === 'model') await cache.ensureDottedSymlink(repo.id);
@@ -132,7 +160,11 @@ export class Committer {
     const repoDir = safeJoin(v2Root, repo.prefix.slice('msv2/'.length));
     for (const f of members) {
       if (f.role.kind !== 'msv2-file') continue;
-      await this.msFile(f, safeJoin(repoDir, `snapshots/${f.role.revision}/${f.role.repoPath}`), cache.v2LockPath(repo.id, f.role.repoPath));
+      await this.msFile(
+        f,
+        safeJoin(repoDir, `snapshots/${f.role.revision}/${f.role.repoPath}`),
+        cache.v2LockPath(repo.id, f.role.repoPath),
+      );
     }
   }
 
@@ -145,7 +177,7 @@ export class Committer {
     }
     const present = await isFile(dest);
     if (present && !this.opts.updateRefs) {
-      this.note(dest, 'conflict', 'the cached file differs from the archive\'s (--update-refs to take the archive\'s)');
+      this.note(dest, 'conflict', "the cached file differs from the archive's (--update-refs to take the archive's)");
       return 'conflict';
     }
     if (!this.opts.dryRun) {

@@ -14,7 +14,8 @@ export interface UnpackOptions {
   onEvent?: (e: UnpackEvent) => void;
 }
 
-export type UnpackEvent = { type: 'unpack-progress'; bytes: number; total: number } | { type: 'warning'; message: string };
+export type UnpackEvent =
+  { type: 'unpack-progress'; bytes: number; total: number } | { type: 'warning'; message: string };
 
 export type ChangeAction = 'added' | 'kept' | 'replaced' | 'conflict';
 
@@ -70,5 +71,5 @@ export interface Observed {
   small?: Buffer;
 }
 
-
-export const DAMAGED_HINT = 'The archive is damaged or was tampered with (copy it again); nothing was written to the cache.';
+export const DAMAGED_HINT =
+  'The archive is damaged or was tampered with (copy it again); nothing was written to the cache.';

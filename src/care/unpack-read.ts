@@ -62,7 +62,8 @@ export async function readArchive(
       observed.set(entry.name, o);
     }
   } catch (err) {
-    if (err instanceof TarFormatError) throw new ArchiveError(`Cannot read ${archive}: ${err.message}`, { hint: DAMAGED_HINT });
+    if (err instanceof TarFormatError)
+      throw new ArchiveError(`Cannot read ${archive}: ${err.message}`, { hint: DAMAGED_HINT });
     throw err;
   }
   if (!manifest) {
@@ -92,9 +93,11 @@ async function receiveFile(entry: TarEntry, role: MemberRole, staging: string | 
   const o: Observed = { name: entry.name, role, type: 'file', size: entry.size };
   const keepSmall = role.kind === 'hf-ref' || role.kind === 'ms-meta' || role.kind === 'hf-tree';
   const cap = role.kind === 'hf-tree' ? MAX_TREE_BYTES : MAX_META_BYTES;
-  if (keepSmall && entry.size > cap) throw new ArchiveError(`${entry.name} is too large for what it is (${entry.size} bytes)`, { hint: DAMAGED_HINT });
+  if (keepSmall && entry.size > cap)
+    throw new ArchiveError(`${entry.name} is too large for what it is (${entry.size} bytes)`, { hint: DAMAGED_HINT });
   const sha256 = createHash('sha256');
-  const git: Hash | undefined = role.kind === 'hf-blob' && role.etag.length === 40 ? createHash('sha1').update(`blob ${entry.size}\0`) : undefined;
+  const git: Hash | undefined =
+    role.kind === 'hf-blob' && role.etag.length === 40 ? createHash('sha1').update(`blob ${entry.size}\0`) : undefined;
   const small: Buffer[] = [];
   let fh: fs.FileHandle | undefined;
   if (staging) {
@@ -106,7 +109,9 @@ async function receiveFile(entry: TarEntry, role: MemberRole, staging: string | 
       // A member under another member's name (`a` then `a/b`, or the reverse): no cache holds both.
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOTDIR' && code !== 'EEXIST' && code !== 'EISDIR') throw err;
-      throw new ArchiveError(`Archive member ${JSON.stringify(entry.name)} collides with another member's path`, { hint: DAMAGED_HINT });
+      throw new ArchiveError(`Archive member ${JSON.stringify(entry.name)} collides with another member's path`, {
+        hint: DAMAGED_HINT,
+      });
     }
   }
   try {
@@ -136,7 +141,9 @@ function parseManifest(buf: Buffer): PackManifest {
     throw new ArchiveError(`${PACK_MANIFEST} is not valid JSON`, { hint: DAMAGED_HINT });
   }
   if (m?.format !== PACK_FORMAT || m.version !== PACK_VERSION || !Array.isArray(m.entries) || !Array.isArray(m.repos)) {
-    throw new ArchiveError(`${PACK_MANIFEST} is not a hubcache pack manifest of version ${PACK_VERSION}`, { hint: 'Unpack it with the hubcache version that packed it.' });
+    throw new ArchiveError(`${PACK_MANIFEST} is not a hubcache pack manifest of version ${PACK_VERSION}`, {
+      hint: 'Unpack it with the hubcache version that packed it.',
+    });
   }
   return m;
 }

@@ -46,7 +46,13 @@ export async function unpack(ctx: CareContext, opts: UnpackOptions): Promise<Unp
     await checkSpace(hfRoot, archiveSize);
     // Folders created only for staging are removed again (deepest first, and only when empty).
     for (let dir = path.join(hfRoot, HUBCACHE_DIR); ; dir = path.dirname(dir)) {
-      if (!(await fs.stat(dir).then(() => true, () => false))) cleanup.push(dir);
+      if (
+        !(await fs.stat(dir).then(
+          () => true,
+          () => false,
+        ))
+      )
+        cleanup.push(dir);
       if (dir === hfRoot || path.dirname(dir) === dir) break;
     }
     staging = path.join(hfRoot, HUBCACHE_DIR, `unpack-${randomBytes(6).toString('hex')}`);
@@ -86,13 +92,25 @@ export async function unpack(ctx: CareContext, opts: UnpackOptions): Promise<Unp
 
 async function checkSpace(root: string, needed: number): Promise<void> {
   let dir = root;
-  while (!(await fs.stat(dir).then(() => true, () => false)) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  while (
+    !(await fs.stat(dir).then(
+      () => true,
+      () => false,
+    )) &&
+    path.dirname(dir) !== dir
+  )
+    dir = path.dirname(dir);
   const st = await fs.statfs(dir).catch(() => undefined);
   if (!st) return;
   const free = st.bavail * st.bsize;
   if (free < needed) {
-    throw new DiskFullError(`Not enough space to unpack: the archive holds ${needed} bytes, ${free} are free on the file system of ${root}`, needed, free, {
-      hint: 'Free space (`hubcache prune`, `hubcache gc --max-size ...`) or unpack into another --cache-dir.',
-    });
+    throw new DiskFullError(
+      `Not enough space to unpack: the archive holds ${needed} bytes, ${free} are free on the file system of ${root}`,
+      needed,
+      free,
+      {
+        hint: 'Free space (`hubcache prune`, `hubcache gc --max-size ...`) or unpack into another --cache-dir.',
+      },
+    );
   }
 }

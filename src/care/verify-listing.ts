@@ -25,12 +25,18 @@ export interface ListingDiff {
 }
 
 /** The listing of a cached revision: HF's trees/<commit>.json (offline), else the hub's. */
-async function listingOf(ctx: CareContext, repo: CachedRepo, rev: CachedRevision, signal?: AbortSignal): Promise<RemoteFile[]> {
+async function listingOf(
+  ctx: CareContext,
+  repo: CachedRepo,
+  rev: CachedRevision,
+  signal?: AbortSignal,
+): Promise<RemoteFile[]> {
   if (repo.layout === 'hf') {
     const tree = await new HfRepoCache(repo.root, repo).readTree(rev.commit);
     if (tree) return tree;
   }
-  if (ctx.offline) throw new OfflineMissError(`No file listing of ${repo.key}@${rev.commit.slice(0, 12)} in the cache, and offline`);
+  if (ctx.offline)
+    throw new OfflineMissError(`No file listing of ${repo.key}@${rev.commit.slice(0, 12)} in the cache, and offline`);
   return repo.hub === 'hf'
     ? new HfClient(ctx.hf).listFiles(repo, rev.commit, signal)
     : new ModelScopeClient(ctx.modelscope).listFiles(repo, rev.commit, signal);
@@ -49,7 +55,12 @@ export async function listingDiffs(
       try {
         const listed = await listingOf(ctx, repo, rev, signal);
         const names = new Set(listed.map((f) => f.path));
-        out.push({ repo: repo.key, revision: rev.commit, missing: [...names].filter((p) => !onDisk.has(p)).sort(), extra: [...onDisk].filter((p) => !names.has(p)).sort() });
+        out.push({
+          repo: repo.key,
+          revision: rev.commit,
+          missing: [...names].filter((p) => !onDisk.has(p)).sort(),
+          extra: [...onDisk].filter((p) => !names.has(p)).sort(),
+        });
       } catch (err) {
         out.push({ repo: repo.key, revision: rev.commit, missing: [], extra: [], reason: (err as Error).message });
       }
@@ -87,7 +98,12 @@ async function localFiles(dir: string): Promise<string[]> {
  * `hf cache verify REPO --local-dir DIR`: each file of the revision's listing that is in DIR is
  * hashed (sha256 when the hub gives it, else the git blob sha1); missing and extra files listed.
  */
-export async function verifyLocalDir(ctx: CareContext, repo: RepoRef, dir: string, opts: { signal?: AbortSignal; concurrency?: number } = {}): Promise<LocalDirVerifyReport> {
+export async function verifyLocalDir(
+  ctx: CareContext,
+  repo: RepoRef,
+  dir: string,
+  opts: { signal?: AbortSignal; concurrency?: number } = {},
+): Promise<LocalDirVerifyReport> {
   const stat = await fs.stat(dir).catch(() => undefined);
   if (!stat?.isDirectory()) throw new UsageError(`--local-dir ${dir} is not a folder`);
   const local = new HfLocalDir(dir);
@@ -99,7 +115,10 @@ export async function verifyLocalDir(ctx: CareContext, repo: RepoRef, dir: strin
     const meta = (await Promise.all(files.map((f) => local.readMetadata(f)))).find((m) => m !== undefined);
     revision = repo.revision ?? meta?.commit ?? '';
     const kept = revision ? await fs.readFile(local.treePath(revision), 'utf8').catch(() => undefined) : undefined;
-    if (kept === undefined) throw new OfflineMissError(`Offline, and ${dir} keeps no file listing to verify against`, [], { hint: 'Run without --offline.' });
+    if (kept === undefined)
+      throw new OfflineMissError(`Offline, and ${dir} keeps no file listing to verify against`, [], {
+        hint: 'Run without --offline.',
+      });
     listed = parseTreeCache(kept);
   } else {
     const client = repo.hub === 'hf' ? new HfClient(ctx.hf) : new ModelScopeClient(ctx.modelscope);
@@ -125,11 +144,22 @@ export async function verifyLocalDir(ctx: CareContext, repo: RepoRef, dir: strin
     const file = local.filePath(p);
     const algorithm = remote.sha256 ? 'sha256' : 'git-sha1';
     const expected = (remote.sha256 ?? remote.gitOid ?? '').toLowerCase();
-    const actual = algorithm === 'sha256' ? await sha256File(file, opts.signal) : await gitBlobSha1File(file, opts.signal);
+    const actual =
+      algorithm === 'sha256' ? await sha256File(file, opts.signal) : await gitBlobSha1File(file, opts.signal);
     if (actual === expected) report.ok++;
     else {
       const size = (await fs.stat(file)).size;
-      report.problems.push({ repo: report.repo, revision, path: p, verdict: size < remote.size ? 'truncated' : 'corrupt', algorithm, expected, actual, expectedSize: remote.size, size });
+      report.problems.push({
+        repo: report.repo,
+        revision,
+        path: p,
+        verdict: size < remote.size ? 'truncated' : 'corrupt',
+        algorithm,
+        expected,
+        actual,
+        expectedSize: remote.size,
+        size,
+      });
     }
   });
   report.problems.sort((a, b) => (a.path < b.path ? -1 : 1));

@@ -89,7 +89,9 @@ interface Check {
 export async function verify(ctx: CareContext, scan: CacheScan, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const started = Date.now();
   const emit = (e: VerifyEvent): void => opts.onEvent?.(e);
-  const selections = opts.targets?.length ? requireTargets(scan, opts.targets, opts.defaults) : scan.repos.map((repo) => ({ repo, revisions: repo.revisions }));
+  const selections = opts.targets?.length
+    ? requireTargets(scan, opts.targets, opts.defaults)
+    : scan.repos.map((repo) => ({ repo, revisions: repo.revisions }));
 
   const checks: Check[] = [];
   const missing: FileCheck[] = [];
@@ -100,18 +102,33 @@ export async function verify(ctx: CareContext, scan: CacheScan, opts: VerifyOpti
     }
   }
   const { results, blobs, bytes } = await hashChecks(checks, opts, emit);
-  const report: VerifyReport = { repos: selections.length, blobs, bytes, ok: 0, problems: [...missing], unverifiable: [], fixed: [], seconds: 0 };
+  const report: VerifyReport = {
+    repos: selections.length,
+    blobs,
+    bytes,
+    ok: 0,
+    problems: [...missing],
+    unverifiable: [],
+    fixed: [],
+    seconds: 0,
+  };
   for (const r of results) {
     if (r.verdict === 'ok') report.ok++;
     else if (r.verdict === 'unverifiable') report.unverifiable.push(r);
     else report.problems.push(r);
   }
-  if (opts.fix && report.problems.length > 0) await fix(ctx, report, new Map(selections.map((s) => [s.repo.key, s.repo])), opts, emit);
+  if (opts.fix && report.problems.length > 0)
+    await fix(ctx, report, new Map(selections.map((s) => [s.repo.key, s.repo])), opts, emit);
   report.seconds = (Date.now() - started) / 1000;
   return report;
 }
 
-async function expectationsFor(ctx: CareContext, repo: CachedRepo, rev: CachedRevision, emit: (e: VerifyEvent) => void): Promise<Check[]> {
+async function expectationsFor(
+  ctx: CareContext,
+  repo: CachedRepo,
+  rev: CachedRevision,
+  emit: (e: VerifyEvent) => void,
+): Promise<Check[]> {
   if (repo.layout === 'hf') {
     const blobsDir = path.join(repo.path, 'blobs');
     const tree = await new HfRepoCache(repo.root, repo).readTree(rev.commit).catch(() => undefined);
@@ -129,20 +146,32 @@ async function expectationsFor(ctx: CareContext, repo: CachedRepo, rev: CachedRe
     });
   }
   // ModelScope: the hub's listing is the only source of hashes.
-  if (ctx.offline) return rev.files.map((file) => ({ repo, rev, file, reason: 'offline: ModelScope keeps no hashes on disk' }));
+  if (ctx.offline)
+    return rev.files.map((file) => ({ repo, rev, file, reason: 'offline: ModelScope keeps no hashes on disk' }));
   let listing: RemoteFile[];
   try {
     listing = await new ModelScopeClient(ctx.modelscope).listFiles(repo, rev.commit);
   } catch (err) {
     emit({ type: 'warning', message: `Cannot list ${repo.key}@${rev.commit}: ${(err as Error).message}` });
-    return rev.files.map((file) => ({ repo, rev, file, reason: `file listing unavailable: ${(err as Error).message}` }));
+    return rev.files.map((file) => ({
+      repo,
+      rev,
+      file,
+      reason: `file listing unavailable: ${(err as Error).message}`,
+    }));
   }
   const listed = new Map(listing.map((f) => [f.path, f]));
   return rev.files.map((file) => {
     const remote = listed.get(file.path);
-    if (!remote?.sha256) return { repo, rev, file, reason: remote ? 'the hub lists no sha256 for it' : 'not in the hub listing any more' };
+    if (!remote?.sha256)
+      return { repo, rev, file, reason: remote ? 'the hub lists no sha256 for it' : 'not in the hub listing any more' };
     if (file.msRevision !== undefined && !mscEntryMatches({ Path: file.path, Revision: file.msRevision }, remote)) {
-      return { repo, rev, file, reason: `cached at revision ${file.msRevision.slice(0, 12)}, the hub lists ${remote.msRevision?.slice(0, 12) ?? '?'} (see \`hubcache status\`)` };
+      return {
+        repo,
+        rev,
+        file,
+        reason: `cached at revision ${file.msRevision.slice(0, 12)}, the hub lists ${remote.msRevision?.slice(0, 12) ?? '?'} (see \`hubcache status\`)`,
+      };
     }
     return { repo, rev, file, expect: { algorithm: 'sha256', hash: remote.sha256, size: remote.size } };
   });
@@ -150,9 +179,18 @@ async function expectationsFor(ctx: CareContext, repo: CachedRepo, rev: CachedRe
 
 /** A file whose bytes are gone; for HF the dangling link still names the blob and so its hash. */
 async function missingCheck(repo: CachedRepo, rev: CachedRevision, repoPath: string): Promise<FileCheck> {
-  const check: FileCheck = { repo: repo.key, revision: rev.commit, path: repoPath, verdict: 'missing', reason: 'its blob or file is gone' };
+  const check: FileCheck = {
+    repo: repo.key,
+    revision: rev.commit,
+    path: repoPath,
+    verdict: 'missing',
+    reason: 'its blob or file is gone',
+  };
   const linkPath = path.join(rev.path, ...repoPath.split('/'));
-  const target = await fs.readlink(linkPath).then((t) => path.resolve(path.dirname(linkPath), t), () => undefined);
+  const target = await fs.readlink(linkPath).then(
+    (t) => path.resolve(path.dirname(linkPath), t),
+    () => undefined,
+  );
   const etag = target ? etagOfBlobName(path.basename(target)) : undefined;
   if (repo.layout === 'hf' && target && etag) {
     check.blobPath = target;
@@ -170,7 +208,11 @@ function remoteExpectation(f: RemoteFile): Expectation {
 }
 
 /** Hashes each distinct blob once and turns the results into verdicts per file. */
-async function hashChecks(checks: Check[], opts: VerifyOptions, emit: (e: VerifyEvent) => void): Promise<{ results: FileCheck[]; blobs: number; bytes: number }> {
+async function hashChecks(
+  checks: Check[],
+  opts: VerifyOptions,
+  emit: (e: VerifyEvent) => void,
+): Promise<{ results: FileCheck[]; blobs: number; bytes: number }> {
   const jobs: HashJob[] = [];
   const jobIndex = new Map<string, number>();
   let total = 0;
@@ -188,7 +230,14 @@ async function hashChecks(checks: Check[], opts: VerifyOptions, emit: (e: Verify
   emit({ type: 'verify-plan', blobs: jobs.length, bytes: total, unverifiable: checks.filter((c) => !c.expect).length });
   const hashed = await hashFilesWithProgress(jobs, opts, (bytes) => emit({ type: 'verify-progress', bytes, total }));
   const results = checks.map((c): FileCheck => {
-    const base: FileCheck = { repo: c.repo.key, revision: c.rev.commit, path: c.file.path, blobPath: c.file.blobPath, verdict: 'unverifiable', size: c.file.size };
+    const base: FileCheck = {
+      repo: c.repo.key,
+      revision: c.rev.commit,
+      path: c.file.path,
+      blobPath: c.file.blobPath,
+      verdict: 'unverifiable',
+      size: c.file.size,
+    };
     if (!c.expect) return { ...base, reason: c.reason ?? 'no expected hash' };
     const r = hashed[jobIndex.get(keyOf(c)) as number];
     return { ...base, ...judge(c.expect, r) };
@@ -200,10 +249,12 @@ async function hashChecks(checks: Check[], opts: VerifyOptions, emit: (e: Verify
 async function inodeKeys(paths: readonly string[]): Promise<Map<string, string>> {
   const distinct = [...new Set(paths)];
   const stats = await statMany(distinct);
-  return new Map(distinct.map((p, i) => {
-    const st = stats[i];
-    return [p, st ? `${st.dev}:${st.ino}` : p];
-  }));
+  return new Map(
+    distinct.map((p, i) => {
+      const st = stats[i];
+      return [p, st ? `${st.dev}:${st.ino}` : p];
+    }),
+  );
 }
 
 function judge(expect: Expectation, r: Awaited<ReturnType<typeof hashFiles>>[number] | undefined): Partial<FileCheck> {
@@ -224,7 +275,13 @@ function judge(expect: Expectation, r: Awaited<ReturnType<typeof hashFiles>>[num
  * Deletes each corrupt/truncated blob (under its lock, inside the cache only), then downloads
  * exactly the affected files of each revision again, and hashes them once more.
  */
-async function fix(ctx: CareContext, report: VerifyReport, repos: Map<string, CachedRepo>, opts: VerifyOptions, emit: (e: VerifyEvent) => void): Promise<void> {
+async function fix(
+  ctx: CareContext,
+  report: VerifyReport,
+  repos: Map<string, CachedRepo>,
+  opts: VerifyOptions,
+  emit: (e: VerifyEvent) => void,
+): Promise<void> {
   const problems = report.problems;
   const roots = [ctx.roots.hf, ctx.roots.modelscope, ctx.roots.modelscopeV2 ?? ctx.roots.modelscope];
   // Names of one bad inode (hard links made by `dedup`): the first is fetched, the others re-linked to it.
@@ -264,7 +321,8 @@ async function fetchAgain(
   emit: (e: VerifyEvent) => void,
 ): Promise<FileCheck[]> {
   const groups = new Map<string, FileCheck[]>();
-  for (const p of problems) groups.set(`${p.repo}\0${p.revision}`, [...(groups.get(`${p.repo}\0${p.revision}`) ?? []), p]);
+  for (const p of problems)
+    groups.set(`${p.repo}\0${p.revision}`, [...(groups.get(`${p.repo}\0${p.revision}`) ?? []), p]);
   const attempted: FileCheck[] = [];
   for (const [, group] of groups) {
     if (opts.signal?.aborted) break;
@@ -320,8 +378,13 @@ async function recheck(checks: FileCheck[], opts: VerifyOptions): Promise<Set<Fi
       ok.add(t.c);
     }
   }
-  const jobs = targets.filter((t) => t.file && t.c.algorithm && t.c.expected).map((t) => ({ t, job: { path: t.file as string, algorithm: t.c.algorithm as HashAlgorithm } }));
-  const results = await hashFiles(jobs.map((j) => j.job), opts.signal ? { signal: opts.signal } : {});
+  const jobs = targets
+    .filter((t) => t.file && t.c.algorithm && t.c.expected)
+    .map((t) => ({ t, job: { path: t.file as string, algorithm: t.c.algorithm as HashAlgorithm } }));
+  const results = await hashFiles(
+    jobs.map((j) => j.job),
+    opts.signal ? { signal: opts.signal } : {},
+  );
   jobs.forEach((j, i) => {
     const r = results[i];
     if (r?.ok && r.hex === j.t.c.expected) {
@@ -365,10 +428,14 @@ async function underBlobLock(p: FileCheck, roots: string[], op: (real: string) =
   const real = await fs.realpath(blob).catch(() => undefined);
   if (!real) return;
   const realRoots = await Promise.all(roots.map((r) => fs.realpath(r).catch(() => r)));
-  if (!realRoots.some((r) => isInside(r, real) && r !== real)) throw new Error(`${real} is outside the cache; not touching it`);
+  if (!realRoots.some((r) => isInside(r, real) && r !== real))
+    throw new Error(`${real} is outside the cache; not touching it`);
   const etag = etagOfBlobName(path.basename(blob));
   const repoDir = path.dirname(path.dirname(blob));
-  const lockPath = etag && path.basename(path.dirname(blob)) === 'blobs' ? hfBlobLockPath(path.dirname(repoDir), path.basename(repoDir), etag) : undefined;
+  const lockPath =
+    etag && path.basename(path.dirname(blob)) === 'blobs'
+      ? hfBlobLockPath(path.dirname(repoDir), path.basename(repoDir), etag)
+      : undefined;
   const lock = lockPath ? await acquireLock(lockPath, { timeoutMs: 30_000 }) : undefined;
   try {
     await op(real);

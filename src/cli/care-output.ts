@@ -16,11 +16,17 @@ export function age(ms: number | undefined): string {
 }
 
 /** Columns padded to their widest cell; the last column is not padded. */
-export function formatTable(headers: string[], rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
+export function formatTable(
+  headers: string[],
+  rows: string[][],
+  rightAligned: ReadonlySet<number> = new Set(),
+): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : rightAligned.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .map((c, i) =>
+        i === cells.length - 1 ? c : rightAligned.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0),
+      )
       .join('  ')
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
@@ -39,7 +45,9 @@ export function printWarnings(ctx: CommandContext, warnings: readonly CacheWarni
   if (warnings.length > WARNING_LINES) {
     const counts = new Map<string, number>();
     for (const w of warnings.slice(WARNING_LINES)) counts.set(w.kind, (counts.get(w.kind) ?? 0) + 1);
-    ctx.out.warn(`...and ${warnings.length - WARNING_LINES} more: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (all of them with --json)`);
+    ctx.out.warn(
+      `...and ${warnings.length - WARNING_LINES} more: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')} (all of them with --json)`,
+    );
   }
 }
 
@@ -48,10 +56,22 @@ export function describeDeletion(report: DeleteReport): string[] {
   const { plan } = report;
   const lines: string[] = [];
   for (const r of plan.repos) lines.push(`  ${r.repo}  (whole repo, ${formatBytes(r.size)})`);
-  for (const r of plan.revisions) lines.push(`  ${r.repo}@${r.commit.slice(0, 12)}${r.refs.length ? ` [${r.refs.join(', ')}]` : ' (detached)'}  ${formatBytes(r.size)}`);
+  for (const r of plan.revisions)
+    lines.push(
+      `  ${r.repo}@${r.commit.slice(0, 12)}${r.refs.length ? ` [${r.refs.join(', ')}]` : ' (detached)'}  ${formatBytes(r.size)}`,
+    );
   const byReason = new Map<string, { n: number; bytes: number }>();
   for (const b of plan.blobs.filter((x) => x.reason === 'orphan-blob')) bump(byReason, 'orphan blob', b.size);
-  for (const f of plan.files) bump(byReason, f.reason === 'incomplete' ? 'partial download' : f.reason === 'broken-link' ? 'broken link' : 'leftover temp file', f.size);
+  for (const f of plan.files)
+    bump(
+      byReason,
+      f.reason === 'incomplete'
+        ? 'partial download'
+        : f.reason === 'broken-link'
+          ? 'broken link'
+          : 'leftover temp file',
+      f.size,
+    );
   for (const [what, { n, bytes }] of byReason) lines.push(`  ${n} ${what}${n > 1 ? 's' : ''}  ${formatBytes(bytes)}`);
   return lines;
 }
@@ -77,10 +97,16 @@ export interface DeleteFlags {
  * Shows a dry-run report and decides whether to go on: `--dry-run` stops here, `--yes` goes on,
  * a terminal is asked, anything else (a script, CI) is refused with a hint.
  */
-export async function confirmDeletion(ctx: CommandContext, report: DeleteReport, flags: DeleteFlags, verb: string): Promise<boolean> {
+export async function confirmDeletion(
+  ctx: CommandContext,
+  report: DeleteReport,
+  flags: DeleteFlags,
+  verb: string,
+): Promise<boolean> {
   for (const s of report.plan.skipped) ctx.out.info(`skipping ${s.what}: ${s.reason}`);
   if (isEmpty(report)) {
-    if (ctx.flags.json) ctx.out.json({ dryRun: !!flags.dryRun, deleted: [], freedBytes: 0, skipped: report.plan.skipped });
+    if (ctx.flags.json)
+      ctx.out.json({ dryRun: !!flags.dryRun, deleted: [], freedBytes: 0, skipped: report.plan.skipped });
     else ctx.out.result('Nothing to remove.');
     return false;
   }
@@ -95,9 +121,13 @@ export async function confirmDeletion(ctx: CommandContext, report: DeleteReport,
   }
   if (flags.yes) return true;
   if (!(ctx.io.isTTY && process.stdin.isTTY)) {
-    throw new UsageError(`Refusing to ${verb} without confirmation (not a terminal)`, { hint: 'Add --yes to confirm, or --dry-run to see what would be removed.' });
+    throw new UsageError(`Refusing to ${verb} without confirmation (not a terminal)`, {
+      hint: 'Add --yes to confirm, or --dry-run to see what would be removed.',
+    });
   }
-  ctx.io.stderr.write(`About to ${verb}:\n${describeDeletion(report).join('\n')}\nThis frees ${formatBytes(report.freedBytes)}.\n`);
+  ctx.io.stderr.write(
+    `About to ${verb}:\n${describeDeletion(report).join('\n')}\nThis frees ${formatBytes(report.freedBytes)}.\n`,
+  );
   const rl = createInterface({ input: process.stdin, output: ctx.io.stderr });
   try {
     const answer = await rl.question('Proceed? [y/N] ');

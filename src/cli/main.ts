@@ -30,20 +30,24 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     stderr: ioIn.stderr ?? process.stderr,
     env: ioIn.env ?? process.env,
     isTTY: ioIn.isTTY ?? !!process.stderr.isTTY,
-    ...(ioIn.columns ?? process.stderr.columns ? { columns: ioIn.columns ?? process.stderr.columns } : {}),
+    ...((ioIn.columns ?? process.stderr.columns) ? { columns: ioIn.columns ?? process.stderr.columns } : {}),
   };
   let exitCode: number = ExitCode.ok;
   const ac = new AbortController();
   let interrupts = 0;
   // The running command's Output: a notice goes above its live bars instead of being drawn over.
   let liveOut: Output | undefined;
+  // A command that bounds its own shutdown (serve drains open streams for --drain-timeout).
+  let ownShutdown = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     interrupts++;
     if (interrupts > 1) endBySignal(signal);
-    const text = 'Interrupted: stopping (partial downloads are kept and resume next time). Press Ctrl-C again to quit now.';
+    ac.abort();
+    if (ownShutdown) return;
+    const text =
+      'Interrupted: stopping (partial downloads are kept and resume next time). Press Ctrl-C again to quit now.';
     if (liveOut) liveOut.notice(text);
     else io.stderr.write(`\n${text}\n`);
-    ac.abort();
     // The command stops and cleans up within milliseconds; a file-system call that never returns
     // (a hung mount, a FIFO where a file should be) or a socket left open must not keep the
     // process alive after that, so it ends GRACE_MS after the signal at the latest. Partial data
@@ -64,6 +68,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
     }
     const out = makeOutput(flags, io);
     liveOut = out;
+    ownShutdown = !!opts?.ownShutdown;
     try {
       const ctx = makeContext(flags, io, ac.signal, out, opts);
       try {
@@ -78,12 +83,14 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
 
   const program = new Command('hubcache')
     .version(VERSION)
-    .description('Download, cache and verify model weights from the Hugging Face Hub and ModelScope, sharing the official clients\' cache.')
+    .description(
+      "Download, cache and verify model weights from the Hugging Face Hub and ModelScope, sharing the official clients' cache.",
+    )
     .option('--cache-dir <dir>', 'cache folder (default: HF_HUB_CACHE / HF_HOME/hub, MODELSCOPE_CACHE)')
     .addOption(new Option('--cache_dir <dir>', 'same as --cache-dir (modelscope CLI spelling)').hideHelp())
     .option(
       '--endpoint <url>',
-      'hub URL for the repo\'s hub, or hf=URL / modelscope=URL (repeatable; default: HF_ENDPOINT or ' +
+      "hub URL for the repo's hub, or hf=URL / modelscope=URL (repeatable; default: HF_ENDPOINT or " +
         'https://huggingface.co, MODELSCOPE_ENDPOINT/MODELSCOPE_DOMAIN)',
       (v: string, prev: string[] = []) => [...prev, v],
     )
@@ -119,10 +126,14 @@ Run \`hubcache <command> --help\` for a command's flags and examples. Exit codes
   program.configureHelp({
     subcommandTerm: (cmd) => {
       const entry = findCommand(cmd.name());
-      return entry ? [cmd.name() + (entry.aliases ? `|${entry.aliases[0]}` : ''), entry.usage].join(' ') : new Help().subcommandTerm(cmd);
+      return entry
+        ? [cmd.name() + (entry.aliases ? `|${entry.aliases[0]}` : ''), entry.usage].join(' ')
+        : new Help().subcommandTerm(cmd);
     },
   });
-  program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }));
+  program.commands.forEach((c) =>
+    c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }),
+  );
 
   try {
     await program.parseAsync(argv, { from: 'user' });

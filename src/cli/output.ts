@@ -17,7 +17,6 @@ export interface OutputOptions {
   columns?: number;
 }
 
-
 export class Output {
   /** The live bars on screen, if any: other stderr lines must go through them. */
   private bars: BarProgress | undefined;
@@ -50,14 +49,20 @@ export class Output {
     const message = err instanceof Error ? err.message : String(err);
     const hint = err instanceof HubcacheError ? err.hint : undefined;
     if (this.o.json) {
-      const e: Record<string, unknown> = { type: 'error', error: err instanceof Error ? err.name : 'Error', message, exitCode: code };
+      const e: Record<string, unknown> = {
+        type: 'error',
+        error: err instanceof Error ? err.name : 'Error',
+        message,
+        exitCode: code,
+      };
       if (hint) e.hint = hint;
       if (err instanceof OfflineMissError && err.missing.length > 0) e.missing = err.missing;
       this.o.stderr.write(`${JSON.stringify(e)}\n`);
     } else {
       this.o.stderr.write(`error: ${message}\n`);
       if (hint) this.o.stderr.write(`hint: ${hint}\n`);
-      if (!(err instanceof HubcacheError) && err instanceof Error && process.env.HUBCACHE_DEBUG) this.o.stderr.write(`${err.stack}\n`);
+      if (!(err instanceof HubcacheError) && err instanceof Error && process.env.HUBCACHE_DEBUG)
+        this.o.stderr.write(`${err.stack}\n`);
     }
     return code;
   }
@@ -87,7 +92,8 @@ class JsonProgress implements ProgressReporter {
       if (now - (this.last.get(e.path) ?? 0) < 500 && e.bytes < e.total) return;
       this.last.set(e.path, now);
     }
-    const payload = e.type === 'plan' ? { ...e, files: e.files.map((f) => ({ path: f.path, size: f.size, status: f.status })) } : e;
+    const payload =
+      e.type === 'plan' ? { ...e, files: e.files.map((f) => ({ path: f.path, size: f.size, status: f.status })) } : e;
     this.out.write(`${JSON.stringify(payload)}\n`);
   }
   stop(): void {}
@@ -171,7 +177,9 @@ class LineProgress implements ProgressReporter {
       const now = Date.now();
       if (now - this.lastLine > 5000) {
         this.lastLine = now;
-        this.out.write(`  ${formatBytes(this.t.done)} / ${formatBytes(this.t.total)} at ${formatBytes(this.t.speed())}/s\n`);
+        this.out.write(
+          `  ${formatBytes(this.t.done)} / ${formatBytes(this.t.total)} at ${formatBytes(this.t.speed())}/s\n`,
+        );
       }
     } else if (e.type === 'file-done') {
       this.t.fileDone(e);
@@ -251,13 +259,20 @@ class BarProgress implements ProgressReporter {
     const cols = this.columns;
     const lines: string[] = [];
     if (this.bars.size > 0 && this.t.total > 0) {
-      lines.push(fitBarLine({ name: 'total', done: Math.min(this.t.done, this.t.total), size: this.t.total, speed: this.t.speed() }, cols));
+      lines.push(
+        fitBarLine(
+          { name: 'total', done: Math.min(this.t.done, this.t.total), size: this.t.total, speed: this.t.speed() },
+          cols,
+        ),
+      );
     }
     const room = Math.max(1, this.rows - 2 - lines.length);
     const inFlight = [...this.bars];
     for (const [name, b] of inFlight.slice(0, inFlight.length > room ? room - 1 : room)) {
       const secs = (now - b.started) / 1000;
-      lines.push(fitBarLine({ name, done: b.bytes, size: b.size, speed: secs > 0 ? (b.bytes - b.startBytes) / secs : 0 }, cols));
+      lines.push(
+        fitBarLine({ name, done: b.bytes, size: b.size, speed: secs > 0 ? (b.bytes - b.startBytes) / secs : 0 }, cols),
+      );
     }
     if (inFlight.length > room) lines.push(`… ${inFlight.length - room + 1} more`.slice(0, cols - 1));
     this.erase();

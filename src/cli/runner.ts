@@ -7,7 +7,11 @@ import type { CommandContext, ContextOptions } from './context.js';
 export type CommandRunner = <F>(
   cmd: Command,
   body: (ctx: CommandContext, flags: F) => Promise<number>,
-  opts?: { hubFromRepo?: string } & ContextOptions,
+  opts?: {
+    hubFromRepo?: string;
+    /** The command ends itself within its own bound after SIGINT/SIGTERM (no 1 s cut, no download notice). */
+    ownShutdown?: boolean;
+  } & ContextOptions,
 ) => Promise<void>;
 
 /** What a command module exports: it builds its commander Command (name, arguments, options, action). */

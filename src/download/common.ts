@@ -71,7 +71,10 @@ export interface TransferTarget {
 }
 
 /** A TransferRequest whose progress is reported as `file-progress` events. */
-export function transferRequest(t: TransferTarget, opts: Pick<DownloadOptions, 'signal' | 'onProgress'>): TransferRequest {
+export function transferRequest(
+  t: TransferTarget,
+  opts: Pick<DownloadOptions, 'signal' | 'onProgress'>,
+): TransferRequest {
   const req: TransferRequest = {
     label: t.path,
     source: t.source,
@@ -79,7 +82,14 @@ export function transferRequest(t: TransferTarget, opts: Pick<DownloadOptions, '
     partialDir: t.partialDir,
     partialKey: t.partialKey,
     finalPath: t.finalPath,
-    onProgress: (p) => opts.onProgress?.({ type: 'file-progress', path: t.path, bytes: p.bytes, total: p.total, resumedBytes: p.resumedBytes }),
+    onProgress: (p) =>
+      opts.onProgress?.({
+        type: 'file-progress',
+        path: t.path,
+        bytes: p.bytes,
+        total: p.total,
+        resumedBytes: p.resumedBytes,
+      }),
   };
   if (opts.signal) req.signal = opts.signal;
   return req;

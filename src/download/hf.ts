@@ -14,6 +14,8 @@ import { HfLocalDir } from '../layouts/hf-local-dir.js';
 import { materializeFile } from '../layouts/link-mode.js';
 import { acquireLock } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
+import type { TransferRequest } from '../transfer/types.js';
+import { assertSafeRepoPath } from '../util/safe-path.js';
 import { exists, isFile, mkdirp, writeFileIfChanged } from '../util/fs.js';
 import { matchesFilter } from '../util/fnmatch.js';
 import { sha256File } from '../util/hash.js';
@@ -37,10 +39,15 @@ export interface HfDownloadContext {
 
 /** Errors after which huggingface_hub falls back to a cached revision (docs/protocols.md §HF cache fallback). */
 function canFallBackToCache(err: unknown): boolean {
-  return err instanceof HubcacheError && !(err instanceof RevisionNotFoundError) && !(err instanceof EntryNotFoundError);
+  return (
+    err instanceof HubcacheError && !(err instanceof RevisionNotFoundError) && !(err instanceof EntryNotFoundError)
+  );
 }
 
-export function selectFiles(all: readonly RemoteFile[], opts: Pick<DownloadOptions, 'files' | 'include' | 'exclude'>): RemoteFile[] {
+export function selectFiles(
+  all: readonly RemoteFile[],
+  opts: Pick<DownloadOptions, 'files' | 'include' | 'exclude'>,
+): RemoteFile[] {
   if (opts.files && opts.files.length > 0) {
     // A name ending in `/` means the whole folder (`hf download repo sub/`).
     const wanted = opts.files.map((f) => f.replace(/\\/g, '/'));
@@ -49,7 +56,11 @@ export function selectFiles(all: readonly RemoteFile[], opts: Pick<DownloadOptio
   return all.filter((f) => matchesFilter(f.path, { include: opts.include ?? [], exclude: opts.exclude ?? [] }));
 }
 
-export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: DownloadOptions): Promise<DownloadResult> {
+export async function downloadHf(
+  ctx: HfDownloadContext,
+  repo: RepoRef,
+  opts: DownloadOptions,
+): Promise<DownloadResult> {
   const started = Date.now();
   const emit = emitterFor(opts);
   const revision = repo.revision ?? 'main';
@@ -78,7 +89,10 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
       if (!opts.dryRun) await writeFileIfChanged(treePath, formatTreeCache(files));
     } catch (err) {
       if (!local || !canFallBackToCache(err)) throw err;
-      emit({ type: 'warning', message: `Hub unreachable (${(err as Error).message}); using cached ${formatRepoRef(repo)} at ${local.commit.slice(0, 8)}` });
+      emit({
+        type: 'warning',
+        message: `Hub unreachable (${(err as Error).message}); using cached ${formatRepoRef(repo)} at ${local.commit.slice(0, 8)}`,
+      });
       ({ commit, files } = local);
       usedCacheFallback = true;
     }
@@ -93,7 +107,11 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
     const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !files.some((f) => f.path === w));
     if (missingNames.length > 0) {
       if (!fromCacheOnly && !opts.dryRun) for (const m of missingNames) await rc.markMissing(commit, m);
-      throw new EntryNotFoundError(`Not in ${formatRepoRef(repo)} at ${commit.slice(0, 8)}: ${missingNames.join(', ')}`, 404, undefined);
+      throw new EntryNotFoundError(
+        `Not in ${formatRepoRef(repo)} at ${commit.slice(0, 8)}: ${missingNames.join(', ')}`,
+        404,
+        undefined,
+      );
     }
   } else {
     // Offline without a tree listing: all we know is what the snapshot folder holds.
@@ -105,7 +123,11 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   // Values and promises mixed (no stat when the cache is empty): Promise.all takes both.
   const planned = await Promise.all(
     // eslint-disable-next-line @typescript-eslint/await-thenable
-    selected.map((f): PlannedFile | Promise<PlannedFile> => (cacheEmpty ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit, f.path) } : planFile(rc, localDir, commit, f, opts))),
+    selected.map((f): PlannedFile | Promise<PlannedFile> =>
+      cacheEmpty
+        ? { path: f.path, size: f.size, status: 'planned', localPath: rc.snapshotPath(commit, f.path) }
+        : planFile(rc, localDir, commit, f, opts),
+    ),
   );
   const byPath = new Map(selected.map((f) => [f.path, f]));
   // Only into the cache: a hard link into a local dir would let an edit there change the other hub's copy.
@@ -117,7 +139,11 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
     throw new OfflineMissError(
       `${toFetch.length} file(s) of ${formatRepoRef(repo)}@${revision} are not in the cache: ${toFetch.map((p) => p.path).join(', ')}`,
       toFetch.map((p) => p.path),
-      { hint: offline ? 'Run the same command without --offline / HF_HUB_OFFLINE=1 to fetch them.' : 'The hub is unreachable; retry when the network is back.' },
+      {
+        hint: offline
+          ? 'Run the same command without --offline / HF_HUB_OFFLINE=1 to fetch them.'
+          : 'The hub is unreachable; retry when the network is back.',
+      },
     );
   }
   emit(planEvent(formatRepoRef(repo), revision, commit, planned));
@@ -143,7 +169,15 @@ export async function downloadHf(ctx: HfDownloadContext, repo: RepoRef, opts: Do
   // An empty snapshot folder still exists afterwards, like Python's (callers get a real path).
   if (!localDir) await mkdirp(resultPath);
   emit({ type: 'done', path: resultPath, downloadedBytes, seconds: (Date.now() - started) / 1000 });
-  const result: DownloadResult = { repo, revision, commit, path: resultPath, files: planned, downloadedBytes, usedCacheFallback };
+  const result: DownloadResult = {
+    repo,
+    revision,
+    commit,
+    path: resultPath,
+    files: planned,
+    downloadedBytes,
+    usedCacheFallback,
+  };
   if (localDir) result.savedBytes = planned.reduce((s, p) => s + (p.savedBytes ?? 0), 0);
   return result;
 }
@@ -155,7 +189,11 @@ function offlineMiss(repo: RepoRef, revision: string, offline: boolean): Offline
 }
 
 /** The commit and (when trees/<commit>.json exists) the file list, from disk only. */
-async function resolveFromCache(rc: HfRepoCache, revision: string, localDir: HfLocalDir | undefined): Promise<{ commit: string; files?: RemoteFile[] } | undefined> {
+async function resolveFromCache(
+  rc: HfRepoCache,
+  revision: string,
+  localDir: HfLocalDir | undefined,
+): Promise<{ commit: string; files?: RemoteFile[] } | undefined> {
   const commit = await rc.resolveLocal(revision);
   if (!commit) return undefined;
   const files = localDir ? await readTreeFile(localDir.treePath(commit)) : await rc.readTree(commit);
@@ -196,12 +234,20 @@ async function listSnapshotFiles(rc: HfRepoCache, commit: string, opts: Download
   const sel = selectFiles(out, opts);
   const missing = (opts.files ?? []).filter((w) => !w.endsWith('/') && !sel.some((f) => f.path === w));
   if (missing.length > 0) {
-    throw new OfflineMissError(`Not in the cache: ${missing.join(', ')}`, missing, { hint: 'Run without --offline to fetch them.' });
+    throw new OfflineMissError(`Not in the cache: ${missing.join(', ')}`, missing, {
+      hint: 'Run without --offline to fetch them.',
+    });
   }
   return sel;
 }
 
-async function planFile(rc: HfRepoCache, localDir: HfLocalDir | undefined, commit: string, f: RemoteFile, opts: DownloadOptions): Promise<PlannedFile> {
+async function planFile(
+  rc: HfRepoCache,
+  localDir: HfLocalDir | undefined,
+  commit: string,
+  f: RemoteFile,
+  opts: DownloadOptions,
+): Promise<PlannedFile> {
   const etag = hfEtagOf(f);
   if (localDir) {
     const localPath = localDir.filePath(f.path);
@@ -210,7 +256,8 @@ async function planFile(rc: HfRepoCache, localDir: HfLocalDir | undefined, commi
       const meta = await localDir.readMetadata(f.path);
       if (meta?.etag === etag) status = 'cached';
     }
-    if (status === 'planned' && !opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path).catch(() => false))) status = 'copied';
+    if (status === 'planned' && !opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path).catch(() => false)))
+      status = 'copied';
     return { path: f.path, size: f.size, status, localPath };
   }
   const localPath = rc.snapshotPath(commit, f.path);
@@ -222,9 +269,21 @@ async function planFile(rc: HfRepoCache, localDir: HfLocalDir | undefined, commi
   return { path: f.path, size: f.size, status, localPath };
 }
 
-function hfTransfer(client: HfClient, repo: RepoRef, commit: string, f: RemoteFile, partialDir: string, partialKey: string, finalPath: string, opts: DownloadOptions) {
+function hfTransfer(
+  client: HfClient,
+  repo: RepoRef,
+  commit: string,
+  f: RemoteFile,
+  partialDir: string,
+  partialKey: string,
+  finalPath: string,
+  opts: Pick<DownloadOptions, 'signal' | 'onProgress'>,
+) {
   const source = () => client.downloadSource(repo, commit, f, opts.signal);
-  return transferRequest({ path: f.path, source, expected: expectedContentOf(f), partialDir, partialKey, finalPath }, opts);
+  return transferRequest(
+    { path: f.path, source, expected: expectedContentOf(f), partialDir, partialKey, finalPath },
+    opts,
+  );
 }
 
 /** Cache mode: link an existing blob, or download it under its lock, then link it. */
@@ -240,32 +299,102 @@ async function materializeCached(
   fromOtherHub?: { index: CrossHubIndex; candidates: string[] },
 ): Promise<FileStatus> {
   if (p.status === 'cached') return 'cached';
+  delete p.reusedFrom; // set again only if the other layout's copy is what ends up here
+  const got = await ensureBlobIn(ctx, client, rc, repo, commit, f, opts, fromOtherHub);
+  if (got.reusedFrom) p.reusedFrom = got.reusedFrom;
+  return got.status;
+}
+
+export interface EnsureBlobOptions {
+  signal?: AbortSignal;
+  onProgress?: DownloadOptions['onProgress'];
+  /** See TransferRequest.onPartial: the partial file and its written prefix, while the blob fills. */
+  onPartial?: TransferRequest['onPartial'];
+  /** Re-download even if the blob is there. */
+  forceDownload?: boolean;
+}
+
+export interface EnsuredBlob {
+  /** `blobs/<etag>` in the HF cache: verified, complete. */
+  path: string;
+  etag: string;
+  size: number;
+  commit: string;
+  /** `downloaded` when this call fetched it; `linked`/`cached` when it was there already. */
+  status: FileStatus;
+}
+
+/**
+ * One blob of `repo` at `commit` into the HF cache (verified before it appears), linked into the
+ * snapshot folder; nothing else of the repo is touched. The seam for servers and other callers
+ * that need "this file's bytes on disk" without planning a whole snapshot.
+ */
+export async function ensureBlob(
+  ctx: HfDownloadContext,
+  repo: RepoRef,
+  commit: string,
+  file: RemoteFile,
+  opts: EnsureBlobOptions = {},
+): Promise<EnsuredBlob> {
+  assertSafeRepoPath(file.path);
+  const rc = new HfRepoCache(ctx.cacheDir, repo);
+  const client = new HfClient({ endpoint: ctx.endpoint, token: ctx.token });
+  if (!(await rc.hasBlob(hfEtagOf(file)))) {
+    await rc.writeCachedirTag();
+    await mkdirp(rc.blobsDir());
+  }
+  const { status } = await ensureBlobIn(ctx, client, rc, repo, commit, file, opts);
+  const etag = hfEtagOf(file);
+  return { path: rc.blobPath(etag), etag, size: file.size, commit, status };
+}
+
+async function ensureBlobIn(
+  ctx: HfDownloadContext,
+  client: HfClient,
+  rc: HfRepoCache,
+  repo: RepoRef,
+  commit: string,
+  f: RemoteFile,
+  opts: EnsureBlobOptions,
+  fromOtherHub?: { index: CrossHubIndex; candidates: string[] },
+): Promise<{ status: FileStatus; reusedFrom?: PlannedFile['reusedFrom'] }> {
   const etag = hfEtagOf(f);
   const lock = await acquireLock(rc.lockPath(etag), { signal: opts.signal });
-  delete p.reusedFrom; // set again only if the other layout's copy is what ends up here
   try {
     if (!opts.forceDownload && (await rc.hasBlob(etag))) {
-      await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: false });
-      return 'linked';
+      if (!(await rc.hasSnapshotFile(commit, f.path)))
+        await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: false });
+      return { status: 'linked' };
     }
-    if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return 'cached';
+    if (!opts.forceDownload && (await rc.hasSnapshotFile(commit, f.path))) return { status: 'cached' };
     const blob = rc.blobPath(etag);
     const reused = fromOtherHub && (await fromOtherHub.index.place(fromOtherHub.candidates, f, blob, opts.signal));
     if (reused) {
       await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
-      p.reusedFrom = fromOtherHub.index.source;
-      return reused;
+      return { status: reused, reusedFrom: fromOtherHub.index.source };
     }
-    await ctx.engine.download(hfTransfer(client, repo, commit, f, rc.blobsDir(), etag, rc.blobPath(etag), opts));
+    const req = hfTransfer(client, repo, commit, f, rc.blobsDir(), etag, blob, opts);
+    if (opts.onPartial) req.onPartial = opts.onPartial;
+    await ctx.engine.download(req);
     await rc.linkSnapshot(commit, f, { symlinks: ctx.symlinks, newBlob: true });
-    return 'downloaded';
+    return { status: 'downloaded' };
   } finally {
     await lock.release();
   }
 }
 
 /** Local-dir mode (docs/protocols.md §HF local-dir download): reuse a matching file, copy from the cache, or download. */
-async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: HfRepoCache, ld: HfLocalDir, repo: RepoRef, commit: string, f: RemoteFile, p: PlannedFile, opts: DownloadOptions): Promise<FileStatus> {
+async function materializeLocal(
+  ctx: HfDownloadContext,
+  client: HfClient,
+  rc: HfRepoCache,
+  ld: HfLocalDir,
+  repo: RepoRef,
+  commit: string,
+  f: RemoteFile,
+  p: PlannedFile,
+  opts: DownloadOptions,
+): Promise<FileStatus> {
   const etag = hfEtagOf(f);
   const target = ld.filePath(f.path);
   const lock = await acquireLock(ld.lockPath(f.path), { signal: opts.signal });
@@ -276,7 +405,13 @@ async function materializeLocal(ctx: HfDownloadContext, client: HfClient, rc: Hf
       return 'cached';
     }
     // A file with no metadata (copied by hand, or by an older tool) is kept if its hash matches.
-    if (!opts.forceDownload && f.lfs && f.sha256 && (await isFile(target)) && (await sha256File(target, opts.signal)) === f.sha256) {
+    if (
+      !opts.forceDownload &&
+      f.lfs &&
+      f.sha256 &&
+      (await isFile(target)) &&
+      (await sha256File(target, opts.signal)) === f.sha256
+    ) {
       await ld.writeMetadata(f.path, commit, etag);
       return 'cached';
     }

@@ -19,6 +19,8 @@ import {
 import { placeFile } from '../import/place.js';
 import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
+import type { TransferRequest } from '../transfer/types.js';
+import { assertSafeRepoPath } from '../util/safe-path.js';
 import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { runPool } from '../util/pool.js';
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
@@ -46,7 +48,10 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 
 /** ModelScope's CLI splits `--include a,b c` on commas; library callers get the same. */
 export function splitPatterns(list: readonly string[] | undefined): string[] {
-  return (list ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+  return (list ?? [])
+    .flatMap((p) => p.split(','))
+    .map((p) => p.trim())
+    .filter(Boolean);
 }
 
 /** Where the files go: one of the SDK layouts, behind one small interface (also used by `import`). */
@@ -132,7 +137,12 @@ class SnapshotTarget implements MsTarget {
   }
 }
 
-export function msTargetFor(cache: ModelScopeCache, repo: RepoRef, revision: string, opts: Pick<DownloadOptions, 'localDir' | 'msLayout'>): MsTarget {
+export function msTargetFor(
+  cache: ModelScopeCache,
+  repo: RepoRef,
+  revision: string,
+  opts: Pick<DownloadOptions, 'localDir' | 'msLayout'>,
+): MsTarget {
   if (opts.localDir) return new LegacyTarget('local-dir', cache.localDir(opts.localDir, repo.id), cache, repo.id);
   if (opts.msLayout === 'v2') return new SnapshotTarget(cache.v2Snapshot(repo.id, revision));
   return new LegacyTarget('v1', cache.legacy(repo.id), cache, repo.id);
@@ -143,7 +153,11 @@ function isUnreachable(err: unknown): boolean {
   return err instanceof NetworkError || (err instanceof ServerError && (err.status ?? 0) >= 500);
 }
 
-export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, opts: DownloadOptions): Promise<DownloadResult> {
+export async function downloadModelScope(
+  ctx: MsDownloadContext,
+  repo: RepoRef,
+  opts: DownloadOptions,
+): Promise<DownloadResult> {
   const started = Date.now();
   const emit = emitterFor(opts);
   const revision = repo.revision ?? 'master';
@@ -162,14 +176,19 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
       emit({ type: 'warning', message: `ModelScope unreachable (${(err as Error).message}); using the cache only` });
     }
   }
-  if (!snap) return serveFromCache(cache, target, repo, revision, filter, opts, emit, started, !(opts.offline ?? ctx.offline));
+  if (!snap)
+    return serveFromCache(cache, target, repo, revision, filter, opts, emit, started, !(opts.offline ?? ctx.offline));
 
   // 2. plan
   const selected = selectFiles(snap.files, filter);
   assertPatternsSelect(selected.length, snap.files.length, filter, `${formatRepoRef(repo)} at ${snap.commit}`);
   const missingNames = (opts.files ?? []).filter((w) => !w.endsWith('/') && !snap.files.some((f) => f.path === w));
   if (missingNames.length > 0) {
-    throw new EntryNotFoundError(`Not in ${formatRepoRef(repo)} at ${snap.commit}: ${missingNames.join(', ')}`, 404, undefined);
+    throw new EntryNotFoundError(
+      `Not in ${formatRepoRef(repo)} at ${snap.commit}: ${missingNames.join(', ')}`,
+      404,
+      undefined,
+    );
   }
   const sources = new Map<string, string>();
   const adopt = new Set<string>();
@@ -200,7 +219,11 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
   await target.init();
   const lockOpts: AcquireLockOptions = {
     ...(opts.signal ? { signal: opts.signal } : {}),
-    onWait: () => emit({ type: 'warning', message: `Waiting for ${cache.lockPath(repo.id)} (another download of ${repo.id} is running)` }),
+    onWait: () =>
+      emit({
+        type: 'warning',
+        message: `Waiting for ${cache.lockPath(repo.id)} (another download of ${repo.id} is running)`,
+      }),
     onWaitIntervalMs: 10_000,
   };
   const downloadedBytes = await materializeAll(planned, opts, emit, async (p) => {
@@ -235,8 +258,55 @@ export async function downloadModelScope(ctx: MsDownloadContext, repo: RepoRef, 
   return result(repo, revision, snap.commit, target.dir, planned, downloadedBytes, false);
 }
 
+export interface EnsureMsFileOptions {
+  signal?: AbortSignal;
+  /** See TransferRequest.onPartial: the partial file and its written prefix, while the file fills. */
+  onPartial?: TransferRequest['onPartial'];
+}
+
+/**
+ * One file of a ModelScope model (`file` as the file list describes it, at branch/tag
+ * `revisionName`) into the legacy layout, verified before it appears and recorded in `.msc`;
+ * nothing else of the repo is touched. The ModelScope twin of the HF `ensureBlob`, for servers.
+ */
+export async function ensureMsFile(
+  ctx: MsDownloadContext,
+  repo: RepoRef,
+  revisionName: string,
+  file: RemoteFile,
+  opts: EnsureMsFileOptions = {},
+): Promise<{ path: string; status: FileStatus }> {
+  assertSafeRepoPath(file.path);
+  const cache = new ModelScopeCache(ctx.cacheDir, ctx.v2Dir ?? ctx.cacheDir);
+  const target = new LegacyTarget('v1', cache.legacy(repo.id), cache, repo.id);
+  const client = new ModelScopeClient({ endpoint: ctx.endpoint, token: ctx.token });
+  const lockOpts: AcquireLockOptions = opts.signal ? { signal: opts.signal } : {};
+  const lock = await acquireLock(cache.v2LockPath(repo.id, file.path), lockOpts);
+  try {
+    let status: FileStatus = 'cached';
+    if ((await target.check(file, true, opts.signal)) === 'absent') {
+      await target.init();
+      status = await fetchFile(ctx.engine, client, target, repo, revisionName, file, undefined, opts);
+    }
+    await target.record(file, lockOpts);
+    await cache.ensureDottedSymlink(repo.id);
+    return { path: target.filePath(file.path), status };
+  } finally {
+    await lock.release();
+  }
+}
+
 /** Puts the file's verified bytes at its target path: from a local copy, as an empty file, or over the network. */
-async function fetchFile(engine: TransferEngine, client: ModelScopeClient, target: MsTarget, repo: RepoRef, revisionName: string, f: RemoteFile, localCopy: string | undefined, opts: DownloadOptions): Promise<FileStatus> {
+async function fetchFile(
+  engine: TransferEngine,
+  client: ModelScopeClient,
+  target: MsTarget,
+  repo: RepoRef,
+  revisionName: string,
+  f: RemoteFile,
+  localCopy: string | undefined,
+  opts: Pick<DownloadOptions, 'signal' | 'onProgress'> & EnsureMsFileOptions,
+): Promise<FileStatus> {
   const dest = target.filePath(f.path);
   if (localCopy) {
     await placeFile(localCopy, dest, 'copy');
@@ -249,10 +319,26 @@ async function fetchFile(engine: TransferEngine, client: ModelScopeClient, targe
   // The engine commits into a per-path staging name (its "already there" check is by size, which
   // a stale file at the repo path could pass), then we rename that into place.
   await mkdirp(target.partialDir);
-  const key = f.sha256 ?? `nosha-${createHash('sha1').update(`${f.path}\0${f.msRevision ?? ''}`).digest('hex')}`;
+  const key =
+    f.sha256 ??
+    `nosha-${createHash('sha1')
+      .update(`${f.path}\0${f.msRevision ?? ''}`)
+      .digest('hex')}`;
   const staged = stagedPath(target.partialDir, key, f.path);
   const source = async () => client.downloadSource(repo, revisionName, f);
-  await engine.download(transferRequest({ path: f.path, source, expected: expectedContentOf(f), partialDir: target.partialDir, partialKey: key, finalPath: staged }, opts));
+  const req = transferRequest(
+    {
+      path: f.path,
+      source,
+      expected: expectedContentOf(f),
+      partialDir: target.partialDir,
+      partialKey: key,
+      finalPath: staged,
+    },
+    opts,
+  );
+  if (opts.onPartial) req.onPartial = opts.onPartial;
+  await engine.download(req);
   await commitStaged(staged, dest);
   return 'downloaded';
 }
@@ -273,29 +359,55 @@ async function serveFromCache(
   let onDisk = await target.cachedFiles();
   if (onDisk.length === 0 && !opts.localDir) {
     // The other layout may hold the model (written by modelscope ≥1.38, or by us with --ms-layout).
-    const other = target.layout === 'v2' ? new LegacyTarget('v1', cache.legacy(repo.id), cache, repo.id) : new SnapshotTarget(cache.v2Snapshot(repo.id, revision));
+    const other =
+      target.layout === 'v2'
+        ? new LegacyTarget('v1', cache.legacy(repo.id), cache, repo.id)
+        : new SnapshotTarget(cache.v2Snapshot(repo.id, revision));
     const otherFiles = await other.cachedFiles();
     if (otherFiles.length > 0) [from, onDisk] = [other, otherFiles];
   }
-  const hint = fellBack ? 'ModelScope is unreachable; retry when the network is back.' : 'Run the same command without --offline to fetch them.';
+  const hint = fellBack
+    ? 'ModelScope is unreachable; retry when the network is back.'
+    : 'Run the same command without --offline to fetch them.';
   if (onDisk.length === 0) {
     throw new OfflineMissError(`${formatRepoRef(repo)}@${revision} is not in the cache`, opts.files ?? [], { hint });
   }
   const selected = selectFiles(onDisk, filter);
   const missing = (opts.files ?? []).filter((w) => !w.endsWith('/') && !selected.some((f) => f.path === w));
   if (missing.length > 0) {
-    throw new OfflineMissError(`${missing.length} file(s) of ${formatRepoRef(repo)} are not in the cache: ${missing.join(', ')}`, missing, { hint });
+    throw new OfflineMissError(
+      `${missing.length} file(s) of ${formatRepoRef(repo)} are not in the cache: ${missing.join(', ')}`,
+      missing,
+      { hint },
+    );
   }
   if (from instanceof LegacyTarget && from.layout === 'v1') {
     const mv = await cache.legacy(repo.id).readMv();
-    if (mv && mv.revision !== revision) emit({ type: 'warning', message: `The cached files of ${repo.id} were last downloaded at revision ${mv.revision}, not ${revision}` });
+    if (mv && mv.revision !== revision)
+      emit({
+        type: 'warning',
+        message: `The cached files of ${repo.id} were last downloaded at revision ${mv.revision}, not ${revision}`,
+      });
   }
-  const planned: PlannedFile[] = selected.map((f) => ({ path: f.path, size: f.size, status: 'cached', localPath: from.filePath(f.path) }));
+  const planned: PlannedFile[] = selected.map((f) => ({
+    path: f.path,
+    size: f.size,
+    status: 'cached',
+    localPath: from.filePath(f.path),
+  }));
   emit(planEvent(formatRepoRef(repo), revision, revision, planned));
   if (!opts.dryRun) emit({ type: 'done', path: from.dir, downloadedBytes: 0, seconds: (Date.now() - started) / 1000 });
   return result(repo, revision, revision, from.dir, planned, 0, fellBack);
 }
 
-function result(repo: RepoRef, revision: string, commit: string, dir: string, files: PlannedFile[], downloadedBytes: number, usedCacheFallback: boolean): DownloadResult {
+function result(
+  repo: RepoRef,
+  revision: string,
+  commit: string,
+  dir: string,
+  files: PlannedFile[],
+  downloadedBytes: number,
+  usedCacheFallback: boolean,
+): DownloadResult {
   return { repo, revision, commit, path: dir, files, downloadedBytes, usedCacheFallback };
 }

@@ -12,7 +12,10 @@ import { mkdirp } from '../util/fs.js';
 
 /** `<partialDir>/<partialKey>.<16 hex of sha1(repo path)>.staged`. */
 export function stagedPath(partialDir: string, partialKey: string, repoPath: string): string {
-  return path.join(partialDir, `${partialKey}.${createHash('sha1').update(repoPath).digest('hex').slice(0, 16)}.staged`);
+  return path.join(
+    partialDir,
+    `${partialKey}.${createHash('sha1').update(repoPath).digest('hex').slice(0, 16)}.staged`,
+  );
 }
 
 /** Moves a staged download over its target (same file system: an atomic rename). */

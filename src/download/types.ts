@@ -19,7 +19,15 @@ export interface PlannedFile {
 }
 
 export type ProgressEvent =
-  | { type: 'plan'; repo: string; revision: string; commit: string; files: PlannedFile[]; totalBytes: number; downloadBytes: number }
+  | {
+      type: 'plan';
+      repo: string;
+      revision: string;
+      commit: string;
+      files: PlannedFile[];
+      totalBytes: number;
+      downloadBytes: number;
+    }
   | { type: 'file-progress'; path: string; bytes: number; total: number; resumedBytes: number }
   | { type: 'file-done'; path: string; size: number; status: FileStatus }
   | { type: 'warning'; message: string }

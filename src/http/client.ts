@@ -11,7 +11,13 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { AbortedError, NetworkError, UsageError } from '../errors.js';
 import { caFromEnv } from './ca.js';
-import { Connection, StaleConnectionError, type ConnectionPool, type ExchangeOptions, type Method } from './connection.js';
+import {
+  Connection,
+  StaleConnectionError,
+  type ConnectionPool,
+  type ExchangeOptions,
+  type Method,
+} from './connection.js';
 import { isHeaderName, isHeaderValue } from './head.js';
 import { bareHost, proxyFor, type ProxyRoute } from './proxy.js';
 import type { Http1Response } from './response.js';
@@ -43,7 +49,14 @@ export interface RequestOptions extends ExchangeOptions {
 }
 
 /** Headers this client frames itself. */
-const OWN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'proxy-authorization']);
+const OWN_HEADERS = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+  'proxy-authorization',
+]);
 
 export class Http1Client implements ConnectionPool {
   private readonly idle = new Map<string, Connection[]>();
@@ -130,7 +143,12 @@ export class Http1Client implements ConnectionPool {
     return conn;
   }
 
-  private async connect(u: URL, key: string, proxy: ProxyRoute | undefined, signal: AbortSignal | undefined): Promise<Connection> {
+  private async connect(
+    u: URL,
+    key: string,
+    proxy: ProxyRoute | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Connection> {
     const host = bareHost(u.hostname);
     const secure = u.protocol === 'https:';
     const port = Number(u.port || (secure ? 443 : 80));
@@ -157,7 +175,13 @@ function withOnread(o: tls.ConnectionOptions, onread: net.OnReadOpts): tls.Conne
   return Object.assign(o, { onread });
 }
 
-function requestHead(method: Method, u: URL, headers: Record<string, string>, body: string | undefined, proxy?: ProxyRoute): string {
+function requestHead(
+  method: Method,
+  u: URL,
+  headers: Record<string, string>,
+  body: string | undefined,
+  proxy?: ProxyRoute,
+): string {
   const target = proxy ? `${u.origin}${u.pathname}${u.search}` : `${u.pathname}${u.search}`;
   let text = `${method} ${target} HTTP/1.1\r\nHost: ${u.host}\r\n`;
   if (proxy?.authorization) text += `Proxy-Authorization: ${proxy.authorization}\r\n`;
@@ -165,7 +189,8 @@ function requestHead(method: Method, u: URL, headers: Record<string, string>, bo
   for (const [name, value] of Object.entries(headers)) {
     if (OWN_HEADERS.has(name.toLowerCase())) continue;
     // A newline in a value (a pasted token, say) would inject headers of its own.
-    if (!isHeaderName(name) || !isHeaderValue(value)) throw new UsageError(`invalid HTTP header ${JSON.stringify(name)}`);
+    if (!isHeaderName(name) || !isHeaderValue(value))
+      throw new UsageError(`invalid HTTP header ${JSON.stringify(name)}`);
     text += `${name}: ${value}\r\n`;
   }
   return `${text}\r\n${body ?? ''}`;

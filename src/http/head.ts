@@ -87,7 +87,11 @@ export function bodyFraming(head: ResponseHead): BodyFraming {
   const te = head.headers['transfer-encoding'];
   if (typeof te === 'string') {
     // Transfer-Encoding wins over Content-Length; a final coding other than chunked reads to close.
-    const codings = te.toLowerCase().split(',').map((c) => c.trim()).filter(Boolean);
+    const codings = te
+      .toLowerCase()
+      .split(',')
+      .map((c) => c.trim())
+      .filter(Boolean);
     return codings.at(-1) === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
   }
   const cl = head.headers['content-length'];
@@ -95,7 +99,8 @@ export function bodyFraming(head: ResponseHead): BodyFraming {
     // "5, 5" (a repeated field) is fine; "5, 6" could smuggle a second response.
     const values = new Set(cl.split(',').map((v) => v.trim()));
     const [only] = values;
-    if (values.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only)) throw malformed(`bad Content-Length ${JSON.stringify(cl.slice(0, 40))}`);
+    if (values.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only))
+      throw malformed(`bad Content-Length ${JSON.stringify(cl.slice(0, 40))}`);
     return { kind: 'length', length: Number(only) };
   }
   return { kind: 'close' };
@@ -103,7 +108,10 @@ export function bodyFraming(head: ResponseHead): BodyFraming {
 
 /** Whether the connection may carry another request after this response. */
 export function keepsAlive(head: ResponseHead): boolean {
-  const conn = String(head.headers['connection'] ?? '').toLowerCase().split(',').map((t) => t.trim());
+  const conn = String(head.headers['connection'] ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((t) => t.trim());
   if (conn.includes('close')) return false;
   return head.minorVersion === 1 || conn.includes('keep-alive');
 }

@@ -75,7 +75,8 @@ function bypassed(host: string, port: string, noProxy: string | undefined): bool
     }
     if (entryPort && entryPort !== port) continue;
     if (entry.startsWith('*.')) entry = entry.slice(1);
-    if (entry.startsWith('.') ? h.endsWith(entry) || h === entry.slice(1) : h === entry || h.endsWith(`.${entry}`)) return true;
+    if (entry.startsWith('.') ? h.endsWith(entry) || h === entry.slice(1) : h === entry || h.endsWith(`.${entry}`))
+      return true;
   }
   return false;
 }

@@ -88,7 +88,12 @@ export class HfClient {
   }
 
   private async get(url: string, what: string, signal?: AbortSignal): Promise<HttpResponse> {
-    const res = await httpRequest(url, { headers: this.authHeaders(url), signal, timeoutMs: this.timeoutMs, http: this.http });
+    const res = await httpRequest(url, {
+      headers: this.authHeaders(url),
+      signal,
+      timeoutMs: this.timeoutMs,
+      http: this.http,
+    });
     if (res.status >= 400) throw await hfErrorFor(res, what);
     return res;
   }
@@ -102,11 +107,16 @@ export class HfClient {
   }
 
   /** GET /api/{type}s/{id}/revision/{rev}: the commit a branch/tag/PR/short hash points to. */
-  async repoInfo(repo: RepoRef, revision: string, signal?: AbortSignal): Promise<{ sha: string; lastModified?: string; private?: boolean; gated?: unknown }> {
+  async repoInfo(
+    repo: RepoRef,
+    revision: string,
+    signal?: AbortSignal,
+  ): Promise<{ sha: string; lastModified?: string; private?: boolean; gated?: unknown }> {
     const url = `${this.apiBase(repo)}/revision/${quoteAll(revision)}`;
     const res = await this.get(url, `${repo.id}@${revision}`, signal);
     const j = (await readJson(res)) as { sha?: unknown; lastModified?: unknown; private?: unknown; gated?: unknown };
-    if (typeof j?.sha !== 'string' || !isCommitHash(j.sha)) throw new ServerError(`No commit hash in repo info from ${redactUrl(url)}`, res.status, url);
+    if (typeof j?.sha !== 'string' || !isCommitHash(j.sha))
+      throw new ServerError(`No commit hash in repo info from ${redactUrl(url)}`, res.status, url);
     const out: { sha: string; lastModified?: string; private?: boolean; gated?: unknown } = { sha: j.sha };
     if (typeof j.lastModified === 'string') out.lastModified = j.lastModified;
     if (typeof j.private === 'boolean') out.private = j.private;
@@ -130,7 +140,8 @@ export class HfClient {
       const res = await this.get(url, `${repo.id}@${commit}`, signal);
       const next = parseNextLink(res.headers.link, url);
       const body = await readJson(res);
-      if (!Array.isArray(body)) throw new ServerError(`Tree listing from ${redactUrl(url)} is not a JSON array`, res.status, url);
+      if (!Array.isArray(body))
+        throw new ServerError(`Tree listing from ${redactUrl(url)} is not a JSON array`, res.status, url);
       let added = 0;
       for (const e of body as TreeEntry[]) {
         const f = e?.type === 'file' ? parseTreeEntry(e, url) : undefined;
@@ -200,7 +211,11 @@ export class HfClient {
       const sizeRaw = res.headers['x-linked-size'] ?? (res.status < 300 ? res.headers['content-length'] : undefined);
       const size = remoteSizeHeader(sizeRaw);
       if (!commit || !etagRaw || size === undefined) {
-        throw new ServerError(`Incomplete file metadata for ${path} from ${redactUrl(url)} (need X-Repo-Commit, ETag, size)`, res.status, url);
+        throw new ServerError(
+          `Incomplete file metadata for ${path} from ${redactUrl(url)} (need X-Repo-Commit, ETag, size)`,
+          res.status,
+          url,
+        );
       }
       return { commit, etag: normalizeEtag(etagRaw), size, location: target ?? url };
     }
@@ -230,7 +245,8 @@ function parseTreeEntry(e: TreeEntry, url: string): RemoteFile {
   if (typeof e.oid === 'string' && /^[0-9a-f]{40}$/.test(e.oid)) f.gitOid = e.oid;
   if (e.lfs && typeof e.lfs === 'object') {
     const oid = e.lfs.oid;
-    if (typeof oid !== 'string' || !/^[0-9a-f]{64}$/.test(oid)) throw new ServerError(`Bad LFS oid for ${p} in tree listing`, undefined, url);
+    if (typeof oid !== 'string' || !/^[0-9a-f]{64}$/.test(oid))
+      throw new ServerError(`Bad LFS oid for ${p} in tree listing`, undefined, url);
     f.sha256 = oid;
     f.lfs = true;
     if (e.lfs.size !== undefined && e.lfs.size !== null) {

@@ -39,7 +39,8 @@ export function hubErrorFor(a: HubErrorAnswer): HubHttpError {
   const { status: s, code, message, url, what } = a;
   const detail = message ? `: ${message}` : '';
   if (code === 'RevisionNotFound') return new RevisionNotFoundError(`Revision not found for ${what}${detail}`, s, url);
-  if (code === 'EntryNotFound' || (s === 404 && !code && a.plain404IsEntry)) return new EntryNotFoundError(`File not found: ${what}${detail}`, s, url);
+  if (code === 'EntryNotFound' || (s === 404 && !code && a.plain404IsEntry))
+    return new EntryNotFoundError(`File not found: ${what}${detail}`, s, url);
   if (code === 'GatedRepo')
     return new GatedRepoError(`Access to ${what} is restricted (gated repo)${detail}`, s, url, {
       hint: 'Accept the conditions on the repo page, then pass a token: --token, HF_TOKEN, or `hf auth login`.',
@@ -49,9 +50,13 @@ export function hubErrorFor(a: HubErrorAnswer): HubHttpError {
     return new RepoNotFoundError(`Repository not found: ${what}`, s, url, {
       hint: 'Check the name; if the repo is private or gated, pass a token (--token or HF_TOKEN).',
     });
-  if (s === 401) return new UnauthorizedError(`Invalid token for ${what}${detail}`, s, url, { hint: 'Check HF_TOKEN / --token.' });
+  if (s === 401)
+    return new UnauthorizedError(`Invalid token for ${what}${detail}`, s, url, { hint: 'Check HF_TOKEN / --token.' });
   if (s === 429) return new RateLimitedError(`Rate limited${detail} (${url})`, s, url, a.retryAfterSeconds);
-  if (s === 403) return new UnauthorizedError(`Forbidden: ${what}${detail}`, s, url, { hint: 'Your token may lack access to this repo.' });
+  if (s === 403)
+    return new UnauthorizedError(`Forbidden: ${what}${detail}`, s, url, {
+      hint: 'Your token may lack access to this repo.',
+    });
   return new ServerError(`HTTP ${s} for ${what}${detail} (${url})`, s, url);
 }
 

@@ -15,7 +15,14 @@ import {
 import type { Http1Client } from '../http/client.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
 import { httpRequest, readJson, readText, redactUrl, sameOrigin, type HttpResponse } from './http.js';
-import { isCommitHash, remoteSize, type DownloadSource, type RemoteFile, type RepoRef, type Snapshot } from './types.js';
+import {
+  isCommitHash,
+  remoteSize,
+  type DownloadSource,
+  type RemoteFile,
+  type RepoRef,
+  type Snapshot,
+} from './types.js';
 
 /** The SDK never downloads or caches these two (docs/protocols.md §ModelScope file list). */
 const SKIPPED_NAMES = new Set(['.gitignore', '.gitattributes']);
@@ -79,7 +86,8 @@ interface RawFile {
   Revision?: unknown;
 }
 
-const TOKEN_HINT = 'If the repo is private, pass a token: --token or MODELSCOPE_API_TOKEN (or ~/.modelscope/credentials/git_token).';
+const TOKEN_HINT =
+  'If the repo is private, pass a token: --token or MODELSCOPE_API_TOKEN (or ~/.modelscope/credentials/git_token).';
 
 export class ModelScopeClient {
   readonly endpoint: string;
@@ -108,7 +116,12 @@ export class ModelScopeClient {
   }
 
   /** GET an /api/v1 route and return its `Data`, mapping HTTP statuses and `Code != 200` to typed errors. */
-  private async getData(url: string, what: string, extraHeaders: Record<string, string> = {}, signal?: AbortSignal): Promise<unknown> {
+  private async getData(
+    url: string,
+    what: string,
+    extraHeaders: Record<string, string> = {},
+    signal?: AbortSignal,
+  ): Promise<unknown> {
     const res = await httpRequest(url, {
       headers: { ...this.authHeaders(url), accept: 'application/json', ...extraHeaders },
       signal,
@@ -116,7 +129,8 @@ export class ModelScopeClient {
       http: this.http,
     });
     if (res.status >= 400) throw await this.errorFor(res, what);
-    if (res.status >= 300) throw new ServerError(`Unexpected redirect (HTTP ${res.status}) from ${redactUrl(url)}`, res.status, url);
+    if (res.status >= 300)
+      throw new ServerError(`Unexpected redirect (HTTP ${res.status}) from ${redactUrl(url)}`, res.status, url);
     const body = await readJson(res);
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new ServerError(`Answer from ${redactUrl(url)} is not a JSON object`, res.status, url);
@@ -139,8 +153,11 @@ export class ModelScopeClient {
     const detail = message ? `: ${message.slice(0, 300)}` : '';
     const { status: s, url } = res;
     if (s === 404) {
-      if (message && /revision|branch|tag/i.test(message)) return new RevisionNotFoundError(`Revision not found for ${what}${detail}`, s, url);
-      return new RepoNotFoundError(`Repository not found on ModelScope: ${what}${detail}`, s, url, { hint: `Check the name (org/name, case-sensitive). ${TOKEN_HINT}` });
+      if (message && /revision|branch|tag/i.test(message))
+        return new RevisionNotFoundError(`Revision not found for ${what}${detail}`, s, url);
+      return new RepoNotFoundError(`Repository not found on ModelScope: ${what}${detail}`, s, url, {
+        hint: `Check the name (org/name, case-sensitive). ${TOKEN_HINT}`,
+      });
     }
     if (s === 401 || s === 403) {
       const hint = this.token
@@ -150,7 +167,12 @@ export class ModelScopeClient {
     }
     if (s === 429) {
       const ra = Number.parseFloat(res.headers['retry-after'] ?? '');
-      return new RateLimitedError(`Rate limited by ${redactUrl(url)}${detail}`, s, url, Number.isFinite(ra) ? ra : undefined);
+      return new RateLimitedError(
+        `Rate limited by ${redactUrl(url)}${detail}`,
+        s,
+        url,
+        Number.isFinite(ra) ? ra : undefined,
+      );
     }
     return new ServerError(`HTTP ${s} from ${redactUrl(url)}${detail}`, s, url);
   }
@@ -160,7 +182,8 @@ export class ModelScopeClient {
     const url = `${this.modelBase(repo)}/revisions`;
     const data = await this.getData(url, repo.id, {}, signal);
     const map = (data as { RevisionMap?: { Branches?: unknown; Tags?: unknown } } | null)?.RevisionMap;
-    if (typeof map !== 'object' || map === null) throw new ServerError(`No RevisionMap in the revisions of ${repo.id}`, 200, url);
+    if (typeof map !== 'object' || map === null)
+      throw new ServerError(`No RevisionMap in the revisions of ${repo.id}`, 200, url);
     return { branches: parseRevisions(map.Branches, 'branch', url), tags: parseRevisions(map.Tags, 'tag', url) };
   }
 
@@ -174,12 +197,18 @@ export class ModelScopeClient {
     const branch = (name: string): MsRevision | undefined => branches.find((b) => b.name === name);
     const notFound = (why: string): RevisionNotFoundError => {
       const valid = [...branches.map((b) => b.name), ...tags.map((t) => t.name)];
-      const hashHint = requested && isCommitHash(requested)
-        ? 'ModelScope downloads are addressed by branch or tag name; the SDK does not accept commit hashes either. '
-        : '';
-      return new RevisionNotFoundError(`Revision ${requested ?? '(latest tag)'} not found for ${repo.id}: ${why}`, undefined, undefined, {
-        hint: `${hashHint}Valid revisions: ${valid.slice(0, 20).join(', ') || 'none'}.`,
-      });
+      const hashHint =
+        requested && isCommitHash(requested)
+          ? 'ModelScope downloads are addressed by branch or tag name; the SDK does not accept commit hashes either. '
+          : '';
+      return new RevisionNotFoundError(
+        `Revision ${requested ?? '(latest tag)'} not found for ${repo.id}: ${why}`,
+        undefined,
+        undefined,
+        {
+          hint: `${hashHint}Valid revisions: ${valid.slice(0, 20).join(', ') || 'none'}.`,
+        },
+      );
     };
     if (requested !== undefined) {
       const b = branch(requested);
@@ -191,9 +220,14 @@ export class ModelScopeClient {
     }
     if (requested === undefined) {
       const limit = this.releaseTimestamp ?? Math.floor(Date.now() / 1000);
-      return tags.find((t) => t.createdAt === undefined || t.createdAt <= limit) ?? branch('master') ?? throwIt(notFound('no tag and no master branch'));
+      return (
+        tags.find((t) => t.createdAt === undefined || t.createdAt <= limit) ??
+        branch('master') ??
+        throwIt(notFound('no tag and no master branch'))
+      );
     }
-    if (requested === 'master' && !tags.some((t) => t.name === 'master')) return branch('master') ?? throwIt(notFound('no master branch'));
+    if (requested === 'master' && !tags.some((t) => t.name === 'master'))
+      return branch('master') ?? throwIt(notFound('no master branch'));
     const tag = tags.find((t) => t.name === requested);
     if (tag) return tag;
     throw notFound('not a branch or tag');
@@ -247,17 +281,22 @@ function throwIt(err: Error): never {
 
 function assertModelRepo(repo: RepoRef): void {
   if (repo.type !== 'model') {
-    throw new UsageError(`ModelScope ${repo.type}s are not supported yet (${repo.id})`, { hint: 'Only ModelScope models can be downloaded for now.' });
+    throw new UsageError(`ModelScope ${repo.type}s are not supported yet (${repo.id})`, {
+      hint: 'Only ModelScope models can be downloaded for now.',
+    });
   }
 }
 
 function envelopeError(env: Envelope, status: number, url: string, what: string): HubHttpError {
-  const message = typeof env.Message === 'string' && env.Message ? env.Message.slice(0, 300) : `Code ${String(env.Code)}`;
+  const message =
+    typeof env.Message === 'string' && env.Message ? env.Message.slice(0, 300) : `Code ${String(env.Code)}`;
   if (env.Code === 404 || /not ?exist|not found/i.test(message)) {
-    if (/revision|branch|tag/i.test(message)) return new RevisionNotFoundError(`Revision not found for ${what}: ${message}`, status, url);
+    if (/revision|branch|tag/i.test(message))
+      return new RevisionNotFoundError(`Revision not found for ${what}: ${message}`, status, url);
     return new RepoNotFoundError(`Not found on ModelScope: ${what}: ${message}`, status, url, { hint: TOKEN_HINT });
   }
-  if (env.Code === 401 || env.Code === 403) return new UnauthorizedError(`Access denied to ${what}: ${message}`, status, url, { hint: TOKEN_HINT });
+  if (env.Code === 401 || env.Code === 403)
+    return new UnauthorizedError(`Access denied to ${what}: ${message}`, status, url, { hint: TOKEN_HINT });
   return new ServerError(`ModelScope refused ${what}: ${message}`, status, url);
 }
 
@@ -265,7 +304,8 @@ function parseRevisions(raw: unknown, kind: MsRevision['kind'], url: string): Ms
   if (raw === null || raw === undefined) return [];
   if (!Array.isArray(raw)) throw new ServerError(`Revision list (${kind}es) is not a list`, 200, url);
   return (raw as RawRevision[]).map((r) => {
-    if (typeof r?.Revision !== 'string' || r.Revision === '') throw new ServerError(`A ${kind} without a name in ${redactUrl(url)}`, 200, url);
+    if (typeof r?.Revision !== 'string' || r.Revision === '')
+      throw new ServerError(`A ${kind} without a name in ${redactUrl(url)}`, 200, url);
     const out: MsRevision = { name: r.Revision, kind };
     // A date we cannot believe (negative, past year 275760) is left out rather than trusted.
     const created = typeof r.CreatedAt === 'number' ? Math.trunc(r.CreatedAt) : NaN;
@@ -287,7 +327,8 @@ function parseFileEntry(e: RawFile, url: string): RemoteFile | undefined {
   if (size === undefined) {
     throw new ServerError(`Bad Size ${JSON.stringify(e.Size)} for ${p} in ${redactUrl(url)}`, 200, url);
   }
-  if (typeof e.Revision !== 'string' || e.Revision === '') throw new ServerError(`No Revision for ${p} in ${redactUrl(url)}`, 200, url);
+  if (typeof e.Revision !== 'string' || e.Revision === '')
+    throw new ServerError(`No Revision for ${p} in ${redactUrl(url)}`, 200, url);
   const f: RemoteFile = { path: p, size, msRevision: e.Revision };
   if (typeof e.Sha256 === 'string' && e.Sha256 !== '') {
     const sha = e.Sha256.toLowerCase();

@@ -36,7 +36,10 @@ const SPECIAL_REF_RE = /^refs\/(?:convert\/[\w.-]+|pr\/\d+)/;
  * the `@` belongs to the revision only right after org/name, a revision ends at the next `/`
  * (except refs/pr/N and refs/convert/X) and is percent-decoded, and the rest is a path in the repo.
  */
-function splitHfUri(input: string, body: string): { type?: RepoType; id: string; revision?: string; pathInRepo: string } {
+function splitHfUri(
+  input: string,
+  body: string,
+): { type?: RepoType; id: string; revision?: string; pathInRepo: string } {
   let loc = body;
   let type: RepoType | undefined;
   const first = loc.split('/')[0] ?? '';
@@ -81,7 +84,10 @@ export function parseRepoTarget(input: string, defaults: RepoRefDefaults = {}): 
     const m = /^([a-z]+):(?!\/\/)/.exec(s);
     if (m) {
       const h = hubForPrefix(m[1] as string);
-      if (!h) throw new UsageError(`Unknown hub prefix "${m[1]}:" in "${input}"`, { hint: 'Use hf:org/name or modelscope:org/name.' });
+      if (!h)
+        throw new UsageError(`Unknown hub prefix "${m[1]}:" in "${input}"`, {
+          hint: 'Use hf:org/name or modelscope:org/name.',
+        });
       hub = h;
       s = s.slice(m[0].length);
     }

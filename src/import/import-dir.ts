@@ -89,7 +89,13 @@ export async function importDir(config: CacheConfig, opts: ImportOptions): Promi
   if (!st?.isDirectory()) throw new UsageError(`Not a folder: ${opts.dir}`);
   const emit = (e: ImportEvent): void => opts.onProgress?.(e);
   const sink = opts.repo.hub === 'hf' ? await hfSink(config, opts) : await msSink(config, opts);
-  emit({ type: 'plan', repo: formatRepoRef(opts.repo), commit: sink.commit, files: sink.files.length, totalBytes: sink.files.reduce((s, f) => s + f.size, 0) });
+  emit({
+    type: 'plan',
+    repo: formatRepoRef(opts.repo),
+    commit: sink.commit,
+    files: sink.files.length,
+    totalBytes: sink.files.reduce((s, f) => s + f.size, 0),
+  });
 
   const auto = opts.mode === undefined || opts.mode === 'auto';
   // Files inside another hub cache stay there: moving them would break that cache.
@@ -102,7 +108,11 @@ export async function importDir(config: CacheConfig, opts: ImportOptions): Promi
       let mode: PlaceMode = auto ? (fromCache ? 'copy' : 'move') : (opts.mode as PlaceMode);
       if (mode === 'move' && (await fs.lstat(src)).isSymbolicLink()) {
         mode = 'copy';
-        if (!warnedLinks) emit({ type: 'warning', message: 'Symlinked files are copied, not moved (their target belongs to someone else).' });
+        if (!warnedLinks)
+          emit({
+            type: 'warning',
+            message: 'Symlinked files are copied, not moved (their target belongs to someone else).',
+          });
         warnedLinks = true;
       }
       out.localPath = sink.destination(f);
@@ -135,12 +145,14 @@ async function checkOne(dir: string, f: RemoteFile, sink: ImportSink, signal?: A
     if (cached) return { ...out, status: 'cached', localPath: cached };
     return out;
   }
-  if (st.size !== f.size) return { ...out, status: 'mismatch', algorithm: 'size', expected: String(f.size), actual: String(st.size) };
+  if (st.size !== f.size)
+    return { ...out, status: 'mismatch', algorithm: 'size', expected: String(f.size), actual: String(st.size) };
   const useGit = !f.sha256 && f.gitOid !== undefined;
   const expected = f.sha256 ?? f.gitOid;
   if (!expected) return { ...out, status: 'unverifiable' };
   const actual = useGit ? await gitBlobSha1File(src, signal) : await sha256File(src, signal);
-  if (actual !== expected) return { ...out, status: 'mismatch', algorithm: useGit ? 'git-sha1' : 'sha256', expected, actual };
+  if (actual !== expected)
+    return { ...out, status: 'mismatch', algorithm: useGit ? 'git-sha1' : 'sha256', expected, actual };
   const cached = await sink.cachedPath(f);
   return cached ? { ...out, status: 'cached', localPath: cached } : { ...out, status: 'adopted' };
 }
@@ -166,7 +178,9 @@ async function hfSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
     const commit = await rc.resolveLocal(revision);
     const files = commit ? await rc.readTree(commit) : undefined;
     if (!commit || !files) {
-      throw new OfflineMissError(`No cached file list for ${formatRepoRef(repo)}@${revision}`, [], { hint: 'Run without --offline so the file list can be fetched from the hub.' });
+      throw new OfflineMissError(`No cached file list for ${formatRepoRef(repo)}@${revision}`, [], {
+        hint: 'Run without --offline so the file list can be fetched from the hub.',
+      });
     }
     snap = { commit, files };
   } else {
@@ -180,7 +194,9 @@ async function hfSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
     dir: rc.snapshotDir(commit),
     files: snap.files,
     async cachedPath(f) {
-      return (await rc.hasBlob(hfEtagOf(f))) && (await rc.hasSnapshotFile(commit, f.path)) ? rc.snapshotPath(commit, f.path) : undefined;
+      return (await rc.hasBlob(hfEtagOf(f))) && (await rc.hasSnapshotFile(commit, f.path))
+        ? rc.snapshotPath(commit, f.path)
+        : undefined;
     },
     destination: (f) => rc.snapshotPath(commit, f.path),
     async adopt(f, src, mode) {
@@ -253,10 +269,17 @@ async function msSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
  * Offline: the cache is the only record of the expected bytes. Files the index lists are hashed
  * where they are, so a local copy can be compared with them (nothing new can be adopted).
  */
-async function msSnapshotFromCache(target: MsTarget, repo: RepoRef, revision: string, signal?: AbortSignal): Promise<Snapshot> {
+async function msSnapshotFromCache(
+  target: MsTarget,
+  repo: RepoRef,
+  revision: string,
+  signal?: AbortSignal,
+): Promise<Snapshot> {
   const onDisk = await target.cachedFiles();
   if (onDisk.length === 0) {
-    throw new OfflineMissError(`Nothing of ${formatRepoRef(repo)} is in the cache to compare with`, [], { hint: 'Run without --offline so the file list and hashes come from ModelScope.' });
+    throw new OfflineMissError(`Nothing of ${formatRepoRef(repo)} is in the cache to compare with`, [], {
+      hint: 'Run without --offline so the file list and hashes come from ModelScope.',
+    });
   }
   const files: RemoteFile[] = [];
   for (const f of onDisk) {

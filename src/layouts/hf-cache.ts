@@ -35,7 +35,13 @@ export function parseRepoFolderName(name: string): { type: RepoType; id: string 
   if (i < 0) return undefined;
   const t = name.slice(0, i).replace(/s$/, '');
   if (t !== 'model' && t !== 'dataset' && t !== 'space') return undefined;
-  return { type: t, id: name.slice(i + 2).split('--').join('/') };
+  return {
+    type: t,
+    id: name
+      .slice(i + 2)
+      .split('--')
+      .join('/'),
+  };
 }
 
 /** Content of `trees/<commit>.json` (format_version 1, docs/protocols.md §HF tree listings). */

@@ -47,7 +47,9 @@ export class HfLocalDir {
   async init(): Promise<void> {
     await mkdirp(this.bookkeepingDir);
     await fs.writeFile(path.join(this.bookkeepingDir, '.gitignore'), '*', { flag: 'wx' }).catch(() => undefined);
-    await fs.writeFile(path.join(this.bookkeepingDir, 'CACHEDIR.TAG'), CACHEDIR_TAG, { flag: 'wx' }).catch(() => undefined);
+    await fs
+      .writeFile(path.join(this.bookkeepingDir, 'CACHEDIR.TAG'), CACHEDIR_TAG, { flag: 'wx' })
+      .catch(() => undefined);
   }
 
   /**

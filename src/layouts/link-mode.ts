@@ -58,7 +58,13 @@ async function placeAt(real: string, tmp: string, mode: LinkMode): Promise<LinkM
       await strictly(() => fs.link(real, tmp), NO_HARDLINK, 'hard links', real, tmp);
       return 'hardlink';
     case 'reflink':
-      await strictly(() => fs.copyFile(real, tmp, fsConstants.COPYFILE_FICLONE_FORCE), NO_REFLINK, 'reflinks (copy-on-write clones)', real, tmp);
+      await strictly(
+        () => fs.copyFile(real, tmp, fsConstants.COPYFILE_FICLONE_FORCE),
+        NO_REFLINK,
+        'reflinks (copy-on-write clones)',
+        real,
+        tmp,
+      );
       return 'reflink';
     case 'copy':
       await fs.copyFile(real, tmp, fsConstants.COPYFILE_FICLONE);
@@ -82,7 +88,13 @@ async function attempt(op: () => Promise<void>, unsupported: ReadonlySet<string>
   }
 }
 
-async function strictly(op: () => Promise<void>, unsupported: ReadonlySet<string>, what: string, src: string, dest: string): Promise<void> {
+async function strictly(
+  op: () => Promise<void>,
+  unsupported: ReadonlySet<string>,
+  what: string,
+  src: string,
+  dest: string,
+): Promise<void> {
   if (await attempt(op, unsupported)) return;
   throw new UsageError(`This file system cannot make ${what} from ${src} to ${path.dirname(dest)}`, {
     hint: 'Use --link-mode auto (tries a reflink, then a hard link, then copies) or --link-mode copy.',

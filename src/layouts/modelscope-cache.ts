@@ -64,7 +64,12 @@ export function mscEntryMatches(e: MscEntry, file: Pick<RemoteFile, 'path' | 'ms
 }
 
 /** Whether `p` is a regular file of exactly `size` bytes whose sha256 (when given and asked for) matches. */
-export async function fileMatches(p: string, expected: { size: number; sha256?: string | undefined }, verifySha: boolean, signal?: AbortSignal): Promise<boolean> {
+export async function fileMatches(
+  p: string,
+  expected: { size: number; sha256?: string | undefined },
+  verifySha: boolean,
+  signal?: AbortSignal,
+): Promise<boolean> {
   let st;
   try {
     st = await fs.stat(p);
@@ -124,7 +129,11 @@ export class MsLegacyDir {
    * The legacy rule (an `.msc` entry for the path with a matching per-file revision, a known
    * sha256, the file present) plus ours: the size matches, and with `verifySha` the sha256 too.
    */
-  async isCached(file: RemoteFile, index: readonly MscEntry[], opts: { verifySha?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
+  async isCached(
+    file: RemoteFile,
+    index: readonly MscEntry[],
+    opts: { verifySha?: boolean; signal?: AbortSignal } = {},
+  ): Promise<boolean> {
     if (!index.some((e) => mscEntryMatches(e, file))) return false;
     return fileMatches(this.filePath(file.path), file, opts.verifySha ?? false, opts.signal);
   }
@@ -133,7 +142,10 @@ export class MsLegacyDir {
    * Adds (or replaces) the `.msc` entries of `files`: under the per-repo lock, re-read from disk
    * so entries written meanwhile by another process survive, then an atomic rewrite.
    */
-  async record(files: readonly Pick<RemoteFile, 'path' | 'msRevision'>[], lockOpts: AcquireLockOptions = {}): Promise<void> {
+  async record(
+    files: readonly Pick<RemoteFile, 'path' | 'msRevision'>[],
+    lockOpts: AcquireLockOptions = {},
+  ): Promise<void> {
     const add = files.filter((f): f is { path: string; msRevision: string } => typeof f.msRevision === 'string');
     if (add.length === 0) return;
     await this.updateIndex((index) => {
@@ -149,7 +161,9 @@ export class MsLegacyDir {
     try {
       const before = await this.readIndex();
       const after = change(before);
-      const same = after.length === before.length && after.every((e, i) => e.Path === before[i]?.Path && e.Revision === before[i]?.Revision);
+      const same =
+        after.length === before.length &&
+        after.every((e, i) => e.Path === before[i]?.Path && e.Revision === before[i]?.Revision);
       if (same && (await exists(this.mscPath))) return;
       await writeFileAtomic(this.mscPath, encodeMsc(after));
     } finally {
@@ -314,7 +328,13 @@ export class ModelScopeCache {
    * A copy of `file` already on disk in either layout (other than `exclude`), verified by size
    * and sha256: a download source that costs no network.
    */
-  async findLocalCopy(id: string, revision: string, file: RemoteFile, exclude: string, signal?: AbortSignal): Promise<string | undefined> {
+  async findLocalCopy(
+    id: string,
+    revision: string,
+    file: RemoteFile,
+    exclude: string,
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
     if (!file.sha256) return undefined;
     const candidates = [this.legacyDirPath(id), this.v2Snapshot(id, revision).dir];
     for (const dir of candidates) {

@@ -106,7 +106,9 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
 
   // 4. verify
   const verifyStarted = Date.now();
-  const all = entries.flatMap(({ alias, m }) => ((results.get(alias) as DownloadResult).files).map((f) => ({ alias, m, f })));
+  const all = entries.flatMap(({ alias, m }) =>
+    (results.get(alias) as DownloadResult).files.map((f) => ({ alias, m, f })),
+  );
   const totalBytes = all.reduce((s, x) => s + x.f.size, 0);
   emit({ type: 'verify-start', files: all.length, bytes: totalBytes });
   const hashed = await verifyAll(all, opts.hash ?? true, opts.signal);
@@ -125,7 +127,13 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
       downloadedBytes: r.downloadedBytes,
     };
   });
-  const out: InstallResult = { models, downloadedBytes, hashedFiles: hashed.files, hashedBytes: hashed.bytes, seconds: (Date.now() - started) / 1000 };
+  const out: InstallResult = {
+    models,
+    downloadedBytes,
+    hashedFiles: hashed.files,
+    hashedBytes: hashed.bytes,
+    seconds: (Date.now() - started) / 1000,
+  };
   if (lockResult) out.lock = lockResult;
   return out;
 }
@@ -143,18 +151,32 @@ async function writeRefs(cache: Cache, entries: Array<{ m: LockedModel }>): Prom
 }
 
 /** The lock to install from: as is when it matches the manifest, re-locked otherwise (unless frozen/offline). */
-async function syncLock(manifest: Manifest, opts: InstallOptions): Promise<{ lockfile: LockfileShape; lockResult?: LockResult }> {
+async function syncLock(
+  manifest: Manifest,
+  opts: InstallOptions,
+): Promise<{ lockfile: LockfileShape; lockResult?: LockResult }> {
   const current = await readLockfile(manifest.lockFile);
   const drift = manifestDrift(manifest.models, current);
   if (current && drift.length === 0) return { lockfile: current };
   if (opts.frozen) {
-    if (!current) throw new ManifestError(`--frozen: there is no hubcache.lock beside ${manifest.file}`, { hint: 'Run `hubcache lock` and commit hubcache.lock.' });
-    throw new ManifestError(`--frozen: hubcache.lock does not match hubcache.json (${describeDrift(drift)})`, { hint: 'Run `hubcache lock` (or `hubcache install` without --frozen) and commit hubcache.lock.' });
+    if (!current)
+      throw new ManifestError(`--frozen: there is no hubcache.lock beside ${manifest.file}`, {
+        hint: 'Run `hubcache lock` and commit hubcache.lock.',
+      });
+    throw new ManifestError(`--frozen: hubcache.lock does not match hubcache.json (${describeDrift(drift)})`, {
+      hint: 'Run `hubcache lock` (or `hubcache install` without --frozen) and commit hubcache.lock.',
+    });
   }
   if (opts.offline && drift.some((d) => d.kind !== 'removed')) {
-    throw new OfflineMissError(`hubcache.lock is out of date (${describeDrift(drift)}) and locking needs the hub`, [], { hint: 'Run `hubcache lock` while online.' });
+    throw new OfflineMissError(`hubcache.lock is out of date (${describeDrift(drift)}) and locking needs the hub`, [], {
+      hint: 'Run `hubcache lock` while online.',
+    });
   }
-  const lockResult = await lock({ cache: opts.cache, loaded: manifest, ...(opts.signal ? { signal: opts.signal } : {}) });
+  const lockResult = await lock({
+    cache: opts.cache,
+    loaded: manifest,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   return { lockfile: lockResult.lockfile, lockResult };
 }
 
@@ -174,11 +196,21 @@ export function downloadEntry(
   cache: Cache,
   manifest: Pick<Manifest, 'dir'>,
   m: LockedModel,
-  o: { offline?: boolean; dryRun?: boolean; signal?: AbortSignal | undefined; maxWorkers?: number; onProgress?: (e: ProgressEvent) => void },
+  o: {
+    offline?: boolean;
+    dryRun?: boolean;
+    signal?: AbortSignal | undefined;
+    maxWorkers?: number;
+    onProgress?: (e: ProgressEvent) => void;
+  },
 ): Promise<DownloadResult> {
   // An empty list would mean "every file" to a download: never let a hand-edited lock do that.
   if (Object.keys(m.files).length === 0) {
-    return Promise.reject(new ManifestError(`${formatRepoRef(refAt(m))} has no files in hubcache.lock`, { hint: 'Run `hubcache lock` to re-create the entry.' }));
+    return Promise.reject(
+      new ManifestError(`${formatRepoRef(refAt(m))} has no files in hubcache.lock`, {
+        hint: 'Run `hubcache lock` to re-create the entry.',
+      }),
+    );
   }
   return cache.download({
     repo: refAt(m),
@@ -193,30 +225,53 @@ export function downloadEntry(
   });
 }
 
-function offlineError(entries: Array<{ alias: string; m: LockedModel }>, missing: Map<string, string[] | undefined>): OfflineMissError {
+function offlineError(
+  entries: Array<{ alias: string; m: LockedModel }>,
+  missing: Map<string, string[] | undefined>,
+): OfflineMissError {
   const names: string[] = [];
   for (const { alias, m } of entries) {
     if (!missing.has(alias)) continue;
     for (const p of missing.get(alias) ?? Object.keys(m.files).sort(byCodePoint)) names.push(`${alias}/${p}`);
   }
   const aliases = entries.filter((e) => missing.has(e.alias)).map((e) => e.alias);
-  return new OfflineMissError(`Not in the cache: ${names.length} file(s) of ${aliases.join(', ')} (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`, names, {
-    hint: 'Run `hubcache install` without --offline to fetch them.',
-  });
+  return new OfflineMissError(
+    `Not in the cache: ${names.length} file(s) of ${aliases.join(', ')} (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`,
+    names,
+    {
+      hint: 'Run `hubcache install` without --offline to fetch them.',
+    },
+  );
 }
 
 /** One plan for the whole install: every locked file, with the ones to fetch marked `planned`. */
-function mergedPlan(entries: Array<{ alias: string; m: LockedModel }>, missing: Map<string, string[] | undefined>): ProgressEvent {
+function mergedPlan(
+  entries: Array<{ alias: string; m: LockedModel }>,
+  missing: Map<string, string[] | undefined>,
+): ProgressEvent {
   const files: PlannedFile[] = [];
   for (const { alias, m } of entries) {
     const need = missing.has(alias) ? new Set(missing.get(alias) ?? Object.keys(m.files)) : new Set<string>();
     for (const p of Object.keys(m.files).sort(byCodePoint)) {
-      files.push({ path: `${alias}/${p}`, size: (m.files[p] as LockedFile).size, status: need.has(p) ? 'planned' : 'cached', localPath: '' });
+      files.push({
+        path: `${alias}/${p}`,
+        size: (m.files[p] as LockedFile).size,
+        status: need.has(p) ? 'planned' : 'cached',
+        localPath: '',
+      });
     }
   }
   const totalBytes = files.reduce((s, f) => s + f.size, 0);
   const downloadBytes = files.filter((f) => f.status === 'planned').reduce((s, f) => s + f.size, 0);
-  return { type: 'plan', repo: `${entries.length} model(s) from hubcache.lock`, revision: 'locked', commit: 'locked', files, totalBytes, downloadBytes };
+  return {
+    type: 'plan',
+    repo: `${entries.length} model(s) from hubcache.lock`,
+    revision: 'locked',
+    commit: 'locked',
+    files,
+    totalBytes,
+    downloadBytes,
+  };
 }
 
 /** Downloads every entry that needs it, at once; the first failure cancels the others. */
@@ -272,9 +327,12 @@ async function assertUnmoved(cache: Cache, alias: string, m: LockedModel, signal
   // Files the lock pins must be there unchanged; files added upstream do not matter.
   if (changes.removed.length === 0 && changes.changed.length === 0) return;
   const names = [...changes.changed.map((c) => c.path), ...changes.removed.map((r) => `${r.path} (removed)`)];
-  throw new ManifestError(`${formatRepoRef(refAt(m))} changed upstream since hubcache.lock: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}`, {
-    hint: `ModelScope downloads are addressed by branch or tag name, so the old files cannot be fetched; run \`hubcache update ${alias}\` to lock what it has now.`,
-  });
+  throw new ManifestError(
+    `${formatRepoRef(refAt(m))} changed upstream since hubcache.lock: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}`,
+    {
+      hint: `ModelScope downloads are addressed by branch or tag name, so the old files cannot be fetched; run \`hubcache update ${alias}\` to lock what it has now.`,
+    },
+  );
 }
 
 interface ToVerify {
@@ -284,7 +342,11 @@ interface ToVerify {
 }
 
 /** Checks every file against the lock; hashes each distinct blob once. */
-async function verifyAll(all: ToVerify[], hash: boolean, signal: AbortSignal | undefined): Promise<{ files: number; bytes: number }> {
+async function verifyAll(
+  all: ToVerify[],
+  hash: boolean,
+  signal: AbortSignal | undefined,
+): Promise<{ files: number; bytes: number }> {
   const digests = new Map<string, Promise<string>>();
   let files = 0;
   let bytes = 0;
@@ -303,14 +365,24 @@ async function verifyAll(all: ToVerify[], hash: boolean, signal: AbortSignal | u
     const want = m.files[f.path] as LockedFile;
     const real = await fs.realpath(f.localPath).catch(() => undefined);
     const st = real ? await fs.stat(real) : undefined;
-    if (!real || !st?.isFile()) throw new OfflineMissError(`${alias}: ${f.path} is missing at ${f.localPath}`, [`${alias}/${f.path}`]);
+    if (!real || !st?.isFile())
+      throw new OfflineMissError(`${alias}: ${f.path} is missing at ${f.localPath}`, [`${alias}/${f.path}`]);
     if (st.size !== want.size) throw integrity(alias, m, f, String(want.size), String(st.size), 'size', real);
-    const expected = want.sha256 ? { algo: 'sha256' as const, value: want.sha256 } : want.gitOid ? { algo: 'git-sha1' as const, value: want.gitOid } : undefined;
+    const expected = want.sha256
+      ? { algo: 'sha256' as const, value: want.sha256 }
+      : want.gitOid
+        ? { algo: 'git-sha1' as const, value: want.gitOid }
+        : undefined;
     if (!expected) return; // ModelScope file without a sha256: its size is all there is to check
     // HF blobs are named by their etag: a link to a blob of another name is the wrong content.
     const blobName = path.basename(real);
     const etag = m.hub === 'hf' ? (want.sha256 ?? want.gitOid) : undefined;
-    if (etag && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(blobName) && blobName !== etag && real !== path.resolve(f.localPath)) {
+    if (
+      etag &&
+      /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(blobName) &&
+      blobName !== etag &&
+      real !== path.resolve(f.localPath)
+    ) {
       throw integrity(alias, m, f, etag, blobName, expected.algo, real);
     }
     if (!hash) return;
@@ -320,7 +392,15 @@ async function verifyAll(all: ToVerify[], hash: boolean, signal: AbortSignal | u
   return { files, bytes };
 }
 
-function integrity(alias: string, m: LockedModel, f: PlannedFile, expected: string, actual: string, algo: IntegrityError['algorithm'], real: string): IntegrityError {
+function integrity(
+  alias: string,
+  m: LockedModel,
+  f: PlannedFile,
+  expected: string,
+  actual: string,
+  algo: IntegrityError['algorithm'],
+  real: string,
+): IntegrityError {
   const err = new IntegrityError(f.localPath, expected, actual, algo);
   const blob = real !== path.resolve(f.localPath) ? ` (blob ${real})` : '';
   err.hint = `${alias}: ${f.path} of ${m.repo}@${m.commit.slice(0, 12)} on disk${blob} is not what hubcache.lock pins. Delete that file and run \`hubcache install\` again; if the lock itself is wrong, run \`hubcache update ${alias}\`.`;

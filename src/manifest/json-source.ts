@@ -166,7 +166,13 @@ export function jsonValue(node: JsonNode): unknown {
     case 'object': {
       const out: Record<string, unknown> = {};
       // defineProperty, so a key named "__proto__" is data, not a prototype change.
-      for (const m of node.members) Object.defineProperty(out, m.key, { value: jsonValue(m.value), enumerable: true, writable: true, configurable: true });
+      for (const m of node.members)
+        Object.defineProperty(out, m.key, {
+          value: jsonValue(m.value),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       return out;
     }
     case 'array':

@@ -8,7 +8,15 @@ import { runPool } from '../util/pool.js';
 import { byCodePoint, diffFiles, readLockfile, specOf, writeLockfile, type FileChanges } from './lockfile.js';
 import { loadManifest, type Manifest, type ManifestLocation } from './manifest.js';
 import { headCommit, resolveEntry } from './remote.js';
-import { entrySpec, InvalidManifestError, LOCKFILE_VERSION, sameSpec, type LockedModel, type LockfileShape, type ManifestModel } from './schema.js';
+import {
+  entrySpec,
+  InvalidManifestError,
+  LOCKFILE_VERSION,
+  sameSpec,
+  type LockedModel,
+  type LockfileShape,
+  type ManifestModel,
+} from './schema.js';
 
 /** What every project-level call takes: where the manifest is, which cache, and a cancel signal. */
 export interface ProjectOptions extends ManifestLocation {
@@ -58,10 +66,18 @@ export async function lock(opts: LockOptions): Promise<LockResult> {
   const aliases = Object.keys(manifest.models).sort(byCodePoint);
   const wanted = opts.update === true ? new Set(aliases) : new Set(opts.update ?? []);
   for (const a of wanted) {
-    if (!manifest.models[a]) throw new UsageError(`No model "${a}" in ${manifest.file}`, { hint: `Known aliases: ${aliases.join(', ') || 'none'}.` });
+    if (!manifest.models[a])
+      throw new UsageError(`No model "${a}" in ${manifest.file}`, {
+        hint: `Known aliases: ${aliases.join(', ') || 'none'}.`,
+      });
   }
-  const next: LockfileShape = { lockfileVersion: LOCKFILE_VERSION, models: Object.create(null) as Record<string, LockedModel> };
-  const results = await runPool(aliases, opts.concurrency ?? 8, (alias) => lockEntry(opts.cache, manifest, alias, old?.models[alias], wanted.has(alias), opts.signal));
+  const next: LockfileShape = {
+    lockfileVersion: LOCKFILE_VERSION,
+    models: Object.create(null) as Record<string, LockedModel>,
+  };
+  const results = await runPool(aliases, opts.concurrency ?? 8, (alias) =>
+    lockEntry(opts.cache, manifest, alias, old?.models[alias], wanted.has(alias), opts.signal),
+  );
   const emptySelections: string[] = [];
   for (const { alias, entry } of results) {
     next.models[alias] = entry;
@@ -70,7 +86,8 @@ export async function lock(opts: LockOptions): Promise<LockResult> {
   if (emptySelections.length > 0) throw emptySelectionError(manifest, emptySelections, next);
   const entries = results.map((r) => r.result);
   for (const alias of Object.keys(old?.models ?? {}).sort(byCodePoint)) {
-    if (!manifest.models[alias]) entries.push({ alias, status: 'removed', from: (old?.models[alias] as LockedModel).commit });
+    if (!manifest.models[alias])
+      entries.push({ alias, status: 'removed', from: (old?.models[alias] as LockedModel).commit });
   }
   const written = opts.dryRun ? false : await writeLockfile(manifest.lockFile, next);
   return { lockFile: manifest.lockFile, lockfile: next, written, entries };
@@ -108,7 +125,8 @@ async function lockEntry(
   const entry: LockedModel = { ...spec, commit: resolved.commit, files: resolved.files };
   if (!prev) return { alias, entry, result: { alias, status: 'added', to: entry.commit } };
   const changes = diffFiles(prev.files, entry.files);
-  const same = prev.commit === entry.commit && changes.added.length + changes.removed.length + changes.changed.length === 0;
+  const same =
+    prev.commit === entry.commit && changes.added.length + changes.removed.length + changes.changed.length === 0;
   const status: LockEntryStatus = !current ? 'relocked' : same ? 'unchanged' : 'updated';
   return { alias, entry, result: { alias, status, from: prev.commit, to: entry.commit, changes } };
 }

@@ -2,7 +2,17 @@
 // changed file), comparing with the manifest, and diffing two locked versions of an entry.
 import fs from 'node:fs/promises';
 import { writeFileAtomic } from '../util/fs.js';
-import { entrySpec, LOCKFILE_VERSION, parseLockfileText, sameSpec, type EntrySpec, type LockedFile, type LockedModel, type LockfileShape, type ManifestModel } from './schema.js';
+import {
+  entrySpec,
+  LOCKFILE_VERSION,
+  parseLockfileText,
+  sameSpec,
+  type EntrySpec,
+  type LockedFile,
+  type LockedModel,
+  type LockfileShape,
+  type ManifestModel,
+} from './schema.js';
 
 /** Code-point order, so the file is byte-identical whatever the machine's locale. */
 export const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -27,7 +37,12 @@ export function stringifyLockfile(lock: LockfileShape): string {
     aliases.forEach((alias, ai) => {
       const m = lock.models[alias] as LockedModel;
       lines.push(`    ${q(alias)}: {`);
-      const fields: string[] = [`"hub": ${q(m.hub)}`, `"repo": ${q(m.repo)}`, `"type": ${q(m.type)}`, `"revision": ${q(m.revision)}`];
+      const fields: string[] = [
+        `"hub": ${q(m.hub)}`,
+        `"repo": ${q(m.repo)}`,
+        `"type": ${q(m.type)}`,
+        `"revision": ${q(m.revision)}`,
+      ];
       if (m.include?.length) fields.push(`"include": [${m.include.map(q).join(', ')}]`);
       if (m.exclude?.length) fields.push(`"exclude": [${m.exclude.map(q).join(', ')}]`);
       if (m.localDir !== undefined) fields.push(`"localDir": ${q(m.localDir)}`);
@@ -37,7 +52,9 @@ export function stringifyLockfile(lock: LockfileShape): string {
       if (paths.length === 0) lines.push('      "files": {}');
       else {
         lines.push('      "files": {');
-        paths.forEach((p, i) => lines.push(`        ${q(p)}: ${stringifyFile(m.files[p] as LockedFile)}${i < paths.length - 1 ? ',' : ''}`));
+        paths.forEach((p, i) =>
+          lines.push(`        ${q(p)}: ${stringifyFile(m.files[p] as LockedFile)}${i < paths.length - 1 ? ',' : ''}`),
+        );
         lines.push('      }');
       }
       lines.push(`    }${ai < aliases.length - 1 ? ',' : ''}`);
@@ -92,7 +109,8 @@ export function manifestDrift(models: Record<string, ManifestModel>, lock: Lockf
     const want = entrySpec(models[alias] as ManifestModel);
     const have = locked[alias];
     if (!have) out.push({ alias, kind: 'added', detail: 'not in hubcache.lock' });
-    else if (!sameSpec(want, specOf(have))) out.push({ alias, kind: 'changed', detail: describeSpecChange(specOf(have), want) });
+    else if (!sameSpec(want, specOf(have)))
+      out.push({ alias, kind: 'changed', detail: describeSpecChange(specOf(have), want) });
   }
   for (const alias of Object.keys(locked).sort(byCodePoint)) {
     if (!models[alias]) out.push({ alias, kind: 'removed', detail: 'no longer in hubcache.json' });
@@ -128,7 +146,8 @@ export function diffFiles(before: Record<string, LockedFile>, after: Record<stri
     const a = after[p] as LockedFile;
     const b = before[p];
     if (!b) out.added.push({ path: p, size: a.size });
-    else if (b.size !== a.size || fileHash(b) !== fileHash(a)) out.changed.push({ path: p, oldSize: b.size, newSize: a.size, oldHash: fileHash(b), newHash: fileHash(a) });
+    else if (b.size !== a.size || fileHash(b) !== fileHash(a))
+      out.changed.push({ path: p, oldSize: b.size, newSize: a.size, oldHash: fileHash(b), newHash: fileHash(a) });
   }
   for (const p of Object.keys(before).sort(byCodePoint)) {
     if (!after[p]) out.removed.push({ path: p, size: (before[p] as LockedFile).size });
@@ -136,4 +155,5 @@ export function diffFiles(before: Record<string, LockedFile>, after: Record<stri
   return out;
 }
 
-export const noChanges = (c: FileChanges): boolean => c.added.length === 0 && c.removed.length === 0 && c.changed.length === 0;
+export const noChanges = (c: FileChanges): boolean =>
+  c.added.length === 0 && c.removed.length === 0 && c.changed.length === 0;

@@ -9,7 +9,16 @@ import type { RepoRef } from '../hubs/types.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { leavesBase } from '../util/safe-path.js';
 import { byCodePoint } from './lockfile.js';
-import { ALIAS_RE, defaultRevision, InvalidManifestError, parseManifestText, patternProblem, revisionProblem, type ManifestModel, type ParsedManifest } from './schema.js';
+import {
+  ALIAS_RE,
+  defaultRevision,
+  InvalidManifestError,
+  parseManifestText,
+  patternProblem,
+  revisionProblem,
+  type ManifestModel,
+  type ParsedManifest,
+} from './schema.js';
 
 export const MANIFEST_NAME = 'hubcache.json';
 export const LOCKFILE_NAME = 'hubcache.lock';
@@ -40,7 +49,13 @@ export async function findManifest(startDir: string): Promise<string | undefined
   let dir = path.resolve(startDir);
   for (;;) {
     const candidate = path.join(dir, MANIFEST_NAME);
-    if (await fs.stat(candidate).then((s) => s.isFile(), () => false)) return candidate;
+    if (
+      await fs.stat(candidate).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      return candidate;
     const parent = path.dirname(dir);
     if (parent === dir) return undefined;
     dir = parent;
@@ -71,7 +86,13 @@ export function parseManifest(text: string, file: string): Manifest {
   const abs = path.resolve(file);
   const dir = path.dirname(abs);
   const parsed = parseManifestText(text, abs, (d) => path.resolve(dir, d));
-  return { file: abs, dir, lockFile: path.join(dir, LOCKFILE_NAME), models: parsed.models, positions: parsed.positions };
+  return {
+    file: abs,
+    dir,
+    lockFile: path.join(dir, LOCKFILE_NAME),
+    models: parsed.models,
+    positions: parsed.positions,
+  };
 }
 
 /** Finds, reads and validates hubcache.json. Throws InvalidManifestError with line:column on any problem. */
@@ -145,10 +166,14 @@ export async function addModel(manifest: Manifest, opts: AddModelOptions): Promi
   const ref = typeof opts.repo === 'string' ? parseRepoRef(opts.repo) : opts.repo;
   const alias = opts.alias ?? ref.id.slice(ref.id.lastIndexOf('/') + 1);
   if (!ALIAS_RE.test(alias)) {
-    throw new UsageError(`"${alias}" is not a valid alias`, { hint: 'Use letters, digits, ".", "_" and "-" (pass --as NAME).' });
+    throw new UsageError(`"${alias}" is not a valid alias`, {
+      hint: 'Use letters, digits, ".", "_" and "-" (pass --as NAME).',
+    });
   }
   const revision = opts.revision ?? ref.revision;
-  const bad = (revision !== undefined ? revisionProblem(revision) : undefined) ?? [...(opts.include ?? []), ...(opts.exclude ?? [])].map(patternProblem).find(Boolean);
+  const bad =
+    (revision !== undefined ? revisionProblem(revision) : undefined) ??
+    [...(opts.include ?? []), ...(opts.exclude ?? [])].map(patternProblem).find(Boolean);
   if (bad) throw new UsageError(bad);
   const model: ManifestModel = { repo: ref.id };
   if (ref.hub !== 'hf') model.hub = ref.hub;
@@ -163,8 +188,13 @@ export async function addModel(manifest: Manifest, opts: AddModelOptions): Promi
     model.localDir = rel === '' ? '.' : leavesBase(rel) ? abs : `./${rel.split(path.sep).join('/')}`;
   }
   const existing = manifest.models[alias];
-  if (existing && (existing.repo !== model.repo || (existing.hub ?? 'hf') !== ref.hub || (existing.type ?? 'model') !== ref.type)) {
-    throw new UsageError(`Alias "${alias}" is already used for ${existing.repo}`, { hint: 'Pick another one with --as NAME.' });
+  if (
+    existing &&
+    (existing.repo !== model.repo || (existing.hub ?? 'hf') !== ref.hub || (existing.type ?? 'model') !== ref.type)
+  ) {
+    throw new UsageError(`Alias "${alias}" is already used for ${existing.repo}`, {
+      hint: 'Pick another one with --as NAME.',
+    });
   }
   const models = { ...manifest.models, [alias]: model };
   // Re-validate the whole result (e.g. two entries sharing a localDir) before writing anything.

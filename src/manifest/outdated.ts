@@ -44,14 +44,18 @@ export interface OutdatedOptions extends ProjectOptions {
 export async function outdated(opts: OutdatedOptions): Promise<OutdatedEntry[]> {
   const manifest = opts.loaded ?? (await loadManifest(opts));
   const lockfile = await readLockfile(manifest.lockFile);
-  if (!lockfile) throw new ManifestError(`No hubcache.lock beside ${manifest.file}`, { hint: 'Run `hubcache lock` first.' });
-  const aliases = opts.aliases && opts.aliases.length > 0 ? [...opts.aliases] : Object.keys(lockfile.models).sort(byCodePoint);
+  if (!lockfile)
+    throw new ManifestError(`No hubcache.lock beside ${manifest.file}`, { hint: 'Run `hubcache lock` first.' });
+  const aliases =
+    opts.aliases && opts.aliases.length > 0 ? [...opts.aliases] : Object.keys(lockfile.models).sort(byCodePoint);
   for (const a of aliases) {
-    if (!lockfile.models[a]) throw new ManifestError(`"${a}" is not in hubcache.lock`, { hint: 'Run `hubcache lock` to add it.' });
+    if (!lockfile.models[a])
+      throw new ManifestError(`"${a}" is not in hubcache.lock`, { hint: 'Run `hubcache lock` to add it.' });
   }
-  const given = typeof opts.endpoints === 'function'
-    ? opts.endpoints(new Set(aliases.map((a) => (lockfile.models[a] as LockedModel).hub)))
-    : opts.endpoints;
+  const given =
+    typeof opts.endpoints === 'function'
+      ? opts.endpoints(new Set(aliases.map((a) => (lockfile.models[a] as LockedModel).hub)))
+      : opts.endpoints;
   // at undefined: the cache's own endpoint. The first endpoint given for a hub gets the token.
   const jobs = aliases.flatMap((alias) => {
     const list = given?.[(lockfile.models[alias] as LockedModel).hub] ?? [];
@@ -65,7 +69,15 @@ export async function outdated(opts: OutdatedOptions): Promise<OutdatedEntry[]> 
     const spec = specOf(m);
     const head = await headCommit(opts.cache, spec, opts.signal, at);
     if (head !== undefined && head === m.commit) return undefined;
-    const base: OutdatedEntry = { alias, hub: m.hub, type: m.type, repo: m.repo, revision: m.revision, locked: m.commit, latest: head ?? m.commit };
+    const base: OutdatedEntry = {
+      alias,
+      hub: m.hub,
+      type: m.type,
+      repo: m.repo,
+      revision: m.revision,
+      locked: m.commit,
+      latest: head ?? m.commit,
+    };
     if (at) base.endpoint = at.endpoint;
     if (head !== undefined && !opts.details) return base;
     const now = await resolveEntry(opts.cache, spec, opts.signal, at);

@@ -26,19 +26,30 @@ export async function modelPath(opts: ModelPathOptions): Promise<string> {
   if (!m) {
     const known = Object.keys(lockfile?.models ?? {});
     throw new ManifestError(`"${opts.alias}" is not in ${manifest.lockFile}`, {
-      hint: manifest.models[opts.alias] ? 'Run `hubcache install` to lock and install it.' : `Known aliases: ${known.join(', ') || 'none'}.`,
+      hint: manifest.models[opts.alias]
+        ? 'Run `hubcache install` to lock and install it.'
+        : `Known aliases: ${known.join(', ') || 'none'}.`,
     });
   }
   if (opts.file !== undefined && !m.files[opts.file]) {
-    throw new EntryNotFoundError(`${opts.file} is not one of the files hubcache.lock pins for "${opts.alias}"`, undefined, undefined, {
-      hint: 'Check the name, or widen the entry\'s include patterns and run `hubcache install`.',
-    });
+    throw new EntryNotFoundError(
+      `${opts.file} is not one of the files hubcache.lock pins for "${opts.alias}"`,
+      undefined,
+      undefined,
+      {
+        hint: "Check the name, or widen the entry's include patterns and run `hubcache install`.",
+      },
+    );
   }
   const notInstalled = (cause?: unknown): OfflineMissError =>
-    new OfflineMissError(`"${opts.alias}" is not installed${opts.file ? ` (${opts.file})` : ''}`, opts.file ? [opts.file] : [], {
-      hint: 'Run `hubcache install`.',
-      ...(cause ? { cause } : {}),
-    });
+    new OfflineMissError(
+      `"${opts.alias}" is not installed${opts.file ? ` (${opts.file})` : ''}`,
+      opts.file ? [opts.file] : [],
+      {
+        hint: 'Run `hubcache install`.',
+        ...(cause ? { cause } : {}),
+      },
+    );
   let res;
   try {
     // An offline dry run: resolves the on-disk location through the hub's layout, writes nothing.
@@ -64,10 +75,16 @@ function aliasFor(models: Record<string, LockedModel>, key: string): string {
   const hubGiven = /^[a-z]+:/.test(key.trim());
   const typeGiven = /^(?:[a-z]+:(?:\/\/)?)?(?:models|datasets|spaces|model|dataset|space)\/[^/]+\//.test(key.trim());
   const hits = Object.entries(models).filter(
-    ([, m]) => m.repo === ref.id && (!hubGiven || m.hub === ref.hub) && (!typeGiven || m.type === ref.type) && (ref.revision === undefined || m.revision === ref.revision),
+    ([, m]) =>
+      m.repo === ref.id &&
+      (!hubGiven || m.hub === ref.hub) &&
+      (!typeGiven || m.type === ref.type) &&
+      (ref.revision === undefined || m.revision === ref.revision),
   );
   if (hits.length > 1) {
-    throw new ManifestError(`${key} is locked by several entries: ${hits.map(([a]) => a).join(', ')}`, { hint: 'Give the alias instead.' });
+    throw new ManifestError(`${key} is locked by several entries: ${hits.map(([a]) => a).join(', ')}`, {
+      hint: 'Give the alias instead.',
+    });
   }
   return hits[0]?.[0] ?? key;
 }

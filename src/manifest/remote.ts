@@ -60,7 +60,8 @@ export async function resolveEntry(
 ): Promise<{ commit: string; files: Record<string, LockedFile> }> {
   const snap = await snapshotOf(cache, spec, signal, at);
   const files = Object.create(null) as Record<string, LockedFile>;
-  for (const f of selectFiles(snap.files, { include: spec.include ?? [], exclude: spec.exclude ?? [] })) files[f.path] = lockedFileOf(f);
+  for (const f of selectFiles(snap.files, { include: spec.include ?? [], exclude: spec.exclude ?? [] }))
+    files[f.path] = lockedFileOf(f);
   return { commit: snap.commit, files };
 }
 

@@ -68,7 +68,17 @@ export const LOCKFILE_VERSION = 1;
 export const ALIAS_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 const MODEL_KEYS = ['repo', 'hub', 'type', 'revision', 'include', 'exclude', 'localDir'] as const;
-const LOCKED_MODEL_KEYS = ['hub', 'repo', 'type', 'revision', 'include', 'exclude', 'localDir', 'commit', 'files'] as const;
+const LOCKED_MODEL_KEYS = [
+  'hub',
+  'repo',
+  'type',
+  'revision',
+  'include',
+  'exclude',
+  'localDir',
+  'commit',
+  'files',
+] as const;
 const LOCKED_FILE_KEYS = ['size', 'sha256', 'gitOid', 'fileRevision'] as const;
 const TYPES: readonly RepoType[] = ['model', 'dataset', 'space'];
 
@@ -141,7 +151,12 @@ class Checker {
   }
 
   /** An object's members, reporting unknown and duplicate keys; undefined if not an object. */
-  object(node: JsonNode, keyPath: string, what: string, allowed?: readonly string[]): Map<string, JsonMember> | undefined {
+  object(
+    node: JsonNode,
+    keyPath: string,
+    what: string,
+    allowed?: readonly string[],
+  ): Map<string, JsonMember> | undefined {
     if (node.kind !== 'object') {
       this.report(node.pos, keyPath, `${what} must be an object, not ${kindName(node)}`);
       return undefined;
@@ -150,12 +165,20 @@ class Checker {
     for (const m of node.members) {
       const first = out.get(m.key);
       if (first) {
-        this.report(m.keyPos, join(keyPath, m.key), `duplicate key "${m.key}" (first at line ${first.keyPos.line}:${first.keyPos.column})`);
+        this.report(
+          m.keyPos,
+          join(keyPath, m.key),
+          `duplicate key "${m.key}" (first at line ${first.keyPos.line}:${first.keyPos.column})`,
+        );
         continue;
       }
       if (allowed && !allowed.includes(m.key)) {
         const near = closest(m.key, allowed);
-        this.report(m.keyPos, join(keyPath, m.key), `unknown key "${m.key}" in ${what}${near ? ` (did you mean "${near}"?)` : ''}; allowed: ${allowed.join(', ')}`);
+        this.report(
+          m.keyPos,
+          join(keyPath, m.key),
+          `unknown key "${m.key}" in ${what}${near ? ` (did you mean "${near}"?)` : ''}; allowed: ${allowed.join(', ')}`,
+        );
         continue;
       }
       out.set(m.key, m);
@@ -180,7 +203,11 @@ class Checker {
     const s = this.string(node, keyPath);
     if (s === undefined) return undefined;
     if (!(values as readonly string[]).includes(s)) {
-      this.report(node.pos, keyPath, `${lastKey(keyPath)} must be one of ${values.map((v) => `"${v}"`).join(', ')}, not "${s}"`);
+      this.report(
+        node.pos,
+        keyPath,
+        `${lastKey(keyPath)} must be one of ${values.map((v) => `"${v}"`).join(', ')}, not "${s}"`,
+      );
       return undefined;
     }
     return s as T;
@@ -188,7 +215,11 @@ class Checker {
 
   stringList(node: JsonNode, keyPath: string, check: (s: string) => string | undefined): string[] | undefined {
     if (node.kind !== 'array') {
-      this.report(node.pos, keyPath, `${lastKey(keyPath)} must be an array of strings, e.g. ["*.json"], not ${kindName(node)}`);
+      this.report(
+        node.pos,
+        keyPath,
+        `${lastKey(keyPath)} must be an array of strings, e.g. ["*.json"], not ${kindName(node)}`,
+      );
       return undefined;
     }
     const out: string[] = [];
@@ -219,7 +250,13 @@ class Checker {
 }
 
 function kindName(n: JsonNode): string {
-  return n.kind === 'null' ? 'null' : n.kind === 'array' ? 'an array' : n.kind === 'object' ? 'an object' : `a ${n.kind}`;
+  return n.kind === 'null'
+    ? 'null'
+    : n.kind === 'array'
+      ? 'an array'
+      : n.kind === 'object'
+        ? 'an object'
+        : `a ${n.kind}`;
 }
 const join = (keyPath: string, key: string): string => (keyPath ? `${keyPath}.${key}` : key);
 const lastKey = (keyPath: string): string => keyPath.slice(keyPath.lastIndexOf('.') + 1).replace(/\[\d+\]$/, ' items');
@@ -243,7 +280,11 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      cur[j] = Math.min(
+        (prev[j] as number) + 1,
+        (cur[j - 1] as number) + 1,
+        (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
     prev = cur;
   }
@@ -272,7 +313,13 @@ export function repoIdProblem(repo: string): string | undefined {
 export function revisionProblem(rev: string): string | undefined {
   if (rev === '') return 'revision must not be empty';
   if (rev.length > 256) return 'revision is too long';
-  if (CONTROL.test(rev) || rev.includes('\\') || rev.startsWith('/') || rev.endsWith('/') || rev.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+  if (
+    CONTROL.test(rev) ||
+    rev.includes('\\') ||
+    rev.startsWith('/') ||
+    rev.endsWith('/') ||
+    rev.split('/').some((s) => s === '' || s === '.' || s === '..')
+  ) {
     return `"${rev}" is not a valid branch, tag or commit name`;
   }
   return undefined;
@@ -283,7 +330,8 @@ export function patternProblem(p: string): string | undefined {
   if (p.length > 1024) return 'pattern is too long';
   if (CONTROL.test(p)) return `pattern ${JSON.stringify(p)} contains a control character`;
   const norm = p.replace(/\\/g, '/');
-  if (norm.startsWith('/')) return `pattern "${p}" starts with "/", but repo paths are relative (write "${norm.replace(/^\/+/, '')}")`;
+  if (norm.startsWith('/'))
+    return `pattern "${p}" starts with "/", but repo paths are relative (write "${norm.replace(/^\/+/, '')}")`;
   if (norm.split('/').includes('..')) return `pattern "${p}" contains a ".." segment, which no repo path has`;
   return undefined;
 }
@@ -295,16 +343,31 @@ function localDirProblem(d: string): string | undefined {
 }
 
 function repoPathProblem(p: string): string | undefined {
-  if (p === '' || CONTROL.test(p) || p.includes('\\') || p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+  if (
+    p === '' ||
+    CONTROL.test(p) ||
+    p.includes('\\') ||
+    p.startsWith('/') ||
+    /^[A-Za-z]:/.test(p) ||
+    p.split('/').some((s) => s === '' || s === '.' || s === '..')
+  ) {
     return `unsafe file path ${JSON.stringify(p)}`;
   }
   return undefined;
 }
 
-const hex = (n: number) => (s: string): string | undefined => (new RegExp(`^[0-9a-f]{${n}}$`).test(s) ? undefined : `expected ${n} lowercase hex digits, got "${s}"`);
+const hex =
+  (n: number) =>
+  (s: string): string | undefined =>
+    new RegExp(`^[0-9a-f]{${n}}$`).test(s) ? undefined : `expected ${n} lowercase hex digits, got "${s}"`;
 
 /** Validates one entry's spec fields (common to the manifest and the lock). */
-function checkSpecFields(c: Checker, members: Map<string, JsonMember>, objPos: SourcePos, keyPath: string): Partial<EntrySpec> {
+function checkSpecFields(
+  c: Checker,
+  members: Map<string, JsonMember>,
+  objPos: SourcePos,
+  keyPath: string,
+): Partial<EntrySpec> {
   const out: Partial<EntrySpec> = {};
   const repoNode = c.required(members, 'repo', objPos, keyPath);
   if (repoNode) {
@@ -326,7 +389,11 @@ function checkSpecFields(c: Checker, members: Map<string, JsonMember>, objPos: S
     const rev = c.string(revM.value, `${keyPath}.revision`, revisionProblem);
     if (rev !== undefined) {
       if ((out.hub ?? 'hf') === 'modelscope' && isCommitHash(rev)) {
-        c.report(revM.value.pos, `${keyPath}.revision`, 'ModelScope revisions are branch or tag names; commit hashes cannot be downloaded from ModelScope');
+        c.report(
+          revM.value.pos,
+          `${keyPath}.revision`,
+          'ModelScope revisions are branch or tag names; commit hashes cannot be downloaded from ModelScope',
+        );
       } else out.revision = rev;
     }
   }
@@ -356,7 +423,18 @@ function parseOrThrow(text: string, file: string, hint: string): JsonNode {
     return parseJsonSource(text);
   } catch (err) {
     if (err instanceof JsonSyntaxError) {
-      throw new InvalidManifestError([{ file, line: err.pos.line, column: err.pos.column, keyPath: '', message: `JSON syntax error: ${err.message}` }], hint);
+      throw new InvalidManifestError(
+        [
+          {
+            file,
+            line: err.pos.line,
+            column: err.pos.column,
+            keyPath: '',
+            message: `JSON syntax error: ${err.message}`,
+          },
+        ],
+        hint,
+      );
     }
     throw err;
   }
@@ -377,10 +455,17 @@ const MANIFEST_HINT = 'Fix hubcache.json (see `hubcache add --help` for the form
  * Parses and validates hubcache.json. `resolveLocalDir` maps a localDir to an absolute path, so
  * two entries writing into the same folder are caught here.
  */
-export function parseManifestText(text: string, file: string, resolveLocalDir: (d: string) => string = (d) => d): ParsedManifest {
+export function parseManifestText(
+  text: string,
+  file: string,
+  resolveLocalDir: (d: string) => string = (d) => d,
+): ParsedManifest {
   const root = parseOrThrow(text, file, MANIFEST_HINT);
   const c = new Checker(file);
-  const out: ParsedManifest = { models: Object.create(null) as Record<string, ManifestModel>, positions: Object.create(null) as ParsedManifest['positions'] };
+  const out: ParsedManifest = {
+    models: Object.create(null) as Record<string, ManifestModel>,
+    positions: Object.create(null) as ParsedManifest['positions'],
+  };
   const top = c.object(root, '', 'the manifest', ['models']);
   const modelsM = top?.get('models');
   if (modelsM) {
@@ -397,7 +482,11 @@ export function parseManifestText(text: string, file: string, resolveLocalDir: (
         }
         firstAt.set(m.key, m.keyPos);
         if (!ALIAS_RE.test(m.key)) {
-          c.report(m.keyPos, keyPath, `alias "${m.key}" must start with a letter or digit and contain only letters, digits, ".", "_" and "-"`);
+          c.report(
+            m.keyPos,
+            keyPath,
+            `alias "${m.key}" must start with a letter or digit and contain only letters, digits, ".", "_" and "-"`,
+          );
           continue;
         }
         const fields = c.object(m.value, keyPath, `models.${m.key}`, MODEL_KEYS);
@@ -411,7 +500,12 @@ export function parseManifestText(text: string, file: string, resolveLocalDir: (
         if (model.localDir !== undefined) {
           const abs = resolveLocalDir(model.localDir);
           const other = seenDirs.get(abs);
-          if (other) c.report((fields.get('localDir') as JsonMember).value.pos, `${keyPath}.localDir`, `localDir "${model.localDir}" is also used by "${other}"; each entry needs its own folder`);
+          if (other)
+            c.report(
+              (fields.get('localDir') as JsonMember).value.pos,
+              `${keyPath}.localDir`,
+              `localDir "${model.localDir}" is also used by "${other}"; each entry needs its own folder`,
+            );
           else seenDirs.set(abs, m.key);
         }
         out.models[m.key] = model;
@@ -436,12 +530,19 @@ const LOCK_HINT = 'hubcache.lock is generated: fix the conflict or delete it, th
 export function parseLockfileText(text: string, file: string): LockfileShape {
   const root = parseOrThrow(text, file, LOCK_HINT);
   const c = new Checker(file);
-  const out: LockfileShape = { lockfileVersion: LOCKFILE_VERSION, models: Object.create(null) as Record<string, LockedModel> };
+  const out: LockfileShape = {
+    lockfileVersion: LOCKFILE_VERSION,
+    models: Object.create(null) as Record<string, LockedModel>,
+  };
   const top = c.object(root, '', 'the lockfile', ['lockfileVersion', 'models']);
   if (top) {
     const v = c.required(top, 'lockfileVersion', root.pos, '');
     if (v && !(v.kind === 'number' && v.value === LOCKFILE_VERSION)) {
-      c.report(v.pos, 'lockfileVersion', `lockfileVersion ${v.kind === 'number' ? v.value : '?'} is not supported by this hubcache (it reads version ${LOCKFILE_VERSION}); upgrade hubcache or re-run \`hubcache lock\``);
+      c.report(
+        v.pos,
+        'lockfileVersion',
+        `lockfileVersion ${v.kind === 'number' ? v.value : '?'} is not supported by this hubcache (it reads version ${LOCKFILE_VERSION}); upgrade hubcache or re-run \`hubcache lock\``,
+      );
       fail(c, LOCK_HINT);
     }
     const modelsNode = c.required(top, 'models', root.pos, '');
@@ -470,7 +571,12 @@ export function parseLockfileText(text: string, file: string): LockfileShape {
   return out;
 }
 
-function checkLockedFiles(c: Checker, node: JsonNode, keyPath: string, hub: HubName): Record<string, LockedFile> | undefined {
+function checkLockedFiles(
+  c: Checker,
+  node: JsonNode,
+  keyPath: string,
+  hub: HubName,
+): Record<string, LockedFile> | undefined {
   const members = c.object(node, keyPath, 'files');
   if (!members) return undefined;
   const out = Object.create(null) as Record<string, LockedFile>;

@@ -5,7 +5,7 @@ import { NetworkError } from '../errors.js';
 import type { BodyConsumer, Http1Response } from '../http/client.js';
 
 /** A slow link still gets its bytes onto disk (and into progress) this often. */
-const MAX_BATCH_AGE_MS = 50;
+const MAX_BATCH_AGE_MS = 25;
 /** Writes in flight per connection: the socket keeps being read while the disk works. */
 export const WRITE_DEPTH = 2;
 
@@ -98,11 +98,16 @@ class Pump implements BodyConsumer {
       this.reject = reject;
     });
     const stallMs = this.o.stallMs;
-    this.watchdog = setInterval(() => {
-      if (!this.blocked && Date.now() - this.lastData > stallMs) {
-        this.res.destroy(new NetworkError(`no data received for ${Math.round(stallMs / 1000)} s (stalled connection)`));
-      }
-    }, Math.max(50, Math.min(1000, stallMs / 4)));
+    this.watchdog = setInterval(
+      () => {
+        if (!this.blocked && Date.now() - this.lastData > stallMs) {
+          this.res.destroy(
+            new NetworkError(`no data received for ${Math.round(stallMs / 1000)} s (stalled connection)`),
+          );
+        }
+      },
+      Math.max(50, Math.min(1000, stallMs / 4)),
+    );
     this.watchdog.unref();
     this.res.consume(this);
     return done;

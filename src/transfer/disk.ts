@@ -13,8 +13,8 @@ export function isDiskFull(err: unknown): boolean {
   return typeof code === 'string' && DISK_FULL_CODES.has(code);
 }
 
-
-const FULL_HINT = 'Free some space (e.g. `hf cache prune`) or point the cache to a larger disk; the partial download is kept and resumes.';
+const FULL_HINT =
+  'Free some space (e.g. `hf cache prune`) or point the cache to a larger disk; the partial download is kept and resumes.';
 
 export function diskFullError(dir: string, err: unknown): DiskFullError {
   return new DiskFullError(`No space left on device while writing into ${dir}`, undefined, undefined, {
@@ -128,7 +128,7 @@ export async function writeAllAt(
   hooks: TransferFsHooks | undefined,
 ): Promise<void> {
   try {
-    for (let done = 0; done < buf.length; ) {
+    for (let done = 0; done < buf.length;) {
       hooks?.beforeWrite?.({ path: filePath, position: position + done, length: buf.length - done });
       const { bytesWritten } = await fh.write(buf, done, Math.min(MAX_WRITE, buf.length - done), position + done);
       done += checkedWrite(bytesWritten);
@@ -139,9 +139,15 @@ export async function writeAllAt(
 }
 
 /** writeAllAt on the calling thread. */
-function writeAllAtSync(fd: number, filePath: string, buf: Buffer, position: number, hooks: TransferFsHooks | undefined): void {
+function writeAllAtSync(
+  fd: number,
+  filePath: string,
+  buf: Buffer,
+  position: number,
+  hooks: TransferFsHooks | undefined,
+): void {
   try {
-    for (let done = 0; done < buf.length; ) {
+    for (let done = 0; done < buf.length;) {
       hooks?.beforeWrite?.({ path: filePath, position: position + done, length: buf.length - done });
       done += checkedWrite(writeSync(fd, buf, done, Math.min(MAX_WRITE, buf.length - done), position + done));
     }

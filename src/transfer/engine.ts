@@ -102,6 +102,7 @@ export class TransferEngine {
       pool: this.pool,
       freeBytes: small ? () => this.sharedFreeBytes(req.partialDir) : () => freeBytes(req.partialDir),
       stats: { downloaded: 0 },
+      partial: partialReporter(req),
     };
     const writerId = newWriterId();
     activeWriters.add(writerId);
@@ -163,7 +164,8 @@ export class TransferEngine {
           // Resumed bytes may be what was wrong (torn or foreign partial): a free restart.
           if (resumedAtStart > 0) continue;
           if (++freshIntegrityFailures <= 1) continue;
-          if (err instanceof RemoteChangedError) throw new ServerError(`${err.message}; giving up`, undefined, undefined);
+          if (err instanceof RemoteChangedError)
+            throw new ServerError(`${err.message}; giving up`, undefined, undefined);
           throw err;
         }
         if (err instanceof RangeUnsupportedError) {
@@ -189,7 +191,11 @@ export class TransferEngine {
  * fsync, drop the resume trailer, chmod, rename. The rename is the only moment finalPath
  * appears. If another writer committed first we keep theirs (same verified content).
  */
-async function commit(owned: OwnedPartial, req: TransferRequest, o: TransferOptions): Promise<'committed' | 'discarded'> {
+async function commit(
+  owned: OwnedPartial,
+  req: TransferRequest,
+  o: TransferOptions,
+): Promise<'committed' | 'discarded'> {
   const fh = owned.fh;
   await fh.sync(); // the long part; the heartbeat still runs so nobody thinks we died
   await owned.stopHeartbeat();
@@ -237,7 +243,10 @@ async function renameOwned(owned: OwnedPartial, finalPath: string): Promise<void
   } catch (err) {
     // ENOENT also means a missing target directory: only a vanished partial is a lost partial.
     if ((err as { code?: string }).code !== 'ENOENT') throw err;
-    const gone = await fsp.access(owned.path).then(() => false, () => true);
+    const gone = await fsp.access(owned.path).then(
+      () => false,
+      () => true,
+    );
     throw gone ? new OwnershipLostError(owned.path) : err;
   }
 }
@@ -245,7 +254,10 @@ async function renameOwned(owned: OwnedPartial, finalPath: string): Promise<void
 /** How long small files share a directory listing and a statfs. */
 const SMALL_FILE_SHARING_MS = 1000;
 
-async function acquirePartialTyped(acquire: (o: AcquireOptions) => Promise<Acquired>, o: AcquireOptions): Promise<Acquired> {
+async function acquirePartialTyped(
+  acquire: (o: AcquireOptions) => Promise<Acquired>,
+  o: AcquireOptions,
+): Promise<Acquired> {
   try {
     return await acquire(o);
   } catch (err) {
@@ -278,8 +290,27 @@ async function joinRunning(running: Promise<TransferResult>, req: TransferReques
   });
   abort.catch(() => undefined);
   const r = await Promise.race([running, abort]);
-  req.onProgress?.({ label: req.label, bytes: req.expected.size, total: req.expected.size, resumedBytes: 0, done: true });
+  req.onProgress?.({
+    label: req.label,
+    bytes: req.expected.size,
+    total: req.expected.size,
+    resumedBytes: 0,
+    done: true,
+  });
   return { finalPath: r.finalPath, downloadedBytes: 0, resumedBytes: 0, reused: true };
+}
+
+/** A failing onPartial callback must not break the download (like onProgress). */
+function partialReporter(req: TransferRequest): (path: string, bytes: number) => void {
+  const sink = req.onPartial;
+  if (!sink) return () => undefined;
+  return (p, bytes) => {
+    try {
+      sink({ path: p, bytes });
+    } catch {
+      /* ignored */
+    }
+  };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

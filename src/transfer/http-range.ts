@@ -23,14 +23,17 @@ export class SourceHolder {
 
   async get(): Promise<DownloadSource> {
     if (this.current) return this.current;
-    this.pending ??= this.factory().then((s) => {
-      this.current = { url: s.url, headers: { ...s.headers } };
-      this.pending = undefined;
-      return this.current;
-    }, (err: unknown) => {
-      this.pending = undefined;
-      throw err;
-    });
+    this.pending ??= this.factory().then(
+      (s) => {
+        this.current = { url: s.url, headers: { ...s.headers } };
+        this.pending = undefined;
+        return this.current;
+      },
+      (err: unknown) => {
+        this.pending = undefined;
+        throw err;
+      },
+    );
     return this.pending;
   }
 
@@ -78,8 +81,24 @@ export interface OpenOptions {
 
 /** A 403 that carries the source generation, so the caller can decide to refresh. */
 export class ForbiddenStatusError extends HubHttpError {
-  constructor(message: string, url: string | undefined, readonly generation: number, hint?: string) {
+  constructor(
+    message: string,
+    url: string | undefined,
+    readonly generation: number,
+    hint?: string,
+  ) {
     super(message, 403, url, hint ? { hint } : undefined);
+  }
+}
+
+/** A 503 (a CDN shedding load): retried like any 5xx, after the Retry-After it may carry. */
+export class UnavailableStatusError extends ServerError {
+  constructor(
+    message: string,
+    url: string | undefined,
+    readonly retryAfterSeconds: number | undefined,
+  ) {
+    super(message, 503, url);
   }
 }
 
@@ -97,7 +116,8 @@ export async function openGet(opts: OpenOptions): Promise<OpenedResponse> {
     const location = headerValue(res.headers, 'location');
     if (res.status >= 300 && res.status < 400 && location) {
       await res.dump();
-      if (hop >= MAX_REDIRECTS) throw new ServerError(`too many redirects for ${opts.label}`, res.status, redactUrl(src.url));
+      if (hop >= MAX_REDIRECTS)
+        throw new ServerError(`too many redirects for ${opts.label}`, res.status, redactUrl(src.url));
       src = redirectTarget(src, location, res.status);
       opts.source.pin(src, generation);
       continue;
@@ -134,7 +154,6 @@ export function redirectTarget(src: DownloadSource, location: string, status?: n
   return { url: to.href, headers };
 }
 
-
 export function parseContentRange(v: string | undefined): OpenedResponse['range'] {
   const m = v ? /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(v) : null;
   if (!m?.[1] || !m[2] || !m[3]) return undefined;
@@ -151,8 +170,21 @@ async function statusError(res: Http1Response, rawUrl: string, opts: OpenOptions
   const message = await readErrorMessage(res);
   // A bare 403 from a CDN usually means an expired signed URL: the caller may refresh it.
   if (status === 403 && !code) {
-    return new ForbiddenStatusError(`HTTP 403 downloading ${label}${message ? `: ${message}` : ''}`, url, generation, 'Your token may lack access to this repo, or the download link expired.');
+    return new ForbiddenStatusError(
+      `HTTP 403 downloading ${label}${message ? `: ${message}` : ''}`,
+      url,
+      generation,
+      'Your token may lack access to this repo, or the download link expired.',
+    );
   }
-  const answer: ErrorAnswer = { status, code, message, url, what: label, retryAfterSeconds: parseRetryAfter(res.headers) };
+  const retryAfterSeconds = parseRetryAfter(res.headers);
+  if (status === 503) {
+    return new UnavailableStatusError(
+      `HTTP 503 downloading ${label}${message ? `: ${message}` : ''}`,
+      url,
+      retryAfterSeconds,
+    );
+  }
+  const answer: ErrorAnswer = { status, code, message, url, what: label, retryAfterSeconds };
   return (opts.errorFor ?? httpStatusError)(answer);
 }

@@ -27,6 +27,8 @@ export interface FileJob {
   /** Free bytes where the partial lives (small files share one recent statfs per directory). */
   freeBytes: () => Promise<number | undefined>;
   stats: { downloaded: number };
+  /** The request's onPartial (see TransferRequest), or a no-op. */
+  partial: (path: string, bytes: number) => void;
 }
 
 /** The server changed what it serves under this URL since a partial was started. */
@@ -40,7 +42,11 @@ export function assertIdentityEncoding(res: OpenedResponse, label: string): void
   const enc = headerValue(res.body.headers, 'content-encoding')?.trim().toLowerCase();
   if (enc && enc !== 'identity') {
     res.body.destroy();
-    throw new ServerError(`server sent ${enc}-encoded content for ${label} despite Accept-Encoding: identity`, res.body.status, undefined);
+    throw new ServerError(
+      `server sent ${enc}-encoded content for ${label} despite Accept-Encoding: identity`,
+      res.body.status,
+      undefined,
+    );
   }
 }
 

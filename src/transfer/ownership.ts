@@ -149,7 +149,10 @@ export class OwnedPartial {
   async discard(): Promise<void> {
     await this.stopHeartbeat();
     // Checked while our descriptor is open (it tells our inode).
-    const ours = await this.checkOwned().then(() => true, () => false);
+    const ours = await this.checkOwned().then(
+      () => true,
+      () => false,
+    );
     await this.close();
     if (ours) await unlinkQuiet(this.path);
   }

@@ -96,7 +96,10 @@ function encodeSlot(state: PartialState): Buffer {
   const slot = Buffer.alloc(SLOT_SIZE);
   MAGIC.copy(slot, 0);
   slot.writeUInt32BE(json.length, MAGIC.length);
-  createHash('sha256').update(json).digest().copy(slot, MAGIC.length + 4);
+  createHash('sha256')
+    .update(json)
+    .digest()
+    .copy(slot, MAGIC.length + 4);
   json.copy(slot, HEADER);
   return slot;
 }

@@ -40,10 +40,7 @@ export function parseRetryAfter(
   return Math.max(0, Math.ceil((when - now) / 1000));
 }
 
-export function headerValue(
-  headers: Record<string, string | string[] | undefined>,
-  name: string,
-): string | undefined {
+export function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -85,12 +82,18 @@ export class RetryTracker {
     if (!isTransient(err)) throw err;
     this.failures = madeProgress ? 1 : this.failures + 1;
     if (this.failures > this.policy.maxRetries) throw err;
-    const asked = err instanceof RateLimitedError ? err.retryAfterSeconds : undefined;
+    // 429, or a 503 that said when to come back (UnavailableStatusError).
+    const asked = err instanceof RateLimitedError || err instanceof ServerError ? retryAfterOf(err) : undefined;
     if (asked !== undefined && asked > this.policy.maxRetryAfterSeconds) throw err;
     // Like huggingface_hub: wait what the server asked plus a little (it resets on the second).
     const serverWait = asked !== undefined ? asked * 1000 + 200 + Math.random() * 300 : 0;
     await sleep(Math.max(serverWait, backoffMs(this.failures, this.policy)), this.signal);
   }
+}
+
+function retryAfterOf(err: object): number | undefined {
+  const s = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+  return typeof s === 'number' ? s : undefined;
 }
 
 /** Wraps low-level socket errors as NetworkError, keeping typed errors as they are. */

@@ -27,10 +27,14 @@ export async function downloadSingle(job: FileJob, owned: OwnedPartial): Promise
     internal.abort();
   };
   // Our mtime is our heartbeat (no state to checkpoint).
-  owned.startHeartbeat(job.opts.heartbeatIntervalMs, async () => {
-    const now = new Date();
-    await owned.fh.utimes(now, now);
-  }, fail);
+  owned.startHeartbeat(
+    job.opts.heartbeatIntervalMs,
+    async () => {
+      const now = new Date();
+      await owned.fh.utimes(now, now);
+    },
+    fail,
+  );
 
   const prefix = contiguousPrefix(owned.resume, job.size);
   // Without a resume source the file is empty already (created or truncated on acquire).
@@ -42,6 +46,7 @@ export async function downloadSingle(job: FileJob, owned: OwnedPartial): Promise
   };
   await hashFromDisk(owned.fh, st.hasher, prefix, signal);
   job.progress.reset(prefix, prefix);
+  job.partial(owned.path, prefix);
   await ensureFreeSpace(job.dir, job.size - prefix, job.freeBytes());
 
   const tracker = new RetryTracker(job.opts, signal);
@@ -87,7 +92,7 @@ function contiguousPrefix(r: Resume, size: number): number {
 
 async function hashFromDisk(fh: FileHandle, hasher: ContentHasher, length: number, signal: AbortSignal): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(length, 4 * 1024 * 1024));
-  for (let pos = 0; pos < length; ) {
+  for (let pos = 0; pos < length;) {
     if (signal.aborted) throw AbortedError.from(signal);
     const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - pos), pos);
     if (bytesRead === 0) throw new Error('partial file shrank while re-hashing');
@@ -125,6 +130,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
       st.written = 0;
       st.hasher = new ContentHasher(job.size, Boolean(job.expected.gitSha1));
       job.progress.reset(0, 0);
+      job.partial(owned.path, 0);
     }
     const cl = headerValue(res.body.headers, 'content-length');
     if (cl !== undefined && Number(cl) !== job.size) {
@@ -143,6 +149,7 @@ async function streamOnce(job: FileJob, owned: OwnedPartial, st: StreamState, si
       st.written += len;
       job.progress.add(len);
       job.stats.downloaded += len;
+      job.partial(owned.path, st.written);
     },
   });
   if (!ended && received >= remaining) {

@@ -64,6 +64,14 @@ export interface TransferRequest {
   finalPath: string;
   signal?: AbortSignal;
   onProgress?: (p: TransferProgress) => void;
+  /**
+   * The partial file this call writes and its contiguous prefix (bytes from 0 without a hole,
+   * already written): readers may stream that much while the file fills (the mirror does). Called
+   * with a smaller `bytes` or another `path` when the transfer restarted (bad content, lost
+   * partial): bytes read before are then not to be trusted. Not called while waiting for another
+   * writer, nor for a file that was already there.
+   */
+  onPartial?: (p: { path: string; bytes: number }) => void;
 }
 
 export interface TransferResult {
@@ -166,9 +174,9 @@ const MiB = 1024 * 1024;
  * files next to one large file.
  */
 export const defaultTransferOptions: Readonly<TransferOptions> = Object.freeze({
-  connections: 16,
+  connections: 64,
   targetRate: 1.5e9,
-  maxConnections: 32,
+  maxConnections: 64,
   parallelThreshold: 16 * MiB,
   chunkSize: 32 * MiB,
   bufferMemory: 96 * MiB,

@@ -23,7 +23,7 @@ export function fnmatchToRegExp(pattern: string): RegExp {
     return hit;
   }
   let out = '';
-  for (let i = 0; i < pattern.length; ) {
+  for (let i = 0; i < pattern.length;) {
     const c = pattern[i++] as string;
     if (c === '*') {
       while (pattern[i] === '*') i++; // `**` is just `*`

@@ -90,6 +90,11 @@ export async function removeEmptyTree(dir: string): Promise<boolean> {
   for (const e of await fs.readdir(dir, { withFileTypes: true })) {
     if (!e.isDirectory() || !(await removeEmptyTree(path.join(dir, e.name)))) empty = false;
   }
-  return empty && (await fs.rmdir(dir).then(() => true, () => false));
+  return (
+    empty &&
+    (await fs.rmdir(dir).then(
+      () => true,
+      () => false,
+    ))
+  );
 }
-

@@ -343,7 +343,8 @@ function decodeRawUnicodeEscape(b: Uint8Array, at: number): string {
     units.pop();
     const count = next === 0x75 ? 4 : 8;
     const hex = text(b.subarray(i + 1, i + 1 + count));
-    if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== count) throw new PickleError('truncated \\uXXXX escape in UNICODE', at);
+    if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== count)
+      throw new PickleError('truncated \\uXXXX escape in UNICODE', at);
     const cp = parseInt(hex, 16);
     if (cp > 0x10ffff) throw new PickleError('\\Uxxxxxxxx out of range in UNICODE', at);
     if (cp >= 0x10000) units.push(0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + ((cp - 0x10000) & 0x3ff));
@@ -528,7 +529,8 @@ class Unpickler {
         case STOP: {
           if (this.marks.length > 0) throw new PickleError('STOP with an open MARK', at);
           if (stack.length !== 1) throw new PickleError(`STOP with ${stack.length} items on the stack`, at);
-          if (this.pos !== buf.length) throw new PickleError(`${buf.length - this.pos} bytes of trailing data after STOP`, this.pos);
+          if (this.pos !== buf.length)
+            throw new PickleError(`${buf.length - this.pos} bytes of trailing data after STOP`, this.pos);
           const value = stack[0] as PickleValue;
           if (typeof value === 'object' && value !== null && this.placed.has(value)) {
             throw new PickleError('recursive list/dict references are not supported', at);
@@ -709,7 +711,10 @@ class Unpickler {
           const name = OPCODE_NAMES.get(op);
           if (name === undefined) throw new PickleError(`unknown pickle opcode ${hex}`, at);
           if (CODE_OPCODES.has(op)) {
-            throw new PickleError(`refusing pickle opcode ${name} (${hex}): it would make Python import or call code`, at);
+            throw new PickleError(
+              `refusing pickle opcode ${name} (${hex}): it would make Python import or call code`,
+              at,
+            );
           }
           throw new PickleError(`unsupported pickle opcode ${name} (${hex})`, at);
         }

@@ -1,6 +1,10 @@
 // Runs async jobs with at most `limit` in flight; the first failure stops new jobs from starting
 // and is rethrown after the running ones settle (so no half-started work is abandoned mid-write).
-export async function runPool<T, R>(items: readonly T[], limit: number, job: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function runPool<T, R>(
+  items: readonly T[],
+  limit: number,
+  job: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let failure: { err: unknown } | undefined;

@@ -33,27 +33,34 @@ Examples:
   hubcache add modelscope:damo/nlp_model --local-dir ./models/nlp`,
     )
     .action(async (repoArg: string, _o: unknown, cmd: Command) =>
-      run(cmd, async (ctx, flags: AddFlags) => {
-        const { addModel, loadManifest } = await import('../../manifest/manifest.js');
-        const repo = parseRepoRef(repoArg, {
-          ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
-          ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
-        });
-        const manifest = await loadManifest(manifestLocation(flags));
-        const res = await addModel(manifest, {
-          repo,
-          ...(flags.as ? { alias: flags.as } : {}),
-          ...(flags.revision ? { revision: flags.revision } : {}),
-          ...(flags.include ? { include: flags.include } : {}),
-          ...(flags.exclude ? { exclude: flags.exclude } : {}),
-          ...(flags.localDir ? { localDir: flags.localDir } : {}),
-        });
-        if (ctx.flags.json) ctx.out.json({ manifest: manifest.file, alias: res.alias, entry: res.model, replaced: res.replaced });
-        else {
-          ctx.out.result(res.alias);
-          ctx.out.info(`${res.replaced ? 'updated' : 'added'} "${res.alias}" (${repoArg}) in ${manifest.file}; run \`hubcache install\``);
-        }
-        return 0;
-      }, { hubFromRepo: repoArg }),
+      run(
+        cmd,
+        async (ctx, flags: AddFlags) => {
+          const { addModel, loadManifest } = await import('../../manifest/manifest.js');
+          const repo = parseRepoRef(repoArg, {
+            ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+            ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+          });
+          const manifest = await loadManifest(manifestLocation(flags));
+          const res = await addModel(manifest, {
+            repo,
+            ...(flags.as ? { alias: flags.as } : {}),
+            ...(flags.revision ? { revision: flags.revision } : {}),
+            ...(flags.include ? { include: flags.include } : {}),
+            ...(flags.exclude ? { exclude: flags.exclude } : {}),
+            ...(flags.localDir ? { localDir: flags.localDir } : {}),
+          });
+          if (ctx.flags.json)
+            ctx.out.json({ manifest: manifest.file, alias: res.alias, entry: res.model, replaced: res.replaced });
+          else {
+            ctx.out.result(res.alias);
+            ctx.out.info(
+              `${res.replaced ? 'updated' : 'added'} "${res.alias}" (${repoArg}) in ${manifest.file}; run \`hubcache install\``,
+            );
+          }
+          return 0;
+        },
+        { hubFromRepo: repoArg },
+      ),
     );
 }

@@ -36,7 +36,10 @@ Examples:
           signal: ctx.signal,
           onEvent: (e) => {
             if (e.type === 'warning') ctx.out.warn(e.message);
-            else if (e.type === 'dedup-plan' && e.hashFiles > 0) ctx.out.info(`Hashing ${e.hashFiles} file(s) whose size matches another one (${formatBytes(e.hashBytes)})`);
+            else if (e.type === 'dedup-plan' && e.hashFiles > 0)
+              ctx.out.info(
+                `Hashing ${e.hashFiles} file(s) whose size matches another one (${formatBytes(e.hashBytes)})`,
+              );
           },
         });
         if (ctx.flags.json) {
@@ -48,9 +51,14 @@ Examples:
           ctx.out.info(`${formatBytes(g.size).padStart(9)}  ${g.keep}`);
           for (const l of g.linked) ctx.out.info(`           = ${l}`);
         }
-        if (report.crossDevice.files > 0) ctx.out.info(`${report.crossDevice.files} duplicate(s) (${formatBytes(report.crossDevice.bytes)}) are on another file system and cannot be linked.`);
+        if (report.crossDevice.files > 0)
+          ctx.out.info(
+            `${report.crossDevice.files} duplicate(s) (${formatBytes(report.crossDevice.bytes)}) are on another file system and cannot be linked.`,
+          );
         const verb = report.dryRun ? 'Would link' : 'Linked';
-        ctx.out.result(`${verb} ${report.linkedFiles} file(s) in ${report.groups.length} group(s), ${report.dryRun ? 'freeing' : 'freed'} ${formatBytes(report.savedBytes)}.`);
+        ctx.out.result(
+          `${verb} ${report.linkedFiles} file(s) in ${report.groups.length} group(s), ${report.dryRun ? 'freeing' : 'freed'} ${formatBytes(report.savedBytes)}.`,
+        );
         return 0;
       }),
     );

@@ -27,13 +27,24 @@ Examples:
     )
     .action(async (_o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: DoctorFlags) => {
-        const report = await ctx.cache.doctor({ env: ctx.io.env, also: flags.also ?? [], online: !!flags.online, signal: ctx.signal });
+        const report = await ctx.cache.doctor({
+          env: ctx.io.env,
+          also: flags.also ?? [],
+          online: !!flags.online,
+          signal: ctx.signal,
+        });
         if (ctx.flags.json) {
           ctx.out.json(report);
           return report.problems > 0 ? 1 : 0;
         }
         for (const d of report.dirs) {
-          const where = [d.fsType, d.freeBytes !== undefined ? `${formatBytes(d.freeBytes)} free` : undefined, d.exists ? undefined : 'not created yet'].filter(Boolean).join(', ');
+          const where = [
+            d.fsType,
+            d.freeBytes !== undefined ? `${formatBytes(d.freeBytes)} free` : undefined,
+            d.exists ? undefined : 'not created yet',
+          ]
+            .filter(Boolean)
+            .join(', ');
           ctx.out.result(`${d.roles.join(' + ')}: ${d.path}${where ? ` (${where})` : ''}`);
         }
         ctx.out.result('');
@@ -44,7 +55,11 @@ Examples:
         }
         const errors = report.findings.filter((f) => f.severity === 'error').length;
         const notes = report.findings.length - report.problems;
-        ctx.out.result(report.problems === 0 ? `No problems found (${notes} note(s)).` : `${report.problems} problem(s): ${errors} error(s), ${report.problems - errors} warning(s); ${notes} note(s).`);
+        ctx.out.result(
+          report.problems === 0
+            ? `No problems found (${notes} note(s)).`
+            : `${report.problems} problem(s): ${errors} error(s), ${report.problems - errors} warning(s); ${notes} note(s).`,
+        );
         return report.problems > 0 ? 1 : 0;
       }),
     );

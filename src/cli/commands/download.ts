@@ -36,13 +36,28 @@ export function downloadCommand(run: CommandRunner): Command {
     .option('--local-dir <dir>', 'write plain files here (like `hf download --local-dir`), with metadata for re-runs')
     .option('--model <repo>', 'the repo, as `modelscope download --model org/name [files...]` spells it')
     .addOption(new Option('--local_dir <dir>', 'same as --local-dir (modelscope CLI spelling)').hideHelp())
-    .addOption(new Option('--resume-download', 'accepted for huggingface-cli compatibility; resuming is automatic').hideHelp())
+    .addOption(
+      new Option('--resume-download', 'accepted for huggingface-cli compatibility; resuming is automatic').hideHelp(),
+    )
     .option('--dry-run', 'show what would be downloaded, with sizes; change nothing')
     .option('--force-download', 'download again even if cached')
     .addOption(new Option('--max-workers <n>', 'files downloaded at once').default('8'))
-    .option('--connections <n>', 'parallel connections (byte ranges) per large file (default 16)')
-    .addOption(new Option('--link-mode <mode>', 'with --local-dir, how files already cached get there: copy (default), reflink, hardlink, symlink, or auto (reflink, else hard link, else copy); hard-linked files share bytes with the cache: do not edit them in place').choices([...LINK_MODES]))
-    .addOption(new Option('--ms-layout <layout>', 'ModelScope layout: v1 (legacy models/org/name___ + .msc, read by every modelscope version) or v2 (≥1.38 snapshots/<rev>/)').choices(['v1', 'v2']))
+    .option(
+      '--connections <n>',
+      'most connections open at once, over all files (default 64); a large file gets as many as raise its speed',
+    )
+    .addOption(
+      new Option(
+        '--link-mode <mode>',
+        'with --local-dir, how files already cached get there: copy (default), reflink, hardlink, symlink, or auto (reflink, else hard link, else copy); hard-linked files share bytes with the cache: do not edit them in place',
+      ).choices([...LINK_MODES]),
+    )
+    .addOption(
+      new Option(
+        '--ms-layout <layout>',
+        'ModelScope layout: v1 (legacy models/org/name___ + .msc, read by every modelscope version) or v2 (≥1.38 snapshots/<rev>/)',
+      ).choices(['v1', 'v2']),
+    )
     .addHelpText(
       'after',
       `
@@ -62,69 +77,104 @@ Examples:
       const model = cmd.opts<DownloadFlags>().model;
       const repoArg = model ?? repoPositional;
       const files = model !== undefined && repoPositional !== undefined ? [repoPositional, ...rest] : rest;
-      return run<DownloadFlags>(cmd, async (ctx, flags) => {
-        if (repoArg === undefined) throw new UsageError("missing required argument 'repo'", { hint: 'hubcache download org/name (or --model org/name)' });
-        if (flags.revision !== undefined) checkRevision(flags.revision);
-        const { repo, pathInRepo } = parseRepoTarget(repoArg, {
-          ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
-          ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
-          ...(flags.revision ? { revision: flags.revision } : {}),
-        });
-        if (repo.revision !== undefined) checkRevision(repo.revision, 'revision');
-        const localDir = flags.localDir ?? flags.local_dir;
-        if (localDir !== undefined) checkLocalDir(localDir);
-        if (flags.resumeDownload) ctx.out.info('note: --resume-download is not needed: interrupted downloads always resume.');
-        const opts: DownloadOptions = { repo, signal: ctx.signal, maxWorkers: parseCount('--max-workers', flags.maxWorkers ?? '8') };
-        // hf://org/name@rev/sub/file (or sub/ for a folder) names what to fetch, as the files would.
-        if (pathInRepo) files.push(pathInRepo);
-        if (files.length > 0) opts.files = files;
-        else {
-          if (flags.include) opts.include = flags.include;
-          if (flags.exclude) opts.exclude = flags.exclude;
-        }
-        if (localDir !== undefined) opts.localDir = localDir;
-        if (flags.dryRun) opts.dryRun = true;
-        if (flags.forceDownload) opts.forceDownload = true;
-        if (flags.msLayout) opts.msLayout = flags.msLayout;
-        if (flags.linkMode && localDir === undefined) throw new UsageError('--link-mode needs --local-dir', { hint: 'It says how cached files get into the --local-dir folder; the cache itself always links snapshots to blobs.' });
-        if (flags.linkMode) opts.linkMode = flags.linkMode;
-        const progress = ctx.out.progress();
-        opts.onProgress = (e) => progress.onEvent(e);
-        try {
-          const res = await ctx.cache.download(opts);
-          progress.stop();
-          if (flags.dryRun) {
-            const fetch = res.files.filter((f) => f.status === 'planned' || f.status === 'copied');
-            if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, files: res.files, downloadBytes: fetch.reduce((s, f) => s + f.size, 0) });
-            else {
-              for (const f of res.files) {
-                const from = f.reusedFrom ? `  (${f.status} from ${f.reusedFrom})` : '';
-                const what = f.status === 'planned' ? 'download' : f.status.padEnd(8);
-                ctx.out.result(`${what}  ${formatBytes(f.size).padStart(9)}  ${f.path}${from}`);
+      return run<DownloadFlags>(
+        cmd,
+        async (ctx, flags) => {
+          if (repoArg === undefined)
+            throw new UsageError("missing required argument 'repo'", {
+              hint: 'hubcache download org/name (or --model org/name)',
+            });
+          if (flags.revision !== undefined) checkRevision(flags.revision);
+          const { repo, pathInRepo } = parseRepoTarget(repoArg, {
+            ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+            ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+            ...(flags.revision ? { revision: flags.revision } : {}),
+          });
+          if (repo.revision !== undefined) checkRevision(repo.revision, 'revision');
+          const localDir = flags.localDir ?? flags.local_dir;
+          if (localDir !== undefined) checkLocalDir(localDir);
+          if (flags.resumeDownload)
+            ctx.out.info('note: --resume-download is not needed: interrupted downloads always resume.');
+          const opts: DownloadOptions = {
+            repo,
+            signal: ctx.signal,
+            maxWorkers: parseCount('--max-workers', flags.maxWorkers ?? '8'),
+          };
+          // hf://org/name@rev/sub/file (or sub/ for a folder) names what to fetch, as the files would.
+          if (pathInRepo) files.push(pathInRepo);
+          if (files.length > 0) opts.files = files;
+          else {
+            if (flags.include) opts.include = flags.include;
+            if (flags.exclude) opts.exclude = flags.exclude;
+          }
+          if (localDir !== undefined) opts.localDir = localDir;
+          if (flags.dryRun) opts.dryRun = true;
+          if (flags.forceDownload) opts.forceDownload = true;
+          if (flags.msLayout) opts.msLayout = flags.msLayout;
+          if (flags.linkMode && localDir === undefined)
+            throw new UsageError('--link-mode needs --local-dir', {
+              hint: 'It says how cached files get into the --local-dir folder; the cache itself always links snapshots to blobs.',
+            });
+          if (flags.linkMode) opts.linkMode = flags.linkMode;
+          const progress = ctx.out.progress();
+          opts.onProgress = (e) => progress.onEvent(e);
+          try {
+            const res = await ctx.cache.download(opts);
+            progress.stop();
+            if (flags.dryRun) {
+              const fetch = res.files.filter((f) => f.status === 'planned' || f.status === 'copied');
+              if (ctx.flags.json)
+                ctx.out.json({
+                  path: res.path,
+                  commit: res.commit,
+                  files: res.files,
+                  downloadBytes: fetch.reduce((s, f) => s + f.size, 0),
+                });
+              else {
+                for (const f of res.files) {
+                  const from = f.reusedFrom ? `  (${f.status} from ${f.reusedFrom})` : '';
+                  const what = f.status === 'planned' ? 'download' : f.status.padEnd(8);
+                  ctx.out.result(`${what}  ${formatBytes(f.size).padStart(9)}  ${f.path}${from}`);
+                }
+                ctx.out.result(
+                  `total: ${fetch.length} of ${res.files.length} files to fetch, ${formatBytes(fetch.reduce((s, f) => s + f.size, 0))}`,
+                );
               }
-              ctx.out.result(`total: ${fetch.length} of ${res.files.length} files to fetch, ${formatBytes(fetch.reduce((s, f) => s + f.size, 0))}`);
+              return 0;
+            }
+            if (ctx.flags.json)
+              ctx.out.json({
+                path: res.path,
+                commit: res.commit,
+                revision: res.revision,
+                downloadedBytes: res.downloadedBytes,
+                usedCacheFallback: res.usedCacheFallback,
+                files: res.files,
+                ...(res.savedBytes !== undefined ? { savedBytes: res.savedBytes } : {}),
+              });
+            else {
+              for (const f of res.files.filter((x) => x.reusedFrom)) {
+                ctx.out.info(`${f.path}: ${f.status} from ${f.reusedFrom} (same sha256), not downloaded`);
+              }
+              if (res.savedBytes)
+                ctx.out.info(
+                  `${formatBytes(res.savedBytes)} not copied (--link-mode ${flags.linkMode ?? 'copy'}: ${[...new Set(res.files.map((f) => f.linkMethod).filter(Boolean))].join(', ')})`,
+                );
+              ctx.out.result(res.path);
             }
             return 0;
+          } finally {
+            progress.stop();
           }
-          if (ctx.flags.json) ctx.out.json({ path: res.path, commit: res.commit, revision: res.revision, downloadedBytes: res.downloadedBytes, usedCacheFallback: res.usedCacheFallback, files: res.files, ...(res.savedBytes !== undefined ? { savedBytes: res.savedBytes } : {}) });
-          else {
-            for (const f of res.files.filter((x) => x.reusedFrom)) {
-              ctx.out.info(`${f.path}: ${f.status} from ${f.reusedFrom} (same sha256), not downloaded`);
-            }
-            if (res.savedBytes) ctx.out.info(`${formatBytes(res.savedBytes)} not copied (--link-mode ${flags.linkMode ?? 'copy'}: ${[...new Set(res.files.map((f) => f.linkMethod).filter(Boolean))].join(', ')})`);
-            ctx.out.result(res.path);
-          }
-          return 0;
-        } finally {
-          progress.stop();
-        }
-      }, { ...(repoArg !== undefined ? { hubFromRepo: repoArg } : {}), transfer: connectionsFlag });
+        },
+        { ...(repoArg !== undefined ? { hubFromRepo: repoArg } : {}), transfer: connectionsFlag },
+      );
     });
 }
 
-/** `--connections N`: N ranges per large file, and at least N connections in all. */
+/** `--connections N`: N ranges per large file, and N connections in all. */
 function connectionsFlag(flags: Record<string, unknown>): Partial<TransferOptions> | undefined {
   if (typeof flags.connections !== 'string') return undefined;
-  const n = parseCount('--connections', flags.connections, { max: 64 });
+  const n = parseCount('--connections', flags.connections, { max: 256 });
   return { connections: n, maxConnections: n };
 }

@@ -16,7 +16,10 @@ export function gcCommand(run: CommandRunner): Command {
   return new Command('gc')
     .option('--max-size <size>', 'target size: 200G, 500MB, 1.5T (default: the saved policy)')
     .option('--keep <repo>', 'never remove this repo (org/name) or revision (org/name@rev); repeatable', repeatable)
-    .option('--save-policy', 'save --max-size/--keep to <cache>/.locks/hubcache/policy.json: every download then runs this gc')
+    .option(
+      '--save-policy',
+      'save --max-size/--keep to <cache>/.locks/hubcache/policy.json: every download then runs this gc',
+    )
     .option('--dry-run', 'show what would be removed and how much it frees; change nothing')
     .option('-y, --yes', 'do not ask for confirmation')
     .addHelpText(
@@ -36,14 +39,23 @@ Examples:
       run(cmd, async (ctx, flags: GcFlags) => {
         const saved = await ctx.cache.readCachePolicy();
         const maxSize = flags.maxSize ?? saved?.maxSize;
-        if (!maxSize) throw new UsageError('gc needs a size: --max-size 200G', { hint: 'Or save one with `hubcache gc --max-size 200G --save-policy`.' });
+        if (!maxSize)
+          throw new UsageError('gc needs a size: --max-size 200G', {
+            hint: 'Or save one with `hubcache gc --max-size 200G --save-policy`.',
+          });
         const keep = flags.keep ?? (flags.maxSize ? [] : (saved?.keep ?? []));
         const maxSizeBytes = parseSize(maxSize);
         if (flags.savePolicy) {
           if (flags.dryRun) ctx.out.info(`Would save the policy {maxSize: ${maxSize}, keep: [${keep.join(', ')}]}`);
-          else ctx.out.info(`Saved the cache policy to ${await ctx.cache.saveCachePolicy({ maxSize, ...(keep.length ? { keep } : {}) })}`);
+          else
+            ctx.out.info(
+              `Saved the cache policy to ${await ctx.cache.saveCachePolicy({ maxSize, ...(keep.length ? { keep } : {}) })}`,
+            );
         }
-        const defaults = { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) };
+        const defaults = {
+          ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+          ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+        };
         const { projectLockPins } = await import('../../manifest/pins.js');
         const projectPins = await projectLockPins();
         const pins = projectPins ? { projectPins } : {};

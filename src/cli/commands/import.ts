@@ -19,7 +19,8 @@ interface ImportFlags {
 
 function modeOf(flags: ImportFlags): ImportMode {
   const chosen = (['copy', 'link', 'move'] as const).filter((m) => flags[m]);
-  if (chosen.length > 1) throw new UsageError(`Choose one of --copy, --link, --move (got ${chosen.map((m) => `--${m}`).join(' ')})`);
+  if (chosen.length > 1)
+    throw new UsageError(`Choose one of --copy, --link, --move (got ${chosen.map((m) => `--${m}`).join(' ')})`);
   return chosen[0] ?? 'auto';
 }
 
@@ -47,7 +48,12 @@ export function importCommand(run: CommandRunner): Command {
     .option('--link', 'hard-link matching files (no bytes duplicated; a copy where links are impossible)')
     .option('--move', 'move matching files (a copy across file systems)')
     .option('--dry-run', 'check and report only; change nothing')
-    .addOption(new Option('--ms-layout <layout>', 'ModelScope layout to write: v1 (legacy, read by all versions) or v2 (≥1.38)').choices(['v1', 'v2']))
+    .addOption(
+      new Option(
+        '--ms-layout <layout>',
+        'ModelScope layout to write: v1 (legacy, read by all versions) or v2 (≥1.38)',
+      ).choices(['v1', 'v2']),
+    )
     .addHelpText(
       'after',
       `
@@ -63,36 +69,48 @@ Examples:
     );
   return cmd.action(async (dirArg: string, _o: unknown, c: Command) => {
     const repoArg = c.opts<{ repo?: string }>().repo ?? '';
-    await run(c, async (ctx, flags: ImportFlags) => {
-      const repo = parseRepoRef(flags.repo, {
-        ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
-        ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
-        ...(flags.revision ? { revision: flags.revision } : {}),
-      });
-      const res = await ctx.cache.importDir({
-        dir: dirArg,
-        repo,
-        mode: modeOf(flags),
-        ...(flags.dryRun ? { dryRun: true } : {}),
-        ...(ctx.flags.offline ? { offline: true } : {}),
-        ...(flags.msLayout ? { msLayout: flags.msLayout } : {}),
-        signal: ctx.signal,
-        onProgress: (e) => {
-          if (e.type === 'warning') ctx.out.warn(e.message);
-        },
-      });
-      const count = (s: ImportedFile['status']): number => res.files.filter((f) => f.status === s).length;
-      if (ctx.flags.json) {
-        ctx.out.json({ path: res.path, commit: res.commit, revision: res.revision, dryRun: !!flags.dryRun, files: res.files });
-      } else {
-        for (const f of res.files) if (f.status !== 'cached' || flags.dryRun) ctx.out.result(describe(f, !!flags.dryRun));
-        ctx.out.result(
-          `${count('adopted')} ${flags.dryRun ? 'to adopt' : 'adopted'}, ${count('cached')} already cached, ${count('mismatch')} mismatched, ${count('missing')} missing → ${res.path}`,
-        );
-      }
-      const missing = count('missing');
-      if (missing > 0) ctx.out.info(`hint: \`hubcache download ${formatRepoRef(repo)}\` fetches the ${missing} missing file(s).`);
-      return res.hasMismatches ? ExitCode.findings : ExitCode.ok;
-    }, { hubFromRepo: repoArg });
+    await run(
+      c,
+      async (ctx, flags: ImportFlags) => {
+        const repo = parseRepoRef(flags.repo, {
+          ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+          ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+          ...(flags.revision ? { revision: flags.revision } : {}),
+        });
+        const res = await ctx.cache.importDir({
+          dir: dirArg,
+          repo,
+          mode: modeOf(flags),
+          ...(flags.dryRun ? { dryRun: true } : {}),
+          ...(ctx.flags.offline ? { offline: true } : {}),
+          ...(flags.msLayout ? { msLayout: flags.msLayout } : {}),
+          signal: ctx.signal,
+          onProgress: (e) => {
+            if (e.type === 'warning') ctx.out.warn(e.message);
+          },
+        });
+        const count = (s: ImportedFile['status']): number => res.files.filter((f) => f.status === s).length;
+        if (ctx.flags.json) {
+          ctx.out.json({
+            path: res.path,
+            commit: res.commit,
+            revision: res.revision,
+            dryRun: !!flags.dryRun,
+            files: res.files,
+          });
+        } else {
+          for (const f of res.files)
+            if (f.status !== 'cached' || flags.dryRun) ctx.out.result(describe(f, !!flags.dryRun));
+          ctx.out.result(
+            `${count('adopted')} ${flags.dryRun ? 'to adopt' : 'adopted'}, ${count('cached')} already cached, ${count('mismatch')} mismatched, ${count('missing')} missing → ${res.path}`,
+          );
+        }
+        const missing = count('missing');
+        if (missing > 0)
+          ctx.out.info(`hint: \`hubcache download ${formatRepoRef(repo)}\` fetches the ${missing} missing file(s).`);
+        return res.hasMismatches ? ExitCode.findings : ExitCode.ok;
+      },
+      { hubFromRepo: repoArg },
+    );
   });
 }

@@ -145,6 +145,21 @@ export const COMMANDS: readonly CommandEntry[] = [
       'says how many bytes that frees',
     load: async () => (await import('./dedup.js')).dedupCommand,
   },
+  {
+    name: 'serve',
+    usage: '[options]',
+    description:
+      'Run a pull-through mirror of the Hugging Face Hub and ModelScope that the official clients use unchanged ' +
+      '(HF_ENDPOINT=..., MODELSCOPE_DOMAIN=...)',
+    load: async () => (await import('./serve.js')).serveCommand,
+  },
+  {
+    name: 'prefetch',
+    usage: '[options] <repo>',
+    description:
+      'Ask a hubcache mirror (`hubcache serve`) to download a repo into its store now, e.g. before a rollout',
+    load: async () => (await import('./prefetch.js')).prefetchCommand,
+  },
 ];
 
 /** The entry a name or alias stands for. */

@@ -45,19 +45,27 @@ Examples:
             onProgress: (e) => {
               if (e.type === 'verify-start') {
                 progress.stop();
-                if (e.files > 0 && flags.hash !== false) ctx.out.info(`verifying ${e.files} files (${formatBytes(e.bytes)})`);
+                if (e.files > 0 && flags.hash !== false)
+                  ctx.out.info(`verifying ${e.files} files (${formatBytes(e.bytes)})`);
               } else if (e.type !== 'verify-done') progress.onEvent(e);
             },
           });
           progress.stop();
           if (ctx.flags.json) {
-            ctx.out.json({ ...res, lock: res.lock ? { lockFile: res.lock.lockFile, written: res.lock.written, entries: res.lock.entries } : undefined });
+            ctx.out.json({
+              ...res,
+              lock: res.lock
+                ? { lockFile: res.lock.lockFile, written: res.lock.written, entries: res.lock.entries }
+                : undefined,
+            });
             return 0;
           }
           if (res.lock) printLockResult(ctx, res.lock, { showUnchanged: false, asInfo: true });
           const width = Math.max(0, ...res.models.map((m) => m.alias.length));
           for (const m of res.models) ctx.out.result(`${m.alias.padEnd(width)}  ${m.path}`);
-          ctx.out.info(`${res.models.length} model(s) installed: ${formatBytes(res.downloadedBytes)} downloaded, ${res.hashedFiles} files (${formatBytes(res.hashedBytes)}) verified in ${res.seconds.toFixed(1)} s`);
+          ctx.out.info(
+            `${res.models.length} model(s) installed: ${formatBytes(res.downloadedBytes)} downloaded, ${res.hashedFiles} files (${formatBytes(res.hashedBytes)}) verified in ${res.seconds.toFixed(1)} s`,
+          );
           return 0;
         } finally {
           progress.stop();

@@ -18,7 +18,11 @@ export function lsCommand(run: CommandRunner): Command {
   return new Command('ls')
     .argument('[repo]', 'show one repo: org/name[@revision], modelscope:org/name, datasets/org/name')
     .option('--sort <key>', 'name, size, accessed or modified, optionally :asc or :desc', 'name')
-    .option('-f, --filter <expr>', 'keep rows where key<op>value holds (repeatable): size>1GB, accessed>7d, modified<1d, type=model, hub=modelscope, refs=main', repeatable)
+    .option(
+      '-f, --filter <expr>',
+      'keep rows where key<op>value holds (repeatable): size>1GB, accessed>7d, modified<1d, type=model, hub=modelscope, refs=main',
+      repeatable,
+    )
     .option('--revisions', 'one row per revision')
     .option('--limit <n>', 'at most this many rows')
     .addHelpText(
@@ -45,7 +49,10 @@ Examples:
         if (repoArg) {
           const selections = requireTargets(scan, [repoArg], defaultsOf(ctx));
           const keys = new Set(selections.map((s) => s.repo.key));
-          printWarnings(ctx, scan.warnings.filter((w) => w.repo !== undefined && keys.has(w.repo)));
+          printWarnings(
+            ctx,
+            scan.warnings.filter((w) => w.repo !== undefined && keys.has(w.repo)),
+          );
           return showRepo(ctx, selections);
         }
         printWarnings(ctx, scan.warnings);
@@ -57,7 +64,13 @@ Examples:
         });
         if (ctx.flags.json) {
           const size = await rowsDiskBytes(scan.repos.map((repo) => ({ repo })));
-          ctx.out.json({ roots: scan.roots, size, rows: rows.map((r) => (r.revision ? { ...repoSummary(r.repo), revision: revisionJson(r.revision) } : repoJson(r.repo))) });
+          ctx.out.json({
+            roots: scan.roots,
+            size,
+            rows: rows.map((r) =>
+              r.revision ? { ...repoSummary(r.repo), revision: revisionJson(r.revision) } : repoJson(r.repo),
+            ),
+          });
           return 0;
         }
         if (rows.length === 0) {
@@ -65,11 +78,43 @@ Examples:
           return 0;
         }
         if (flags.revisions) {
-          const table = rows.map(({ repo, revision: v }) => [repo.hub, repo.type, repo.id, v!.commit, v!.refs.join(',') || '(detached)', String(v!.fileCount), formatBytes(v!.size), age(v!.lastAccessedMs), age(v!.lastModifiedMs)]);
-          ctx.out.result(formatTable(['HUB', 'TYPE', 'ID', 'REVISION', 'REFS', 'FILES', 'SIZE', 'LAST ACCESSED', 'LAST MODIFIED'], table, new Set([5, 6])));
+          const table = rows.map(({ repo, revision: v }) => [
+            repo.hub,
+            repo.type,
+            repo.id,
+            v!.commit,
+            v!.refs.join(',') || '(detached)',
+            String(v!.fileCount),
+            formatBytes(v!.size),
+            age(v!.lastAccessedMs),
+            age(v!.lastModifiedMs),
+          ]);
+          ctx.out.result(
+            formatTable(
+              ['HUB', 'TYPE', 'ID', 'REVISION', 'REFS', 'FILES', 'SIZE', 'LAST ACCESSED', 'LAST MODIFIED'],
+              table,
+              new Set([5, 6]),
+            ),
+          );
         } else {
-          const table = rows.map(({ repo }) => [repo.hub, repo.type, repo.id, Object.keys(repo.refs).sort().join(',') || '-', String(repo.revisions.length), String(repo.fileCount), formatBytes(repo.size), age(repo.lastAccessedMs), age(repo.lastModifiedMs)]);
-          ctx.out.result(formatTable(['HUB', 'TYPE', 'ID', 'REFS', 'REVISIONS', 'FILES', 'SIZE', 'LAST ACCESSED', 'LAST MODIFIED'], table, new Set([4, 5, 6])));
+          const table = rows.map(({ repo }) => [
+            repo.hub,
+            repo.type,
+            repo.id,
+            Object.keys(repo.refs).sort().join(',') || '-',
+            String(repo.revisions.length),
+            String(repo.fileCount),
+            formatBytes(repo.size),
+            age(repo.lastAccessedMs),
+            age(repo.lastModifiedMs),
+          ]);
+          ctx.out.result(
+            formatTable(
+              ['HUB', 'TYPE', 'ID', 'REFS', 'REVISIONS', 'FILES', 'SIZE', 'LAST ACCESSED', 'LAST MODIFIED'],
+              table,
+              new Set([4, 5, 6]),
+            ),
+          );
         }
         const repos = new Set(rows.map((r) => r.repo));
         const revisions = flags.revisions ? rows.length : [...repos].reduce((n, r) => n + r.revisions.length, 0);
@@ -81,18 +126,30 @@ Examples:
 }
 
 function defaultsOf(ctx: CommandContext) {
-  return { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) };
+  return {
+    ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+    ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+  };
 }
 
 function showRepo(ctx: CommandContext, selections: ReturnType<typeof requireTargets>): number {
   if (ctx.flags.json) {
-    ctx.out.json({ repos: selections.map((s) => ({ ...repoJson(s.repo), revisions: s.revisions.map((r) => ({ ...revisionJson(r), files: r.files, missing: r.missing })) })) });
+    ctx.out.json({
+      repos: selections.map((s) => ({
+        ...repoJson(s.repo),
+        revisions: s.revisions.map((r) => ({ ...revisionJson(r), files: r.files, missing: r.missing })),
+      })),
+    });
     return 0;
   }
   for (const { repo, revisions } of selections) {
-    ctx.out.result(`${repo.key}  (${repo.hub}, ${repo.type}, ${repo.layout} layout)  ${formatBytes(repo.size)}  ${repo.path}`);
+    ctx.out.result(
+      `${repo.key}  (${repo.hub}, ${repo.type}, ${repo.layout} layout)  ${formatBytes(repo.size)}  ${repo.path}`,
+    );
     for (const rev of revisions) {
-      ctx.out.result(`\n  revision ${rev.commit}  ${rev.refs.length ? `[${rev.refs.join(', ')}]` : '(detached)'}  ${rev.fileCount} files, ${formatBytes(rev.size)}, modified ${age(rev.lastModifiedMs)}`);
+      ctx.out.result(
+        `\n  revision ${rev.commit}  ${rev.refs.length ? `[${rev.refs.join(', ')}]` : '(detached)'}  ${rev.fileCount} files, ${formatBytes(rev.size)}, modified ${age(rev.lastModifiedMs)}`,
+      );
       const rows = rev.files.map((f) => [`    ${f.path}`, formatBytes(f.size), age(f.lastAccessedMs)]);
       for (const m of rev.missing) rows.push([`    ${m}`, 'MISSING', '-']);
       if (rows.length > 0) ctx.out.result(formatTable(['    FILE', 'SIZE', 'LAST ACCESSED'], rows, new Set([1])));

@@ -19,30 +19,37 @@ export function outdatedCommand(run: CommandRunner): Command {
     .option('--manifest <file>', MANIFEST_OPTION_HELP)
     .option('--details', 'also list the files that changed (one tree listing per outdated model)')
     .action(async (aliases: string[], _o: unknown, cmd: Command) =>
-      run(cmd, async (ctx, flags: { manifest?: string; details?: boolean; cache?: boolean }) => {
-        const { findManifest } = await import('../../manifest/manifest.js');
-        const { outdated } = await import('../../manifest/outdated.js');
-        if (flags.cache || (!flags.manifest && !(await findManifest(process.cwd())))) return cacheStatus(ctx, aliases);
-        const found = await outdated({
-          ...projectOptions(ctx, flags),
-          aliases,
-          ...(flags.details ? { details: true } : {}),
-          // Every endpoint is compared, as `status` does; a bare one is for the hub of the entries checked.
-          ...(ctx.endpoints.count > 0 ? { endpoints: (hubs: ReadonlySet<HubName>) => ctx.endpoints.forHubs(hubs) } : {}),
-        });
-        if (ctx.flags.json) ctx.out.json(found);
-        else if (found.length === 0) ctx.out.info('everything is up to date');
-        else {
-          const width = Math.max(...found.map((e) => e.alias.length));
-          for (const e of found) {
-            const on = e.endpoint ? `  (on ${e.endpoint})` : '';
-            const repo = formatRepoRef({ hub: e.hub, type: e.type, id: e.repo, revision: e.revision });
-            ctx.out.result(`${e.alias.padEnd(width)}  ${repo}  ${short(e.locked)} → ${short(e.latest)}${on}`);
-            if (e.changes) for (const line of changeLines(e.changes)) ctx.out.result(line);
+      run(
+        cmd,
+        async (ctx, flags: { manifest?: string; details?: boolean; cache?: boolean }) => {
+          const { findManifest } = await import('../../manifest/manifest.js');
+          const { outdated } = await import('../../manifest/outdated.js');
+          if (flags.cache || (!flags.manifest && !(await findManifest(process.cwd()))))
+            return cacheStatus(ctx, aliases);
+          const found = await outdated({
+            ...projectOptions(ctx, flags),
+            aliases,
+            ...(flags.details ? { details: true } : {}),
+            // Every endpoint is compared, as `status` does; a bare one is for the hub of the entries checked.
+            ...(ctx.endpoints.count > 0
+              ? { endpoints: (hubs: ReadonlySet<HubName>) => ctx.endpoints.forHubs(hubs) }
+              : {}),
+          });
+          if (ctx.flags.json) ctx.out.json(found);
+          else if (found.length === 0) ctx.out.info('everything is up to date');
+          else {
+            const width = Math.max(...found.map((e) => e.alias.length));
+            for (const e of found) {
+              const on = e.endpoint ? `  (on ${e.endpoint})` : '';
+              const repo = formatRepoRef({ hub: e.hub, type: e.type, id: e.repo, revision: e.revision });
+              ctx.out.result(`${e.alias.padEnd(width)}  ${repo}  ${short(e.locked)} → ${short(e.latest)}${on}`);
+              if (e.changes) for (const line of changeLines(e.changes)) ctx.out.result(line);
+            }
+            ctx.out.info(`${found.length} outdated; run \`hubcache update\` to move the pins`);
           }
-          ctx.out.info(`${found.length} outdated; run \`hubcache update\` to move the pins`);
-        }
-        return found.length > 0 ? ExitCode.findings : ExitCode.ok;
-      }, { compareEndpoints: true }),
+          return found.length > 0 ? ExitCode.findings : ExitCode.ok;
+        },
+        { compareEndpoints: true },
+      ),
     );
 }

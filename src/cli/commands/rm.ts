@@ -12,7 +12,10 @@ interface RmFlags extends DeleteFlags {
 
 export function rmCommand(run: CommandRunner): Command {
   return new Command('rm')
-    .argument('[targets...]', 'org/name (every revision), org/name@rev (a ref, commit or commit prefix), model/org/name or dataset/org/name (hf cache ids), modelscope:org/name, or a 40-hex commit')
+    .argument(
+      '[targets...]',
+      'org/name (every revision), org/name@rev (a ref, commit or commit prefix), model/org/name or dataset/org/name (hf cache ids), modelscope:org/name, or a 40-hex commit',
+    )
     .option('--older-than <age>', 'only revisions not used for this long: 30d, 12h, 2w')
     .option('--pattern <glob>', 'only repos whose id matches this glob (org/*, *llama*)')
     .option('--dry-run', 'show what would be removed and how much it frees; change nothing')
@@ -38,7 +41,10 @@ Examples:
           targets,
           ...(flags.olderThan ? { olderThanMs: parseDuration(flags.olderThan) } : {}),
           ...(flags.pattern ? { pattern: flags.pattern } : {}),
-          defaults: { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) },
+          defaults: {
+            ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+            ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+          },
         };
         const preview = await ctx.cache.remove({ ...opts, dryRun: true });
         if (!(await confirmDeletion(ctx, preview, flags, 'remove'))) return 0;
@@ -47,9 +53,12 @@ Examples:
         // What the user named is still there: say why, and do not exit 0 as if it were gone.
         const held = report.skipped.filter((s) => s.inUse);
         if (held.length === 0) return code;
-        throw new RepoInUseError(`Not removed, a download is using it: ${[...new Set(held.map((s) => s.what))].join(', ')}`, {
-          hint: 'Wait for the download to finish (or stop it), then run the same command again.',
-        });
+        throw new RepoInUseError(
+          `Not removed, a download is using it: ${[...new Set(held.map((s) => s.what))].join(', ')}`,
+          {
+            hint: 'Wait for the download to finish (or stop it), then run the same command again.',
+          },
+        );
       }),
     );
 }

@@ -29,14 +29,19 @@ Examples:
   hubcache status org/name --endpoint https://huggingface.co --endpoint https://mirror.example
   hubcache status modelscope:org/name --endpoint https://www.modelscope.cn --endpoint modelscope=mirror.example`,
     )
-    .action(async (repos: string[], _o: unknown, cmd: Command) => run(cmd, async (ctx) => cacheStatus(ctx, repos), { compareEndpoints: true }));
+    .action(async (repos: string[], _o: unknown, cmd: Command) =>
+      run(cmd, async (ctx) => cacheStatus(ctx, repos), { compareEndpoints: true }),
+    );
 }
 
 /** The body of `status`, shared with `outdated` when no manifest is in play. */
 export async function cacheStatus(ctx: CommandContext, repos: string[]): Promise<number> {
   const report = await ctx.cache.status({
     ...(repos.length > 0 ? { targets: repos } : {}),
-    defaults: { ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}), ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}) },
+    defaults: {
+      ...(ctx.flags.hub ? { hub: ctx.flags.hub } : {}),
+      ...(ctx.flags.repoType ? { type: ctx.flags.repoType } : {}),
+    },
     // A bare --endpoint is for the hub of the refs checked (ambiguous if they are on both).
     ...(ctx.endpoints.count > 0 ? { endpoints: (hubs: ReadonlySet<HubName>) => ctx.endpoints.forHubs(hubs) } : {}),
     signal: ctx.signal,
@@ -45,14 +50,24 @@ export async function cacheStatus(ctx: CommandContext, repos: string[]): Promise
   else if (report.refs.length === 0) ctx.out.result('No cached refs to check.');
   else {
     const width = Math.max(...report.refs.map((r) => r.remotes.length));
-    const rows = report.refs.map((r) => [r.repo, r.ref, `${short(r.local.commit)} (${age(r.local.dateMs)})`, ...remoteCells(r, width), verdict(r)]);
+    const rows = report.refs.map((r) => [
+      r.repo,
+      r.ref,
+      `${short(r.local.commit)} (${age(r.local.dateMs)})`,
+      ...remoteCells(r, width),
+      verdict(r),
+    ]);
     const names = report.refs[0]!.remotes.map((x) => x.endpoint);
     const sameEndpoints = report.refs.every((r) => r.remotes.map((x) => x.endpoint).join(' ') === names.join(' '));
-    const remoteHeaders = width === 1 ? ['HUB'] : sameEndpoints ? names : Array.from({ length: width }, (_, i) => `ENDPOINT ${i + 1}`);
+    const remoteHeaders =
+      width === 1 ? ['HUB'] : sameEndpoints ? names : Array.from({ length: width }, (_, i) => `ENDPOINT ${i + 1}`);
     const headers = ['REPO', 'REF', 'CACHED', ...remoteHeaders, 'STATE'];
     ctx.out.result(formatTable(headers, rows));
-    for (const r of report.refs) for (const x of r.remotes) if (x.error) ctx.out.warn(`${r.repo}@${r.ref} on ${x.endpoint}: ${x.error}`);
-    ctx.out.result(`\n${report.refs.length} ref(s): ${report.outdated} outdated, ${report.lagging} with a lagging endpoint, ${report.unknown} unknown.`);
+    for (const r of report.refs)
+      for (const x of r.remotes) if (x.error) ctx.out.warn(`${r.repo}@${r.ref} on ${x.endpoint}: ${x.error}`);
+    ctx.out.result(
+      `\n${report.refs.length} ref(s): ${report.outdated} outdated, ${report.lagging} with a lagging endpoint, ${report.unknown} unknown.`,
+    );
   }
   return statusExitCode(report);
 }

@@ -11,7 +11,10 @@ interface UnpackFlags {
 export function unpackCommand(run: CommandRunner): Command {
   return new Command('unpack')
     .argument('<archive>', 'the tar written by `hubcache pack`')
-    .option('--update-refs', 'also move existing refs (main, tags), ModelScope .mv and differing ModelScope files to the archive\'s')
+    .option(
+      '--update-refs',
+      "also move existing refs (main, tags), ModelScope .mv and differing ModelScope files to the archive's",
+    )
     .option('--dry-run', 'verify the archive and show what would change; write nothing')
     .addHelpText(
       'after',
@@ -45,7 +48,9 @@ Examples:
           return 0;
         }
         for (const c of report.conflicts) ctx.out.warn(`${c.path}: ${c.detail ?? 'kept'}`);
-        for (const r of report.refs) if (r.action !== 'unchanged' && r.action !== 'kept') ctx.out.info(`ref ${r.repo}@${r.ref}: ${r.action} → ${r.commit.slice(0, 12)}`);
+        for (const r of report.refs)
+          if (r.action !== 'unchanged' && r.action !== 'kept')
+            ctx.out.info(`ref ${r.repo}@${r.ref}: ${r.action} → ${r.commit.slice(0, 12)}`);
         const verb = report.dryRun ? 'Would add' : 'Added';
         ctx.out.result(
           `Verified ${report.verified} member(s), ${formatBytes(report.bytes)}. ${verb} ${report.added}, kept ${report.kept} already cached` +

@@ -15,7 +15,8 @@ export function updateCommand(run: CommandRunner): Command {
         const { update } = await import('../../manifest/lock.js');
         const res = await update({ ...projectOptions(ctx, flags), aliases, ...(flags.dryRun ? { dryRun: true } : {}) });
         printLockResult(ctx, res, { showUnchanged: false });
-        if (!ctx.flags.json && res.entries.some((e) => e.status !== 'unchanged' && e.status !== 'removed')) ctx.out.info('next: hubcache install');
+        if (!ctx.flags.json && res.entries.some((e) => e.status !== 'unchanged' && e.status !== 'removed'))
+          ctx.out.info('next: hubcache install');
         return 0;
       }),
     );
