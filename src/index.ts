@@ -1,5 +1,16 @@
 // Public library API (re-exports only).
-export { Cache, type CacheConfig, type CacheAtOptions, type HubSettings } from './cache.js';
+export { Cache, type CacheConfig, type CacheAtOptions, type CacheOverrides, type HubSettings } from './cache.js';
+export {
+  DEFAULT_HUB,
+  hubAdapter,
+  hubNames,
+  registerHub,
+  type EndpointAt,
+  type HubAdapter,
+  type HubClient,
+  type HubClientOptions,
+  type HubClients,
+} from './hubs/registry.js';
 export * from './errors.js';
 export type { DownloadOptions, DownloadResult, PlannedFile, ProgressEvent, FileStatus } from './download/types.js';
 export type { EnsureBlobOptions, EnsuredBlob } from './download/hf.js';
