@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in the compiled library (npm install builds it).
-import { main } from '../dist/cli/main.js';
-void main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+import module from 'node:module';
+
+// Node 22.1+ keeps compiled code between runs (off with NODE_DISABLE_COMPILE_CACHE=1); Node 20 has no such cache.
+module.enableCompileCache?.();
+await import('../dist/cli/entry.js');

@@ -17,7 +17,7 @@ import { ROOT, runCli, tempDir } from './helpers.js';
 async function loadedModules(
   args: string[],
   env: Record<string, string>,
-): Promise<{ code: number; stderr: string; modules: string[] }> {
+): Promise<{ code: number; stdout: string; stderr: string; modules: string[] }> {
   const log = path.join(await tempDir(), 'modules.log');
   const child = spawn(
     process.execPath,
@@ -32,10 +32,12 @@ async function loadedModules(
     {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: os.tmpdir(), HUBCACHE_TEST_MODULE_LOG: log, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  let stdout = '';
   let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   const src = path.join(ROOT, 'src') + path.sep;
@@ -45,8 +47,22 @@ async function loadedModules(
     .map((u) => fileURLToPath(u))
     .filter((p) => p.startsWith(src))
     .map((p) => path.relative(src, p).split(path.sep).join('/'));
-  return { code, stderr, modules: [...new Set(modules)] };
+  return { code, stdout, stderr, modules: [...new Set(modules)] };
 }
+
+test('--version alone loads version.ts only, and prints what commander prints', async () => {
+  for (const flag of ['--version', '-V']) {
+    const r = await loadedModules([flag], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.modules.sort(), ['cli/entry.ts', 'version.ts']);
+    assert.equal(r.stdout, (await runCli([flag])).stdout);
+  }
+  // With anything else on the line, commander parses it as before.
+  const r = await loadedModules(['--version', '--json'], {});
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.modules.includes('cli/main.ts'));
+  assert.equal(r.stdout, (await runCli(['--version'])).stdout);
+});
 
 describe('lazy commands', () => {
   let hub: TestHub;
