@@ -177,6 +177,46 @@ describe('care: scan', () => {
     assert.equal(model.size, 4000 + 3 + 7 * 2 + 'do not touch'.length);
   });
 
+  test('every link form that lands in blobs/ finds its blob; hard-linked blobs count once on disk', async () => {
+    const root = await tempDir();
+    const deep = 'a/b/c/deep.bin';
+    const dir = await buildHfRepo(root, 'org/forms', [
+      { commit: C1, files: { [deep]: 'deep', 'abs.bin': 'abs', 'detour.bin': 'detour' }, refs: ['main'] },
+    ]);
+    const snap = path.join(dir, 'snapshots', C1);
+    const relink = async (file: string, target: (blob: string) => string): Promise<void> => {
+      const link = path.join(snap, file);
+      const blob = await blobOf(link);
+      await fs.unlink(link);
+      await fs.symlink(target(blob), link);
+    };
+    await relink('abs.bin', (blob) => blob); // absolute, as some tools write it
+    await relink('detour.bin', (blob) => `./../../blobs/../blobs/${path.basename(blob)}`);
+    // A second repo whose only blob is a hard link to one of org/forms' blobs (what `dedup` makes).
+    const twin = await buildHfRepo(root, 'org/twin', [{ commit: C2, files: { 'deep.bin': 'deep' }, refs: ['main'] }]);
+    const twinBlob = await blobOf(path.join(twin, 'snapshots', C2, 'deep.bin'));
+    await fs.rm(twinBlob);
+    await fs.link(await blobOf(path.join(snap, deep)), twinBlob);
+
+    const s = await scan({ hf: root, modelscope: root });
+    assert.deepEqual(s.warnings, []);
+    const forms = s.repos.find((r) => r.key === 'org/forms')!;
+    const files = forms.revisions[0]!.files;
+    assert.deepEqual(
+      files.map((f) => [f.path, path.dirname(f.blobPath), f.size]),
+      [
+        [deep, path.join(dir, 'blobs'), 4],
+        ['abs.bin', path.join(dir, 'blobs'), 3],
+        ['detour.bin', path.join(dir, 'blobs'), 6],
+      ].sort(),
+    );
+    assert.equal(forms.size, 4 + 3 + 6);
+    const ls = await runCli(['ls', '--json'], { HF_HUB_CACHE: root, MODELSCOPE_CACHE: root });
+    assert.equal(ls.code, 0, ls.stderr);
+    const out = JSON.parse(ls.stdout) as { size: number };
+    assert.equal(out.size, 4 + 3 + 6, "the twin's blob is the same inode as deep.bin");
+  });
+
   test('no cache at all is an empty scan', async () => {
     const root = path.join(await tempDir(), 'nothing-here');
     const s = await scan({ hf: root, modelscope: root });

@@ -31,24 +31,34 @@ export interface WalkEntry {
 
 /**
  * Every non-directory under `root`, recursively. Symlinked directories are not entered (like
- * Python's glob), they come back as `symlink` entries.
+ * Python's glob), they come back as `symlink` entries. Folders are read with sync readdir calls,
+ * yielding between batches (as inSyncBatches): a snapshot is a folder or a few, and a promise per
+ * folder cost more than the read (10,000-file cache: scan 260 ms -> 150 ms).
  */
 export async function walkFiles(root: string): Promise<WalkEntry[]> {
   const out: WalkEntry[] = [];
-  const visit = async (dir: string, prefix: string): Promise<void> => {
-    const entries = await readdirSafe(dir);
-    const subdirs: Array<Promise<void>> = [];
-    for (const e of entries) {
+  const pending: Array<{ dir: string; prefix: string }> = [{ dir: root, prefix: '' }];
+  for (let n = 1; pending.length > 0; n++) {
+    if (n % SYNC_BATCH === 0) await new Promise<void>((r) => setImmediate(r));
+    const { dir, prefix } = pending.pop()!;
+    for (const e of readdirSyncSafe(dir)) {
       if (JUNK_NAMES.has(e.name)) continue;
-      const abs = path.join(dir, e.name);
+      // Below the root, dir is already normalised: a concatenation is path.join's result.
+      const abs = prefix ? `${dir}${path.sep}${e.name}` : path.join(dir, e.name);
       const rel = prefix ? `${prefix}/${e.name}` : e.name;
-      if (e.isDirectory()) subdirs.push(visit(abs, rel));
+      if (e.isDirectory()) pending.push({ dir: abs, prefix: rel });
       else out.push({ rel, abs, kind: e.isSymbolicLink() ? 'symlink' : e.isFile() ? 'file' : 'other' });
     }
-    await Promise.all(subdirs);
-  };
-  await visit(root, '');
+  }
   return out;
+}
+
+function readdirSyncSafe(dir: string): Dirent[] {
+  try {
+    return fsSync.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
 }
 
 /** Every directory under `root` (not `root` itself), deepest first: the order to remove empty ones. */

@@ -52,18 +52,20 @@ export function listRows(scan: CacheScan, opts: ListOptions = {}, nowMs = Date.n
 /** Bytes the rows hold on disk: each inode once, so files hard-linked by `dedup` count once in a total. */
 export async function rowsDiskBytes(rows: readonly ListRow[]): Promise<number> {
   const revisions = rows.flatMap((r) => (r.revision ? [r.revision] : r.repo.revisions));
-  const files: CachedFile[] = revisions.flatMap((v) => v.files);
-  const blobs = [...new Map(files.map((f) => [f.blobPath, f.size])).entries()];
-  const stats = await statMany(blobs.map(([p]) => p));
+  const blobs = new Map<string, CachedFile>();
+  for (const v of revisions) for (const f of v.files) blobs.set(f.blobPath, f);
+  // Only a file the scan did not stat (ModelScope layouts) is stat'ed here.
+  const unknown = [...blobs.values()].filter((f) => f.inode === undefined);
+  const stats = await statMany(unknown.map((f) => f.blobPath));
+  const inodes = new Map(unknown.map((f, i) => [f, stats[i] ? `${stats[i].dev}:${stats[i].ino}` : f.blobPath]));
   const seen = new Set<string>();
   let bytes = 0;
-  blobs.forEach(([p, size], i) => {
-    const st = stats[i];
-    const key = st ? `${st.dev}:${st.ino}` : p;
-    if (seen.has(key)) return;
+  for (const f of blobs.values()) {
+    const key = f.inode ?? inodes.get(f)!;
+    if (seen.has(key)) continue;
     seen.add(key);
-    bytes += size;
-  });
+    bytes += f.size;
+  }
   return bytes;
 }
 

@@ -21,6 +21,8 @@ export interface CachedFile {
   size: number;
   lastAccessedMs: number;
   lastModifiedMs: number;
+  /** `dev:ino` of blobPath when the scan stat'ed it: what hard-linked copies share (counted once). */
+  inode?: string;
   /** ModelScope legacy: the per-file revision recorded in `.msc`. */
   msRevision?: string;
   /** The bytes live outside the cache root (a link out): removing the entry frees nothing here. */

@@ -208,8 +208,7 @@ async function scanRevision(
       temps.push(l);
       return;
     }
-    const abs = t === undefined ? undefined : path.resolve(path.dirname(l.abs), t);
-    const blob = abs !== undefined && path.dirname(abs) === blobsDir ? blobs.get(path.basename(abs)) : undefined;
+    const blob = t === undefined ? undefined : (blobOfLink(l.rel, t, blobs) ?? blobOfTarget(l.abs, t, blobsDir, blobs));
     if (blob) files.push(fileOf(l, blob.path, blob.stat, blob.outside));
     else slow.push(l); // dangling, or pointing somewhere unusual: settle it with stat + realpath
   });
@@ -257,6 +256,27 @@ async function scanRevision(
   return revisionOf(commit, snapDir, files, missing, folder ?? { atimeMs: 0, mtimeMs: 0 });
 }
 
+/** The blob of huggingface_hub's own link form, by string arithmetic: one `../` per folder, `blobs/<name>`. */
+function blobOfLink(rel: string, target: string, blobs: Map<string, BlobInfo>): BlobInfo | undefined {
+  let up = 2; // snapshots/<commit>/
+  for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) up++;
+  const prefix = `${'../'.repeat(up)}blobs/`;
+  return target.startsWith(prefix) && !target.includes('/', prefix.length)
+    ? blobs.get(target.slice(prefix.length))
+    : undefined;
+}
+
+/** Any other link form that still lands in blobsDir (absolute, `./`, a detour). */
+function blobOfTarget(
+  link: string,
+  target: string,
+  blobsDir: string,
+  blobs: Map<string, BlobInfo>,
+): BlobInfo | undefined {
+  const abs = path.resolve(path.dirname(link), target);
+  return path.dirname(abs) === blobsDir ? blobs.get(path.basename(abs)) : undefined;
+}
+
 function fileOf(e: WalkEntry, blobPath: string, st: Stats, outside: boolean): CachedFile {
   const f: CachedFile = {
     path: e.rel,
@@ -265,6 +285,7 @@ function fileOf(e: WalkEntry, blobPath: string, st: Stats, outside: boolean): Ca
     size: st.size,
     lastAccessedMs: st.atimeMs,
     lastModifiedMs: st.mtimeMs,
+    inode: `${st.dev}:${st.ino}`,
   };
   if (outside) f.outside = true;
   return f;
