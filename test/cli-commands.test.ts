@@ -90,6 +90,17 @@ describe('lazy commands', () => {
     assert.deepEqual(heavy, []);
   });
 
+  test('ls loads the scan, not the rest of cache care (verify, delete, gc...)', async () => {
+    const cache = await tempDir();
+    const r = await loadedModules(['ls'], { HF_HUB_CACHE: cache, MODELSCOPE_CACHE: cache });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.modules.includes('care/scan.ts'));
+    const other = r.modules.filter((m) =>
+      /^care\/(index|care|verify|delete|gc|prune|status|dedup|doctor)\.ts$/.test(m),
+    );
+    assert.deepEqual(other, []);
+  });
+
   test('the top-level help loads no command module', async () => {
     const r = await loadedModules(['--cache-dir', '/nonexistent', '--help'], {});
     assert.equal(r.code, 0, r.stderr);
