@@ -2,6 +2,7 @@
 // shared blobs, both ModelScope layouts, damaged entries of every kind, and a cache filled by
 // real downloads from the test hub.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -215,6 +216,18 @@ describe('care: scan', () => {
     assert.equal(ls.code, 0, ls.stderr);
     const out = JSON.parse(ls.stdout) as { size: number };
     assert.equal(out.size, 4 + 3 + 6, "the twin's blob is the same inode as deep.bin");
+  });
+
+  test('a FIFO where a ref should be is reported, not read forever', async () => {
+    const root = await tempDir();
+    const dir = await buildHfRepo(root, 'org/fifo', [{ commit: C1, files: { 'a.txt': 'a' }, refs: ['main'] }]);
+    execFileSync('mkfifo', [path.join(dir, 'refs', 'stuck')]);
+    const s = await scan({ hf: root, modelscope: root });
+    assert.deepEqual(
+      s.warnings.map((w) => [w.kind, path.basename(w.path)]),
+      [['missing-commit', 'stuck']],
+    );
+    assert.deepEqual(s.repos[0]!.revisions[0]!.refs, ['main']);
   });
 
   test('no cache at all is an empty scan', async () => {

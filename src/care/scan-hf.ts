@@ -10,7 +10,16 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import { BLOB_RE, etagOfBlobName, parseRepoFolderName } from '../layouts/hf-cache.js';
-import { isInside, JUNK_NAMES, readdirSafe, readlinkMany, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
+import {
+  isInside,
+  JUNK_NAMES,
+  readdirSafe,
+  readlinkMany,
+  readTextSafe,
+  statMany,
+  walkFiles,
+  type WalkEntry,
+} from './fs-walk.js';
 import {
   repoOf,
   revisionOf,
@@ -180,7 +189,7 @@ async function readRefs(
         });
         return;
       }
-      const value = await fs.readFile(f.abs, 'utf8').catch(() => undefined);
+      const value = readTextSafe(f.abs);
       if (value !== undefined) refs[f.rel] = value;
     }),
   );
