@@ -3,6 +3,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import path from 'node:path';
 import { Cache } from '../cache.js';
+import { ClusterServices } from '../cluster/services.js';
 import { HfClient } from '../hubs/hf.js';
 import { LocalBlobStore } from '../stores/blob-store.js';
 import { AccessControl, type Caller } from './access.js';
@@ -25,6 +26,8 @@ export interface MirrorOptions {
   routes?: RouteModule[];
   /** Where JSON log lines go (default stdout); `false` silences logs. */
   logStream?: { write(line: string): unknown } | false;
+  /** Cluster mode: replaces the startup conditional-write probe (a test double of the store's answers). */
+  clusterProbe?: Parameters<ClusterServices['check']>[0];
 }
 
 export interface Mirror {
@@ -109,6 +112,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
       // The server's own token per upstream; the pool is the Cache's (shared with the engine).
       client: new HfClient({ endpoint, token, http: cache.http }),
     }),
+    ...(options.cluster ? { cluster: new ClusterServices(options.cluster) } : {}),
   };
 
   // Every request: id, caller identity (API key check), and one `request` event + log line when it ends.
@@ -206,11 +210,15 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
     app,
     services,
     async listen() {
+      // A replica that cannot use the shared store refuses to start (before taking its port).
+      await services.cluster?.check(mo.clusterProbe);
       await app.listen({ host: options.host, port: options.port });
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : options.port;
       const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-      return `http://${host}:${port}`;
+      const url = `http://${host}:${port}`;
+      services.cluster?.listening(url);
+      return url;
     },
     close(drainMs = options.drainMs) {
       closing ??= (async () => {
@@ -227,6 +235,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
           services.fills.abortAll();
           await access.flush();
           await cache.close();
+          services.cluster?.close();
         }
       })();
       return closing;
