@@ -21,20 +21,23 @@ export function signPeerRequest(
   return `${replica}:${now}:${mac(secret, method, path, now, replica)}`;
 }
 
-/** The calling replica's id when the header is a valid, current signature of this request; else undefined. */
+/** `ok` for a valid, current signature of this request; `expired` when valid but outside the window. */
+export type PeerCheck = 'ok' | 'expired' | 'invalid';
+
+/** Checks a peer request's signature header against this request's method and path (with query). */
 export function verifyPeerRequest(
   secret: string,
   header: string | string[] | undefined,
   method: string,
   path: string,
   now = Date.now(),
-): string | undefined {
-  if (typeof header !== 'string') return undefined;
+): PeerCheck {
+  if (typeof header !== 'string') return 'invalid';
   const m = /^([A-Za-z0-9._-]{1,100}):(\d{1,16}):([0-9a-f]{64})$/.exec(header);
-  if (!m) return undefined;
+  if (!m) return 'invalid';
   const [, replica, t, sig] = m as unknown as [string, string, string, string];
   const time = Number(t);
-  if (Math.abs(now - time) > PEER_AUTH_WINDOW_MS) return undefined;
   const want = Buffer.from(mac(secret, method, path, time, replica), 'hex');
-  return timingSafeEqual(want, Buffer.from(sig, 'hex')) ? replica : undefined;
+  if (!timingSafeEqual(want, Buffer.from(sig, 'hex'))) return 'invalid';
+  return Math.abs(now - time) > PEER_AUTH_WINDOW_MS ? 'expired' : 'ok';
 }

@@ -3,6 +3,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import path from 'node:path';
 import { Cache } from '../cache.js';
+import { PEER_PREFIX, peerRoutes } from '../cluster/peer-route.js';
 import { ClusterServices } from '../cluster/services.js';
 import { HfClient } from '../hubs/hf.js';
 import { LocalBlobStore } from '../stores/blob-store.js';
@@ -157,6 +158,8 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
       );
     });
     if (req.url === '/healthz') return;
+    // Replicas authenticate each other with the cluster secret (peer-route.ts), not with API keys.
+    if (services.cluster && req.url.startsWith(PEER_PREFIX)) return;
     const { ok, caller } = access.identify(req.headers);
     if (!ok) {
       req.hubcache.route = 'auth';
@@ -177,6 +180,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
   });
 
   registerHfFace(app, services);
+  peerRoutes(app, services);
   for (const r of [...FEATURE_ROUTES, ...(mo.routes ?? [])]) r(app, services);
 
   // After a fill, keep the store under --max-size (debounced: one gc for a burst of fills).

@@ -27,6 +27,7 @@ interface ServeFlags {
   s3Endpoint?: string;
   clusterSecret?: string;
   advertiseUrl?: string;
+  leaseTtl?: string;
 }
 
 const repeat = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -94,6 +95,10 @@ export function serveCommand(run: CommandRunner): Command {
     .option(
       '--advertise-url <url>',
       'where the other replicas reach this one (default: the listen address; env HUBCACHE_SERVE_ADVERTISE_URL)',
+    )
+    .option(
+      '--lease-ttl <duration>',
+      'cluster mode: a blob fill whose replica stops renewing its lease for this long is taken over (default 30s; env HUBCACHE_SERVE_LEASE_TTL)',
     )
     .addOption(
       new Option('--log-level <level>', 'JSON log level on stderr (env HUBCACHE_SERVE_LOG_LEVEL)').choices([
@@ -222,11 +227,13 @@ async function clusterOptions(
   const endpoint = pick(flags.s3Endpoint, 'S3_ENDPOINT');
   const secret = flags.clusterSecret ?? (env.HUBCACHE_CLUSTER_SECRET || undefined);
   const advertise = pick(flags.advertiseUrl, 'ADVERTISE_URL');
+  const leaseTtl = pick(flags.leaseTtl, 'LEASE_TTL');
   if (!store) {
     const stray = [
       endpoint && '--s3-endpoint',
       flags.clusterSecret && '--cluster-secret',
       advertise && '--advertise-url',
+      leaseTtl && '--lease-ttl',
     ].filter(Boolean);
     if (stray.length) throw new UsageError(`${stray.join(', ')} are for cluster mode: add --store s3://BUCKET/PREFIX`);
     return undefined;
@@ -241,7 +248,10 @@ async function clusterOptions(
   if (secret.length < MIN_CLUSTER_SECRET_LENGTH)
     throw new UsageError(`--cluster-secret must be at least ${MIN_CLUSTER_SECRET_LENGTH} characters`);
   if (advertise) checkUrl(advertise, '--advertise-url');
+  const leaseTtlMs = leaseTtl ? parseDuration(leaseTtl) : undefined;
+  if (leaseTtlMs !== undefined && leaseTtlMs < 1000) throw new UsageError('--lease-ttl must be at least 1s');
   return {
+    ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
     store,
     secret,
     env,

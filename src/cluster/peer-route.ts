@@ -1,0 +1,87 @@
+// GET /_hubcache/peer/blobs/<key>?repo=<type>/<id>: a replica streams a blob to another replica of its
+// cluster, from its running fill (following the verified-order prefix, with the fill's hold-back),
+// from its local cache, or from S3. Only requests signed with the cluster secret are answered.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RepoRef, RepoType } from '../hubs/types.js';
+import { parseRange, sendBlob, sendError, storeDown } from '../server/reply.js';
+import type { MirrorServices, RouteModule } from '../server/services.js';
+import { StoreNotFoundError, StoreUnavailableError } from '../stores/store-errors.js';
+import { assertSafeRepoPath } from '../util/safe-path.js';
+import { PEER_HEADER, verifyPeerRequest, type PeerCheck } from './peer-auth.js';
+
+export const PEER_PREFIX = '/_hubcache/peer/';
+const KEY_RE = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+const REPO_TYPES: readonly RepoType[] = ['model', 'dataset', 'space'];
+
+function repoOf(repoKey: unknown): RepoRef | undefined {
+  if (typeof repoKey !== 'string') return undefined;
+  const i = repoKey.indexOf('/');
+  const type = repoKey.slice(0, i) as RepoType;
+  const id = repoKey.slice(i + 1);
+  if (i < 0 || !REPO_TYPES.includes(type)) return undefined;
+  try {
+    assertSafeRepoPath(id);
+  } catch {
+    return undefined;
+  }
+  return { hub: 'hf', type, id };
+}
+
+export const peerRoutes: RouteModule = (app, s) => {
+  const c = s.cluster;
+  if (!c) return;
+  app.get(`${PEER_PREFIX}blobs/:key`, async (req, reply) => {
+    req.hubcache.route = 'peer';
+    const check: PeerCheck = verifyPeerRequest(c.secret, req.headers[PEER_HEADER], 'GET', req.url);
+    // A stale signature is a bare 403 (the engine re-signs and retries); anything else is 401.
+    if (check === 'expired') return sendError(reply, 403, 'peer signature expired');
+    if (check === 'invalid') return sendError(reply, 401, 'not a signed request of this cluster', 'PeerAuthRequired');
+    const key = (req.params as { key: string }).key;
+    const repo = repoOf((req.query as { repo?: unknown }).repo);
+    if (!KEY_RE.test(key) || !repo) return sendError(reply, 400, 'bad blob key or repo', 'PeerBadRequest');
+    c.counters.peerServed++;
+    return servePeerBlob(s, req, reply, key, repo);
+  });
+};
+
+async function servePeerBlob(
+  s: MirrorServices,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  key: string,
+  repo: RepoRef,
+): Promise<FastifyReply> {
+  reply.header('content-type', 'application/octet-stream');
+  const fill = s.fills.get(`${repo.type}/${repo.id}/${key}`);
+  if (fill) {
+    const range = parseRange(req.headers.range, fill.size);
+    try {
+      await fill.whenAvailable(typeof range === 'object' ? range.start : 0);
+    } catch (err) {
+      return sendError(reply, 502, `fill failed on this replica: ${(err as Error).message}`, 'PeerFillFailed');
+    }
+    return sendBlob(req, reply, { size: fill.size, source: 'fill', open: (a, b) => fill.stream(a, b) });
+  }
+  const local = { repo, etag: key };
+  const st = await s.store.stat(local);
+  if (st)
+    return sendBlob(req, reply, {
+      size: st.size,
+      source: 'store',
+      open: (a, b) => s.store.read(local, { start: a, end: b }),
+    });
+  const s3 = s.cluster!.s3;
+  try {
+    const remote = await s3.stat(key);
+    if (!remote) return sendError(reply, 404, `blob ${key} is not on this replica`, 'PeerBlobNotFound');
+    return await sendBlob(req, reply, {
+      size: remote.size,
+      source: 'store',
+      open: (a, b) => s3.read(key, { start: a, end: b - 1 }),
+    });
+  } catch (err) {
+    if (err instanceof StoreNotFoundError) return sendError(reply, 404, `blob ${key} is gone`, 'PeerBlobNotFound');
+    if (err instanceof StoreUnavailableError) return storeDown(reply, err);
+    throw err;
+  }
+}
