@@ -46,7 +46,7 @@ export async function clusterFill(c: ClusterServices, r: ClusterFillRequest): Pr
   let lastErr: Error | undefined;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     if (r.signal.aborted) throw new AbortedError();
-    const st = await c.s3.stat(r.key);
+    const st = await c.s3.stat({ etag: r.key });
     if (st && st.size === r.size) return fromS3(c, r);
     const acq = await c.leases.acquire(r.key);
     if (acq.acquired) return asHolder(c, r, acq.lease, acq.takeover);
@@ -98,13 +98,13 @@ async function asHolder(c: ClusterServices, r: ClusterFillRequest, lease: Lease,
     if (takeover) c.counters.takeovers++;
     const source: FillSource = takeover ? 'takeover' : 'upstream';
     // Content-addressed and verified by the engine: a sha256 key is its own hash.
-    const up = await c.s3.put(r.key, p, r.key.length === 64 ? { sha256: r.key } : {});
-    if (up.uploaded) {
+    const up = await c.s3.put({ etag: r.key }, p, r.key.length === 64 ? { sha256: r.key } : {});
+    if (up.stored) {
       c.counters.uploads++;
       c.counters.uploadedBytes += r.size;
     }
     r.log.info(
-      { cluster: { key: r.key, source, uploaded: up.uploaded, size: r.size, ms: Date.now() - started } },
+      { cluster: { key: r.key, source, uploaded: up.stored, size: r.size, ms: Date.now() - started } },
       'cluster fill',
     );
     return p;

@@ -30,12 +30,25 @@ function repoOf(repoKey: unknown): RepoRef | undefined {
 export const peerRoutes: RouteModule = (app, s) => {
   const c = s.cluster;
   if (!c) return;
-  app.get(`${PEER_PREFIX}blobs/:key`, async (req, reply) => {
-    req.hubcache.route = 'peer';
+  /** A stale signature is a bare 403 (the engine re-signs and retries); anything else is 401. */
+  const refused = (req: FastifyRequest, reply: FastifyReply): FastifyReply | undefined => {
     const check: PeerCheck = verifyPeerRequest(c.secret, req.headers[PEER_HEADER], 'GET', req.url);
-    // A stale signature is a bare 403 (the engine re-signs and retries); anything else is 401.
     if (check === 'expired') return sendError(reply, 403, 'peer signature expired');
     if (check === 'invalid') return sendError(reply, 401, 'not a signed request of this cluster', 'PeerAuthRequired');
+    return undefined;
+  };
+  // What this replica did for the cluster (other replicas, the dashboard's cluster view, tests).
+  app.get(`${PEER_PREFIX}status`, async (req, reply) => {
+    req.hubcache.route = 'peer';
+    return (
+      refused(req, reply) ??
+      reply.send({ replica: c.replicaId, address: c.address, counters: c.counters, fills: s.fills.active() })
+    );
+  });
+  app.get(`${PEER_PREFIX}blobs/:key`, async (req, reply) => {
+    req.hubcache.route = 'peer';
+    const no = refused(req, reply);
+    if (no) return no;
     const key = (req.params as { key: string }).key;
     const repo = repoOf((req.query as { repo?: unknown }).repo);
     if (!KEY_RE.test(key) || !repo) return sendError(reply, 400, 'bad blob key or repo', 'PeerBadRequest');
@@ -72,12 +85,12 @@ async function servePeerBlob(
     });
   const s3 = s.cluster!.s3;
   try {
-    const remote = await s3.stat(key);
+    const remote = await s3.stat({ etag: key });
     if (!remote) return sendError(reply, 404, `blob ${key} is not on this replica`, 'PeerBlobNotFound');
     return await sendBlob(req, reply, {
       size: remote.size,
       source: 'store',
-      open: (a, b) => s3.read(key, { start: a, end: b - 1 }),
+      open: (a, b) => s3.read({ etag: key }, { start: a, end: b }),
     });
   } catch (err) {
     if (err instanceof StoreNotFoundError) return sendError(reply, 404, `blob ${key} is gone`, 'PeerBlobNotFound');

@@ -381,7 +381,9 @@ class HfFace {
       void this.s.store.markUsed(key);
       await this.writeRef(loc, rev, meta.commit);
       const buffer =
-        req.method === 'GET' && st.localPath ? await this.s.hot.get(st.localPath, st.size, st.mtimeMs) : undefined;
+        req.method === 'GET' && st.localPath && st.mtimeMs !== undefined
+          ? await this.s.hot.get(st.localPath, st.size, st.mtimeMs)
+          : undefined;
       return sendBlob(req, identify(), {
         size: meta.size,
         source: 'store',
@@ -407,14 +409,14 @@ class HfFace {
     if (c && typeof range === 'object' && !this.s.fills.get(`${loc.repoKey}/${meta.etag}`)) {
       // A range of a blob the cluster has but this replica does not: straight from S3, no local fill.
       try {
-        const remote = await c.s3.stat(meta.etag);
+        const remote = await c.s3.stat({ etag: meta.etag });
         if (remote && remote.size === meta.size) {
           c.counters.s3RangeReads++;
           await this.writeRef(loc, rev, meta.commit);
           return sendBlob(req, identify(), {
             size: meta.size,
             source: 'store',
-            open: (a, b) => c.s3.read(meta.etag, { start: a, end: b - 1 }),
+            open: (a, b) => c.s3.read({ etag: meta.etag }, { start: a, end: b }),
           });
         }
       } catch (err) {
