@@ -50,6 +50,8 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
         '0',
         '--upstream',
         hub.hfEndpoint,
+        '--modelscope-upstream',
+        hub.msEndpoint,
         '--store',
         `s3://${bucket}/hc`,
         '--cache-dir',
@@ -94,6 +96,11 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
     assert.equal(a.status, 200);
     return (JSON.parse(a.body.toString()) as { counters: ClusterCounters }).counters;
   }
+  /** The holder uploads after its callers got the blob: wait (bounded) until the store has it. */
+  async function uploaded(r: Replica, n: number): Promise<void> {
+    for (let i = 0; i < 200 && (await counters(r)).uploads < n; i++) await sleep(50);
+    assert.ok((await counters(r)).uploads >= n, 'the holder uploaded the blob');
+  }
   const sum = async (rs: Replica[], k: keyof ClusterCounters): Promise<number> =>
     (await Promise.all(rs.map(counters))).reduce((n, c) => n + c[k], 0);
 
@@ -129,6 +136,8 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
       sha[`${f}.safetensors`] = generatedContent(SIZE, 100 + i).sha256();
     }
     hub.hf.createRepo('org/m').commit(files);
+    hub.ms.createRepo('org/ms').commit({ 'w.bin': { size: SIZE, seed: 300 } });
+    sha['ms/w.bin'] = generatedContent(SIZE, 300).sha256();
     bucket = await rgw().newBucket();
     for (let i = 0; i < 3; i++) await startReplica();
   });
@@ -146,6 +155,7 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
     assert.equal(digest(first.body), sha['a.safetensors']);
     assert.equal(cdnBytes('a.safetensors'), SIZE);
     const gets = cdn('a.safetensors').length;
+    await uploaded(a, 1);
     for (const r of [b, c]) {
       const got = await raw(fileUrl(r, 'a.safetensors'));
       assert.equal(got.status, 200);
@@ -191,6 +201,26 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
     } finally {
       hub.throttleBytesPerSec = undefined;
     }
+  });
+
+  test('ModelScope face: a file fetched via A is served by B from S3, no second upstream transfer', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const url = (r: Replica): string => `${r.url}/api/v1/models/org/ms/repo?Revision=master&FilePath=w.bin`;
+    const cdnMs = (): number =>
+      hub
+        .findRequests((q) => q.method === 'GET' && q.host !== 'hf' && /w\.bin/.test(q.path))
+        .reduce((n, q) => n + q.bytesSent, 0);
+    const first = await raw(url(a));
+    assert.equal(first.status, 200);
+    assert.equal(digest(first.body), sha['ms/w.bin']);
+    const upstream = cdnMs();
+    assert.ok(upstream >= SIZE, `fetched upstream once (${upstream} B)`);
+    await uploaded(a, (await counters(a)).upstreamFills);
+    const before = (await counters(b)).s3Fills;
+    const second = await raw(url(b));
+    assert.equal(digest(second.body), sha['ms/w.bin']);
+    assert.equal((await counters(b)).s3Fills, before + 1);
+    assert.equal(cdnMs(), upstream, 'no second upstream transfer');
   });
 
   test('the peer endpoint refuses requests without, or with a wrong, signature', async () => {
@@ -265,6 +295,7 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
     const up = await raw(fileUrl(a, 'd.safetensors'));
     assert.equal(up.status, 200);
     assert.equal(digest(up.body), sha['d.safetensors']);
+    await uploaded(a, (await counters(a)).upstreamFills);
     const fromS3 = await raw(fileUrl(b, 'd.safetensors'));
     assert.equal(digest(fromS3.body), sha['d.safetensors']);
     assert.equal((await counters(b)).s3Fills, s3FillsBefore + 1);

@@ -58,6 +58,7 @@ export async function clusterFill(c: ClusterServices, r: ClusterFillRequest): Pr
       const watching = watchHolder(c, r.key, holder.holder, stop.signal).then(() => stop.abort());
       try {
         const p = await r.ensure(peerSource(c, holder.address, r), stop.signal);
+        c.noteLocal(r.key, p);
         c.counters.peerFills++;
         r.log.info({ cluster: { key: r.key, source: 'peer', holder: holder.holder } }, 'cluster fill');
         return p;
@@ -81,39 +82,73 @@ export async function clusterFill(c: ClusterServices, r: ClusterFillRequest): Pr
 
 async function fromS3(c: ClusterServices, r: ClusterFillRequest): Promise<string> {
   const p = await r.ensure(() => s3Source(c, r.key));
+  c.noteLocal(r.key, p);
   c.counters.s3Fills++;
   r.log.info({ cluster: { key: r.key, source: 's3' } }, 'cluster fill');
   return p;
 }
 
-/** We hold the lease: fetch from upstream, upload the verified blob, release. */
+/**
+ * We hold the lease: fetch from upstream; once verified, our callers get the last bytes at once while the
+ * blob uploads to S3 in the background, the lease held (peers stream from our local file) until S3 has it.
+ */
 async function asHolder(c: ClusterServices, r: ClusterFillRequest, lease: Lease, takeover: boolean): Promise<string> {
   lease.startHeartbeat((err) =>
     r.log.warn({ cluster: { key: r.key }, err }, 'cluster: lost the lease while filling (the fill goes on)'),
   );
   const started = Date.now();
-  try {
-    const p = await r.ensure();
-    c.counters.upstreamFills++;
-    if (takeover) c.counters.takeovers++;
-    const source: FillSource = takeover ? 'takeover' : 'upstream';
-    // Content-addressed and verified by the engine: a sha256 key is its own hash.
-    const up = await c.s3.put({ etag: r.key }, p, r.key.length === 64 ? { sha256: r.key } : {});
-    if (up.stored) {
-      c.counters.uploads++;
-      c.counters.uploadedBytes += r.size;
-    }
-    r.log.info(
-      { cluster: { key: r.key, source, uploaded: up.stored, size: r.size, ms: Date.now() - started } },
-      'cluster fill',
+  const release = (): Promise<void> =>
+    lease.release().then(
+      () => undefined,
+      (err: unknown) => {
+        lease.stopHeartbeat(); // it expires by itself
+        r.log.warn({ cluster: { key: r.key }, err }, 'cluster: releasing the lease failed');
+      },
     );
-    return p;
-  } finally {
-    await lease.release().catch((err: unknown) => {
-      lease.stopHeartbeat(); // it expires by itself
-      r.log.warn({ cluster: { key: r.key }, err }, 'cluster: releasing the lease failed');
-    });
+  let p: string;
+  try {
+    p = await r.ensure();
+  } catch (err) {
+    await release();
+    throw err;
   }
+  c.noteLocal(r.key, p);
+  c.counters.upstreamFills++;
+  if (takeover) c.counters.takeovers++;
+  const source: FillSource = takeover ? 'takeover' : 'upstream';
+  const fetchedMs = Date.now() - started;
+  c.track(
+    (async () => {
+      try {
+        // Content-addressed and verified by the engine: a sha256 key is its own hash.
+        const up = await c.s3.put({ etag: r.key }, p, r.key.length === 64 ? { sha256: r.key } : {});
+        if (up.stored) {
+          c.counters.uploads++;
+          c.counters.uploadedBytes += r.size;
+        }
+        r.log.info(
+          {
+            cluster: {
+              key: r.key,
+              source,
+              uploaded: up.stored,
+              size: r.size,
+              ms: fetchedMs,
+              uploadMs: Date.now() - started - fetchedMs,
+            },
+          },
+          'cluster fill',
+        );
+      } catch (err) {
+        // Nothing partial is visible (an upload appears only complete); the next replica that wants it
+        // fetches it again.
+        r.log.warn({ cluster: { key: r.key }, err }, 'cluster: uploading the blob to the store failed');
+      } finally {
+        await release();
+      }
+    })(),
+  );
+  return p;
 }
 
 /**

@@ -1,31 +1,17 @@
-// GET /_hubcache/peer/blobs/<key>?repo=<type>/<id>: a replica streams a blob to another replica of its
+// GET /_hubcache/peer/blobs/<key>?repo=<fill key prefix>: a replica streams a blob to another replica of its
 // cluster, from its running fill (following the verified-order prefix, with the fill's hold-back),
 // from its local cache, or from S3. Only requests signed with the cluster secret are answered.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { RepoRef, RepoType } from '../hubs/types.js';
+import { createReadStream, promises as fsp } from 'node:fs';
 import { parseRange, sendBlob, sendError, storeDown } from '../server/reply.js';
 import type { MirrorServices, RouteModule } from '../server/services.js';
 import { StoreNotFoundError, StoreUnavailableError } from '../stores/store-errors.js';
-import { assertSafeRepoPath } from '../util/safe-path.js';
 import { PEER_HEADER, verifyPeerRequest, type PeerCheck } from './peer-auth.js';
 
 export const PEER_PREFIX = '/_hubcache/peer/';
 const KEY_RE = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
-const REPO_TYPES: readonly RepoType[] = ['model', 'dataset', 'space'];
-
-function repoOf(repoKey: unknown): RepoRef | undefined {
-  if (typeof repoKey !== 'string') return undefined;
-  const i = repoKey.indexOf('/');
-  const type = repoKey.slice(0, i) as RepoType;
-  const id = repoKey.slice(i + 1);
-  if (i < 0 || !REPO_TYPES.includes(type)) return undefined;
-  try {
-    assertSafeRepoPath(id);
-  } catch {
-    return undefined;
-  }
-  return { hub: 'hf', type, id };
-}
+/** The fill-key prefix a face uses: `model/org/name` (HF, also dataset/space) or `modelscope/org/name`. */
+const REPO_KEY_RE = /^(?:model|dataset|space|modelscope)\/[A-Za-z0-9][A-Za-z0-9._-]*(?:\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 
 export const peerRoutes: RouteModule = (app, s) => {
   const c = s.cluster;
@@ -50,8 +36,9 @@ export const peerRoutes: RouteModule = (app, s) => {
     const no = refused(req, reply);
     if (no) return no;
     const key = (req.params as { key: string }).key;
-    const repo = repoOf((req.query as { repo?: unknown }).repo);
-    if (!KEY_RE.test(key) || !repo) return sendError(reply, 400, 'bad blob key or repo', 'PeerBadRequest');
+    const repo = (req.query as { repo?: unknown }).repo;
+    if (!KEY_RE.test(key) || typeof repo !== 'string' || !REPO_KEY_RE.test(repo) || repo.includes('..'))
+      return sendError(reply, 400, 'bad blob key or repo', 'PeerBadRequest');
     c.counters.peerServed++;
     return servePeerBlob(s, req, reply, key, repo);
   });
@@ -62,10 +49,10 @@ async function servePeerBlob(
   req: FastifyRequest,
   reply: FastifyReply,
   key: string,
-  repo: RepoRef,
+  repoKey: string,
 ): Promise<FastifyReply> {
   reply.header('content-type', 'application/octet-stream');
-  const fill = s.fills.get(`${repo.type}/${repo.id}/${key}`);
+  const fill = s.fills.get(`${repoKey}/${key}`);
   if (fill) {
     const range = parseRange(req.headers.range, fill.size);
     try {
@@ -75,14 +62,25 @@ async function servePeerBlob(
     }
     return sendBlob(req, reply, { size: fill.size, source: 'fill', open: (a, b) => fill.stream(a, b) });
   }
-  const local = { repo, etag: key };
-  const st = await s.store.stat(local);
-  if (st)
+  // The file this replica filled (either hub's layout), else the HF cache's copy in any repo.
+  const filled = s.cluster!.localFile(key);
+  const st = (filled && (await fsp.stat(filled).catch(() => undefined))) || undefined;
+  if (filled && st?.isFile()) {
     return sendBlob(req, reply, {
       size: st.size,
       source: 'store',
-      open: (a, b) => s.store.read(local, { start: a, end: b }),
+      open: (a, b) => createReadStream(filled, { start: a, end: b - 1 }),
     });
+  }
+  const local = await s.store.stat({ etag: key });
+  if (local?.localPath) {
+    const lp = local.localPath;
+    return sendBlob(req, reply, {
+      size: local.size,
+      source: 'store',
+      open: (a, b) => createReadStream(lp, { start: a, end: b - 1 }),
+    });
+  }
   const s3 = s.cluster!.s3;
   try {
     const remote = await s3.stat({ etag: key });

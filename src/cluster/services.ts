@@ -54,6 +54,10 @@ export class ClusterServices {
     s3RangeReads: 0,
   };
   private readonly leaseOpts: LeaseOptions;
+  /** Verified local files of blobs this replica filled, for peers (most recent last; bounded). */
+  private readonly localFiles = new Map<string, string>();
+  /** Uploads to S3 still running after their fill committed (awaited on close). */
+  private readonly uploads = new Set<Promise<void>>();
 
   constructor(readonly options: ClusterOptions) {
     this.replicaId = `r-${randomBytes(6).toString('hex')}`;
@@ -109,7 +113,25 @@ export class ClusterServices {
     if (!this.leaseOpts.address) this.leaseOpts.address = url;
   }
 
-  close(): void {
+  noteLocal(key: string, file: string): void {
+    this.localFiles.delete(key);
+    this.localFiles.set(key, file);
+    if (this.localFiles.size > 10_000) this.localFiles.delete(this.localFiles.keys().next().value!);
+  }
+
+  /** A local file said to hold blob `key` (the caller checks it still exists: gc may have removed it). */
+  localFile(key: string): string | undefined {
+    return this.localFiles.get(key);
+  }
+
+  /** Runs `upload` in the background (the fill's callers need not wait for S3); close() waits for it. */
+  track(upload: Promise<void>): void {
+    this.uploads.add(upload);
+    void upload.finally(() => this.uploads.delete(upload));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.uploads]);
     this.s3.close();
   }
 }

@@ -239,7 +239,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
           services.fills.abortAll();
           await access.flush();
           await cache.close();
-          services.cluster?.close();
+          await services.cluster?.close();
         }
       })();
       return closing;
