@@ -16,7 +16,7 @@ import { ConditionalWritesUnsupportedError } from '../src/stores/store-errors.js
 import { generatedContent, startTestHub, type TestHub } from './fixtures/test-hub.js';
 import { raw } from './fixtures/mirror.js';
 import { rgwSkip, useRgw } from './fixtures/rgw.js';
-import { ROOT, tempDir } from './helpers.js';
+import { ROOT, runCli, tempDir } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const SECRET = 'test-cluster-secret-0123456789';
@@ -29,6 +29,49 @@ interface Replica {
   logs: () => Array<Record<string, unknown>>;
   exited: Promise<number | null>;
 }
+
+describe('cluster: serve flags', () => {
+  const keys = { AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' };
+  test('bad cluster flags are usage errors (exit 2) with one clear message', async () => {
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [['--store', 's3://bkt/p'], keys, /--store needs --cluster-secret/],
+      [['--cluster-secret', SECRET], keys, /--cluster-secret are for cluster mode/],
+      [['--store', 's3://bkt/p', '--cluster-secret', 'short'], keys, /at least 16 characters/],
+      [['--store', 's3://B_/p', '--cluster-secret', SECRET], keys, /not a valid S3 bucket name/],
+      [['--store', 'http://bkt/p', '--cluster-secret', SECRET], keys, /not an s3:\/\/ store URL/],
+      [['--store', 's3://bkt/p', '--s3-endpoint', 'ftp://x', '--cluster-secret', SECRET], keys, /http:\/\/ or https/],
+      [['--store', 's3://bkt/p', '--cluster-secret', SECRET, '--advertise-url', 'nope'], keys, /--advertise-url/],
+      [['--store', 's3://bkt/p', '--cluster-secret', SECRET, '--lease-ttl', '0s'], keys, /--lease-ttl/],
+      [['--store', 's3://bkt/p', '--cluster-secret', SECRET], { AWS_ACCESS_KEY_ID: 'k' }, /must be set together/],
+    ];
+    for (const [args, env, re] of cases) {
+      const r = await runCli(['serve', '--port', '0', '--cache-dir', await tempDir(), ...args], env);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+
+  test('a store that cannot be reached: the replica refuses to start, exit 26', async () => {
+    const r = await runCli(
+      [
+        'serve',
+        '--port',
+        '0',
+        '--cache-dir',
+        await tempDir(),
+        '--store',
+        's3://bkt/p',
+        '--s3-endpoint',
+        'http://127.0.0.1:9',
+      ],
+      { ...keys, HUBCACHE_CLUSTER_SECRET: SECRET },
+    );
+    assert.equal(r.code, 26, r.stderr);
+    assert.match(r.stderr, /cluster mode cannot start: .*ECONNREFUSED/);
+    assert.doesNotMatch(r.stdout, /listening/);
+  });
+});
 
 describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
   const rgw = useRgw();
@@ -68,11 +111,11 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
       },
     );
     let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const url = await new Promise<string>((resolve, reject) => {
       let out = '';
-      child.stdout!.on('data', (c: Buffer) => {
+      child.stdout.on('data', (c: Buffer) => {
         out += c.toString();
         const m = /listening on (\S+)/.exec(out);
         if (m) resolve(m[1]!);
