@@ -179,6 +179,10 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
       sha[`${f}.safetensors`] = generatedContent(SIZE, 100 + i).sha256();
     }
     hub.hf.createRepo('org/m').commit(files);
+    hub.hf.createRepo('org/gated', { gated: 'manual' }).commit({ 'g.safetensors': { size: SIZE, seed: 400 } });
+    sha['g.safetensors'] = generatedContent(SIZE, 400).sha256();
+    hub.tokens.add('hf_alice', { canAccessGated: true, name: 'alice' });
+    hub.tokens.add('hf_bob', { canAccessGated: false, name: 'bob' });
     hub.ms.createRepo('org/ms').commit({ 'w.bin': { size: SIZE, seed: 300 } });
     sha['ms/w.bin'] = generatedContent(SIZE, 300).sha256();
     bucket = await rgw().newBucket();
@@ -264,6 +268,25 @@ describe('cluster: replicas on one S3 bucket', { skip: rgwSkip }, () => {
     assert.equal(digest(second.body), sha['ms/w.bin']);
     assert.equal((await counters(b)).s3Fills, before + 1);
     assert.equal(cdnMs(), upstream, 'no second upstream transfer');
+  });
+
+  test('gated-repo rules hold on every replica: a blob in S3 goes only to callers upstream accepts', async () => {
+    const [a, b, c] = replicas as [Replica, Replica, Replica];
+    const url = (r: Replica): string => `${r.url}/org/gated/resolve/main/g.safetensors`;
+    const alice = await raw(url(a), { headers: { authorization: 'Bearer hf_alice' } });
+    assert.equal(alice.status, 200);
+    assert.equal(digest(alice.body), sha['g.safetensors']);
+    await uploaded(a, (await counters(a)).upstreamFills);
+    for (const r of [b, c]) {
+      const anon = await raw(url(r));
+      assert.equal(anon.status, 401, 'anonymous');
+      assert.equal(anon.headers['x-error-code'], 'GatedRepo');
+      const bob = await raw(url(r), { headers: { authorization: 'Bearer hf_bob', range: 'bytes=0-99' } });
+      assert.equal(bob.status, 403, 'bob, also for a range (S3 read path)');
+      assert.ok(!bob.body.includes(alice.body.subarray(0, 64)), 'no byte of the blob');
+      const ok = await raw(url(r), { headers: { authorization: 'Bearer hf_alice' } });
+      assert.equal(digest(ok.body), sha['g.safetensors']);
+    }
   });
 
   test('the peer endpoint refuses requests without, or with a wrong, signature', async () => {
