@@ -24,6 +24,10 @@ export const ExitCode = {
   notWritable: 23,
   localPath: 24,
   inUse: 25,
+  /** `serve --store`: the object store cannot be reached (at startup). */
+  storeUnavailable: 26,
+  /** `serve --store`: the object store lacks the conditional writes a cluster needs. */
+  storeUnsupported: 27,
   interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

@@ -39,10 +39,10 @@ describe('LocalBlobStore', () => {
     await fs.writeFile(path.join(root, 'models--org--m', 'blobs', `${ETAG}.hc0123.incomplete`), 'x');
     const listed: string[] = [];
     for await (const b of store.list())
-      listed.push(`${b.key.repo.type}:${b.key.repo.id}:${b.key.etag.slice(0, 4)}:${b.size}`);
+      listed.push(`${b.key.repo?.type}:${b.key.repo?.id}:${b.key.etag.slice(0, 4)}:${b.size}`);
     assert.deepEqual(listed.sort(), ['dataset:org/d:bbbb:2', 'model:org/m:aaaa:10']);
     const onlyModel: string[] = [];
-    for await (const b of store.list(repo)) onlyModel.push(b.key.etag);
+    for await (const b of store.list({ repo })) onlyModel.push(b.key.etag);
     assert.deepEqual(onlyModel, [ETAG]);
     assert.equal(await store.delete(key), true);
     assert.equal(await store.delete(key), false);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { IntegrityError, UsageError } from '../src/errors.js';
+import { LocalBlobStore, type BlobStore } from '../src/stores/blob-store.js';
 import { S3BlobStore, MIN_PART_SIZE } from '../src/stores/s3-blob-store.js';
 import { parseS3Url, s3ConfigFromEnv } from '../src/stores/s3-client.js';
 import { commitMetaKey, refKey, type RefRecord } from '../src/stores/s3-layout.js';
@@ -84,7 +85,7 @@ describe('s3 store config', () => {
     });
     const store = new S3BlobStore({ ...config, idleTimeoutMs: 200, maxAttempts: 2 });
     try {
-      await assert.rejects(store.has('a'.repeat(64)), (err: unknown) => err instanceof StoreUnavailableError);
+      await assert.rejects(store.has({ etag: 'a'.repeat(64) }), (err: unknown) => err instanceof StoreUnavailableError);
       await assert.rejects(store.putJson('refs/x.json', {}), (err: unknown) => err instanceof StoreUnavailableError);
       assert.ok(held.length >= 2, 'the calls reached the stalled server');
     } finally {
@@ -97,7 +98,7 @@ describe('s3 store config', () => {
   test('blob keys are hashes only', async () => {
     const store = S3BlobStore.fromUrl('s3://b1x', { env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:9' } });
     for (const bad of ['../x', 'ABC', 'a'.repeat(63), `${'a'.repeat(40)}/x`, '']) {
-      await assert.rejects(store.has(bad), UsageError, bad);
+      await assert.rejects(store.has({ etag: bad }), UsageError, bad);
     }
     store.close();
   });
@@ -113,6 +114,34 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
   };
   after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
+  test('one BlobStore interface: the local HF cache and the bucket answer the same calls alike', async () => {
+    const data = randomBytes(5000);
+    const etag = sha256(data);
+    const repo = { hub: 'hf' as const, type: 'model' as const, id: 'org/m' };
+    const stores: Array<[string, BlobStore]> = [
+      ['local', new LocalBlobStore(await tempDir())],
+      ['s3', await rgw().newStore('iface')],
+    ];
+    for (const [name, store] of stores) {
+      const key = { etag, repo };
+      assert.equal(await store.has(key), false, name);
+      assert.equal(await store.stat({ etag }), undefined, name);
+      assert.deepEqual(await store.put(key, await fileOf(await tempDir(), data), { sha256: etag }), { stored: true });
+      // Found by content alone too (the local store looks in every repo).
+      assert.equal((await store.stat({ etag }))?.size, 5000, name);
+      assert.ok((await readAll(await store.read({ etag }))).equals(data), name);
+      assert.ok((await readAll(await store.read(key, { start: 10, end: 20 }))).equals(data.subarray(10, 20)), name);
+      assert.equal((await readAll(await store.read(key, { start: 7, end: 7 }))).length, 0, name);
+      const listed: string[] = [];
+      for await (const b of store.list({ prefix: etag.slice(0, 8) })) listed.push(`${b.key.etag}:${b.size}`);
+      assert.deepEqual(listed, [`${etag}:5000`], name);
+      await store.markUsed(key);
+      assert.equal(await store.delete(key), true, name);
+      assert.equal(await store.delete(key), false, name);
+      await assert.rejects(store.read(key), name);
+    }
+  });
+
   test('small blobs: put, has, stat, read, range, list, delete (sha256 and git sha1 keys)', async () => {
     const store = await rgw().newStore('mirror/one');
     const dir = await tempDir();
@@ -120,24 +149,24 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     const b = Buffer.from('a small git file\n');
     const ka = sha256(a);
     const kb = gitBlobSha1(b);
-    assert.equal(await store.has(ka), false);
-    assert.equal(await store.stat(ka), undefined);
-    assert.deepEqual(await store.put(ka, await fileOf(dir, a)), { uploaded: true });
-    assert.deepEqual(await store.put(kb, await fileOf(dir, b)), { uploaded: true });
-    assert.equal(await store.has(ka), true);
-    assert.equal((await store.stat(ka))?.size, 3000);
-    assert.deepEqual(await readAll(await store.read(ka)), a);
-    assert.deepEqual(await readAll(await store.read(kb)), b);
-    assert.deepEqual(await readAll(await store.read(ka, { start: 100, end: 199 })), a.subarray(100, 200));
-    assert.deepEqual(await readAll(await store.read(ka, { start: 2990 })), a.subarray(2990));
+    assert.equal(await store.has({ etag: ka }), false);
+    assert.equal(await store.stat({ etag: ka }), undefined);
+    assert.deepEqual(await store.put({ etag: ka }, await fileOf(dir, a)), { stored: true });
+    assert.deepEqual(await store.put({ etag: kb }, await fileOf(dir, b)), { stored: true });
+    assert.equal(await store.has({ etag: ka }), true);
+    assert.equal((await store.stat({ etag: ka }))?.size, 3000);
+    assert.deepEqual(await readAll(await store.read({ etag: ka })), a);
+    assert.deepEqual(await readAll(await store.read({ etag: kb })), b);
+    assert.deepEqual(await readAll(await store.read({ etag: ka }, { start: 100, end: 200 })), a.subarray(100, 200));
+    assert.deepEqual(await readAll(await store.read({ etag: ka }, { start: 2990, end: 3000 })), a.subarray(2990));
     // Content addressing: the same blob again is not uploaded again.
-    assert.deepEqual(await store.put(ka, await fileOf(dir, a), { sha256: ka }), { uploaded: false });
+    assert.deepEqual(await store.put({ etag: ka }, await fileOf(dir, a), { sha256: ka }), { stored: false });
 
     const all: string[] = [];
-    for await (const e of store.list()) all.push(`${e.key}:${e.size}`);
+    for await (const e of store.list()) all.push(`${e.key.etag}:${e.size}`);
     assert.deepEqual(all.sort(), [`${ka}:3000`, `${kb}:${b.length}`].sort());
     const some: string[] = [];
-    for await (const e of store.list(kb.slice(0, 6))) some.push(e.key);
+    for await (const e of store.list({ prefix: kb.slice(0, 6) })) some.push(e.key.etag);
     assert.deepEqual(some, [kb]);
 
     // The bucket reads as the README's layout says.
@@ -145,11 +174,11 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     for await (const o of store.objects.list('')) keys.push(o.key);
     assert.deepEqual(keys.sort(), [`blobs/sha1/${kb}`, `blobs/sha256/${ka}`]);
 
-    await store.delete(ka);
-    assert.equal(await store.has(ka), false);
-    await assert.rejects(store.read(ka), StoreNotFoundError);
-    await assert.rejects(store.read(kb, { start: 10_000 }), StoreRangeError);
-    await assert.rejects(store.read(kb, { start: 5, end: 2 }), StoreRangeError);
+    await store.delete({ etag: ka });
+    assert.equal(await store.has({ etag: ka }), false);
+    await assert.rejects(store.read({ etag: ka }), StoreNotFoundError);
+    await assert.rejects(store.read({ etag: kb }, { start: 10_000, end: 10_001 }), StoreRangeError);
+    await assert.rejects(store.read({ etag: kb }, { start: 5, end: 2 }), StoreRangeError);
   });
 
   test('a multipart blob (5 MiB parts) streams up and reads back whole and by ranges across parts', async (t) => {
@@ -159,13 +188,13 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     const key = sha256(data);
     const file = await fileOf(dir, data);
     let t0 = performance.now();
-    assert.deepEqual(await store.put(key, file, { sha256: key }), { uploaded: true });
+    assert.deepEqual(await store.put({ etag: key }, file, { sha256: key }), { stored: true });
     const putMs = performance.now() - t0;
-    const st = await store.stat(key);
+    const st = await store.stat({ etag: key });
     assert.equal(st?.size, data.length);
     assert.match(st?.etag ?? '', /-3$/, 'a three-part multipart upload');
     t0 = performance.now();
-    const back = await readAll(await store.read(key));
+    const back = await readAll(await store.read({ etag: key }));
     const getMs = performance.now() - t0;
     assert.ok(back.equals(data));
     const mib = data.length / 2 ** 20;
@@ -181,7 +210,7 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
       [7, 2 * MIN_PART_SIZE + 5],
     ] as const) {
       assert.ok(
-        (await readAll(await store.read(key, { start, end }))).equals(data.subarray(start, end + 1)),
+        (await readAll(await store.read({ etag: key }, { start, end: end + 1 }))).equals(data.subarray(start, end + 1)),
         `${start}-${end}`,
       );
     }
@@ -192,21 +221,21 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     const dir = await tempDir();
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const key = sha256(data);
-    await direct.put(key, await fileOf(dir, data));
+    await direct.put({ etag: key }, await fileOf(dir, data));
     const relay = await cuttingRelay(rgw().endpoint);
     const url = `s3://${direct.objects.config.bucket}/cut`;
     const viaRelay = S3BlobStore.fromUrl(url, { env: { ...rgw().env, AWS_ENDPOINT_URL_S3: relay.endpoint } });
     try {
       relay.arm(2, 1024 * 1024);
-      const whole = await viaRelay.read(key);
+      const whole = await viaRelay.read({ etag: key });
       assert.ok((await readAll(whole)).equals(data));
       assert.equal(whole.resumes(), 2);
       relay.arm(1, 700_000);
-      const part = await viaRelay.read(key, { start: 1000, end: 2_000_000 });
+      const part = await viaRelay.read({ etag: key }, { start: 1000, end: 2_000_001 });
       assert.ok((await readAll(part)).equals(data.subarray(1000, 2_000_001)));
       assert.equal(part.resumes(), 1);
       relay.arm(100, 300_000);
-      await assert.rejects(readAll(await viaRelay.read(key)), StoreUnavailableError);
+      await assert.rejects(readAll(await viaRelay.read({ etag: key })), StoreUnavailableError);
     } finally {
       viaRelay.close();
       relay.close();
@@ -219,11 +248,14 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     const good = Buffer.from('the real bytes');
     const key = sha256(good);
     const file = await fileOf(dir, Buffer.from('other bytes'));
-    await assert.rejects(store.put(key, file), IntegrityError);
-    await assert.rejects(store.put(key, file, { sha256: sha256(Buffer.from('other bytes')) }), IntegrityError);
-    await assert.rejects(store.put(gitBlobSha1(good), file), IntegrityError);
-    assert.equal(await store.has(key), false);
-    assert.equal(await store.has(gitBlobSha1(good)), false);
+    await assert.rejects(store.put({ etag: key }, file), IntegrityError);
+    await assert.rejects(
+      store.put({ etag: key }, file, { sha256: sha256(Buffer.from('other bytes')) }),
+      IntegrityError,
+    );
+    await assert.rejects(store.put({ etag: gitBlobSha1(good) }, file), IntegrityError);
+    assert.equal(await store.has({ etag: key }), false);
+    assert.equal(await store.has({ etag: gitBlobSha1(good) }), false);
   });
 
   test('metadata objects: create-only, replace by ETag, stale ETag refused', async () => {
@@ -282,14 +314,14 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     const dir = await tempDir();
     const data = randomBytes(50_000);
     const key = sha256(data);
-    await store.put(key, await fileOf(dir, data));
+    await store.put({ etag: key }, await fileOf(dir, data));
     await store.check();
 
     await rgw().stopGateway();
     const other = randomBytes(1000);
-    await assert.rejects(store.has(key), StoreUnavailableError);
-    await assert.rejects(store.read(key), StoreUnavailableError);
-    await assert.rejects(store.put(sha256(other), await fileOf(dir, other)), StoreUnavailableError);
+    await assert.rejects(store.has({ etag: key }), StoreUnavailableError);
+    await assert.rejects(store.read({ etag: key }), StoreUnavailableError);
+    await assert.rejects(store.put({ etag: sha256(other) }, await fileOf(dir, other)), StoreUnavailableError);
     await assert.rejects(store.putJson('refs/x.json', { a: 1 }, { ifNoneMatch: '*' }), StoreUnavailableError);
     await assert.rejects(
       store.check(),
@@ -297,9 +329,9 @@ describe('S3 blob store on a real Ceph RGW', { skip: rgwSkip }, () => {
     );
 
     await rgw().start();
-    assert.equal(await store.has(key), true);
-    assert.ok((await readAll(await store.read(key))).equals(data));
-    assert.deepEqual(await store.put(sha256(other), await fileOf(dir, other)), { uploaded: true });
+    assert.equal(await store.has({ etag: key }), true);
+    assert.ok((await readAll(await store.read({ etag: key }))).equals(data));
+    assert.deepEqual(await store.put({ etag: sha256(other) }, await fileOf(dir, other)), { stored: true });
     assert.equal((await store.putJson('refs/x.json', { a: 1 }, { ifNoneMatch: '*' })).ok, true);
   });
 });

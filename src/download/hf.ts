@@ -277,9 +277,9 @@ function hfTransfer(
   partialDir: string,
   partialKey: string,
   finalPath: string,
-  opts: Pick<DownloadOptions, 'signal' | 'onProgress'>,
+  opts: Pick<DownloadOptions, 'signal' | 'onProgress'> & Pick<EnsureBlobOptions, 'source'>,
 ) {
-  const source = () => client.downloadSource(repo, commit, f, opts.signal);
+  const source = opts.source ?? (() => client.downloadSource(repo, commit, f, opts.signal));
   return transferRequest(
     { path: f.path, source, expected: expectedContentOf(f), partialDir, partialKey, finalPath },
     opts,
@@ -312,6 +312,11 @@ export interface EnsureBlobOptions {
   onPartial?: TransferRequest['onPartial'];
   /** Re-download even if the blob is there. */
   forceDownload?: boolean;
+  /**
+   * Where to GET the bytes instead of the hub (a mirror cluster: the shared store, or the replica that
+   * fills the blob). Same verification and commit as a hub download.
+   */
+  source?: TransferRequest['source'];
 }
 
 export interface EnsuredBlob {

@@ -262,6 +262,8 @@ export interface EnsureMsFileOptions {
   signal?: AbortSignal;
   /** See TransferRequest.onPartial: the partial file and its written prefix, while the file fills. */
   onPartial?: TransferRequest['onPartial'];
+  /** Where to GET the bytes instead of the hub (a mirror cluster's store or peer); same verification. */
+  source?: TransferRequest['source'];
 }
 
 /**
@@ -325,7 +327,7 @@ async function fetchFile(
       .update(`${f.path}\0${f.msRevision ?? ''}`)
       .digest('hex')}`;
   const staged = stagedPath(target.partialDir, key, f.path);
-  const source = async () => client.downloadSource(repo, revisionName, f);
+  const source = opts.source ?? (async () => client.downloadSource(repo, revisionName, f));
   const req = transferRequest(
     {
       path: f.path,

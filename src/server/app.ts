@@ -3,6 +3,8 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import path from 'node:path';
 import { Cache } from '../cache.js';
+import { PEER_PREFIX, peerRoutes } from '../cluster/peer-route.js';
+import { ClusterServices } from '../cluster/services.js';
 import { HfClient } from '../hubs/hf.js';
 import { LocalBlobStore } from '../stores/blob-store.js';
 import { AccessControl, type Caller } from './access.js';
@@ -25,6 +27,8 @@ export interface MirrorOptions {
   routes?: RouteModule[];
   /** Where JSON log lines go (default stdout); `false` silences logs. */
   logStream?: { write(line: string): unknown } | false;
+  /** Cluster mode: replaces the startup conditional-write probe (a test double of the store's answers). */
+  clusterProbe?: Parameters<ClusterServices['check']>[0];
 }
 
 export interface Mirror {
@@ -109,6 +113,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
       // The server's own token per upstream; the pool is the Cache's (shared with the engine).
       client: new HfClient({ endpoint, token, http: cache.http }),
     }),
+    ...(options.cluster ? { cluster: new ClusterServices(options.cluster) } : {}),
   };
 
   // Every request: id, caller identity (API key check), and one `request` event + log line when it ends.
@@ -153,6 +158,8 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
       );
     });
     if (req.url === '/healthz') return;
+    // Replicas authenticate each other with the cluster secret (peer-route.ts), not with API keys.
+    if (services.cluster && req.url.startsWith(PEER_PREFIX)) return;
     const { ok, caller } = access.identify(req.headers);
     if (!ok) {
       req.hubcache.route = 'auth';
@@ -173,6 +180,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
   });
 
   registerHfFace(app, services);
+  peerRoutes(app, services);
   for (const r of [...FEATURE_ROUTES, ...(mo.routes ?? [])]) r(app, services);
 
   // After a fill, keep the store under --max-size (debounced: one gc for a burst of fills).
@@ -206,11 +214,15 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
     app,
     services,
     async listen() {
+      // A replica that cannot use the shared store refuses to start (before taking its port).
+      await services.cluster?.check(mo.clusterProbe);
       await app.listen({ host: options.host, port: options.port });
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : options.port;
       const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-      return `http://${host}:${port}`;
+      const url = `http://${host}:${port}`;
+      services.cluster?.listening(url);
+      return url;
     },
     close(drainMs = options.drainMs) {
       closing ??= (async () => {
@@ -227,6 +239,7 @@ export function createMirror(options: ServeOptions, mo: MirrorOptions = {}): Mir
           services.fills.abortAll();
           await access.flush();
           await cache.close();
+          await services.cluster?.close();
         }
       })();
       return closing;

@@ -110,6 +110,11 @@ export class FillManager {
 
   constructor(private readonly events: MirrorEventBus) {}
 
+  /** The running fill for `key`, if any (a peer replica streams from it). */
+  get(key: string): Fill | undefined {
+    return this.fills.get(key);
+  }
+
   /** The running fill for `key`, or a new one started with `start`. */
   join(key: string, start: FillStart): Fill {
     const running = this.fills.get(key);

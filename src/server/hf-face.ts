@@ -4,7 +4,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { clusterFill, type EnsureFrom } from '../cluster/blob-fill.js';
 import { ensureBlob } from '../download/hf.js';
+import { StoreUnavailableError } from '../stores/store-errors.js';
 import { normalizeEtag, quoteAll, quotePath } from '../hubs/hf.js';
 import { isCommitHash } from '../hubs/repo-ref.js';
 import type { RemoteFile, RepoRef, RepoType } from '../hubs/types.js';
@@ -14,7 +16,7 @@ import { refuses, type Caller, type Decision, type Visibility } from './access.j
 import type { MirrorServices } from './services.js';
 import type { Loaded, Lookup } from './metadata-cache.js';
 import { MAX_HTTP_DOWNLOAD_SIZE } from './options.js';
-import { parseRange, pickHeaders, sendAnswer, sendBlob, sendError, STALE_HEADER } from './reply.js';
+import { parseRange, pickHeaders, sendAnswer, sendBlob, sendError, STALE_HEADER, storeDown } from './reply.js';
 import { UpstreamDownError, type Answer } from './upstream.js';
 import { pathsOfBody, storeMetadata } from './store-metadata.js';
 import { stripXetJson, stripXetLinks } from './xet.js';
@@ -379,7 +381,9 @@ class HfFace {
       void this.s.store.markUsed(key);
       await this.writeRef(loc, rev, meta.commit);
       const buffer =
-        req.method === 'GET' && st.localPath ? await this.s.hot.get(st.localPath, st.size, st.mtimeMs) : undefined;
+        req.method === 'GET' && st.localPath && st.mtimeMs !== undefined
+          ? await this.s.hot.get(st.localPath, st.size, st.mtimeMs)
+          : undefined;
       return sendBlob(req, identify(), {
         size: meta.size,
         source: 'store',
@@ -400,6 +404,26 @@ class HfFace {
         source: 'none',
         open: () => Promise.reject(new Error('HEAD')),
       });
+    const range = parseRange(req.headers.range, meta.size);
+    const c = this.s.cluster;
+    if (c && typeof range === 'object' && !this.s.fills.get(`${loc.repoKey}/${meta.etag}`)) {
+      // A range of a blob the cluster has but this replica does not: straight from S3, no local fill.
+      try {
+        const remote = await c.s3.stat({ etag: meta.etag });
+        if (remote && remote.size === meta.size) {
+          c.counters.s3RangeReads++;
+          await this.writeRef(loc, rev, meta.commit);
+          return sendBlob(req, identify(), {
+            size: meta.size,
+            source: 'store',
+            open: (a, b) => c.s3.read({ etag: meta.etag }, { start: a, end: b }),
+          });
+        }
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) return storeDown(reply, err);
+        throw err;
+      }
+    }
     const fill = this.startFill(
       loc,
       rev,
@@ -409,10 +433,10 @@ class HfFace {
       found.upstream,
     );
     // Headers go out with the first byte: a fill that fails before it still gets a proper 502.
-    const range = parseRange(req.headers.range, meta.size);
     try {
       await fill.whenAvailable(typeof range === 'object' ? range.start : 0);
     } catch (err) {
+      if (err instanceof StoreUnavailableError) return storeDown(reply, err);
       return sendError(
         reply,
         502,
@@ -446,9 +470,26 @@ class HfFace {
       upstream: urls[0] as string,
       run: async (onPartial, signal) => {
         const endpoint = urls[Math.min(attempt++, urls.length - 1)] as string;
-        const r = await ensureBlob(s.hfContext(endpoint, token), loc.repo, meta.commit, file, { onPartial, signal });
+        const ensure: EnsureFrom = async (source, sig = signal) =>
+          (
+            await ensureBlob(s.hfContext(endpoint, token), loc.repo, meta.commit, file, {
+              onPartial,
+              signal: sig,
+              ...(source ? { source } : {}),
+            })
+          ).path;
+        const p = s.cluster
+          ? await clusterFill(s.cluster, {
+              key: meta.etag,
+              size: meta.size,
+              repoKey: loc.repoKey,
+              ensure,
+              signal,
+              log: s.log,
+            })
+          : await ensure();
         await this.writeRef(loc, rev, meta.commit);
-        return r.path;
+        return p;
       },
     });
     // A caller that joined with another branch name records its ref too.

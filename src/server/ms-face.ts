@@ -9,10 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp, createReadStream } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { clusterFill, type EnsureFrom } from '../cluster/blob-fill.js';
 import { ensureMsFile, type MsDownloadContext } from '../download/modelscope.js';
 import { quotePlus } from '../hubs/modelscope.js';
 import type { RemoteFile, RepoRef } from '../hubs/types.js';
 import { ModelScopeCache } from '../layouts/modelscope-cache.js';
+import { StoreUnavailableError } from '../stores/store-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
 import { hashToken, type Caller } from './access.js';
 import type { Loaded, Lookup } from './metadata-cache.js';
@@ -316,13 +318,32 @@ class MsFace {
       repo: loc.repoKey,
       path: file.path,
       upstream: this.s.msUpstreams.primary,
-      run: async (onPartial, signal) =>
-        (await ensureMsFile({ ...this.ctx, token }, loc.repo, revision ?? 'master', file, { onPartial, signal })).path,
+      run: async (onPartial, signal) => {
+        const ensure: EnsureFrom = async (source, sig = signal) =>
+          (
+            await ensureMsFile({ ...this.ctx, token }, loc.repo, revision ?? 'master', file, {
+              onPartial,
+              signal: sig,
+              ...(source ? { source } : {}),
+            })
+          ).path;
+        // In a cluster, files with a sha256 (all but the odd legacy one) are blobs of the shared store.
+        const c = this.s.cluster;
+        return c && file.sha256
+          ? clusterFill(c, { key: file.sha256, size: file.size, repoKey: loc.repoKey, ensure, signal, log: this.s.log })
+          : ensure();
+      },
     });
     const range = parseRange(req.headers.range, file.size);
     try {
       await fill.whenAvailable(typeof range === 'object' ? range.start : 0);
     } catch (err) {
+      if (err instanceof StoreUnavailableError)
+        return sendEnvelopeError(
+          reply.header('retry-after', '5'),
+          503,
+          `The mirror's shared store is unavailable: ${err.message}`,
+        );
       return sendEnvelopeError(reply, 502, `Fetching ${filePath} from ModelScope failed: ${(err as Error).message}`);
     }
     return sendBlob(req, reply, { size: file.size, source: 'fill', open: (s, e) => fill.stream(s, e) });

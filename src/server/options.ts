@@ -1,5 +1,6 @@
 // What `hubcache serve` is configured with (flags, HUBCACHE_SERVE_* variables, or a library caller).
 import { HF_DEFAULT_ENDPOINT, MS_DEFAULT_ENDPOINT } from '../config.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import type { TransferOptions } from '../transfer/types.js';
 
 export interface ServeOptions {
@@ -36,6 +37,8 @@ export interface ServeOptions {
   /** Memory for hot warm blobs answered from RAM (hot-blobs.ts); 0 = always stream from disk. */
   hotCacheBytes: number;
   transfer?: Partial<TransferOptions>;
+  /** Cluster mode: replicas share one S3 bucket; `cacheDir` is then this replica's read-through cache. */
+  cluster?: ClusterOptions;
 }
 
 export const DEFAULT_SERVE_OPTIONS: Readonly<Omit<ServeOptions, 'cacheDir'>> = Object.freeze({

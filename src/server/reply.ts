@@ -32,6 +32,12 @@ export function sendError(reply: FastifyReply, status: number, message: string, 
   return reply.send(JSON.stringify({ error: message }));
 }
 
+/** 503 for a request that needs the cluster's shared store while it does not answer (it retries by itself). */
+export function storeDown(reply: FastifyReply, err: Error): FastifyReply {
+  reply.header('retry-after', '5');
+  return sendError(reply, 503, `The mirror's shared store is unavailable: ${err.message}`, 'MirrorStoreUnavailable');
+}
+
 /** Upstream headers worth passing on with a metadata answer (everything else is the mirror's business). */
 export const PASSED_HEADERS = ['content-type', 'x-error-code', 'x-error-message', 'x-repo-commit', 'x-total-count'];
 

@@ -2,6 +2,7 @@
 // this, never app.ts, so there is no import cycle.
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Cache } from '../cache.js';
+import type { ClusterServices } from '../cluster/services.js';
 import type { HfDownloadContext } from '../download/hf.js';
 import type { LocalBlobStore } from '../stores/blob-store.js';
 import type { AccessControl, Caller } from './access.js';
@@ -38,6 +39,8 @@ export interface MirrorServices {
   originOf: (req: FastifyRequest) => string;
   /** Download-layer context for a blob fill from `endpoint` with `token`. */
   hfContext: (endpoint: string, token: string | undefined) => HfDownloadContext;
+  /** Cluster mode (`--store s3://...`): the shared store, leases, peers. */
+  cluster?: ClusterServices;
 }
 
 /** A face or feature: registers its routes on the app. Static routes win over the faces' wildcards. */

@@ -1,24 +1,30 @@
-// Where verified blobs live, behind one small interface, so the mirror (src/server/) can read
-// them from the local HF cache today and from an object store later. A blob is addressed by its
-// repo and its HF etag (sha256 for LFS files, git blob sha1 otherwise), as in `blobs/<etag>`.
-// Only complete, verified content is ever `put`; partial downloads are not the store's business.
+// Where verified blobs live, behind one interface that the mirror reads and fills through: the local HF
+// cache (LocalBlobStore, below) and a bucket shared by the replicas of a cluster (S3BlobStore,
+// s3-blob-store.ts). A blob is named by its HF etag: a sha256 for LFS files, a git blob sha1 otherwise
+// (`blobs/<etag>`). The local cache keeps a copy per repo, so its keys also name the repo; a
+// content-addressed store ignores the repo. Only complete, verified content is ever `put`.
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { HfRepoCache, parseRepoFolderName } from '../layouts/hf-cache.js';
+import { UsageError } from '../errors.js';
+import { HfRepoCache, parseRepoFolderName, repoFolderName } from '../layouts/hf-cache.js';
 import type { RepoRef } from '../hubs/types.js';
 import { syncDir } from '../transfer/disk.js';
 
 export interface BlobKey {
-  repo: RepoRef;
   etag: string;
+  /** Whose copy, for a store laid out per repo; without it the local store looks in every repo. */
+  repo?: RepoRef;
 }
 
 export interface BlobStat {
   size: number;
-  mtimeMs: number;
+  /** When the local copy was last written (hot-blob cache validation). */
+  mtimeMs?: number;
   /** A local file holding the bytes, when the store has one (lets a server hand it to sendfile). */
   localPath?: string;
+  /** The object store's own version tag (unquoted), when it has one. */
+  etag?: string;
 }
 
 /** Byte range `[start, end)`. */
@@ -27,18 +33,30 @@ export interface BlobRange {
   end: number;
 }
 
+export interface BlobPutOptions {
+  /** Move the file instead of copying it (local store). */
+  move?: boolean;
+  /** The file's sha256 when the caller verified it already (saves hashing it again). */
+  sha256?: string;
+}
+
 export interface BlobStore {
+  /** Where the store is, for messages. */
+  readonly where: string;
   has(key: BlobKey): Promise<boolean>;
   stat(key: BlobKey): Promise<BlobStat | undefined>;
   /** The bytes (of `range`, default all); rejects when the blob is missing. */
   read(key: BlobKey, range?: BlobRange): Promise<Readable>;
-  /** Adds a verified file as this blob (moved when `move`, else copied); atomic: readers see all or nothing. */
-  put(key: BlobKey, fromFile: string, opts?: { move?: boolean }): Promise<void>;
+  /**
+   * Adds a verified file as this blob; atomic: readers see all or nothing. `stored: false` when the
+   * store had the blob already (a content-addressed store does not upload it again).
+   */
+  put(key: BlobKey, fromFile: string, opts?: BlobPutOptions): Promise<{ stored: boolean }>;
   /** True when something was removed. */
   delete(key: BlobKey): Promise<boolean>;
-  /** Every blob, or those of one repo. */
-  list(repo?: RepoRef): AsyncIterable<{ key: BlobKey; size: number }>;
-  /** Records a read for LRU eviction (gc removes the least recently used revisions). */
+  /** Every blob, or those of one repo (per-repo stores), or those whose etag starts with `prefix`. */
+  list(filter?: { repo?: RepoRef; prefix?: string }): AsyncIterable<{ key: BlobKey; size: number }>;
+  /** Records a read for LRU eviction (gc removes the least recently used revisions); may do nothing. */
   markUsed(key: BlobKey): Promise<void>;
 }
 
@@ -53,8 +71,26 @@ export class LocalBlobStore implements BlobStore {
 
   constructor(readonly root: string) {}
 
+  get where(): string {
+    return this.root;
+  }
+
+  /** The blob's path in the key's repo; UsageError without a repo (use stat() to find any copy). */
   blobPath(key: BlobKey): string {
+    if (!key.repo) throw new UsageError(`local blob ${key.etag}: which repo's copy?`);
     return new HfRepoCache(this.root, key.repo).blobPath(key.etag);
+  }
+
+  /** The key's own copy, or without a repo the first repo holding this etag. */
+  private async locate(key: BlobKey): Promise<string | undefined> {
+    if (key.repo) return this.blobPath(key);
+    if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(key.etag)) return undefined;
+    for (const folder of await readdirQuiet(this.root)) {
+      if (!parseRepoFolderName(folder)) continue;
+      const p = path.join(this.root, folder, 'blobs', key.etag);
+      if ((await fsp.stat(p).catch(() => undefined))?.isFile()) return p;
+    }
+    return undefined;
   }
 
   async has(key: BlobKey): Promise<boolean> {
@@ -62,7 +98,8 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async stat(key: BlobKey): Promise<BlobStat | undefined> {
-    const p = this.blobPath(key);
+    const p = await this.locate(key);
+    if (!p) return undefined;
     try {
       const st = await fsp.stat(p);
       return st.isFile() ? { size: st.size, mtimeMs: st.mtimeMs, localPath: p } : undefined;
@@ -72,7 +109,7 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async read(key: BlobKey, range?: BlobRange): Promise<Readable> {
-    const p = this.blobPath(key);
+    const p = (await this.locate(key)) ?? this.blobPath(key);
     const fh = await fsp.open(p, 'r'); // rejects now (ENOENT) rather than as a stream error later
     if (range && range.end <= range.start) {
       await fh.close();
@@ -85,7 +122,7 @@ export class LocalBlobStore implements BlobStore {
     });
   }
 
-  async put(key: BlobKey, fromFile: string, opts: { move?: boolean } = {}): Promise<void> {
+  async put(key: BlobKey, fromFile: string, opts: BlobPutOptions = {}): Promise<{ stored: boolean }> {
     const target = this.blobPath(key);
     await fsp.mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.${process.pid}.${Date.now().toString(36)}.tmp`;
@@ -94,6 +131,7 @@ export class LocalBlobStore implements BlobStore {
       else await fsp.copyFile(fromFile, tmp);
       await fsp.rename(tmp, target);
       await syncDir(path.dirname(target));
+      return { stored: true };
     } catch (err) {
       await fsp.rm(tmp, { force: true });
       throw err;
@@ -102,7 +140,7 @@ export class LocalBlobStore implements BlobStore {
 
   async delete(key: BlobKey): Promise<boolean> {
     try {
-      await fsp.unlink(this.blobPath(key));
+      await fsp.unlink((await this.locate(key)) ?? this.blobPath(key));
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -110,8 +148,9 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  async *list(repo?: RepoRef): AsyncIterable<{ key: BlobKey; size: number }> {
-    const folders = repo ? [new HfRepoCache(this.root, repo).folderName] : await readdirQuiet(this.root);
+  async *list(filter: { repo?: RepoRef; prefix?: string } = {}): AsyncIterable<{ key: BlobKey; size: number }> {
+    const { repo, prefix = '' } = filter;
+    const folders = repo ? [repoFolderName(repo.type, repo.id)] : await readdirQuiet(this.root);
     for (const folder of folders) {
       const parsed = parseRepoFolderName(folder);
       if (!parsed) continue;
@@ -119,6 +158,7 @@ export class LocalBlobStore implements BlobStore {
       const dir = path.join(this.root, folder, 'blobs');
       for (const name of await readdirQuiet(dir)) {
         if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(name)) continue; // partials and temp files are not blobs
+        if (!name.startsWith(prefix)) continue;
         const st = await fsp.stat(path.join(dir, name)).catch(() => undefined);
         if (st?.isFile()) yield { key: { repo: ref, etag: name }, size: st.size };
       }
@@ -126,7 +166,8 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async markUsed(key: BlobKey): Promise<void> {
-    const p = this.blobPath(key);
+    const p = await this.locate(key);
+    if (!p) return;
     const now = Date.now();
     if (now - (this.marked.get(p) ?? 0) < MARK_USED_EVERY_MS) return;
     this.marked.set(p, now);

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { IntegrityError } from '../errors.js';
 import { gitBlobSha1File, sha256File } from '../util/hash.js';
+import type { BlobKey, BlobPutOptions, BlobRange, BlobStat, BlobStore } from './blob-store.js';
 import {
   S3Objects,
   s3ConfigFromEnv,
@@ -16,29 +17,13 @@ import {
   type S3StoreConfig,
 } from './s3-client.js';
 import { blobAlgorithm, blobKey } from './s3-layout.js';
-import { StoreError, StoreRangeError, StoreUnavailableError } from './store-errors.js';
+import { StoreError, StoreNotFoundError, StoreRangeError, StoreUnavailableError } from './store-errors.js';
 
 /** S3's smallest multipart part (except the last). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 
-export interface BlobStat {
-  size: number;
-  etag?: string;
-}
-
-/** Inclusive byte range, as in an HTTP Range header; `end` absent = to the end. */
-export interface ByteRange {
-  start: number;
-  end?: number;
-}
-
 /** A blob's bytes; `resumes()` tells how often a cut connection was resumed (for metrics). */
 export type BlobReadable = Readable & { resumes(): number };
-
-export interface BlobListing {
-  key: string;
-  size: number;
-}
 
 export interface S3BlobStoreOptions {
   /** Multipart part size for put(); at least 5 MiB. Default 16 MiB. */
@@ -52,7 +37,8 @@ export interface S3BlobStoreOptions {
 /** Metadata that put() records on each blob, readable with a HEAD. */
 const META_SHA256 = 'sha256';
 
-export class S3BlobStore {
+/** Blobs by content in a bucket; BlobKey.repo is ignored (one copy serves every repo). */
+export class S3BlobStore implements BlobStore {
   readonly objects: S3Objects;
   private readonly partSize: number;
   private readonly queueSize: number;
@@ -78,12 +64,12 @@ export class S3BlobStore {
     return this.objects.where;
   }
 
-  async has(key: string): Promise<boolean> {
-    return (await this.objects.head(blobKey(key))) !== undefined;
+  async has(key: BlobKey): Promise<boolean> {
+    return (await this.objects.head(blobKey(key.etag))) !== undefined;
   }
 
-  async stat(key: string): Promise<BlobStat | undefined> {
-    const info = await this.objects.head(blobKey(key));
+  async stat(key: BlobKey): Promise<BlobStat | undefined> {
+    const info = await this.objects.head(blobKey(key.etag));
     return info && { size: info.size, etag: info.etag };
   }
 
@@ -93,10 +79,15 @@ export class S3BlobStore {
    * version by If-Match (up to `maxResumes` times). A missing blob is a StoreNotFoundError, a range past
    * the end a StoreRangeError, a store failure (also mid-stream) a StoreUnavailableError.
    */
-  async read(key: string, range?: ByteRange): Promise<BlobReadable> {
+  async read(key: BlobKey, range?: BlobRange): Promise<BlobReadable> {
     if (range) checkRange(range);
-    const k = blobKey(key);
-    const first = await this.objects.get(k, range);
+    const k = blobKey(key.etag);
+    if (range && range.end === range.start) {
+      if (!(await this.objects.head(k)))
+        throw new StoreNotFoundError(`object store ${this.where}: no object ${k}`, 404);
+      return Object.assign(Readable.from([]), { resumes: () => 0 });
+    }
+    const first = await this.objects.get(k, range && { start: range.start, end: range.end - 1 });
     const etag = unquoteEtag(first.ETag);
     const start = range?.start ?? 0;
     const last = start + (first.ContentLength ?? 0) - 1;
@@ -133,7 +124,8 @@ export class S3BlobStore {
    * a file that does not match its key is refused with an IntegrityError and nothing is written.
    * A blob already present with the same size is not uploaded again (content addressing).
    */
-  async put(key: string, fromFilePath: string, opts: { sha256?: string } = {}): Promise<{ uploaded: boolean }> {
+  async put(blob: BlobKey, fromFilePath: string, opts: BlobPutOptions = {}): Promise<{ stored: boolean }> {
+    const key = blob.etag;
     const algorithm = blobAlgorithm(key);
     const k = blobKey(key);
     let sha256 = opts.sha256;
@@ -146,28 +138,35 @@ export class S3BlobStore {
     }
     const { size } = await fs.stat(fromFilePath);
     const existing = await this.objects.head(k);
-    if (existing && existing.size === size) return { uploaded: false };
+    if (existing && existing.size === size) return { stored: false };
     await this.objects.uploadFile(k, fromFilePath, {
       partSize: this.partSize,
       queueSize: this.queueSize,
       ...(sha256 ? { metadata: { [META_SHA256]: sha256 } } : {}),
     });
-    return { uploaded: true };
+    return { stored: true };
   }
 
-  async delete(key: string): Promise<void> {
-    await this.objects.delete(blobKey(key));
+  async delete(key: BlobKey): Promise<boolean> {
+    const k = blobKey(key.etag);
+    if (!(await this.objects.head(k))) return false;
+    await this.objects.delete(k);
+    return true;
   }
 
-  /** Blobs whose key starts with `prefix` (hex digits), both kinds, in key order within each kind. */
-  async *list(prefix = ''): AsyncGenerator<BlobListing> {
+  /** Nothing to record: the bucket keeps every blob (replicas' local caches do the LRU). */
+  async markUsed(): Promise<void> {}
+
+  /** Blobs whose etag starts with `prefix` (hex digits), both kinds, in key order within each kind. */
+  async *list(filter: { prefix?: string } = {}): AsyncGenerator<{ key: BlobKey; size: number }> {
+    const prefix = filter.prefix ?? '';
     if (!/^[0-9a-f]{0,64}$/.test(prefix)) return;
     for (const algorithm of ['sha256', 'sha1'] as const) {
       if (algorithm === 'sha1' && prefix.length > 40) continue;
       const dir = `blobs/${algorithm}/`;
       for await (const o of this.objects.list(dir + prefix)) {
         const key = o.key.slice(dir.length);
-        if (key.length === (algorithm === 'sha256' ? 64 : 40)) yield { key, size: o.size };
+        if (key.length === (algorithm === 'sha256' ? 64 : 40)) yield { key: { etag: key }, size: o.size };
       }
     }
   }
@@ -209,10 +208,7 @@ export class S3BlobStore {
   }
 }
 
-function checkRange(r: ByteRange): void {
-  const ok =
-    Number.isSafeInteger(r.start) &&
-    r.start >= 0 &&
-    (r.end === undefined || (Number.isSafeInteger(r.end) && r.end >= r.start));
-  if (!ok) throw new StoreRangeError(`invalid byte range ${r.start}-${r.end ?? ''}`);
+function checkRange(r: BlobRange): void {
+  const ok = Number.isSafeInteger(r.start) && r.start >= 0 && Number.isSafeInteger(r.end) && r.end >= r.start;
+  if (!ok) throw new StoreRangeError(`invalid byte range [${r.start}, ${r.end})`);
 }

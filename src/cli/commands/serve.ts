@@ -6,6 +6,7 @@ import { UsageError } from '../../errors.js';
 import { parseDuration, parseSize } from '../../care/units.js';
 import { collectPatterns } from '../options.js';
 import type { CommandRunner } from '../runner.js';
+import { MIN_CLUSTER_SECRET_LENGTH, type ClusterOptions } from '../../cluster/options.js';
 
 interface ServeFlags {
   host?: string;
@@ -22,6 +23,11 @@ interface ServeFlags {
   drainTimeout?: string;
   logLevel?: string;
   memoryCache?: string;
+  store?: string;
+  s3Endpoint?: string;
+  clusterSecret?: string;
+  advertiseUrl?: string;
+  leaseTtl?: string;
 }
 
 const repeat = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -74,6 +80,26 @@ export function serveCommand(run: CommandRunner): Command {
       '--memory-cache <size>',
       'RAM for hot warm blobs answered from memory, e.g. 256M; 0 = always from disk (env HUBCACHE_SERVE_MEMORY_CACHE)',
     )
+    .option(
+      '--store <url>',
+      'cluster mode: replicas share this S3 bucket, s3://BUCKET/PREFIX; --cache-dir is then a local read-through cache (env HUBCACHE_SERVE_STORE)',
+    )
+    .option(
+      '--s3-endpoint <url>',
+      'S3 endpoint of --store, e.g. a Ceph RGW (env HUBCACHE_SERVE_S3_ENDPOINT, else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)',
+    )
+    .option(
+      '--cluster-secret <secret>',
+      'shared by the replicas of a cluster: signs requests between them; required with --store (env HUBCACHE_CLUSTER_SECRET)',
+    )
+    .option(
+      '--advertise-url <url>',
+      'where the other replicas reach this one (default: the listen address; env HUBCACHE_SERVE_ADVERTISE_URL)',
+    )
+    .option(
+      '--lease-ttl <duration>',
+      'cluster mode: a blob fill whose replica stops renewing its lease for this long is taken over (default 30s; env HUBCACHE_SERVE_LEASE_TTL)',
+    )
     .addOption(
       new Option('--log-level <level>', 'JSON log level on stderr (env HUBCACHE_SERVE_LOG_LEVEL)').choices([
         'fatal',
@@ -98,6 +124,8 @@ Examples:
   hubcache prefetch --mirror http://mirror:8080 org/name        # warm it before a rollout; dashboard at /
   hubcache serve --upstream https://huggingface.co --upstream https://hf-mirror.example --metadata-ttl 5m
   hubcache serve --offline --cache-dir /mnt/models --host 0.0.0.0   # air-gapped: the store only
+  hubcache serve --store s3://models/hubcache --s3-endpoint http://rgw:7480 --cluster-secret "$SECRET" \\
+    --cache-dir /var/cache/hubcache --max-size 200G --host 0.0.0.0 --advertise-url http://10.0.0.5:8080
   hubcache serve --api-keys /etc/hubcache/keys --deny 'secret-org/*'`,
     )
     .action(async (_o: unknown, cmd: Command) =>
@@ -133,6 +161,7 @@ Examples:
             env.HUBCACHE_SERVE_CACHE_DIR && !ctx.flags.cacheDir
               ? env.HUBCACHE_SERVE_CACHE_DIR
               : ctx.cache.config.hf.cacheDir;
+          const cluster = await clusterOptions(flags, env, pick);
           const { createMirror } = await import('../../server/app.js');
           const { DEFAULT_SERVE_OPTIONS } = await import('../../server/options.js');
           const metadataTtlMs = ttl ? parseDuration(ttl) : DEFAULT_SERVE_OPTIONS.metadataTtlMs;
@@ -157,6 +186,7 @@ Examples:
               drainMs: drain ? parseDuration(drain) : DEFAULT_SERVE_OPTIONS.drainMs,
               logLevel: pick(flags.logLevel, 'LOG_LEVEL') ?? DEFAULT_SERVE_OPTIONS.logLevel,
               hotCacheBytes: memCache !== undefined ? parseSize(memCache) : DEFAULT_SERVE_OPTIONS.hotCacheBytes,
+              ...(cluster ? { cluster } : {}),
             },
             { logStream: ctx.io.stderr },
           );
@@ -185,6 +215,49 @@ Examples:
         { ownShutdown: true },
       ),
     );
+}
+
+/** Cluster mode's options (or none), checked here so that a bad flag is a usage error before anything starts. */
+async function clusterOptions(
+  flags: ServeFlags,
+  env: NodeJS.ProcessEnv,
+  pick: (flag: string | undefined, name: string) => string | undefined,
+): Promise<ClusterOptions | undefined> {
+  const store = pick(flags.store, 'STORE');
+  const endpoint = pick(flags.s3Endpoint, 'S3_ENDPOINT');
+  const secret = flags.clusterSecret ?? (env.HUBCACHE_CLUSTER_SECRET || undefined);
+  const advertise = pick(flags.advertiseUrl, 'ADVERTISE_URL');
+  const leaseTtl = pick(flags.leaseTtl, 'LEASE_TTL');
+  if (!store) {
+    const stray = [
+      endpoint && '--s3-endpoint',
+      flags.clusterSecret && '--cluster-secret',
+      advertise && '--advertise-url',
+      leaseTtl && '--lease-ttl',
+    ].filter(Boolean);
+    if (stray.length) throw new UsageError(`${stray.join(', ')} are for cluster mode: add --store s3://BUCKET/PREFIX`);
+    return undefined;
+  }
+  // Loaded only in cluster mode: the AWS SDK is large.
+  const { s3ConfigFromEnv } = await import('../../stores/s3-client.js');
+  s3ConfigFromEnv(store, { env, ...(endpoint ? { endpoint } : {}) }); // URL, endpoint and key pair, or UsageError
+  if (!secret)
+    throw new UsageError('--store needs --cluster-secret (or HUBCACHE_CLUSTER_SECRET)', {
+      hint: 'Give every replica the same secret: it authenticates the requests between them.',
+    });
+  if (secret.length < MIN_CLUSTER_SECRET_LENGTH)
+    throw new UsageError(`--cluster-secret must be at least ${MIN_CLUSTER_SECRET_LENGTH} characters`);
+  if (advertise) checkUrl(advertise, '--advertise-url');
+  const leaseTtlMs = leaseTtl ? parseDuration(leaseTtl) : undefined;
+  if (leaseTtlMs !== undefined && leaseTtlMs < 1000) throw new UsageError('--lease-ttl must be at least 1s');
+  return {
+    ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
+    store,
+    secret,
+    env,
+    ...(endpoint ? { endpoint } : {}),
+    ...(advertise ? { advertiseUrl: advertise.replace(/\/+$/, '') } : {}),
+  };
 }
 
 function checkUrl(u: string, flag: string): void {
