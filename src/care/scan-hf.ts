@@ -9,7 +9,8 @@ import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
-import { BLOB_RE, etagOfBlobName, parseRepoFolderName } from '../layouts/hf-cache.js';
+import { BLOB_RE, etagOfBlobName, HfRepoCache, parseRepoFolderName } from '../layouts/hf-cache.js';
+import { isAtomicTemp } from '../util/fs.js';
 import { isInside, JUNK_NAMES, readdirSafe, readlinkMany, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
 import {
   repoOf,
@@ -19,9 +20,6 @@ import {
   type CachedRevision,
   type CacheWarning,
 } from './model.js';
-
-/** Temp names of atomic writes: `refs/main.1a2b3c4d.tmp` (Python), `<link>.1a2b3c4d.tmp` (hubcache). */
-export const ATOMIC_TMP_RE = /\.[0-9a-f]{8}\.tmp$/;
 
 /** `<cache>/.locks/<repo folder>/<etag>.lock`: the lock huggingface_hub and hubcache take per blob. */
 export function hfBlobLockPath(root: string, repoFolder: string, etag: string): string {
@@ -54,11 +52,12 @@ export async function scanHfRepo(
   const warn = (w: Omit<CacheWarning, 'repo'>): void => {
     warnings.push({ ...w, repo: repoKey });
   };
-  const blobsDir = path.join(dir, 'blobs');
+  const layout = new HfRepoCache(root, parsed);
+  const blobsDir = layout.blobsDir();
   const [blobs, refs, snapshotEntries, dirStat] = await Promise.all([
     scanBlobs(root, folder, blobsDir, warn),
-    readRefs(path.join(dir, 'refs'), warn),
-    fs.readdir(path.join(dir, 'snapshots'), { withFileTypes: true }).catch(() => undefined),
+    readRefs(layout.refsDir(), warn),
+    fs.readdir(layout.snapshotsDir(), { withFileTypes: true }).catch(() => undefined),
     fs.stat(dir),
   ]);
   if (!snapshotEntries) warn({ kind: 'corrupted', path: dir, message: `No snapshots/ folder in ${folder}` });
@@ -68,7 +67,7 @@ export async function scanHfRepo(
   await Promise.all(
     (snapshotEntries ?? []).map(async (e) => {
       if (JUNK_NAMES.has(e.name)) return;
-      const snapDir = path.join(dir, 'snapshots', e.name);
+      const snapDir = path.join(layout.snapshotsDir(), e.name);
       if (!e.isDirectory()) {
         warn({ kind: 'foreign', path: snapDir, message: `Not a snapshot folder: ${snapDir}` });
         return;
@@ -88,7 +87,7 @@ export async function scanHfRepo(
       const why = isCommitHash(commit)
         ? `points to ${commit}, which has no snapshot`
         : `does not hold a commit hash (${JSON.stringify(commit.slice(0, 60))})`;
-      warn({ kind: 'missing-commit', path: path.join(dir, 'refs', name), message: `Ref ${name} of ${repoKey} ${why}` });
+      warn({ kind: 'missing-commit', path: path.join(layout.refsDir(), name), message: `Ref ${name} of ${repoKey} ${why}` });
     }
   }
   for (const r of revisions) r.refs.sort();
@@ -133,7 +132,9 @@ async function scanBlobs(
   entries.forEach((e, i) => {
     const p = paths[i] as string;
     const st = stats[i];
-    if (e.name.endsWith('.incomplete')) {
+    if (isAtomicTemp(e.name)) {
+      warn(staleTemp(p, st));
+    } else if (e.name.endsWith('.incomplete')) {
       const etag = etagOfBlobName(e.name);
       warn({
         kind: 'incomplete',
@@ -169,15 +170,8 @@ async function readRefs(
   const files = await walkFiles(refsDir);
   await Promise.all(
     files.map(async (f) => {
-      if (ATOMIC_TMP_RE.test(f.rel)) {
-        const s = await fs.lstat(f.abs).catch(() => undefined);
-        warn({
-          kind: 'stale-temp',
-          path: f.abs,
-          size: s?.size ?? 0,
-          lastModifiedMs: s?.mtimeMs ?? 0,
-          message: `Leftover temp file: ${f.abs}`,
-        });
+      if (isAtomicTemp(path.basename(f.abs))) {
+        warn(staleTemp(f.abs, await fs.lstat(f.abs).catch(() => undefined)));
         return;
       }
       const value = await fs.readFile(f.abs, 'utf8').catch(() => undefined);
@@ -195,19 +189,17 @@ async function scanRevision(
   blobs: Map<string, BlobInfo>,
   warn: (w: Omit<CacheWarning, 'repo'>) => void,
 ): Promise<CachedRevision> {
-  const entries = await walkFiles(snapDir);
+  // A temp of an atomic write (a copy, a link being replaced) is never a file of the snapshot.
+  const walked = await walkFiles(snapDir);
+  const temps = walked.filter((e) => isAtomicTemp(path.basename(e.abs)));
+  const entries = walked.filter((e) => !temps.includes(e));
   const links = entries.filter((e) => e.kind === 'symlink');
   const targets = await readlinkMany(links.map((l) => l.abs));
   const files: CachedFile[] = [];
   const missing: string[] = [];
   const slow: WalkEntry[] = [];
-  const temps: WalkEntry[] = [];
   links.forEach((l, i) => {
     const t = targets[i];
-    if (t !== undefined && ATOMIC_TMP_RE.test(l.rel)) {
-      temps.push(l);
-      return;
-    }
     const abs = t === undefined ? undefined : path.resolve(path.dirname(l.abs), t);
     const blob = abs !== undefined && path.dirname(abs) === blobsDir ? blobs.get(path.basename(abs)) : undefined;
     if (blob) files.push(fileOf(l, blob.path, blob.stat, blob.outside));
@@ -215,15 +207,8 @@ async function scanRevision(
   });
   slow.push(...entries.filter((e) => e.kind !== 'symlink'));
   await Promise.all(
-    temps.map(async (l) => {
-      const st = await fs.lstat(l.abs).catch(() => undefined);
-      warn({
-        kind: 'stale-temp',
-        path: l.abs,
-        size: 0,
-        lastModifiedMs: st?.mtimeMs ?? Date.now(),
-        message: `Leftover temp link: ${l.abs}`,
-      });
+    temps.map(async (t) => {
+      warn(staleTemp(t.abs, await fs.lstat(t.abs).catch(() => undefined)));
     }),
   );
   const stats = await statMany(slow.map((s) => s.abs));
@@ -255,6 +240,12 @@ async function scanRevision(
   missing.sort();
   const folder = files.length === 0 ? await fs.stat(snapDir).catch(() => undefined) : undefined;
   return revisionOf(commit, snapDir, files, missing, folder ?? { atimeMs: 0, mtimeMs: 0 });
+}
+
+/** A leftover temp of an atomic write (util/fs atomicTempPath): prune removes it once old enough. */
+function staleTemp(p: string, st: Stats | undefined): Omit<CacheWarning, 'repo'> {
+  const size = st && !st.isSymbolicLink() ? st.size : 0;
+  return { kind: 'stale-temp', path: p, size, lastModifiedMs: st?.mtimeMs ?? 0, message: `Leftover temp file: ${p}` };
 }
 
 function fileOf(e: WalkEntry, blobPath: string, st: Stats, outside: boolean): CachedFile {

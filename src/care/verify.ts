@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RemoteFile } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
-import { placeFile } from '../import/place.js';
+import { placeFile } from '../layouts/place.js';
 import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { acquireLock } from '../locks/flock.js';
 import type { CareContext } from './context.js';

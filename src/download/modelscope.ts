@@ -16,7 +16,7 @@ import {
   type MsSnapshotDir,
   type MsLayout,
 } from '../layouts/modelscope-cache.js';
-import { placeFile } from '../import/place.js';
+import type { PlaceMethod, PlaceMode } from '../layouts/place.js';
 import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
 import type { TransferRequest } from '../transfer/types.js';
@@ -25,7 +25,7 @@ import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { runPool } from '../util/pool.js';
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
 import { CrossHubIndex, planReuse } from './cross-hub.js';
-import { commitStaged, stagedPath } from './staging.js';
+import { stagedPath } from './staging.js';
 import { selectFiles } from './hf.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
 
@@ -61,6 +61,8 @@ export interface MsTarget {
   readonly dir: string;
   readonly partialDir: string;
   filePath(repoPath: string): string;
+  /** Puts the bytes of `from` at the repo path, atomically (the layout's write API). */
+  addFile(repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod>;
   /** Valid here already? `adopt` = present and verified, but not yet in the index. */
   check(f: RemoteFile, fresh: boolean, signal?: AbortSignal): Promise<'cached' | 'adopt' | 'absent'>;
   record(f: RemoteFile, lockOpts: AcquireLockOptions): Promise<void>;
@@ -86,6 +88,9 @@ class LegacyTarget implements MsTarget {
   }
   filePath(p: string): string {
     return this.d.filePath(p);
+  }
+  addFile(p: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    return this.d.addFile(p, from, mode);
   }
   async check(f: RemoteFile, fresh: boolean, signal?: AbortSignal): Promise<'cached' | 'adopt' | 'absent'> {
     if (fresh || !this.index) this.index = await this.d.readIndex();
@@ -121,6 +126,9 @@ class SnapshotTarget implements MsTarget {
   }
   filePath(p: string): string {
     return this.s.filePath(p);
+  }
+  addFile(p: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    return this.s.addFile(p, from, mode);
   }
   /** No index in this layout: like modelscope ≥1.38, a file counts when its bytes match. */
   async check(f: RemoteFile, _fresh: boolean, signal?: AbortSignal): Promise<'cached' | 'adopt' | 'absent'> {
@@ -309,7 +317,7 @@ async function fetchFile(
 ): Promise<FileStatus> {
   const dest = target.filePath(f.path);
   if (localCopy) {
-    await placeFile(localCopy, dest, 'copy');
+    await target.addFile(f.path, localCopy, 'copy');
     return 'copied';
   }
   if (f.size === 0 && (!f.sha256 || f.sha256 === EMPTY_SHA256)) {
@@ -339,7 +347,7 @@ async function fetchFile(
   );
   if (opts.onPartial) req.onPartial = opts.onPartial;
   await engine.download(req);
-  await commitStaged(staged, dest);
+  await target.addFile(f.path, staged, 'move');
   return 'downloaded';
 }
 

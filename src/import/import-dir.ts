@@ -18,7 +18,7 @@ import { exists, removeEmptyTree } from '../util/fs.js';
 import { gitBlobSha1File, sha256File } from '../util/hash.js';
 import { runPool } from '../util/pool.js';
 import { safeJoin } from '../util/safe-path.js';
-import { placeFile, type PlaceMethod, type PlaceMode } from './place.js';
+import type { PlaceMethod, PlaceMode } from '../layouts/place.js';
 
 /** `auto`: move plain files (a copy across file systems); copy out of symlinks and other caches. */
 export type ImportMode = PlaceMode | 'auto';
@@ -204,7 +204,7 @@ async function hfSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
       const lock = await acquireLock(rc.lockPath(etag), opts.signal ? { signal: opts.signal } : {});
       try {
         let method: PlaceMethod = 'linked';
-        if (!(await rc.hasBlob(etag))) method = await placeFile(src, rc.blobPath(etag), mode);
+        if (!(await rc.hasBlob(etag))) method = await rc.addBlob(etag, src, mode);
         await rc.linkSnapshot(commit, f, { symlinks: hf.symlinks, newBlob: false });
         return method;
       } finally {
@@ -250,7 +250,7 @@ async function msSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
       }
       const dest = target.filePath(f.path);
       // A file already at its place (a model dir imported into itself) only lacks its index entry.
-      const method = path.resolve(src) === dest ? 'moved' : await placeFile(src, dest, mode);
+      const method = path.resolve(src) === dest ? 'moved' : await target.addFile(f.path, src, mode);
       await target.record(f, opts.signal ? { signal: opts.signal } : {});
       return method;
     },

@@ -19,6 +19,7 @@ import { msModelId } from '../hubs/modelscope.js';
 import type { RemoteFile } from '../hubs/types.js';
 import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
+import { placeFile, type PlaceMethod, type PlaceMode } from './place.js';
 import { sha256File } from '../util/hash.js';
 import { assertSafeRefName, safeJoin } from '../util/safe-path.js';
 import { decodeMdl, decodeMsc, encodeMdl, encodeMsc, type MscEntry } from '../util/pickle.js';
@@ -108,6 +109,10 @@ export class MsLegacyDir {
   }
   filePath(repoPath: string): string {
     return safeJoin(this.dir, repoPath);
+  }
+  /** Puts the bytes of `from` at the repo path (atomic; see placeFile for the modes). */
+  addFile(repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    return placeFile(from, this.filePath(repoPath), mode);
   }
 
   /** The `.msc` entries; a missing or unreadable index counts as empty, as the SDK does. */
@@ -231,6 +236,10 @@ export class MsSnapshotDir {
   }
   filePath(repoPath: string): string {
     return safeJoin(this.dir, repoPath);
+  }
+  /** Puts the bytes of `from` at the repo path (atomic; see placeFile for the modes). */
+  addFile(repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    return placeFile(from, this.filePath(repoPath), mode);
   }
   /** Every regular file of the snapshot (relative POSIX paths), for offline use and scans. */
   async files(): Promise<{ path: string; size: number }[]> {
