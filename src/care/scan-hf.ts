@@ -87,7 +87,11 @@ export async function scanHfRepo(
       const why = isCommitHash(commit)
         ? `points to ${commit}, which has no snapshot`
         : `does not hold a commit hash (${JSON.stringify(commit.slice(0, 60))})`;
-      warn({ kind: 'missing-commit', path: path.join(layout.refsDir(), name), message: `Ref ${name} of ${repoKey} ${why}` });
+      warn({
+        kind: 'missing-commit',
+        path: path.join(layout.refsDir(), name),
+        message: `Ref ${name} of ${repoKey} ${why}`,
+      });
     }
   }
   for (const r of revisions) r.refs.sort();

@@ -2,7 +2,6 @@
 // are kept (a blob's name is its content); refs, `.mv` and ModelScope files that differ from the
 // cache's are only replaced with `updateRefs`. Each step is an atomic rename or link, under the
 // same locks a download takes.
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { RemoteFile } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
