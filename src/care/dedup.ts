@@ -23,7 +23,7 @@ import { hashFilesWithProgress, type HashJob } from './hash-pool.js';
 import { lockHeld } from './in-use.js';
 import type { CacheScan } from './model.js';
 import { scan, type CacheRoots } from './scan.js';
-import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { etagOfBlobName, HfRepoCache } from '../layouts/hf-cache.js';
 import { hfBlobLockPath } from './scan-hf.js';
 import { msRepoLocked } from './scan-modelscope.js';
 
@@ -123,7 +123,7 @@ export async function collectInodes(scans: readonly CacheScan[]): Promise<Cached
   const copies = new Map<string, CachedCopy>();
   for (const s of scans) {
     for (const repo of s.repos) {
-      const blobsDir = path.join(repo.path, 'blobs');
+      const blobsDir = repo.layout === 'hf' ? new HfRepoCache(repo.root, repo).blobsDir() : undefined;
       for (const rev of repo.revisions) {
         for (const f of rev.files) {
           if (f.outside || copies.has(f.blobPath)) continue;

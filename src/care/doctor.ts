@@ -283,7 +283,7 @@ async function partialsInUse(s: CacheScan): Promise<Set<string>> {
 async function unwritableRepos(s: CacheScan): Promise<Array<{ repo: string; path: string; ownerUid: number }>> {
   const out: Array<{ repo: string; path: string; ownerUid: number }> = [];
   for (const repo of s.repos) {
-    for (const dir of repo.layout === 'hf' ? [repo.path, path.join(repo.path, 'blobs')] : [repo.path]) {
+    for (const dir of repo.layout === 'hf' ? [repo.path, new HfRepoCache(repo.root, repo).blobsDir()] : [repo.path]) {
       const st = await fs.stat(dir).catch(() => undefined);
       if (!st) continue;
       if (

@@ -196,7 +196,7 @@ async function packFile(
 async function itemsOf(repo: CachedRepo, rev: CachedRevision, prefix: string): Promise<PackItem[]> {
   const out: PackItem[] = [];
   const member = (abs: string): string => `${prefix}/${path.relative(repo.path, abs).split(path.sep).join('/')}`;
-  const blobsDir = path.join(repo.path, 'blobs');
+  const blobsDir = repo.layout === 'hf' ? new HfRepoCache(repo.root, repo).blobsDir() : undefined;
   for (const f of rev.files) {
     const name = member(f.linkPath);
     const etag =

@@ -9,7 +9,7 @@ import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
-import { BLOB_RE, etagOfBlobName, HfRepoCache, parseRepoFolderName } from '../layouts/hf-cache.js';
+import { BLOB_RE, etagOfBlobName, hfBlobLockPath, HfRepoCache, parseRepoFolderName } from '../layouts/hf-cache.js';
 import { isAtomicTemp } from '../util/fs.js';
 import { isInside, JUNK_NAMES, readdirSafe, readlinkMany, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
 import {
@@ -21,10 +21,7 @@ import {
   type CacheWarning,
 } from './model.js';
 
-/** `<cache>/.locks/<repo folder>/<etag>.lock`: the lock huggingface_hub and hubcache take per blob. */
-export function hfBlobLockPath(root: string, repoFolder: string, etag: string): string {
-  return path.join(root, '.locks', repoFolder, `${etag}.lock`);
-}
+export { hfBlobLockPath };
 
 interface BlobInfo {
   path: string;

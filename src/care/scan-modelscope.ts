@@ -8,7 +8,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatRepoRef } from '../hubs/repo-ref.js';
 import type { RepoType } from '../hubs/types.js';
-import { MDL_FILE, ModelScopeCache, MS_PARTIAL_DIR, MSC_FILE, MV_FILE, parseMv } from '../layouts/modelscope-cache.js';
+import {
+  MDL_FILE,
+  ModelScopeCache,
+  MS_PARTIAL_DIR,
+  MSC_FILE,
+  msSnapshotsDir,
+  MV_FILE,
+  parseMv,
+} from '../layouts/modelscope-cache.js';
 import { decodeMdl, decodeMsc, type MscEntry } from '../util/pickle.js';
 import { isLocked } from '../locks/flock.js';
 import { isAtomicTemp } from '../util/fs.js';
@@ -219,7 +227,7 @@ async function scanSnapshotsRepo(
   const warn = repoWarner(warnings, key);
   const dirStat = await fs.stat(dir);
   await partialsIn(path.join(dir, MS_PARTIAL_DIR), warn);
-  const snapsDir = path.join(dir, 'snapshots');
+  const snapsDir = msSnapshotsDir(dir);
   const revisions: CachedRevision[] = [];
   const refs: Record<string, string> = {};
   for (const e of await readdirSafe(snapsDir)) {

@@ -11,6 +11,7 @@ import { accessAt } from '../hubs/http.js';
 import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
 import type { EndpointsOption, HubName, RemoteFile } from '../hubs/types.js';
+import { HfRepoCache } from '../layouts/hf-cache.js';
 import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { runPool } from '../util/pool.js';
 import type { CareContext } from './context.js';
@@ -97,7 +98,9 @@ type RefCheck = (
 ) => Promise<RefStatus>;
 
 const hfRefStatus: RefCheck = async (ctx, repo, ref, rev, opts) => {
-  const refFile = await fs.stat(path.join(repo.path, 'refs', ...ref.split('/'))).catch(() => undefined);
+  const refFile = await fs
+    .stat(path.join(new HfRepoCache(repo.root, repo).refsDir(), ...ref.split('/')))
+    .catch(() => undefined);
   const local = { commit: rev.commit, dateMs: refFile?.mtimeMs ?? rev.lastModifiedMs };
   const remotes = await Promise.all(
     endpointsFor(ctx, 'hf', opts).map(async (endpoint, _i, list): Promise<RemoteState> => {

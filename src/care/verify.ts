@@ -18,7 +18,6 @@ import { isInside, statMany } from './fs-walk.js';
 import { hashFiles, hashFilesWithProgress, type HashAlgorithm, type HashJob } from './hash-pool.js';
 import type { CachedFile, CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { etagOfBlobName } from '../layouts/hf-cache.js';
-import { hfBlobLockPath } from './scan-hf.js';
 import { requireTargets } from './select.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
 
@@ -130,8 +129,9 @@ async function expectationsFor(
   emit: (e: VerifyEvent) => void,
 ): Promise<Check[]> {
   if (repo.layout === 'hf') {
-    const blobsDir = path.join(repo.path, 'blobs');
-    const tree = await new HfRepoCache(repo.root, repo).readTree(rev.commit).catch(() => undefined);
+    const layout = new HfRepoCache(repo.root, repo);
+    const blobsDir = layout.blobsDir();
+    const tree = await layout.readTree(rev.commit).catch(() => undefined);
     const listed = new Map(tree?.map((f) => [f.path, f]));
     return rev.files.map((file) => {
       const remote = listed.get(file.path);
@@ -431,11 +431,8 @@ async function underBlobLock(p: FileCheck, roots: string[], op: (real: string) =
   if (!realRoots.some((r) => isInside(r, real) && r !== real))
     throw new Error(`${real} is outside the cache; not touching it`);
   const etag = etagOfBlobName(path.basename(blob));
-  const repoDir = path.dirname(path.dirname(blob));
-  const lockPath =
-    etag && path.basename(path.dirname(blob)) === 'blobs'
-      ? hfBlobLockPath(path.dirname(repoDir), path.basename(repoDir), etag)
-      : undefined;
+  const layout = HfRepoCache.atFolder(path.dirname(path.dirname(blob)));
+  const lockPath = etag && layout && path.dirname(blob) === layout.blobsDir() ? layout.lockPath(etag) : undefined;
   const lock = lockPath ? await acquireLock(lockPath, { timeoutMs: 30_000 }) : undefined;
   try {
     await op(real);

@@ -25,6 +25,11 @@ export function etagOfBlobName(name: string): string | undefined {
   return BLOB_RE.test(etag) ? etag : undefined;
 }
 
+/** `<cache>/.locks/<repo folder>/<etag>.lock`: the lock huggingface_hub and hubcache take per blob. */
+export function hfBlobLockPath(cacheDir: string, repoFolder: string, etag: string): string {
+  return path.join(cacheDir, '.locks', repoFolder, `${etag}.lock`);
+}
+
 export function repoFolderName(type: RepoType, id: string): string {
   return [`${type}s`, ...id.split('/')].join('--');
 }
@@ -66,6 +71,12 @@ export class HfRepoCache {
     this.dir = path.join(cacheDir, this.folderName);
   }
 
+  /** The layout of a repo folder given by its path (`<cache>/models--org--name`); undefined for other names. */
+  static atFolder(repoDir: string): HfRepoCache | undefined {
+    const repo = parseRepoFolderName(path.basename(repoDir));
+    return repo && new HfRepoCache(path.dirname(repoDir), repo);
+  }
+
   blobsDir(): string {
     return path.join(this.dir, 'blobs');
   }
@@ -86,7 +97,7 @@ export class HfRepoCache {
     return safeJoin(this.snapshotDir(commit), repoPath);
   }
   lockPath(etag: string): string {
-    return path.join(this.cacheDir, '.locks', this.folderName, `${etag}.lock`);
+    return hfBlobLockPath(this.cacheDir, this.folderName, etag);
   }
   refPath(revision: string): string {
     return safeJoin(this.refsDir(), assertSafeRefName(revision));

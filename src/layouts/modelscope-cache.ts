@@ -221,6 +221,11 @@ export class MsLegacyDir {
 }
 
 /** One repo as the new (≥1.38) layout stores it: `<root>/models/<owner>--<name>/snapshots/<rev>/`. */
+/** `<v2root>/models/<owner>--<name>/snapshots`: the revisions of a modelscope ≥1.38 repo folder. */
+export function msSnapshotsDir(repoDir: string): string {
+  return path.join(repoDir, 'snapshots');
+}
+
 export class MsSnapshotDir {
   constructor(
     readonly repoDir: string,
@@ -229,7 +234,7 @@ export class MsSnapshotDir {
     assertSafeRefName(revision);
   }
   get dir(): string {
-    return safeJoin(path.join(this.repoDir, 'snapshots'), this.revision);
+    return safeJoin(msSnapshotsDir(this.repoDir), this.revision);
   }
   get partialDir(): string {
     return path.join(this.repoDir, MS_PARTIAL_DIR);
