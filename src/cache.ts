@@ -244,6 +244,7 @@ export class Cache {
       offline: hf.offline,
       symlinks: hf.symlinks,
       engine: this.engine,
+      client: this.client('hf'),
     };
     return ensureBlob(ctx, ref, commit, file, opts);
   }
@@ -258,7 +259,7 @@ export class Cache {
     const { importDir } = await import('./import/import-dir.js');
     const repo = this.parseRepo(opts.repo, opts.revision);
     try {
-      return await importDir(this.config, { ...opts, repo });
+      return await importDir(this.config, { ...opts, repo }, (hub, at) => this.client(hub, at));
     } catch (err) {
       throw asFsError(err, this.writePlaces(repo.hub));
     }
@@ -274,6 +275,7 @@ export class Cache {
       hf: { endpoint: hf.endpoint, token: hf.token },
       modelscope: { endpoint: ms.endpoint, token: ms.token },
       offline: hf.offline,
+      client: (hub, at) => this.client(hub, at),
       download: (opts) => this.download(opts),
     };
   }

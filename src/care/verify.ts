@@ -7,7 +7,6 @@
 // Names of one inode (hard links made by `dedup`) are hashed once, fetched once and linked again.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RemoteFile } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
 import { placeFile } from '../layouts/place.js';
@@ -150,7 +149,7 @@ async function expectationsFor(
     return rev.files.map((file) => ({ repo, rev, file, reason: 'offline: ModelScope keeps no hashes on disk' }));
   let listing: RemoteFile[];
   try {
-    listing = await new ModelScopeClient(ctx.modelscope).listFiles(repo, rev.commit);
+    listing = await ctx.client('modelscope').listFiles(repo, rev.commit);
   } catch (err) {
     emit({ type: 'warning', message: `Cannot list ${repo.key}@${rev.commit}: ${(err as Error).message}` });
     return rev.files.map((file) => ({

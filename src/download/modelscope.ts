@@ -287,7 +287,7 @@ export async function ensureMsFile(
   assertSafeRepoPath(file.path);
   const cache = new ModelScopeCache(ctx.cacheDir, ctx.v2Dir ?? ctx.cacheDir);
   const target = new LegacyTarget('v1', cache.legacy(repo.id), cache, repo.id);
-  const client = new ModelScopeClient({ endpoint: ctx.endpoint, token: ctx.token });
+  const client = ctx.client ?? new ModelScopeClient({ endpoint: ctx.endpoint, token: ctx.token });
   const lockOpts: AcquireLockOptions = opts.signal ? { signal: opts.signal } : {};
   const lock = await acquireLock(cache.v2LockPath(repo.id, file.path), lockOpts);
   try {

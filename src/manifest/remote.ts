@@ -1,11 +1,9 @@
 // The remote side of a manifest entry: what its revision resolves to now, and which files of
-// that snapshot it selects. Uses the hub clients directly (no download, nothing written).
+// that snapshot it selects. Uses the Cache's hub clients (no download, nothing written).
 import type { Cache } from '../cache.js';
 import { selectFiles } from '../download/hf.js';
 import { OfflineMissError } from '../errors.js';
-import { HfClient } from '../hubs/hf.js';
-import { accessAt } from '../hubs/http.js';
-import { ModelScopeClient } from '../hubs/modelscope.js';
+import type { EndpointAt } from '../hubs/registry.js';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import type { RemoteFile, RepoRef, Snapshot } from '../hubs/types.js';
 import type { EntrySpec, LockedFile } from './schema.js';
@@ -22,25 +20,12 @@ function assertOnline(cache: Cache, spec: EntrySpec): void {
   }
 }
 
-/** Another endpoint than the cache's; only the `primary` one's origin gets the token (see accessAt). */
-export interface EndpointAt {
-  endpoint: string;
-  primary: string;
-}
-
-function hfClient(cache: Cache, at?: EndpointAt): HfClient {
-  const hf = cache.config.hf;
-  return new HfClient(at ? accessAt(hf, at.endpoint, at.primary) : hf);
-}
+export type { EndpointAt };
 
 async function snapshotOf(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<Snapshot> {
   assertOnline(cache, spec);
   const ref = refOf(spec);
-  if (spec.hub === 'modelscope') {
-    const ms = cache.config.modelscope;
-    return new ModelScopeClient(at ? accessAt(ms, at.endpoint, at.primary) : ms).snapshot(ref, spec.revision, signal);
-  }
-  return hfClient(cache, at).snapshot(ref, spec.revision, signal);
+  return cache.client(spec.hub, at).snapshot(ref, spec.revision, signal);
 }
 
 export function lockedFileOf(f: RemoteFile): LockedFile {
@@ -78,5 +63,5 @@ export async function headCommit(
   if (spec.hub !== 'hf') return undefined;
   if (isCommitHash(spec.revision)) return spec.revision;
   assertOnline(cache, spec);
-  return (await hfClient(cache, at).repoInfo(refOf(spec), spec.revision, signal)).sha;
+  return (await cache.client('hf', at).repoInfo(refOf(spec), spec.revision, signal)).sha;
 }
