@@ -59,26 +59,26 @@ export {
   type Drift,
   type FileChanges,
 } from './manifest/lockfile.js';
-export {
-  lock,
-  update,
-  type ProjectOptions,
-  type LockOptions,
-  type UpdateOptions,
-  type LockResult,
-  type LockEntryResult,
-  type LockEntryStatus,
+// Project verbs are Cache methods (cache.lock/update/install/outdated/modelPath); their types:
+export type { ProjectVerbOptions } from './cache.js';
+export type { ProjectCache } from './manifest/project-cache.js';
+export type {
+  ProjectOptions,
+  LockOptions,
+  UpdateOptions,
+  LockResult,
+  LockEntryResult,
+  LockEntryStatus,
 } from './manifest/lock.js';
-export {
-  install,
-  type InstallOptions,
-  type InstallResult,
-  type InstalledModel,
-  type InstalledFile,
-  type InstallProgressEvent,
+export type {
+  InstallOptions,
+  InstallResult,
+  InstalledModel,
+  InstalledFile,
+  InstallProgressEvent,
 } from './manifest/install.js';
-export { outdated, type OutdatedOptions, type OutdatedEntry } from './manifest/outdated.js';
-export { modelPath, type ModelPathOptions } from './manifest/path.js';
+export type { OutdatedOptions, OutdatedEntry } from './manifest/outdated.js';
+export type { ModelPathOptions } from './manifest/path.js';
 // Cache care: scan, verify, status, remove, prune, gc (the Cache methods of the same names).
 export type {
   CacheScan,

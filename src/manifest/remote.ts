@@ -1,6 +1,6 @@
 // The remote side of a manifest entry: what its revision resolves to now, and which files of
 // that snapshot it selects. Uses the Cache's hub clients (no download, nothing written).
-import type { Cache } from '../cache.js';
+import type { ProjectCache } from './project-cache.js';
 import { selectFiles } from '../download/hf.js';
 import { OfflineMissError } from '../errors.js';
 import type { EndpointAt } from '../hubs/registry.js';
@@ -12,7 +12,7 @@ export function refOf(spec: EntrySpec, revision = spec.revision): RepoRef {
   return { hub: spec.hub, type: spec.type, id: spec.repo, revision };
 }
 
-function assertOnline(cache: Cache, spec: EntrySpec): void {
+function assertOnline(cache: ProjectCache, spec: EntrySpec): void {
   if (spec.hub === 'hf' && cache.config.hf.offline) {
     throw new OfflineMissError(`Cannot resolve ${formatRepoRef(refOf(spec))} while offline`, [], {
       hint: 'Locking and checking for updates need the hub; unset HF_HUB_OFFLINE / drop --offline.',
@@ -22,7 +22,12 @@ function assertOnline(cache: Cache, spec: EntrySpec): void {
 
 export type { EndpointAt };
 
-async function snapshotOf(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<Snapshot> {
+async function snapshotOf(
+  cache: ProjectCache,
+  spec: EntrySpec,
+  signal?: AbortSignal,
+  at?: EndpointAt,
+): Promise<Snapshot> {
   assertOnline(cache, spec);
   const ref = refOf(spec);
   return cache.client(spec.hub, at).snapshot(ref, spec.revision, signal);
@@ -38,7 +43,7 @@ export function lockedFileOf(f: RemoteFile): LockedFile {
 
 /** The commit an entry resolves to now (on `at`, default the cache's endpoint), and its selected files as locked. */
 export async function resolveEntry(
-  cache: Cache,
+  cache: ProjectCache,
   spec: EntrySpec,
   signal?: AbortSignal,
   at?: EndpointAt,
@@ -55,7 +60,7 @@ export async function resolveEntry(
  * Undefined when the hub has no commit ids (ModelScope), so callers fall back to resolveEntry.
  */
 export async function headCommit(
-  cache: Cache,
+  cache: ProjectCache,
   spec: EntrySpec,
   signal?: AbortSignal,
   at?: EndpointAt,
