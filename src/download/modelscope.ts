@@ -72,14 +72,9 @@ export interface MsTarget {
   cachedFiles(): Promise<{ path: string; size: number }[]>;
 }
 
-class LegacyTarget implements MsTarget {
-  private index: Awaited<ReturnType<MsLegacyDir['readIndex']>> | undefined;
-  constructor(
-    readonly layout: 'v1' | 'local-dir',
-    private readonly d: MsLegacyDir,
-    private readonly cache: ModelScopeCache,
-    private readonly repoId: string,
-  ) {}
+/** The folder part of a target: where repo paths are and how bytes get there (the layout's own). */
+abstract class FolderTarget<D extends MsLegacyDir | MsSnapshotDir> {
+  constructor(protected readonly d: D) {}
   get dir(): string {
     return this.d.dir;
   }
@@ -91,6 +86,18 @@ class LegacyTarget implements MsTarget {
   }
   addFile(p: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
     return this.d.addFile(p, from, mode);
+  }
+}
+
+class LegacyTarget extends FolderTarget<MsLegacyDir> implements MsTarget {
+  private index: Awaited<ReturnType<MsLegacyDir['readIndex']>> | undefined;
+  constructor(
+    readonly layout: 'v1' | 'local-dir',
+    d: MsLegacyDir,
+    private readonly cache: ModelScopeCache,
+    private readonly repoId: string,
+  ) {
+    super(d);
   }
   async check(f: RemoteFile, fresh: boolean, signal?: AbortSignal): Promise<'cached' | 'adopt' | 'absent'> {
     if (fresh || !this.index) this.index = await this.d.readIndex();
@@ -115,21 +122,8 @@ class LegacyTarget implements MsTarget {
   }
 }
 
-class SnapshotTarget implements MsTarget {
+class SnapshotTarget extends FolderTarget<MsSnapshotDir> implements MsTarget {
   readonly layout = 'v2' as const;
-  constructor(private readonly s: MsSnapshotDir) {}
-  get dir(): string {
-    return this.s.dir;
-  }
-  get partialDir(): string {
-    return this.s.partialDir;
-  }
-  filePath(p: string): string {
-    return this.s.filePath(p);
-  }
-  addFile(p: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
-    return this.s.addFile(p, from, mode);
-  }
   /** No index in this layout: like modelscope ≥1.38, a file counts when its bytes match. */
   async check(f: RemoteFile, _fresh: boolean, signal?: AbortSignal): Promise<'cached' | 'adopt' | 'absent'> {
     return (await fileMatches(this.filePath(f.path), f, true, signal)) ? 'cached' : 'absent';
@@ -137,11 +131,11 @@ class SnapshotTarget implements MsTarget {
   async record(): Promise<void> {}
   async init(): Promise<void> {}
   async finish(): Promise<void> {
-    await mkdirp(this.s.dir);
-    await this.s.cleanupPartials();
+    await mkdirp(this.d.dir);
+    await this.d.cleanupPartials();
   }
   cachedFiles(): Promise<{ path: string; size: number }[]> {
-    return this.s.files();
+    return this.d.files();
   }
 }
 

@@ -86,14 +86,28 @@ export async function fileMatches(
  * A directory laid out like the legacy SDK writes it: files at `<dir>/<path>` plus `.msc`
  * (and `.mdl`/`.mv`). Used for a cache model dir and for `--local-dir` (which has no `.mdl`).
  */
-export class MsLegacyDir {
+/** What both ModelScope layouts share: repo files under `dir`, put in through the one write API. */
+abstract class MsFilesDir {
+  abstract readonly dir: string;
+  filePath(repoPath: string): string {
+    return safeJoin(this.dir, repoPath);
+  }
+  /** Puts the bytes of `from` at the repo path (atomic; see placeFile for the modes). */
+  addFile(repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    return placeFile(from, this.filePath(repoPath), mode);
+  }
+}
+
+export class MsLegacyDir extends MsFilesDir {
   constructor(
     readonly dir: string,
     /** The per-repo lock (`<root>/.lock/<owner>___<name>`) that serialises `.msc` rewrites. */
     readonly lockPath: string,
     /** `<owner>/<masked name>` for `.mdl`; undefined for a local dir (the SDK writes none there). */
     readonly mdlId?: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get mscPath(): string {
     return path.join(this.dir, MSC_FILE);
@@ -106,13 +120,6 @@ export class MsLegacyDir {
   }
   get partialDir(): string {
     return path.join(this.dir, MS_PARTIAL_DIR);
-  }
-  filePath(repoPath: string): string {
-    return safeJoin(this.dir, repoPath);
-  }
-  /** Puts the bytes of `from` at the repo path (atomic; see placeFile for the modes). */
-  addFile(repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
-    return placeFile(from, this.filePath(repoPath), mode);
   }
 
   /** The `.msc` entries; a missing or unreadable index counts as empty, as the SDK does. */
@@ -226,11 +233,12 @@ export function msSnapshotsDir(repoDir: string): string {
   return path.join(repoDir, 'snapshots');
 }
 
-export class MsSnapshotDir {
+export class MsSnapshotDir extends MsFilesDir {
   constructor(
     readonly repoDir: string,
     readonly revision: string,
   ) {
+    super();
     assertSafeRefName(revision);
   }
   get dir(): string {
@@ -238,13 +246,6 @@ export class MsSnapshotDir {
   }
   get partialDir(): string {
     return path.join(this.repoDir, MS_PARTIAL_DIR);
-  }
-  filePath(repoPath: string): string {
-    return safeJoin(this.dir, repoPath);
-  }
-  /** Puts the bytes of `from` at the repo path (atomic; see placeFile for the modes). */
-  addFile(repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
-    return placeFile(from, this.filePath(repoPath), mode);
   }
   /** Every regular file of the snapshot (relative POSIX paths), for offline use and scans. */
   async files(): Promise<{ path: string; size: number }[]> {
