@@ -19,6 +19,10 @@ export type { RepoRef, RemoteFile, Snapshot, HubName, RepoType, EndpointsOption 
 export { parseRepoRef, formatRepoRef } from './hubs/repo-ref.js';
 export { hfSettingsFromEnv, modelscopeSettingsFromEnv } from './config.js';
 export { ModelScopeClient, type MsRevision } from './hubs/modelscope.js';
+export { HfClient } from './hubs/hf.js';
+export type { Http1Client } from './http/client.js';
+export type { TransferEngine } from './transfer/engine.js';
+export type { TransferOptions } from './transfer/types.js';
 export { ModelScopeCache, maskModelName, type MsLayout } from './layouts/modelscope-cache.js';
 export type {
   ImportOptions,
@@ -107,7 +111,10 @@ export type {
   Skipped,
   ListOptions,
   ListRow,
+  ListingDiff,
+  LocalDirVerifyReport,
 } from './care/index.js';
+export type { CareContext, HubAccess } from './care/index.js';
 export { listRows, parseSize, parseDuration } from './care/index.js';
 // Doctor, pack/unpack, dedup (the Cache methods of the same names) and --local-dir link modes.
 export type { DoctorOptions, DoctorReport, DoctorDir } from './care/doctor.js';
