@@ -28,10 +28,10 @@ describe('layout write API', () => {
     assert.match(t, /^\/c\/models--o--m\/snapshots\/abc\/\.config\.json\.[0-9a-f]{8}\.hctmp$/);
     assert.equal(isAtomicTemp(path.basename(t)), true);
     assert.equal(atomicTempTarget(t), '/c/models--o--m/snapshots/abc/config.json');
-    // Names older hubcache versions wrote are still temps; ordinary repo files are not.
-    assert.equal(isAtomicTemp('main.0badc0de.tmp'), true);
+    // Names older hubcache versions wrote still map to their target; ordinary repo files are no temps.
     assert.equal(atomicTempTarget('/c/refs/main.0badc0de.tmp'), '/c/refs/main');
-    for (const name of ['config.json', 'model.hctmp', '.hctmp', 'x.tmp', 'w.0badc0de.bin']) {
+    assert.equal(atomicTempTarget('/c/x/.a.msc.0badc0de.tmp'), '/c/x/a.msc');
+    for (const name of ['config.json', 'model.hctmp', '.hctmp', 'x.tmp', 'w.0badc0de.bin', 'w.0badc0de.tmp']) {
       assert.equal(isAtomicTemp(name), false, name);
     }
   });
@@ -92,6 +92,35 @@ describe('layout write API', () => {
     assert.deepEqual(after.warnings, []);
     assert.equal(await fs.readFile(path.join(repo, 'snapshots', C1, 'sub', 'w.bin'), 'utf8'), '\x01'.repeat(300));
     assert.equal(await fs.readFile(path.join(legacy, 'a.json'), 'utf8'), '{}');
+  });
+
+  test('names of older hubcache temps count only where no repo file can be; a repo file so named stays a file', async () => {
+    const root = await tempDir();
+    const repo = await buildHfRepo(root, 'org/model', [{ commit: C1, files: { 'a.txt': 'a' }, refs: ['main'] }]);
+    const snap = path.join(repo, 'snapshots', C1);
+    // A copy-mode snapshot file whose repo name happens to look like an old temp: a file, never pruned.
+    await fs.writeFile(path.join(snap, 'data.0badc0de.tmp'), 'real');
+    await age(path.join(snap, 'data.0badc0de.tmp'), 3 * HOUR);
+    // What older versions left: a replacement link in snapshots/, a ref temp.
+    const oldLink = path.join(snap, 'a.txt.1a2b3c4d.tmp');
+    await fs.symlink('../../blobs/none', oldLink);
+    const oldRef = path.join(repo, 'refs', 'main.1a2b3c4d.tmp');
+    await fs.writeFile(oldRef, C1);
+    const s = await scan({ hf: root, modelscope: root });
+    assert.deepEqual(
+      s.repos[0]?.revisions[0]?.files.map((f) => f.path),
+      ['a.txt', 'data.0badc0de.tmp'],
+    );
+    assert.deepEqual(
+      s.warnings.map((w) => `${w.kind} ${w.path}`).sort(),
+      [`stale-temp ${oldLink}`, `stale-temp ${oldRef}`].sort(),
+    );
+    for (const t of [oldLink, oldRef]) await age(t, 3 * HOUR);
+    const r = await runCli(['prune', '--cache-dir', root, '--incomplete-older-than', '1h', '--yes']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await exists(oldLink), false);
+    assert.equal(await exists(oldRef), false);
+    assert.equal(await fs.readFile(path.join(snap, 'data.0badc0de.tmp'), 'utf8'), 'real');
   });
 
   test('a write that fails after the temp was made leaves the target unchanged and no temp', async () => {

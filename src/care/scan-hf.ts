@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import { BLOB_RE, etagOfBlobName, hfBlobLockPath, HfRepoCache, parseRepoFolderName } from '../layouts/hf-cache.js';
-import { isAtomicTemp } from '../util/fs.js';
+import { isAtomicTemp, isLegacyAtomicTemp } from '../util/fs.js';
 import { isInside, JUNK_NAMES, readdirSafe, readlinkMany, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
 import {
   repoOf,
@@ -133,7 +133,7 @@ async function scanBlobs(
   entries.forEach((e, i) => {
     const p = paths[i] as string;
     const st = stats[i];
-    if (isAtomicTemp(e.name)) {
+    if (isAtomicTemp(e.name) || isLegacyAtomicTemp(e.name)) {
       warn(staleTemp(p, st));
     } else if (e.name.endsWith('.incomplete')) {
       const etag = etagOfBlobName(e.name);
@@ -171,7 +171,7 @@ async function readRefs(
   const files = await walkFiles(refsDir);
   await Promise.all(
     files.map(async (f) => {
-      if (isAtomicTemp(path.basename(f.abs))) {
+      if (isAtomicTemp(path.basename(f.abs)) || isLegacyAtomicTemp(path.basename(f.abs))) {
         warn(staleTemp(f.abs, await fs.lstat(f.abs).catch(() => undefined)));
         return;
       }
@@ -192,7 +192,10 @@ async function scanRevision(
 ): Promise<CachedRevision> {
   // A temp of an atomic write (a copy, a link being replaced) is never a file of the snapshot.
   const walked = await walkFiles(snapDir);
-  const temps = walked.filter((e) => isAtomicTemp(path.basename(e.abs)));
+  const temps = walked.filter((e) => {
+    const name = path.basename(e.abs);
+    return isAtomicTemp(name) || (e.kind === 'symlink' && isLegacyAtomicTemp(name));
+  });
   const entries = walked.filter((e) => !temps.includes(e));
   const links = entries.filter((e) => e.kind === 'symlink');
   const targets = await readlinkMany(links.map((l) => l.abs));

@@ -61,18 +61,25 @@ export function atomicTempPath(dest: string): string {
 }
 
 const ATOMIC_TEMP_RE = /^\..+\.[0-9a-f]{8}\.hctmp$/;
-/** Names written by hubcache before the one pattern (`.<base>.<hex>.tmp`, `<name>.<hex>.tmp`). */
 const LEGACY_TEMP_RE = /\.[0-9a-f]{8}\.tmp$/;
 
 /** Whether a file name (not a path) is a temp of an atomic write: never a finished file. */
 export function isAtomicTemp(name: string): boolean {
-  return ATOMIC_TEMP_RE.test(name) || LEGACY_TEMP_RE.test(name);
+  return ATOMIC_TEMP_RE.test(name);
+}
+
+/**
+ * Names hubcache wrote before the one pattern (`<name>.<hex>.tmp`, `.<name>.<hex>.tmp`). Only
+ * where no repo file can be (refs/, blobs/, a snapshot's links): elsewhere it may be a real file.
+ */
+export function isLegacyAtomicTemp(name: string): boolean {
+  return LEGACY_TEMP_RE.test(name);
 }
 
 /** The target a temp path stands for (the path itself when it is no temp). */
 export function atomicTempTarget(p: string): string {
   const base = path.basename(p);
-  if (!isAtomicTemp(base)) return p;
+  if (!isAtomicTemp(base) && !isLegacyAtomicTemp(base)) return p;
   const bare = base.replace(/\.[0-9a-f]{8}\.(?:hc)?tmp$/, '');
   return path.join(path.dirname(p), bare.startsWith('.') ? bare.slice(1) : bare);
 }
