@@ -8,7 +8,7 @@
 // In your own project, import from 'hubcache' instead of '../src/index.js'.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { addModel, Cache, HubcacheError, initManifest, install, loadManifest, lock, modelPath } from '../src/index.js';
+import { addModel, Cache, HubcacheError, initManifest, loadManifest } from '../src/index.js';
 
 const [projectDir = '.', repo = 'openai-community/gpt2'] = process.argv.slice(2);
 
@@ -26,11 +26,10 @@ try {
   }
   const manifest = await loadManifest(file);
 
-  const locked = await lock({ cache, loaded: manifest, signal: controller.signal });
+  const locked = await cache.lock({ loaded: manifest, signal: controller.signal });
   for (const e of locked.entries) console.error(`lock: ${e.alias} ${e.status} ${e.to ?? ''}`);
 
-  const result = await install({
-    cache,
+  const result = await cache.install({
     loaded: manifest,
     frozen: true, // the lock was just written: it must match
     signal: controller.signal,
@@ -43,7 +42,7 @@ try {
   console.error(`downloaded ${result.downloadedBytes} bytes`);
   for (const m of result.models) console.log(`${m.alias}\t${m.path}`);
   console.error(
-    `config: ${await modelPath({ cache, loaded: manifest, alias: result.models[0]?.alias ?? 'model', file: 'config.json' })}`,
+    `config: ${await cache.modelPath({ loaded: manifest, alias: result.models[0]?.alias ?? 'model', file: 'config.json' })}`,
   );
 } catch (err) {
   if (err instanceof HubcacheError) {

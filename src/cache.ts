@@ -31,6 +31,13 @@ import type { DoctorOptions, DoctorReport } from './care/doctor.js';
 import type { PackOptions, PackReport } from './care/pack.js';
 import type { UnpackOptions, UnpackReport } from './care/unpack.js';
 import { policyPath } from './care/paths.js';
+import type { InstallOptions, InstallResult } from './manifest/install.js';
+import type { LockOptions, LockResult, UpdateOptions } from './manifest/lock.js';
+import type { OutdatedEntry, OutdatedOptions } from './manifest/outdated.js';
+import type { ModelPathOptions } from './manifest/path.js';
+
+/** A project verb's options without the cache (the method's own). */
+export type ProjectVerbOptions<O extends { cache: unknown }> = Omit<O, 'cache'>;
 
 // Cache care and import are loaded on first use: a download (the hot path of short-lived CLI
 // runs and of applications starting up) does not pay for parsing them.
@@ -244,6 +251,7 @@ export class Cache {
       offline: hf.offline,
       symlinks: hf.symlinks,
       engine: this.engine,
+      client: this.client('hf'),
     };
     return ensureBlob(ctx, ref, commit, file, opts);
   }
@@ -258,7 +266,7 @@ export class Cache {
     const { importDir } = await import('./import/import-dir.js');
     const repo = this.parseRepo(opts.repo, opts.revision);
     try {
-      return await importDir(this.config, { ...opts, repo });
+      return await importDir(this.config, { ...opts, repo }, (hub, at) => this.client(hub, at));
     } catch (err) {
       throw asFsError(err, this.writePlaces(repo.hub));
     }
@@ -274,6 +282,7 @@ export class Cache {
       hf: { endpoint: hf.endpoint, token: hf.token },
       modelscope: { endpoint: ms.endpoint, token: ms.token },
       offline: hf.offline,
+      client: (hub, at) => this.client(hub, at),
       download: (opts) => this.download(opts),
     };
   }
@@ -389,6 +398,33 @@ export class Cache {
   async dedup(opts: DedupOptions = {}): Promise<DedupReport> {
     const { dedup } = await import('./care/dedup.js');
     return dedup(this.careContext(), opts);
+  }
+
+  // --- project verbs: hubcache.json + hubcache.lock (src/manifest/, loaded only when used) ---
+
+  /** Resolves the manifest's entries to commits and file lists and writes hubcache.lock. */
+  async lock(opts: ProjectVerbOptions<LockOptions> = {}): Promise<LockResult> {
+    return (await import('./manifest/lock.js')).lock({ ...opts, cache: this });
+  }
+
+  /** `lock` that re-resolves the given aliases (all when none are given). */
+  async update(opts: ProjectVerbOptions<UpdateOptions> = {}): Promise<LockResult> {
+    return (await import('./manifest/lock.js')).update({ ...opts, cache: this });
+  }
+
+  /** Puts every locked model in place (locking first unless frozen). */
+  async install(opts: ProjectVerbOptions<InstallOptions> = {}): Promise<InstallResult> {
+    return (await import('./manifest/install.js')).install({ ...opts, cache: this });
+  }
+
+  /** Entries whose hub revision moved since they were locked. */
+  async outdated(opts: ProjectVerbOptions<OutdatedOptions> = {}): Promise<OutdatedEntry[]> {
+    return (await import('./manifest/outdated.js')).outdated({ ...opts, cache: this });
+  }
+
+  /** Where an installed model (or one of its files) is on disk. */
+  async modelPath(opts: ProjectVerbOptions<ModelPathOptions>): Promise<string> {
+    return (await import('./manifest/path.js')).modelPath({ ...opts, cache: this });
   }
 
   /** One file: downloads it if needed and returns its path on disk. */

@@ -1,6 +1,7 @@
 // Typed errors. Every failure a user can meet is one of these classes, so the CLI can map it to
 // one clear line, a hint, and a distinct exit code, and library users can `instanceof` them.
 import path from 'node:path';
+import { atomicTempTarget } from './util/fs.js';
 
 /** Process exit codes, stable for scripts. 1 is reserved for "something is outdated / a problem was found". */
 export const ExitCode = {
@@ -207,9 +208,8 @@ export function asFsError(err: unknown, places: readonly WritePlace[]): unknown 
   if (typeof e.code !== 'string' || typeof e.path !== 'string' || typeof e.syscall !== 'string') return err;
   // symlink, link, rename and copyfile name what they create second (`dest`).
   const p = (e as { dest?: unknown }).dest;
-  // Temp files sit beside their target (`name.<hex>.tmp`, `.name.<hex>.tmp`): name the target.
-  const named = typeof p === 'string' ? p : e.path;
-  const target = named.replace(/\/\.([^/]+)\.[0-9a-f]{8}\.tmp$/, '/$1').replace(/\.[0-9a-f]{8}\.tmp$/, '');
+  // Temp files sit beside their target (util/fs atomicTempPath): name the target.
+  const target = atomicTempTarget(typeof p === 'string' ? p : e.path);
   const inside = (pl: WritePlace): boolean => target === pl.dir || target.startsWith(`${pl.dir.replace(/\/+$/, '')}/`);
   const place = [...places].sort((a, b) => b.dir.length - a.dir.length).find(inside);
   const move = place ? `Point ${place.setting} at another folder` : 'Choose another folder';

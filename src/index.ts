@@ -19,6 +19,10 @@ export type { RepoRef, RemoteFile, Snapshot, HubName, RepoType, EndpointsOption 
 export { parseRepoRef, formatRepoRef } from './hubs/repo-ref.js';
 export { hfSettingsFromEnv, modelscopeSettingsFromEnv } from './config.js';
 export { ModelScopeClient, type MsRevision } from './hubs/modelscope.js';
+export { HfClient } from './hubs/hf.js';
+export type { Http1Client } from './http/client.js';
+export type { TransferEngine } from './transfer/engine.js';
+export type { TransferOptions } from './transfer/types.js';
 export { ModelScopeCache, maskModelName, type MsLayout } from './layouts/modelscope-cache.js';
 export type {
   ImportOptions,
@@ -59,26 +63,26 @@ export {
   type Drift,
   type FileChanges,
 } from './manifest/lockfile.js';
-export {
-  lock,
-  update,
-  type ProjectOptions,
-  type LockOptions,
-  type UpdateOptions,
-  type LockResult,
-  type LockEntryResult,
-  type LockEntryStatus,
+// Project verbs are Cache methods (cache.lock/update/install/outdated/modelPath); their types:
+export type { ProjectVerbOptions } from './cache.js';
+export type { ProjectCache } from './manifest/project-cache.js';
+export type {
+  ProjectOptions,
+  LockOptions,
+  UpdateOptions,
+  LockResult,
+  LockEntryResult,
+  LockEntryStatus,
 } from './manifest/lock.js';
-export {
-  install,
-  type InstallOptions,
-  type InstallResult,
-  type InstalledModel,
-  type InstalledFile,
-  type InstallProgressEvent,
+export type {
+  InstallOptions,
+  InstallResult,
+  InstalledModel,
+  InstalledFile,
+  InstallProgressEvent,
 } from './manifest/install.js';
-export { outdated, type OutdatedOptions, type OutdatedEntry } from './manifest/outdated.js';
-export { modelPath, type ModelPathOptions } from './manifest/path.js';
+export type { OutdatedOptions, OutdatedEntry } from './manifest/outdated.js';
+export type { ModelPathOptions } from './manifest/path.js';
 // Cache care: scan, verify, status, remove, prune, gc (the Cache methods of the same names).
 export type {
   CacheScan,
@@ -107,7 +111,10 @@ export type {
   Skipped,
   ListOptions,
   ListRow,
+  ListingDiff,
+  LocalDirVerifyReport,
 } from './care/index.js';
+export type { CareContext, HubAccess } from './care/index.js';
 export { listRows, parseSize, parseDuration } from './care/index.js';
 // Doctor, pack/unpack, dedup (the Cache methods of the same names) and --local-dir link modes.
 export type { DoctorOptions, DoctorReport, DoctorDir } from './care/doctor.js';

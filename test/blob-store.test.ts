@@ -6,6 +6,8 @@ import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import { describe, test } from 'node:test';
 import { Cache } from '../src/cache.js';
+import { ensureBlob } from '../src/download/hf.js';
+import { ensureMsFile } from '../src/download/modelscope.js';
 import type { RepoRef } from '../src/hubs/types.js';
 import { LocalBlobStore } from '../src/stores/blob-store.js';
 import { generatedContent, startTestHub } from './fixtures/test-hub.js';
@@ -85,6 +87,40 @@ describe('Cache.ensureBlob', () => {
       assert.equal(hub.countRequests(), 0);
       await cache.engine.close();
     } finally {
+      await hub.close();
+    }
+  });
+
+  test('ensureBlob and ensureMsFile fetch through the client they are given, not one of their own', async () => {
+    const hub = await startTestHub();
+    const commit = hub.hf.createRepo('org/m').commit({ 'w.safetensors': { size: 4096, seed: 3 } });
+    hub.ms.createRepo('org/q').commit({ 'w.bin': { size: 2048, seed: 4 } });
+    const root = await tempDir();
+    // The context names an endpoint nothing listens on: only the given client reaches the hub.
+    const cache = Cache.at(root, { hfEndpoint: hub.hfEndpoint, modelscopeEndpoint: hub.msEndpoint });
+    const dead = 'http://127.0.0.1:9';
+    try {
+      const hfClient = cache.client('hf');
+      const [file] = await hfClient.listFiles(repo, commit);
+      assert.ok(file);
+      const base = { cacheDir: root, endpoint: dead, offline: false, symlinks: true, engine: cache.engine };
+      const got = await ensureBlob({ ...base, client: hfClient }, repo, commit, file);
+      assert.equal(got.status, 'downloaded');
+      assert.equal((await fs.stat(got.path)).size, 4096);
+
+      const msRepo: RepoRef = { hub: 'modelscope', type: 'model', id: 'org/q' };
+      const msClient = cache.client('modelscope');
+      const [msFile] = await msClient.listFiles(msRepo, 'master');
+      assert.ok(msFile);
+      const msBase = { cacheDir: root, endpoint: dead, offline: false, engine: cache.engine };
+      const ms = await ensureMsFile({ ...msBase, client: msClient }, msRepo, 'master', msFile);
+      assert.equal(ms.status, 'downloaded');
+      assert.equal((await fs.stat(ms.path)).size, 2048);
+      // Without a client, the context's endpoint is used: the dead one fails.
+      await fs.rm(ms.path);
+      await assert.rejects(ensureMsFile(msBase, msRepo, 'master', msFile));
+    } finally {
+      await cache.close();
       await hub.close();
     }
   });

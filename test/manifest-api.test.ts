@@ -1,4 +1,4 @@
-// The project API in-process: lock(), install(), outdated(), update(), modelPath() on a Cache
+// The project API in-process: cache.lock(), install(), outdated(), update(), modelPath() on a Cache
 // built with Cache.at — one merged progress stream, cancellation, and fail-fast across entries.
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -6,17 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestHub, type TestHub } from './fixtures/test-hub.js';
 import { tempDir } from './helpers.js';
-import {
-  AbortedError,
-  Cache,
-  install,
-  lock,
-  modelPath,
-  outdated,
-  RepoNotFoundError,
-  update,
-  type InstallProgressEvent,
-} from '../src/index.js';
+import { AbortedError, Cache, RepoNotFoundError, type InstallProgressEvent } from '../src/index.js';
 
 describe('project API', () => {
   let hub: TestHub;
@@ -52,7 +42,7 @@ describe('project API', () => {
   after(async () => hub.close());
 
   test('lock + install: one plan, alias-prefixed progress, every blob verified once', async () => {
-    const locked = await lock({ cache, manifest });
+    const locked = await cache.lock({ manifest });
     assert.deepEqual(
       locked.entries.map((e) => [e.alias, e.status]),
       [
@@ -64,7 +54,7 @@ describe('project API', () => {
     );
     assert.equal(locked.written, true);
     const events: InstallProgressEvent[] = [];
-    const res = await install({ cache, manifest, frozen: true, onProgress: (e) => events.push(e) });
+    const res = await cache.install({ manifest, frozen: true, onProgress: (e) => events.push(e) });
     const plans = events.filter((e) => e.type === 'plan');
     assert.equal(plans.length, 1, 'one overall plan for all entries');
     assert.equal(plans[0]?.type === 'plan' && plans[0].downloadBytes, 150_007 + 7 + 150_007 + 40_007);
@@ -90,19 +80,18 @@ describe('project API', () => {
     // 7 files on disk: a's two blobs, a-config's copy of config.json (a separate file), b's two, c's two.
     assert.equal(res.hashedFiles, 7);
     assert.equal(
-      await modelPath({ cache, manifest, alias: 'c', file: 'w.bin' }),
+      await cache.modelPath({ manifest, alias: 'c', file: 'w.bin' }),
       path.join(cacheDir, 'models', 'org', 'c', 'w.bin'),
     );
   });
 
   test('a cancelled install stops with AbortedError and resumes later', async () => {
     hub.hf.repo('org/b').commit({ 'w.safetensors': Buffer.alloc(300_000, 9) });
-    await update({ cache, manifest, aliases: ['b'] });
+    await cache.update({ manifest, aliases: ['b'] });
     hub.throttleBytesPerSec = 100_000;
     try {
       const ac = new AbortController();
-      const run = install({
-        cache,
+      const run = cache.install({
         manifest,
         signal: ac.signal,
         onProgress: (e) => {
@@ -112,11 +101,11 @@ describe('project API', () => {
       await assert.rejects(run, AbortedError);
       const pre = new AbortController();
       pre.abort();
-      await assert.rejects(install({ cache, manifest, signal: pre.signal }), AbortedError);
+      await assert.rejects(cache.install({ manifest, signal: pre.signal }), AbortedError);
     } finally {
       hub.throttleBytesPerSec = undefined;
     }
-    const res = await install({ cache, manifest });
+    const res = await cache.install({ manifest });
     assert.equal(
       res.models.find((m) => m.alias === 'b')?.files.find((f) => f.path === 'w.safetensors')?.status,
       'downloaded',
@@ -126,12 +115,12 @@ describe('project API', () => {
   test('the first failing entry cancels the others', async () => {
     hub.hf.repo('org/b').commit({ 'w.safetensors': Buffer.alloc(400_000, 4) });
     hub.hf.repo('org/a').commit({ 'w.safetensors': Buffer.alloc(100, 4) });
-    const moved = await outdated({ cache, manifest });
+    const moved = await cache.outdated({ manifest });
     assert.deepEqual(
       moved.map((e) => e.alias),
       ['a', 'a-config', 'b'],
     );
-    const up = await update({ cache, manifest });
+    const up = await cache.update({ manifest });
     const a = up.entries.find((e) => e.alias === 'a');
     assert.deepEqual(
       a?.changes?.changed.map((c) => [c.path, c.oldSize, c.newSize]),
@@ -143,7 +132,7 @@ describe('project API', () => {
     hub.throttleBytesPerSec = 50_000; // b would take 8 s
     const started = Date.now();
     try {
-      await assert.rejects(install({ cache, manifest }), RepoNotFoundError);
+      await assert.rejects(cache.install({ manifest }), RepoNotFoundError);
     } finally {
       hub.throttleBytesPerSec = undefined;
     }

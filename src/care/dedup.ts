@@ -12,18 +12,18 @@
 // is replaced, and skipped when held; ModelScope: skipped while the repo's locks are held), a file
 // that changed since it was hashed is skipped, and each replacement is a hard link to a temp name
 // followed by a rename over the old path, so a reader always finds a complete file.
-import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { tryAcquireLock } from '../locks/flock.js';
+import { replaceAtomically } from '../util/fs.js';
 import type { CareContext } from './context.js';
 import { statMany } from './fs-walk.js';
 import { hashFilesWithProgress, type HashJob } from './hash-pool.js';
 import { lockHeld } from './in-use.js';
 import type { CacheScan } from './model.js';
 import { scan, type CacheRoots } from './scan.js';
-import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { etagOfBlobName, HfRepoCache } from '../layouts/hf-cache.js';
 import { hfBlobLockPath } from './scan-hf.js';
 import { msRepoLocked } from './scan-modelscope.js';
 
@@ -123,7 +123,7 @@ export async function collectInodes(scans: readonly CacheScan[]): Promise<Cached
   const copies = new Map<string, CachedCopy>();
   for (const s of scans) {
     for (const repo of s.repos) {
-      const blobsDir = path.join(repo.path, 'blobs');
+      const blobsDir = repo.layout === 'hf' ? new HfRepoCache(repo.root, repo).blobsDir() : undefined;
       for (const rev of repo.revisions) {
         for (const f of rev.files) {
           if (f.outside || copies.has(f.blobPath)) continue;
@@ -364,10 +364,6 @@ async function replaceWithLink(keep: CachedInode, victim: CachedInode, copy: Cac
   const lock = copy.guard.kind === 'hf-blob' ? await tryAcquireLock(copy.guard.lockPath).catch(() => null) : undefined;
   if (lock === null) return BLOB_BUSY;
   const keepPath = (keep.copies[0] as CachedCopy).path;
-  const tmp = path.join(
-    path.dirname(copy.path),
-    `.${path.basename(copy.path)}.${randomBytes(4).toString('hex')}.hctmp`,
-  );
   try {
     const [now, kept] = await Promise.all([
       fs.lstat(copy.path).catch(() => undefined),
@@ -383,13 +379,11 @@ async function replaceWithLink(keep: CachedInode, victim: CachedInode, copy: Cac
       return 'it changed since it was looked at';
     if (!kept?.isFile() || kept.ino !== keep.ino || kept.dev !== keep.dev)
       return `the copy to keep (${keepPath}) changed since it was hashed`;
-    await fs.link(keepPath, tmp);
-    await fs.rename(tmp, copy.path);
+    await replaceAtomically(copy.path, (tmp) => fs.link(keepPath, tmp));
     return undefined;
   } catch (err) {
     return `could not link it: ${(err as Error).message}`;
   } finally {
-    await fs.rm(tmp, { force: true }).catch(() => undefined);
     await lock?.release();
   }
 }

@@ -16,7 +16,7 @@ import { tryAcquireLock, type FileLock } from '../locks/flock.js';
 import { isInside, readdirSafe, readlinkMany, walkFiles } from './fs-walk.js';
 import { hfRepoLocked, lockHeld, revisionBlobLocks } from './in-use.js';
 import type { CachedRepo, CachedRevision, CacheScan, WarningKind } from './model.js';
-import { etagOfBlobName } from '../layouts/hf-cache.js';
+import { etagOfBlobName, HfRepoCache } from '../layouts/hf-cache.js';
 import { hfBlobLockPath } from './scan-hf.js';
 import { msRepoLocked, MS_TEMP_DIR } from './scan-modelscope.js';
 
@@ -163,7 +163,7 @@ export function planRevisions(plan: DeletePlan, repo: CachedRepo, selected: read
       repo.layout === 'hf'
         ? Object.entries(repo.refs)
             .filter(([, c]) => c === rev.commit)
-            .map(([name, c]) => ({ path: path.join(repo.path, 'refs', name), commit: c }))
+            .map(([name, c]) => ({ path: path.join(new HfRepoCache(repo.root, repo).refsDir(), name), commit: c }))
         : [];
     size += folderBytes;
     plan.revisions.push({
@@ -393,7 +393,9 @@ class Executor {
 
 /** Every blob path that some snapshot of the repo links to, read fresh from disk. */
 async function linkedBlobs(repoDir: string): Promise<Set<string>> {
-  const entries = (await walkFiles(path.join(repoDir, 'snapshots'))).filter((e) => e.kind === 'symlink');
+  const layout = HfRepoCache.atFolder(repoDir);
+  if (!layout) throw new UnsafePathError(`Not a cache repo folder (expected models--org--name): ${repoDir}`);
+  const entries = (await walkFiles(layout.snapshotsDir())).filter((e) => e.kind === 'symlink');
   const targets = await readlinkMany(entries.map((e) => e.abs));
   const out = new Set<string>();
   entries.forEach((e, i) => {

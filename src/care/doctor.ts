@@ -7,8 +7,6 @@ import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { envBool, hfSettingsFromEnv, modelscopeSettingsFromEnv, type Env } from '../config.js';
-import { HfClient } from '../hubs/hf.js';
-import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RemoteFile, RepoRef } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
 import { lockingAvailable, lockingUnavailableReason } from '../locks/flock.js';
@@ -283,7 +281,7 @@ async function partialsInUse(s: CacheScan): Promise<Set<string>> {
 async function unwritableRepos(s: CacheScan): Promise<Array<{ repo: string; path: string; ownerUid: number }>> {
   const out: Array<{ repo: string; path: string; ownerUid: number }> = [];
   for (const repo of s.repos) {
-    for (const dir of repo.layout === 'hf' ? [repo.path, path.join(repo.path, 'blobs')] : [repo.path]) {
+    for (const dir of repo.layout === 'hf' ? [repo.path, new HfRepoCache(repo.root, repo).blobsDir()] : [repo.path]) {
       const st = await fs.stat(dir).catch(() => undefined);
       if (!st) continue;
       if (
@@ -340,10 +338,7 @@ async function revisionFindings(
   }
   if (!upstream && online) {
     try {
-      upstream =
-        repo.hub === 'hf'
-          ? await new HfClient(ctx.hf).listFiles(ref, rev.commit)
-          : await new ModelScopeClient(ctx.modelscope).listFiles(ref, rev.commit);
+      upstream = await ctx.client(repo.hub).listFiles(ref, rev.commit);
     } catch (err) {
       findings.push({
         check: 'online.listing',

@@ -76,7 +76,7 @@ export type WarningKind =
   | 'orphan-blob'
   /** A partial download left behind. */
   | 'incomplete'
-  /** A temp file left by an interrupted atomic write (`refs/main.1a2b3c4d.tmp`...). */
+  /** A temp file left by an interrupted atomic write (util/fs isAtomicTemp: `.main.1a2b3c4d.hctmp`...). */
   | 'stale-temp'
   /** Something that is not part of any known layout (kept, never deleted by prune). */
   | 'foreign'

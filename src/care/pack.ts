@@ -3,13 +3,14 @@
 // files with `.msc`, `.mdl`, `.mv`). Every file is read once: copied into the archive and hashed
 // on the way (and HF blobs checked against their names, so a corrupt blob is never shipped);
 // the manifest goes last. The archive is written to a temp name and renamed when complete.
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { IntegrityError } from '../errors.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
 import { MDL_FILE, MSC_FILE, MV_FILE } from '../layouts/modelscope-cache.js';
+import { atomicTempPath } from '../util/fs.js';
 import { VERSION } from '../version.js';
 import { TarFileWriter } from './archive-tar.js';
 import type { CareContext } from './context.js';
@@ -95,7 +96,7 @@ export async function pack(ctx: CareContext, opts: PackOptions): Promise<PackRep
 
   const output = path.resolve(opts.output);
   await fs.mkdir(path.dirname(output), { recursive: true });
-  const tmp = path.join(path.dirname(output), `.${path.basename(output)}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = atomicTempPath(output);
   const out = await fs.open(tmp, 'wx');
   let archiveBytes = 0;
   const tar = new TarFileWriter(out);
@@ -195,7 +196,7 @@ async function packFile(
 async function itemsOf(repo: CachedRepo, rev: CachedRevision, prefix: string): Promise<PackItem[]> {
   const out: PackItem[] = [];
   const member = (abs: string): string => `${prefix}/${path.relative(repo.path, abs).split(path.sep).join('/')}`;
-  const blobsDir = path.join(repo.path, 'blobs');
+  const blobsDir = repo.layout === 'hf' ? new HfRepoCache(repo.root, repo).blobsDir() : undefined;
   for (const f of rev.files) {
     const name = member(f.linkPath);
     const etag =

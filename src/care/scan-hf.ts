@@ -9,7 +9,8 @@ import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
-import { BLOB_RE, etagOfBlobName, parseRepoFolderName } from '../layouts/hf-cache.js';
+import { BLOB_RE, etagOfBlobName, hfBlobLockPath, HfRepoCache, parseRepoFolderName } from '../layouts/hf-cache.js';
+import { isAtomicTemp, isLegacyAtomicTemp } from '../util/fs.js';
 import {
   isInside,
   JUNK_NAMES,
@@ -29,13 +30,7 @@ import {
   type CacheWarning,
 } from './model.js';
 
-/** Temp names of atomic writes: `refs/main.1a2b3c4d.tmp` (Python), `<link>.1a2b3c4d.tmp` (hubcache). */
-export const ATOMIC_TMP_RE = /\.[0-9a-f]{8}\.tmp$/;
-
-/** `<cache>/.locks/<repo folder>/<etag>.lock`: the lock huggingface_hub and hubcache take per blob. */
-export function hfBlobLockPath(root: string, repoFolder: string, etag: string): string {
-  return path.join(root, '.locks', repoFolder, `${etag}.lock`);
-}
+export { hfBlobLockPath };
 
 interface BlobInfo {
   path: string;
@@ -63,11 +58,12 @@ export async function scanHfRepo(
   const warn = (w: Omit<CacheWarning, 'repo'>): void => {
     warnings.push({ ...w, repo: repoKey });
   };
-  const blobsDir = path.join(dir, 'blobs');
+  const layout = new HfRepoCache(root, parsed);
+  const blobsDir = layout.blobsDir();
   const [blobs, refs, snapshotEntries, dirStat] = await Promise.all([
     scanBlobs(root, folder, blobsDir, warn),
-    readRefs(path.join(dir, 'refs'), warn),
-    fs.readdir(path.join(dir, 'snapshots'), { withFileTypes: true }).catch(() => undefined),
+    readRefs(layout.refsDir(), warn),
+    fs.readdir(layout.snapshotsDir(), { withFileTypes: true }).catch(() => undefined),
     fs.stat(dir),
   ]);
   if (!snapshotEntries) warn({ kind: 'corrupted', path: dir, message: `No snapshots/ folder in ${folder}` });
@@ -77,7 +73,7 @@ export async function scanHfRepo(
   await Promise.all(
     (snapshotEntries ?? []).map(async (e) => {
       if (JUNK_NAMES.has(e.name)) return;
-      const snapDir = path.join(dir, 'snapshots', e.name);
+      const snapDir = path.join(layout.snapshotsDir(), e.name);
       if (!e.isDirectory()) {
         warn({ kind: 'foreign', path: snapDir, message: `Not a snapshot folder: ${snapDir}` });
         return;
@@ -97,7 +93,11 @@ export async function scanHfRepo(
       const why = isCommitHash(commit)
         ? `points to ${commit}, which has no snapshot`
         : `does not hold a commit hash (${JSON.stringify(commit.slice(0, 60))})`;
-      warn({ kind: 'missing-commit', path: path.join(dir, 'refs', name), message: `Ref ${name} of ${repoKey} ${why}` });
+      warn({
+        kind: 'missing-commit',
+        path: path.join(layout.refsDir(), name),
+        message: `Ref ${name} of ${repoKey} ${why}`,
+      });
     }
   }
   for (const r of revisions) r.refs.sort();
@@ -142,7 +142,9 @@ async function scanBlobs(
   entries.forEach((e, i) => {
     const p = paths[i] as string;
     const st = stats[i];
-    if (e.name.endsWith('.incomplete')) {
+    if (isAtomicTemp(e.name) || isLegacyAtomicTemp(e.name)) {
+      warn(staleTemp(p, st));
+    } else if (e.name.endsWith('.incomplete')) {
       const etag = etagOfBlobName(e.name);
       warn({
         kind: 'incomplete',
@@ -178,15 +180,8 @@ async function readRefs(
   const files = await walkFiles(refsDir);
   await Promise.all(
     files.map(async (f) => {
-      if (ATOMIC_TMP_RE.test(f.rel)) {
-        const s = await fs.lstat(f.abs).catch(() => undefined);
-        warn({
-          kind: 'stale-temp',
-          path: f.abs,
-          size: s?.size ?? 0,
-          lastModifiedMs: s?.mtimeMs ?? 0,
-          message: `Leftover temp file: ${f.abs}`,
-        });
+      if (isAtomicTemp(path.basename(f.abs)) || isLegacyAtomicTemp(path.basename(f.abs))) {
+        warn(staleTemp(f.abs, await fs.lstat(f.abs).catch(() => undefined)));
         return;
       }
       const value = readTextSafe(f.abs);
@@ -204,34 +199,28 @@ async function scanRevision(
   blobs: Map<string, BlobInfo>,
   warn: (w: Omit<CacheWarning, 'repo'>) => void,
 ): Promise<CachedRevision> {
-  const entries = await walkFiles(snapDir);
+  // A temp of an atomic write (a copy, a link being replaced) is never a file of the snapshot.
+  const walked = await walkFiles(snapDir);
+  const temps = walked.filter((e) => {
+    const name = path.basename(e.abs);
+    return isAtomicTemp(name) || (e.kind === 'symlink' && isLegacyAtomicTemp(name));
+  });
+  const entries = walked.filter((e) => !temps.includes(e));
   const links = entries.filter((e) => e.kind === 'symlink');
   const targets = await readlinkMany(links.map((l) => l.abs));
   const files: CachedFile[] = [];
   const missing: string[] = [];
   const slow: WalkEntry[] = [];
-  const temps: WalkEntry[] = [];
   links.forEach((l, i) => {
     const t = targets[i];
-    if (t !== undefined && ATOMIC_TMP_RE.test(l.rel)) {
-      temps.push(l);
-      return;
-    }
     const blob = t === undefined ? undefined : (blobOfLink(l.rel, t, blobs) ?? blobOfTarget(l.abs, t, blobsDir, blobs));
     if (blob) files.push(fileOf(l, blob.path, blob.stat, blob.outside));
     else slow.push(l); // dangling, or pointing somewhere unusual: settle it with stat + realpath
   });
   slow.push(...entries.filter((e) => e.kind !== 'symlink'));
   await Promise.all(
-    temps.map(async (l) => {
-      const st = await fs.lstat(l.abs).catch(() => undefined);
-      warn({
-        kind: 'stale-temp',
-        path: l.abs,
-        size: 0,
-        lastModifiedMs: st?.mtimeMs ?? Date.now(),
-        message: `Leftover temp link: ${l.abs}`,
-      });
+    temps.map(async (t) => {
+      warn(staleTemp(t.abs, await fs.lstat(t.abs).catch(() => undefined)));
     }),
   );
   const stats = await statMany(slow.map((s) => s.abs));
@@ -284,6 +273,12 @@ function blobOfTarget(
 ): BlobInfo | undefined {
   const abs = path.resolve(path.dirname(link), target);
   return path.dirname(abs) === blobsDir ? blobs.get(path.basename(abs)) : undefined;
+}
+
+/** A leftover temp of an atomic write (util/fs atomicTempPath): prune removes it once old enough. */
+function staleTemp(p: string, st: Stats | undefined): Omit<CacheWarning, 'repo'> {
+  const size = st && !st.isSymbolicLink() ? st.size : 0;
+  return { kind: 'stale-temp', path: p, size, lastModifiedMs: st?.mtimeMs ?? 0, message: `Leftover temp file: ${p}` };
 }
 
 function fileOf(e: WalkEntry, blobPath: string, st: Stats, outside: boolean): CachedFile {

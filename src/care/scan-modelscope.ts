@@ -8,9 +8,18 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { formatRepoRef } from '../hubs/repo-ref.js';
 import type { RepoType } from '../hubs/types.js';
-import { MDL_FILE, ModelScopeCache, MS_PARTIAL_DIR, MSC_FILE, MV_FILE, parseMv } from '../layouts/modelscope-cache.js';
+import {
+  MDL_FILE,
+  ModelScopeCache,
+  MS_PARTIAL_DIR,
+  MSC_FILE,
+  msSnapshotsDir,
+  MV_FILE,
+  parseMv,
+} from '../layouts/modelscope-cache.js';
 import { decodeMdl, decodeMsc, type MscEntry } from '../util/pickle.js';
 import { isLocked } from '../locks/flock.js';
+import { isAtomicTemp } from '../util/fs.js';
 import { isInside, JUNK_NAMES, readdirSafe, statMany, walkFiles, type WalkEntry } from './fs-walk.js';
 import {
   repoOf,
@@ -29,8 +38,8 @@ const TYPE_DIRS: Array<[dir: string, type: RepoType]> = [
 export const MS_TEMP_DIR = '._____temp';
 /** Bookkeeping files of a legacy repo folder (not repo content). */
 const LEGACY_META = new Set([MSC_FILE, MDL_FILE, MV_FILE, '.msc.corrupted', '.mdl.corrupted']);
-/** Temp names of atomic writes: the SDK's `.msc` rewrite (`tmpXXXX.tmp`), hubcache's `.hctmp`. */
-const TEMP_RE = /(?:^tmp[^/]*\.tmp|\.hctmp)$/;
+/** The SDK's own temp name (its `.msc` rewrite, `tmpXXXX.tmp`); hubcache's are util/fs isAtomicTemp. */
+const SDK_TEMP_RE = /^tmp[^/]*\.tmp$/;
 
 /** `a___b` on disk is `a.b` on the hub (docs/protocols.md §ModelScope repo folder). */
 const unmaskName = (name: string): string => name.split('___').join('.');
@@ -218,7 +227,7 @@ async function scanSnapshotsRepo(
   const warn = repoWarner(warnings, key);
   const dirStat = await fs.stat(dir);
   await partialsIn(path.join(dir, MS_PARTIAL_DIR), warn);
-  const snapsDir = path.join(dir, 'snapshots');
+  const snapsDir = msSnapshotsDir(dir);
   const revisions: CachedRevision[] = [];
   const refs: Record<string, string> = {};
   for (const e of await readdirSafe(snapsDir)) {
@@ -300,7 +309,7 @@ async function contentFiles(
       const info = { size: st?.size ?? 0, lastModifiedMs: st?.mtimeMs ?? 0 };
       if (e.rel.startsWith(`${MS_PARTIAL_DIR}/`) || e.rel.endsWith('.incomplete')) {
         warn({ kind: 'incomplete', path: e.abs, ...info, message: `Partial download: ${e.abs}` });
-      } else if (TEMP_RE.test(base)) {
+      } else if (isAtomicTemp(base) || SDK_TEMP_RE.test(base)) {
         warn({ kind: 'stale-temp', path: e.abs, ...info, message: `Leftover temp file: ${e.abs}` });
       } else if (!st) {
         warn({ kind: 'broken-link', path: e.abs, message: `Broken symlink: ${e.abs}` });

@@ -5,12 +5,10 @@
 //       keeps no revisions) vs the hub's file listing of that revision.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { HfClient } from '../hubs/hf.js';
 import { ExitCode, HubcacheError } from '../errors.js';
-import { accessAt } from '../hubs/http.js';
-import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
 import type { EndpointsOption, HubName, RemoteFile } from '../hubs/types.js';
+import { HfRepoCache } from '../layouts/hf-cache.js';
 import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { runPool } from '../util/pool.js';
 import type { CareContext } from './context.js';
@@ -97,13 +95,15 @@ type RefCheck = (
 ) => Promise<RefStatus>;
 
 const hfRefStatus: RefCheck = async (ctx, repo, ref, rev, opts) => {
-  const refFile = await fs.stat(path.join(repo.path, 'refs', ...ref.split('/'))).catch(() => undefined);
+  const refFile = await fs
+    .stat(path.join(new HfRepoCache(repo.root, repo).refsDir(), ...ref.split('/')))
+    .catch(() => undefined);
   const local = { commit: rev.commit, dateMs: refFile?.mtimeMs ?? rev.lastModifiedMs };
   const remotes = await Promise.all(
     endpointsFor(ctx, 'hf', opts).map(async (endpoint, _i, list): Promise<RemoteState> => {
       if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const info = await new HfClient(accessAt(ctx.hf, endpoint, list[0])).repoInfo(repo, ref, opts.signal);
+        const info = await ctx.client('hf', { endpoint, primary: list[0] }).repoInfo(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: info.sha };
         const date = info.lastModified ? Date.parse(info.lastModified) : NaN;
         if (Number.isFinite(date)) out.dateMs = date;
@@ -127,7 +127,7 @@ const msRefStatus: RefCheck = async (ctx, repo, ref, rev, opts) => {
     endpointsFor(ctx, 'modelscope', opts).map(async (endpoint, _i, list): Promise<RemoteState> => {
       if (ctx.offline) return { endpoint, error: 'offline', exitCode: ExitCode.offlineMiss };
       try {
-        const client = new ModelScopeClient(accessAt(ctx.modelscope, endpoint, list[0]));
+        const client = ctx.client('modelscope', { endpoint, primary: list[0] });
         const snap = await client.snapshot(repo, ref, opts.signal);
         const out: RemoteState = { endpoint, commit: snap.commit, changedFiles: changedFiles(rev, snap.files) };
         if (snap.createdAt !== undefined) out.dateMs = snap.createdAt * 1000;

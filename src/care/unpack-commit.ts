@@ -2,8 +2,6 @@
 // are kept (a blob's name is its content); refs, `.mv` and ModelScope files that differ from the
 // cache's are only replaced with `updateRefs`. Each step is an atomic rename or link, under the
 // same locks a download takes.
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { RemoteFile } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
@@ -16,6 +14,7 @@ import {
   splitMsModelId,
 } from '../layouts/modelscope-cache.js';
 import { acquireLock } from '../locks/flock.js';
+import { placeFile } from '../layouts/place.js';
 import { isFile, writeFileAtomic } from '../util/fs.js';
 import { decodeMsc, type MscEntry } from '../util/pickle.js';
 import { safeJoin } from '../util/safe-path.js';
@@ -57,7 +56,7 @@ export class Committer {
       if (!this.opts.dryRun) {
         const lock = await acquireLock(rc.lockPath(b.role.etag), this.lockOpts());
         try {
-          if (!(await isFile(dest))) await moveInto(b.staged as string, dest);
+          if (!(await isFile(dest))) await rc.addBlob(b.role.etag, b.staged as string, 'move');
         } finally {
           await lock.release();
         }
@@ -79,7 +78,7 @@ export class Committer {
             newBlob: false,
           });
         } else {
-          await moveInto(s.staged as string, dest);
+          await rc.addSnapshotFile(s.role.commit, s.role.repoPath, s.staged as string, 'move');
         }
       }
       this.note(dest, 'added');
@@ -183,7 +182,7 @@ export class Committer {
     if (!this.opts.dryRun) {
       const lock = await acquireLock(lockPath, this.lockOpts());
       try {
-        await moveInto(f.staged as string, dest);
+        await placeFile(f.staged as string, dest, 'move');
       } finally {
         await lock.release();
       }
@@ -198,7 +197,7 @@ export class Committer {
       this.note(dest, 'kept');
       return;
     }
-    if (!this.opts.dryRun) await moveInto(o.staged as string, dest);
+    if (!this.opts.dryRun) await placeFile(o.staged as string, dest, 'move');
     this.note(dest, 'added');
   }
 
@@ -220,22 +219,5 @@ function safeDecodeMsc(buf: Buffer | undefined): MscEntry[] {
     return decodeMsc(buf);
   } catch {
     return [];
-  }
-}
-
-/** Rename into place (staging is inside the cache); across file systems, copy to a temp name and rename. */
-async function moveInto(staged: string, dest: string): Promise<void> {
-  await fs.mkdir(path.dirname(dest), { recursive: true });
-  try {
-    await fs.rename(staged, dest);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.hctmp`);
-    try {
-      await fs.copyFile(staged, tmp);
-      await fs.rename(tmp, dest);
-    } finally {
-      await fs.rm(tmp, { force: true });
-    }
   }
 }

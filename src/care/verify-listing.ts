@@ -3,8 +3,6 @@
 // `--local-dir` folder, whose files are hashed against the listing (huggingface_hub's verify_maps).
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { HfClient } from '../hubs/hf.js';
-import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RemoteFile, RepoRef } from '../hubs/types.js';
 import { HfLocalDir } from '../layouts/hf-local-dir.js';
 import { HfRepoCache, parseTreeCache } from '../layouts/hf-cache.js';
@@ -37,9 +35,7 @@ async function listingOf(
   }
   if (ctx.offline)
     throw new OfflineMissError(`No file listing of ${repo.key}@${rev.commit.slice(0, 12)} in the cache, and offline`);
-  return repo.hub === 'hf'
-    ? new HfClient(ctx.hf).listFiles(repo, rev.commit, signal)
-    : new ModelScopeClient(ctx.modelscope).listFiles(repo, rev.commit, signal);
+  return ctx.client(repo.hub).listFiles(repo, rev.commit, signal);
 }
 
 /** Missing and extra files of each selected revision; a revision whose listing is unknown gets `reason`. */
@@ -121,7 +117,7 @@ export async function verifyLocalDir(
       });
     listed = parseTreeCache(kept);
   } else {
-    const client = repo.hub === 'hf' ? new HfClient(ctx.hf) : new ModelScopeClient(ctx.modelscope);
+    const client = ctx.client(repo.hub);
     const snap = await client.snapshot(repo, repo.revision ?? (repo.hub === 'hf' ? 'main' : 'master'), opts.signal);
     listed = snap.files;
     revision = snap.commit;

@@ -7,10 +7,9 @@
 // Names of one inode (hard links made by `dedup`) are hashed once, fetched once and linked again.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ModelScopeClient } from '../hubs/modelscope.js';
 import type { RemoteFile } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
-import { placeFile } from '../import/place.js';
+import { placeFile } from '../layouts/place.js';
 import { mscEntryMatches } from '../layouts/modelscope-cache.js';
 import { acquireLock } from '../locks/flock.js';
 import type { CareContext } from './context.js';
@@ -18,7 +17,6 @@ import { isInside, statMany } from './fs-walk.js';
 import { hashFiles, hashFilesWithProgress, type HashAlgorithm, type HashJob } from './hash-pool.js';
 import type { CachedFile, CachedRepo, CachedRevision, CacheScan } from './model.js';
 import { etagOfBlobName } from '../layouts/hf-cache.js';
-import { hfBlobLockPath } from './scan-hf.js';
 import { requireTargets } from './select.js';
 import type { RepoRefDefaults } from '../hubs/repo-ref.js';
 
@@ -130,8 +128,9 @@ async function expectationsFor(
   emit: (e: VerifyEvent) => void,
 ): Promise<Check[]> {
   if (repo.layout === 'hf') {
-    const blobsDir = path.join(repo.path, 'blobs');
-    const tree = await new HfRepoCache(repo.root, repo).readTree(rev.commit).catch(() => undefined);
+    const layout = new HfRepoCache(repo.root, repo);
+    const blobsDir = layout.blobsDir();
+    const tree = await layout.readTree(rev.commit).catch(() => undefined);
     const listed = new Map(tree?.map((f) => [f.path, f]));
     return rev.files.map((file) => {
       const remote = listed.get(file.path);
@@ -150,7 +149,7 @@ async function expectationsFor(
     return rev.files.map((file) => ({ repo, rev, file, reason: 'offline: ModelScope keeps no hashes on disk' }));
   let listing: RemoteFile[];
   try {
-    listing = await new ModelScopeClient(ctx.modelscope).listFiles(repo, rev.commit);
+    listing = await ctx.client('modelscope').listFiles(repo, rev.commit);
   } catch (err) {
     emit({ type: 'warning', message: `Cannot list ${repo.key}@${rev.commit}: ${(err as Error).message}` });
     return rev.files.map((file) => ({
@@ -431,11 +430,8 @@ async function underBlobLock(p: FileCheck, roots: string[], op: (real: string) =
   if (!realRoots.some((r) => isInside(r, real) && r !== real))
     throw new Error(`${real} is outside the cache; not touching it`);
   const etag = etagOfBlobName(path.basename(blob));
-  const repoDir = path.dirname(path.dirname(blob));
-  const lockPath =
-    etag && path.basename(path.dirname(blob)) === 'blobs'
-      ? hfBlobLockPath(path.dirname(repoDir), path.basename(repoDir), etag)
-      : undefined;
+  const layout = HfRepoCache.atFolder(path.dirname(path.dirname(blob)));
+  const lockPath = etag && layout && path.dirname(blob) === layout.blobsDir() ? layout.lockPath(etag) : undefined;
   const lock = lockPath ? await acquireLock(lockPath, { timeoutMs: 30_000 }) : undefined;
   try {
     await op(real);

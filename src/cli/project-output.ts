@@ -16,7 +16,7 @@ export function manifestLocation(flags: { manifest?: string }): ManifestLocation
 
 /** What every project command passes to the library. */
 export function projectOptions(ctx: CommandContext, flags: { manifest?: string }) {
-  return { cache: ctx.cache, signal: ctx.signal, ...manifestLocation(flags) };
+  return { signal: ctx.signal, ...manifestLocation(flags) };
 }
 
 const short = (commit: string | undefined): string =>

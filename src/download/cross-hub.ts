@@ -6,7 +6,7 @@
 //   its indexed files up by size, and the candidate's sha256 is computed before anything is linked.
 // The index is the care scan of the cache, built once per download and only when a file must be fetched.
 import path from 'node:path';
-import { placeFile } from '../import/place.js';
+import { placeFile } from '../layouts/place.js';
 import type { HubName, RemoteFile } from '../hubs/types.js';
 import { fileMatches } from '../layouts/modelscope-cache.js';
 import type { CacheRoots } from '../care/scan.js';

@@ -343,7 +343,7 @@ export async function ensureBlob(
 ): Promise<EnsuredBlob> {
   assertSafeRepoPath(file.path);
   const rc = new HfRepoCache(ctx.cacheDir, repo);
-  const client = new HfClient({ endpoint: ctx.endpoint, token: ctx.token });
+  const client = ctx.client ?? new HfClient({ endpoint: ctx.endpoint, token: ctx.token });
   if (!(await rc.hasBlob(hfEtagOf(file)))) {
     await rc.writeCachedirTag();
     await mkdirp(rc.blobsDir());

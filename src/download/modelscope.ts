@@ -16,7 +16,7 @@ import {
   type MsSnapshotDir,
   type MsLayout,
 } from '../layouts/modelscope-cache.js';
-import { placeFile } from '../import/place.js';
+import type { PlaceMethod, PlaceMode } from '../layouts/place.js';
 import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import type { TransferEngine } from '../transfer/engine.js';
 import type { TransferRequest } from '../transfer/types.js';
@@ -25,7 +25,7 @@ import { mkdirp, writeFileAtomic } from '../util/fs.js';
 import { runPool } from '../util/pool.js';
 import { assertPatternsSelect, emitterFor, materializeAll, planEvent, transferRequest, type Emit } from './common.js';
 import { CrossHubIndex, planReuse } from './cross-hub.js';
-import { commitStaged, stagedPath } from './staging.js';
+import { stagedPath } from './staging.js';
 import { selectFiles } from './hf.js';
 import type { DownloadOptions, DownloadResult, FileStatus, PlannedFile } from './types.js';
 
@@ -61,6 +61,8 @@ export interface MsTarget {
   readonly dir: string;
   readonly partialDir: string;
   filePath(repoPath: string): string;
+  /** Puts the bytes of `from` at the repo path, atomically (the layout's write API). */
+  addFile(repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod>;
   /** Valid here already? `adopt` = present and verified, but not yet in the index. */
   check(f: RemoteFile, fresh: boolean, signal?: AbortSignal): Promise<'cached' | 'adopt' | 'absent'>;
   record(f: RemoteFile, lockOpts: AcquireLockOptions): Promise<void>;
@@ -70,14 +72,9 @@ export interface MsTarget {
   cachedFiles(): Promise<{ path: string; size: number }[]>;
 }
 
-class LegacyTarget implements MsTarget {
-  private index: Awaited<ReturnType<MsLegacyDir['readIndex']>> | undefined;
-  constructor(
-    readonly layout: 'v1' | 'local-dir',
-    private readonly d: MsLegacyDir,
-    private readonly cache: ModelScopeCache,
-    private readonly repoId: string,
-  ) {}
+/** The folder part of a target: where repo paths are and how bytes get there (the layout's own). */
+abstract class FolderTarget<D extends MsLegacyDir | MsSnapshotDir> {
+  constructor(protected readonly d: D) {}
   get dir(): string {
     return this.d.dir;
   }
@@ -86,6 +83,21 @@ class LegacyTarget implements MsTarget {
   }
   filePath(p: string): string {
     return this.d.filePath(p);
+  }
+  addFile(p: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    return this.d.addFile(p, from, mode);
+  }
+}
+
+class LegacyTarget extends FolderTarget<MsLegacyDir> implements MsTarget {
+  private index: Awaited<ReturnType<MsLegacyDir['readIndex']>> | undefined;
+  constructor(
+    readonly layout: 'v1' | 'local-dir',
+    d: MsLegacyDir,
+    private readonly cache: ModelScopeCache,
+    private readonly repoId: string,
+  ) {
+    super(d);
   }
   async check(f: RemoteFile, fresh: boolean, signal?: AbortSignal): Promise<'cached' | 'adopt' | 'absent'> {
     if (fresh || !this.index) this.index = await this.d.readIndex();
@@ -110,18 +122,8 @@ class LegacyTarget implements MsTarget {
   }
 }
 
-class SnapshotTarget implements MsTarget {
+class SnapshotTarget extends FolderTarget<MsSnapshotDir> implements MsTarget {
   readonly layout = 'v2' as const;
-  constructor(private readonly s: MsSnapshotDir) {}
-  get dir(): string {
-    return this.s.dir;
-  }
-  get partialDir(): string {
-    return this.s.partialDir;
-  }
-  filePath(p: string): string {
-    return this.s.filePath(p);
-  }
   /** No index in this layout: like modelscope ≥1.38, a file counts when its bytes match. */
   async check(f: RemoteFile, _fresh: boolean, signal?: AbortSignal): Promise<'cached' | 'adopt' | 'absent'> {
     return (await fileMatches(this.filePath(f.path), f, true, signal)) ? 'cached' : 'absent';
@@ -129,11 +131,11 @@ class SnapshotTarget implements MsTarget {
   async record(): Promise<void> {}
   async init(): Promise<void> {}
   async finish(): Promise<void> {
-    await mkdirp(this.s.dir);
-    await this.s.cleanupPartials();
+    await mkdirp(this.d.dir);
+    await this.d.cleanupPartials();
   }
   cachedFiles(): Promise<{ path: string; size: number }[]> {
-    return this.s.files();
+    return this.d.files();
   }
 }
 
@@ -281,7 +283,7 @@ export async function ensureMsFile(
   assertSafeRepoPath(file.path);
   const cache = new ModelScopeCache(ctx.cacheDir, ctx.v2Dir ?? ctx.cacheDir);
   const target = new LegacyTarget('v1', cache.legacy(repo.id), cache, repo.id);
-  const client = new ModelScopeClient({ endpoint: ctx.endpoint, token: ctx.token });
+  const client = ctx.client ?? new ModelScopeClient({ endpoint: ctx.endpoint, token: ctx.token });
   const lockOpts: AcquireLockOptions = opts.signal ? { signal: opts.signal } : {};
   const lock = await acquireLock(cache.v2LockPath(repo.id, file.path), lockOpts);
   try {
@@ -311,7 +313,7 @@ async function fetchFile(
 ): Promise<FileStatus> {
   const dest = target.filePath(f.path);
   if (localCopy) {
-    await placeFile(localCopy, dest, 'copy');
+    await target.addFile(f.path, localCopy, 'copy');
     return 'copied';
   }
   if (f.size === 0 && (!f.sha256 || f.sha256 === EMPTY_SHA256)) {
@@ -341,7 +343,7 @@ async function fetchFile(
   );
   if (opts.onPartial) req.onPartial = opts.onPartial;
   await engine.download(req);
-  await commitStaged(staged, dest);
+  await target.addFile(f.path, staged, 'move');
   return 'downloaded';
 }
 

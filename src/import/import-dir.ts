@@ -7,8 +7,7 @@ import path from 'node:path';
 import type { CacheConfig } from '../config.js';
 import { msTargetFor, type MsTarget } from '../download/modelscope.js';
 import { OfflineMissError, UsageError } from '../errors.js';
-import { HfClient } from '../hubs/hf.js';
-import { ModelScopeClient } from '../hubs/modelscope.js';
+import type { ClientFor } from '../hubs/registry.js';
 import { formatRepoRef } from '../hubs/repo-ref.js';
 import { hfEtagOf, type RemoteFile, type RepoRef, type Snapshot } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
@@ -18,7 +17,7 @@ import { exists, removeEmptyTree } from '../util/fs.js';
 import { gitBlobSha1File, sha256File } from '../util/hash.js';
 import { runPool } from '../util/pool.js';
 import { safeJoin } from '../util/safe-path.js';
-import { placeFile, type PlaceMethod, type PlaceMode } from './place.js';
+import type { PlaceMethod, PlaceMode } from '../layouts/place.js';
 
 /** `auto`: move plain files (a copy across file systems); copy out of symlinks and other caches. */
 export type ImportMode = PlaceMode | 'auto';
@@ -83,12 +82,13 @@ interface ImportSink {
   finish(complete: boolean): Promise<void>;
 }
 
-export async function importDir(config: CacheConfig, opts: ImportOptions): Promise<ImportResult> {
+/** `client`: the Cache's hub clients (its one HTTP pool). */
+export async function importDir(config: CacheConfig, opts: ImportOptions, client: ClientFor): Promise<ImportResult> {
   const dir = path.resolve(opts.dir);
   const st = await fs.stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`Not a folder: ${opts.dir}`);
   const emit = (e: ImportEvent): void => opts.onProgress?.(e);
-  const sink = opts.repo.hub === 'hf' ? await hfSink(config, opts) : await msSink(config, opts);
+  const sink = opts.repo.hub === 'hf' ? await hfSink(config, opts, client) : await msSink(config, opts, client);
   emit({
     type: 'plan',
     repo: formatRepoRef(opts.repo),
@@ -168,7 +168,7 @@ async function looksLikeHubCache(dir: string): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------
 // Hugging Face: blob named by etag, snapshot symlink, ref, tree cache.
 
-async function hfSink(config: CacheConfig, opts: ImportOptions): Promise<ImportSink> {
+async function hfSink(config: CacheConfig, opts: ImportOptions, client: ClientFor): Promise<ImportSink> {
   const hf = config.hf;
   const repo = opts.repo;
   const revision = repo.revision ?? 'main';
@@ -184,7 +184,7 @@ async function hfSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
     }
     snap = { commit, files };
   } else {
-    snap = await new HfClient({ endpoint: hf.endpoint, token: hf.token }).snapshot(repo, revision, opts.signal);
+    snap = await client('hf').snapshot(repo, revision, opts.signal);
     if (!opts.dryRun) await rc.writeTree(snap.commit, snap.files);
   }
   const { commit } = snap;
@@ -204,7 +204,7 @@ async function hfSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
       const lock = await acquireLock(rc.lockPath(etag), opts.signal ? { signal: opts.signal } : {});
       try {
         let method: PlaceMethod = 'linked';
-        if (!(await rc.hasBlob(etag))) method = await placeFile(src, rc.blobPath(etag), mode);
+        if (!(await rc.hasBlob(etag))) method = await rc.addBlob(etag, src, mode);
         await rc.linkSnapshot(commit, f, { symlinks: hf.symlinks, newBlob: false });
         return method;
       } finally {
@@ -221,7 +221,7 @@ async function hfSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
 // ---------------------------------------------------------------------------------------------
 // ModelScope: the file in the model dir + its `.msc` entry + `.mdl` (or the ≥1.38 snapshot dir).
 
-async function msSink(config: CacheConfig, opts: ImportOptions): Promise<ImportSink> {
+async function msSink(config: CacheConfig, opts: ImportOptions, client: ClientFor): Promise<ImportSink> {
   const ms = config.modelscope;
   const repo = opts.repo;
   const revision = repo.revision ?? 'master';
@@ -231,7 +231,7 @@ async function msSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
   if (opts.offline ?? ms.offline ?? config.hf.offline) {
     snap = await msSnapshotFromCache(target, repo, revision, opts.signal);
   } else {
-    snap = await new ModelScopeClient({ endpoint: ms.endpoint, token: ms.token }).snapshot(repo, revision, opts.signal);
+    snap = await client('modelscope').snapshot(repo, revision, opts.signal);
   }
   let initialized = false;
   return {
@@ -250,7 +250,7 @@ async function msSink(config: CacheConfig, opts: ImportOptions): Promise<ImportS
       }
       const dest = target.filePath(f.path);
       // A file already at its place (a model dir imported into itself) only lacks its index entry.
-      const method = path.resolve(src) === dest ? 'moved' : await placeFile(src, dest, mode);
+      const method = path.resolve(src) === dest ? 'moved' : await target.addFile(f.path, src, mode);
       await target.record(f, opts.signal ? { signal: opts.signal } : {});
       return method;
     },

@@ -1,13 +1,13 @@
 // huggingface_hub's cache layout, byte for byte (docs/protocols.md §Hugging Face cache):
 //   <cache>/models--org--name/{blobs/<etag>, snapshots/<commit>/<path> → ../../blobs/<etag>,
 //   refs/<rev>, .no_exist/<commit>/<path>, trees/<commit>.json}, <cache>/.locks/<repo>/<etag>.lock
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isCommitHash } from '../hubs/repo-ref.js';
 import { hfEtagOf, type RemoteFile, type RepoRef, type RepoType } from '../hubs/types.js';
 import { assertSafeRefName, assertSafeRepoPath, safeJoin } from '../util/safe-path.js';
-import { exists, isFile, mkdirp, writeFileIfChanged } from '../util/fs.js';
+import { atomicTempPath, exists, isFile, mkdirp, writeFileAtomic, writeFileIfChanged } from '../util/fs.js';
+import { placeFile, type PlaceMethod, type PlaceMode } from './place.js';
 
 export const CACHEDIR_TAG =
   'Signature: 8a477f597d28d172789f06886806bc55\n' +
@@ -23,6 +23,11 @@ export const BLOB_RE = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 export function etagOfBlobName(name: string): string | undefined {
   const etag = name.split('.')[0] ?? '';
   return BLOB_RE.test(etag) ? etag : undefined;
+}
+
+/** `<cache>/.locks/<repo folder>/<etag>.lock`: the lock huggingface_hub and hubcache take per blob. */
+export function hfBlobLockPath(cacheDir: string, repoFolder: string, etag: string): string {
+  return path.join(cacheDir, '.locks', repoFolder, `${etag}.lock`);
 }
 
 export function repoFolderName(type: RepoType, id: string): string {
@@ -66,24 +71,36 @@ export class HfRepoCache {
     this.dir = path.join(cacheDir, this.folderName);
   }
 
+  /** The layout of a repo folder given by its path (`<cache>/models--org--name`); undefined for other names. */
+  static atFolder(repoDir: string): HfRepoCache | undefined {
+    const repo = parseRepoFolderName(path.basename(repoDir));
+    return repo && new HfRepoCache(path.dirname(repoDir), repo);
+  }
+
   blobsDir(): string {
     return path.join(this.dir, 'blobs');
+  }
+  snapshotsDir(): string {
+    return path.join(this.dir, 'snapshots');
+  }
+  refsDir(): string {
+    return path.join(this.dir, 'refs');
   }
   blobPath(etag: string): string {
     if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(etag)) throw new Error(`not an etag: ${etag}`);
     return path.join(this.dir, 'blobs', etag);
   }
   snapshotDir(commit: string): string {
-    return path.join(this.dir, 'snapshots', commit);
+    return path.join(this.snapshotsDir(), commit);
   }
   snapshotPath(commit: string, repoPath: string): string {
     return safeJoin(this.snapshotDir(commit), repoPath);
   }
   lockPath(etag: string): string {
-    return path.join(this.cacheDir, '.locks', this.folderName, `${etag}.lock`);
+    return hfBlobLockPath(this.cacheDir, this.folderName, etag);
   }
   refPath(revision: string): string {
-    return safeJoin(path.join(this.dir, 'refs'), assertSafeRefName(revision));
+    return safeJoin(this.refsDir(), assertSafeRefName(revision));
   }
   noExistPath(commit: string, repoPath: string): string {
     return safeJoin(path.join(this.dir, '.no_exist', commit), repoPath);
@@ -119,11 +136,22 @@ export class HfRepoCache {
   async writeRef(revision: string, commit: string): Promise<void> {
     if (isCommitHash(revision) || revision === commit) return;
     if ((await this.readRef(revision)) === commit) return;
-    const p = this.refPath(revision);
-    await mkdirp(path.dirname(p));
-    const tmp = `${p}.${randomBytes(4).toString('hex')}.tmp`;
-    await fs.writeFile(tmp, commit);
-    await fs.rename(tmp, p);
+    await writeFileAtomic(this.refPath(revision), commit);
+  }
+
+  /**
+   * Puts the bytes of `from` in as blob `etag` (moved, copied or hard-linked: see placeFile),
+   * atomically. The caller holds the blob's lock and has verified the bytes.
+   */
+  async addBlob(etag: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    const dest = this.blobPath(etag);
+    await this.ensureDir(path.dirname(dest));
+    return placeFile(from, dest, mode);
+  }
+
+  /** A snapshot entry as a regular file (a cache made without symlinks), atomically. */
+  async addSnapshotFile(commit: string, repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    return placeFile(from, this.snapshotPath(commit, repoPath), mode);
   }
 
   async writeCachedirTag(): Promise<void> {
@@ -182,7 +210,7 @@ export class HfRepoCache {
     await this.ensureDir(path.dirname(ptr));
     if (opts.symlinks) {
       const target = path.relative(path.dirname(ptr), blob);
-      const tmp = `${ptr}.${randomBytes(4).toString('hex')}.tmp`;
+      const tmp = atomicTempPath(ptr);
       try {
         // Usually nothing is there yet: link in place (one syscall). Something there (an old
         // copy, a link to another blob) is replaced atomically through a temp link + rename.
@@ -207,10 +235,7 @@ export class HfRepoCache {
         if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EINVAL') throw err;
       }
     }
-    const tmp = `${ptr}.${randomBytes(4).toString('hex')}.tmp`;
-    if (opts.newBlob) await fs.rename(blob, tmp);
-    else await fs.copyFile(blob, tmp);
-    await fs.rename(tmp, ptr);
+    await placeFile(blob, ptr, opts.newBlob ? 'move' : 'copy');
     return ptr;
   }
 }

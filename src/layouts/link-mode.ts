@@ -7,14 +7,13 @@
 //   symlink  — a link to the cached blob: nothing copied; breaks if the cache entry is removed;
 //   copy     — a real copy (cloned by the kernel when it can, which cannot be detected);
 //   auto     — reflink, else hardlink, else copy.
-// Every method writes a temp name beside the target and renames it into place, so a reader sees
+// Every method writes the one atomic temp name (util/fs) beside the target and renames it into place, so a reader sees
 // the old file or the new one, never half of one.
-import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { mkdirp } from '../util/fs.js';
+import { replaceAtomically } from '../util/fs.js';
 
 export const LINK_MODES = ['auto', 'hardlink', 'reflink', 'symlink', 'copy'] as const;
 export type LinkMode = (typeof LINK_MODES)[number];
@@ -38,15 +37,8 @@ const NO_HARDLINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'
 export async function materializeFile(src: string, dest: string, mode: LinkMode): Promise<Materialized> {
   const real = await fs.realpath(src);
   const { size } = await fs.stat(real);
-  await mkdirp(path.dirname(dest));
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.hctmp`);
-  try {
-    const method = await placeAt(real, tmp, mode);
-    await fs.rename(tmp, dest);
-    return { method, savedBytes: method === 'copy' ? 0 : size };
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
+  const method = await replaceAtomically(dest, (tmp) => placeAt(real, tmp, mode));
+  return { method, savedBytes: method === 'copy' ? 0 : size };
 }
 
 async function placeAt(real: string, tmp: string, mode: LinkMode): Promise<LinkMethod> {

@@ -19,6 +19,7 @@ import { msModelId } from '../hubs/modelscope.js';
 import type { RemoteFile } from '../hubs/types.js';
 import { acquireLock, type AcquireLockOptions } from '../locks/flock.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
+import { placeFile, type PlaceMethod, type PlaceMode } from './place.js';
 import { sha256File } from '../util/hash.js';
 import { assertSafeRefName, safeJoin } from '../util/safe-path.js';
 import { decodeMdl, decodeMsc, encodeMdl, encodeMsc, type MscEntry } from '../util/pickle.js';
@@ -85,14 +86,28 @@ export async function fileMatches(
  * A directory laid out like the legacy SDK writes it: files at `<dir>/<path>` plus `.msc`
  * (and `.mdl`/`.mv`). Used for a cache model dir and for `--local-dir` (which has no `.mdl`).
  */
-export class MsLegacyDir {
+/** What both ModelScope layouts share: repo files under `dir`, put in through the one write API. */
+abstract class MsFilesDir {
+  abstract readonly dir: string;
+  filePath(repoPath: string): string {
+    return safeJoin(this.dir, repoPath);
+  }
+  /** Puts the bytes of `from` at the repo path (atomic; see placeFile for the modes). */
+  addFile(repoPath: string, from: string, mode: PlaceMode): Promise<PlaceMethod> {
+    return placeFile(from, this.filePath(repoPath), mode);
+  }
+}
+
+export class MsLegacyDir extends MsFilesDir {
   constructor(
     readonly dir: string,
     /** The per-repo lock (`<root>/.lock/<owner>___<name>`) that serialises `.msc` rewrites. */
     readonly lockPath: string,
     /** `<owner>/<masked name>` for `.mdl`; undefined for a local dir (the SDK writes none there). */
     readonly mdlId?: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get mscPath(): string {
     return path.join(this.dir, MSC_FILE);
@@ -105,9 +120,6 @@ export class MsLegacyDir {
   }
   get partialDir(): string {
     return path.join(this.dir, MS_PARTIAL_DIR);
-  }
-  filePath(repoPath: string): string {
-    return safeJoin(this.dir, repoPath);
   }
 
   /** The `.msc` entries; a missing or unreadable index counts as empty, as the SDK does. */
@@ -216,21 +228,24 @@ export class MsLegacyDir {
 }
 
 /** One repo as the new (≥1.38) layout stores it: `<root>/models/<owner>--<name>/snapshots/<rev>/`. */
-export class MsSnapshotDir {
+/** `<v2root>/models/<owner>--<name>/snapshots`: the revisions of a modelscope ≥1.38 repo folder. */
+export function msSnapshotsDir(repoDir: string): string {
+  return path.join(repoDir, 'snapshots');
+}
+
+export class MsSnapshotDir extends MsFilesDir {
   constructor(
     readonly repoDir: string,
     readonly revision: string,
   ) {
+    super();
     assertSafeRefName(revision);
   }
   get dir(): string {
-    return safeJoin(path.join(this.repoDir, 'snapshots'), this.revision);
+    return safeJoin(msSnapshotsDir(this.repoDir), this.revision);
   }
   get partialDir(): string {
     return path.join(this.repoDir, MS_PARTIAL_DIR);
-  }
-  filePath(repoPath: string): string {
-    return safeJoin(this.dir, repoPath);
   }
   /** Every regular file of the snapshot (relative POSIX paths), for offline use and scans. */
   async files(): Promise<{ path: string; size: number }[]> {

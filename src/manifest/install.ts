@@ -10,7 +10,7 @@
 //             several entries share it. `hash: false` checks sizes and blob names only.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Cache } from '../cache.js';
+import type { ProjectCache } from './project-cache.js';
 import type { DownloadResult, PlannedFile, ProgressEvent } from '../download/types.js';
 import { AbortedError, IntegrityError, ManifestError, OfflineMissError, throwIfAborted } from '../errors.js';
 import { formatRepoRef } from '../hubs/repo-ref.js';
@@ -143,7 +143,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
  * look a repo up by name (Python's local_files_only, `--offline`, `status`, `prune`) see it.
  * ModelScope: its folders are addressed by name; the download records the revision in `.mv` (see downloadEntry).
  */
-async function writeRefs(cache: Cache, entries: Array<{ m: LockedModel }>): Promise<void> {
+async function writeRefs(cache: ProjectCache, entries: Array<{ m: LockedModel }>): Promise<void> {
   for (const { m } of entries) {
     if (m.hub !== 'hf' || m.localDir !== undefined) continue;
     await new HfRepoCache(cache.config.hf.cacheDir, refAt(m)).writeRef(m.revision, m.commit);
@@ -193,7 +193,7 @@ export function refAt(m: LockedModel): RepoRef {
 
 /** Downloads (or, offline, finds) exactly the locked files of one entry. */
 export function downloadEntry(
-  cache: Cache,
+  cache: ProjectCache,
   manifest: Pick<Manifest, 'dir'>,
   m: LockedModel,
   o: {
@@ -321,7 +321,7 @@ function forwardEvent(alias: string, e: ProgressEvent, emit: (e: InstallProgress
  * ModelScope can only download "what branch X has now". If X moved since the lock, fetching would
  * bring other bytes than the lock pins: say so before downloading anything.
  */
-async function assertUnmoved(cache: Cache, alias: string, m: LockedModel, signal: AbortSignal): Promise<void> {
+async function assertUnmoved(cache: ProjectCache, alias: string, m: LockedModel, signal: AbortSignal): Promise<void> {
   const now = await resolveEntry(cache, { ...specOf(m), revision: m.commit }, signal);
   const changes = diffFiles(m.files, now.files);
   // Files the lock pins must be there unchanged; files added upstream do not matter.

@@ -1,7 +1,7 @@
 // `lock` and `update`: bring hubcache.lock in line with hubcache.json. Like a package lock, an
 // entry that is already locked with the same spec keeps its pin (no request at all); `update`
 // re-resolves the entries it is given and reports which files changed.
-import type { Cache } from '../cache.js';
+import type { ProjectCache } from './project-cache.js';
 import { UsageError } from '../errors.js';
 import { isCommitHash } from '../hubs/repo-ref.js';
 import { runPool } from '../util/pool.js';
@@ -20,7 +20,7 @@ import {
 
 /** What every project-level call takes: where the manifest is, which cache, and a cancel signal. */
 export interface ProjectOptions extends ManifestLocation {
-  cache: Cache;
+  cache: ProjectCache;
   signal?: AbortSignal;
   /** An already loaded manifest (skips finding and reading it). */
   loaded?: Manifest;
@@ -105,7 +105,7 @@ export async function update(opts: UpdateOptions): Promise<LockResult> {
 }
 
 async function lockEntry(
-  cache: Cache,
+  cache: ProjectCache,
   manifest: Manifest,
   alias: string,
   prev: LockedModel | undefined,

@@ -1,11 +1,9 @@
 // The remote side of a manifest entry: what its revision resolves to now, and which files of
-// that snapshot it selects. Uses the hub clients directly (no download, nothing written).
-import type { Cache } from '../cache.js';
+// that snapshot it selects. Uses the Cache's hub clients (no download, nothing written).
+import type { ProjectCache } from './project-cache.js';
 import { selectFiles } from '../download/hf.js';
 import { OfflineMissError } from '../errors.js';
-import { HfClient } from '../hubs/hf.js';
-import { accessAt } from '../hubs/http.js';
-import { ModelScopeClient } from '../hubs/modelscope.js';
+import type { EndpointAt } from '../hubs/registry.js';
 import { formatRepoRef, isCommitHash } from '../hubs/repo-ref.js';
 import type { RemoteFile, RepoRef, Snapshot } from '../hubs/types.js';
 import type { EntrySpec, LockedFile } from './schema.js';
@@ -14,7 +12,7 @@ export function refOf(spec: EntrySpec, revision = spec.revision): RepoRef {
   return { hub: spec.hub, type: spec.type, id: spec.repo, revision };
 }
 
-function assertOnline(cache: Cache, spec: EntrySpec): void {
+function assertOnline(cache: ProjectCache, spec: EntrySpec): void {
   if (spec.hub === 'hf' && cache.config.hf.offline) {
     throw new OfflineMissError(`Cannot resolve ${formatRepoRef(refOf(spec))} while offline`, [], {
       hint: 'Locking and checking for updates need the hub; unset HF_HUB_OFFLINE / drop --offline.',
@@ -22,25 +20,17 @@ function assertOnline(cache: Cache, spec: EntrySpec): void {
   }
 }
 
-/** Another endpoint than the cache's; only the `primary` one's origin gets the token (see accessAt). */
-export interface EndpointAt {
-  endpoint: string;
-  primary: string;
-}
+export type { EndpointAt };
 
-function hfClient(cache: Cache, at?: EndpointAt): HfClient {
-  const hf = cache.config.hf;
-  return new HfClient(at ? accessAt(hf, at.endpoint, at.primary) : hf);
-}
-
-async function snapshotOf(cache: Cache, spec: EntrySpec, signal?: AbortSignal, at?: EndpointAt): Promise<Snapshot> {
+async function snapshotOf(
+  cache: ProjectCache,
+  spec: EntrySpec,
+  signal?: AbortSignal,
+  at?: EndpointAt,
+): Promise<Snapshot> {
   assertOnline(cache, spec);
   const ref = refOf(spec);
-  if (spec.hub === 'modelscope') {
-    const ms = cache.config.modelscope;
-    return new ModelScopeClient(at ? accessAt(ms, at.endpoint, at.primary) : ms).snapshot(ref, spec.revision, signal);
-  }
-  return hfClient(cache, at).snapshot(ref, spec.revision, signal);
+  return cache.client(spec.hub, at).snapshot(ref, spec.revision, signal);
 }
 
 export function lockedFileOf(f: RemoteFile): LockedFile {
@@ -53,7 +43,7 @@ export function lockedFileOf(f: RemoteFile): LockedFile {
 
 /** The commit an entry resolves to now (on `at`, default the cache's endpoint), and its selected files as locked. */
 export async function resolveEntry(
-  cache: Cache,
+  cache: ProjectCache,
   spec: EntrySpec,
   signal?: AbortSignal,
   at?: EndpointAt,
@@ -70,7 +60,7 @@ export async function resolveEntry(
  * Undefined when the hub has no commit ids (ModelScope), so callers fall back to resolveEntry.
  */
 export async function headCommit(
-  cache: Cache,
+  cache: ProjectCache,
   spec: EntrySpec,
   signal?: AbortSignal,
   at?: EndpointAt,
@@ -78,5 +68,5 @@ export async function headCommit(
   if (spec.hub !== 'hf') return undefined;
   if (isCommitHash(spec.revision)) return spec.revision;
   assertOnline(cache, spec);
-  return (await hfClient(cache, at).repoInfo(refOf(spec), spec.revision, signal)).sha;
+  return (await cache.client('hf', at).repoInfo(refOf(spec), spec.revision, signal)).sha;
 }

@@ -10,6 +10,7 @@ import { UsageError } from '../errors.js';
 import { HfRepoCache, parseRepoFolderName, repoFolderName } from '../layouts/hf-cache.js';
 import type { RepoRef } from '../hubs/types.js';
 import { syncDir } from '../transfer/disk.js';
+import { atomicTempPath } from '../util/fs.js';
 
 export interface BlobKey {
   etag: string;
@@ -125,7 +126,7 @@ export class LocalBlobStore implements BlobStore {
   async put(key: BlobKey, fromFile: string, opts: BlobPutOptions = {}): Promise<{ stored: boolean }> {
     const target = this.blobPath(key);
     await fsp.mkdir(path.dirname(target), { recursive: true });
-    const tmp = `${target}.${process.pid}.${Date.now().toString(36)}.tmp`;
+    const tmp = atomicTempPath(target); // the one temp pattern, which scans and prune know
     try {
       if (opts.move) await fsp.rename(fromFile, tmp);
       else await fsp.copyFile(fromFile, tmp);

@@ -51,23 +51,66 @@ export async function mkdirp(dir: string): Promise<void> {
   }
 }
 
+/**
+ * The one temp-name pattern of every atomic write hubcache makes (layouts, manifests, packs):
+ * `.<base>.<8 hex>.hctmp` beside the target, so the rename stays on one file system, the name is
+ * hidden, and scans and prune recognise it anywhere (isAtomicTemp).
+ */
+export function atomicTempPath(dest: string): string {
+  return path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.hctmp`);
+}
+
+const ATOMIC_TEMP_RE = /^\..+\.[0-9a-f]{8}\.hctmp$/;
+const LEGACY_TEMP_RE = /\.[0-9a-f]{8}\.tmp$/;
+
+/** Whether a file name (not a path) is a temp of an atomic write: never a finished file. */
+export function isAtomicTemp(name: string): boolean {
+  return ATOMIC_TEMP_RE.test(name);
+}
+
+/**
+ * Names hubcache wrote before the one pattern (`<name>.<hex>.tmp`, `.<name>.<hex>.tmp`). Only
+ * where no repo file can be (refs/, blobs/, a snapshot's links): elsewhere it may be a real file.
+ */
+export function isLegacyAtomicTemp(name: string): boolean {
+  return LEGACY_TEMP_RE.test(name);
+}
+
+/** The target a temp path stands for (the path itself when it is no temp). */
+export function atomicTempTarget(p: string): string {
+  const base = path.basename(p);
+  if (!isAtomicTemp(base) && !isLegacyAtomicTemp(base)) return p;
+  const bare = base.replace(/\.[0-9a-f]{8}\.(?:hc)?tmp$/, '');
+  return path.join(path.dirname(p), bare.startsWith('.') ? bare.slice(1) : bare);
+}
+
+/**
+ * Replaces `dest` atomically: `make` fills a temp name beside it, which is then renamed over
+ * `dest`. When `make` or the rename fails, `dest` is unchanged and the temp is removed.
+ */
+export async function replaceAtomically<T>(dest: string, make: (tmp: string) => Promise<T>): Promise<T> {
+  await mkdirp(path.dirname(dest));
+  const tmp = atomicTempPath(dest);
+  try {
+    const out = await make(tmp);
+    await fs.rename(tmp, dest);
+    return out;
+  } finally {
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+  }
+}
+
 /** Writes `data` to `p` atomically: temp file beside it, fsync, rename. */
 export async function writeFileAtomic(p: string, data: string | Uint8Array): Promise<void> {
-  await mkdirp(path.dirname(p));
-  const tmp = path.join(path.dirname(p), `.${path.basename(p)}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await fs.open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await fs.rename(tmp, p);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
+  await replaceAtomically(p, async (tmp) => {
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
 }
 
 /**

@@ -33,10 +33,9 @@ Examples:
     )
     .action(async (_o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: InstallFlags) => {
-        const { install } = await import('../../manifest/install.js');
         const progress = ctx.out.progress();
         try {
-          const res = await install({
+          const res = await ctx.cache.install({
             ...projectOptions(ctx, flags),
             ...(flags.frozen ? { frozen: true } : {}),
             ...(ctx.flags.offline ? { offline: true } : {}),

@@ -16,8 +16,7 @@ To move pins to what their branches point to now, use \`hubcache update\`.`,
     )
     .action(async (_o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: { manifest?: string; dryRun?: boolean }) => {
-        const { lock } = await import('../../manifest/lock.js');
-        const res = await lock({ ...projectOptions(ctx, flags), ...(flags.dryRun ? { dryRun: true } : {}) });
+        const res = await ctx.cache.lock({ ...projectOptions(ctx, flags), ...(flags.dryRun ? { dryRun: true } : {}) });
         printLockResult(ctx, res, { showUnchanged: true });
         return 0;
       }),

@@ -23,10 +23,9 @@ export function outdatedCommand(run: CommandRunner): Command {
         cmd,
         async (ctx, flags: { manifest?: string; details?: boolean; cache?: boolean }) => {
           const { findManifest } = await import('../../manifest/manifest.js');
-          const { outdated } = await import('../../manifest/outdated.js');
           if (flags.cache || (!flags.manifest && !(await findManifest(process.cwd()))))
             return cacheStatus(ctx, aliases);
-          const found = await outdated({
+          const found = await ctx.cache.outdated({
             ...projectOptions(ctx, flags),
             aliases,
             ...(flags.details ? { details: true } : {}),

@@ -12,8 +12,11 @@ export function pathCommand(run: CommandRunner): Command {
     .addHelpText('after', '\nFails (exit 16) when the model is not installed; run `hubcache install` first.')
     .action(async (alias: string, file: string | undefined, _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: { manifest?: string }) => {
-        const { modelPath } = await import('../../manifest/path.js');
-        const p = await modelPath({ ...projectOptions(ctx, flags), alias, ...(file !== undefined ? { file } : {}) });
+        const p = await ctx.cache.modelPath({
+          ...projectOptions(ctx, flags),
+          alias,
+          ...(file !== undefined ? { file } : {}),
+        });
         if (ctx.flags.json) ctx.out.json({ alias, file, path: p });
         else ctx.out.result(p);
         return 0;

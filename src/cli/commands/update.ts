@@ -12,8 +12,11 @@ export function updateCommand(run: CommandRunner): Command {
     .addHelpText('after', '\nThen run `hubcache install` to download the new files.')
     .action(async (aliases: string[], _o: unknown, cmd: Command) =>
       run(cmd, async (ctx, flags: { manifest?: string; dryRun?: boolean }) => {
-        const { update } = await import('../../manifest/lock.js');
-        const res = await update({ ...projectOptions(ctx, flags), aliases, ...(flags.dryRun ? { dryRun: true } : {}) });
+        const res = await ctx.cache.update({
+          ...projectOptions(ctx, flags),
+          aliases,
+          ...(flags.dryRun ? { dryRun: true } : {}),
+        });
         printLockResult(ctx, res, { showUnchanged: false });
         if (!ctx.flags.json && res.entries.some((e) => e.status !== 'unchanged' && e.status !== 'removed'))
           ctx.out.info('next: hubcache install');

@@ -1,10 +1,9 @@
 // Putting a verified file into a cache layout without ever leaving a half-written file behind:
-// a rename for moves, a temp name + rename for copies and hard links.
-import { randomBytes } from 'node:crypto';
+// a rename for moves, the one atomic temp name (util/fs) + rename for copies and hard links.
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { mkdirp } from '../util/fs.js';
+import { mkdirp, replaceAtomically } from '../util/fs.js';
 
 export type PlaceMode = 'move' | 'copy' | 'link';
 export type PlaceMethod = 'moved' | 'copied' | 'linked';
@@ -30,21 +29,16 @@ export async function placeFile(src: string, dest: string, mode: PlaceMode): Pro
       if (!CROSS_DEVICE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
     }
   }
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.hctmp`);
-  try {
+  return replaceAtomically(dest, async (tmp): Promise<PlaceMethod> => {
     if (mode === 'link') {
       try {
         await fs.link(real, tmp);
-        await fs.rename(tmp, dest);
         return 'linked';
       } catch (err) {
         if (!NO_HARD_LINK.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
       }
     }
     await fs.copyFile(real, tmp, fsConstants.COPYFILE_FICLONE);
-    await fs.rename(tmp, dest);
     return 'copied';
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
+  });
 }
