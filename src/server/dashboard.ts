@@ -3,6 +3,7 @@
 // and lag, live fills and prefetch jobs with progress, files over 50 GB, and the cached repos.
 // Everything shown is escaped; no token is ever part of the overview.
 import { formatBytes } from '../util/format.js';
+import { withCluster, type ClusterStatus } from './cluster-view.js';
 import { overview, trafficOf, type Overview } from './overview.js';
 import { MAX_HTTP_DOWNLOAD_SIZE } from './options.js';
 import type { RouteModule } from './services.js';
@@ -12,7 +13,7 @@ export const dashboardRoutes: RouteModule = (app, s) => {
   trafficOf(s);
   app.get('/', async (req, reply) => {
     req.hubcache.route = 'dashboard';
-    const html = renderDashboard(await overview(s));
+    const html = renderDashboard(await withCluster(s, await overview(s)));
     req.hubcache.bytes += Buffer.byteLength(html);
     return reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(html);
   });
@@ -47,7 +48,20 @@ function upstreamRows(list: UpstreamHealth[], face: string, now: number): string
     .join('\n');
 }
 
-export function renderDashboard(o: Overview, now = Date.now()): string {
+/** Cluster mode: the replicas seen (heartbeats), their fills, and the upstream bytes saved. */
+function clusterSection(c: ClusterStatus | undefined, now: number): string {
+  if (!c) return '';
+  const rows = c.replicas.map(
+    (r) =>
+      `<tr><td>${esc(r.id)}${r.id === c.replicaId ? ' (this one)' : ''}</td><td>${esc(r.address)}</td><td class="${r.alive ? 'ok' : 'bad'}">${r.alive ? 'up' : 'lost'}</td><td>${ago(Date.parse(r.lastSeen), now)}</td><td>${r.fills.length}</td><td>${esc(r.fills.map((f) => `${f.key} ${formatBytes(f.bytes)}/${formatBytes(f.size)}`).join(', '))}</td><td>${formatBytes(r.servedBytes)}</td><td>${formatBytes(r.upstreamBytes)}</td><td>${r.metadata.hits}</td></tr>`,
+  );
+  return `<h2>Cluster (${c.replicas.filter((r) => r.alive).length} replicas up) on ${esc(c.store)}</h2>
+${c.storeError ? `<p class="bad">Store unreadable: ${esc(c.storeError)} (replicas as last seen)</p>` : ''}
+<p id="saved">Upstream bytes saved: <b>${formatBytes(c.upstreamBytesSaved)}</b> (served by the replicas minus fetched from upstream)</p>
+<table id="cluster"><tr><th>replica</th><th>address</th><th>state</th><th>last seen</th><th>fills</th><th>filling now</th><th>served</th><th>from upstream</th><th>metadata from the bucket</th></tr>${rows.join('')}</table>`;
+}
+
+export function renderDashboard(o: Overview & { cluster?: ClusterStatus }, now = Date.now()): string {
   const t = o.traffic;
   const store = o.store;
   const cap = store.maxSizeBytes;
@@ -87,6 +101,7 @@ table{border-collapse:collapse}td,th{padding:.25em .7em;border-bottom:1px solid 
 <div class="card">Served<b>${formatBytes(t.bytesFromStore + t.bytesFromFills)}</b>${formatBytes(t.bytesFromStore)} from the store, ${formatBytes(t.bytesFetchedUpstream)} fetched upstream</div>
 <div class="card">Fills now<b>${o.fills.length}</b>${o.fills.reduce((n, f) => n + f.waiters, 0)} waiting callers</div>
 </div>
+${clusterSection(o.cluster, now)}
 <h2>Upstreams</h2>
 <table><tr><th>face</th><th>upstream</th><th>health</th><th>ok</th><th>errors</th><th>last latency</th><th>last error</th></tr>
 ${upstreamRows(o.upstreams, 'HF', now)}

@@ -1,5 +1,6 @@
 // The mirror's route modules beyond the HF face, in registration order: the ModelScope face, and
 // the operator's routes (/metrics, /api/hubcache/status, /api/hubcache/prefetch, the dashboard).
+import { clusterRoutes } from './cluster-view.js';
 import { dashboardRoutes } from './dashboard.js';
 import { metricsRoutes } from './metrics.js';
 import { registerMsFace } from './ms-face.js';
@@ -13,4 +14,5 @@ export const FEATURE_ROUTES: readonly RouteModule[] = [
   statusRoutes,
   prefetchRoutes,
   dashboardRoutes,
+  clusterRoutes,
 ];

@@ -6,11 +6,12 @@ import { promises as fsp } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { clusterFill, type EnsureFrom } from '../cluster/blob-fill.js';
 import { ensureBlob } from '../download/hf.js';
-import { StoreUnavailableError } from '../stores/store-errors.js';
 import { normalizeEtag, quoteAll, quotePath } from '../hubs/hf.js';
 import { isCommitHash } from '../hubs/repo-ref.js';
 import type { RemoteFile, RepoRef, RepoType } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
+import { freshWithin, sharedMetadataOf, type SharedMetadata } from '../cluster/metadata.js';
+import { StoreError, StoreUnavailableError } from '../stores/store-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
 import { refuses, type Caller, type Decision, type Visibility } from './access.js';
 import type { MirrorServices } from './services.js';
@@ -114,6 +115,8 @@ function locate(type: RepoType, segs: string[], isOp: (s: string | undefined) =>
 }
 
 function downError(reply: FastifyReply, err: unknown): FastifyReply {
+  // Cluster mode: upstream could not answer and the shared store, which might have, is down too.
+  if (err instanceof StoreUnavailableError) return storeDown(reply, err);
   if (err instanceof UpstreamDownError) {
     return sendError(
       reply,
@@ -132,7 +135,12 @@ class HfFace {
   /** Branch/tag revalidations in flight: concurrent callers wait for the one (docs/protocols.md §Mirror caching). */
   private readonly revalidating = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly s: MirrorServices) {}
+  /** Cluster mode: metadata shared through the bucket (src/cluster/metadata.ts). */
+  private readonly shared: SharedMetadata | undefined;
+
+  constructor(private readonly s: MirrorServices) {
+    this.shared = s.cluster ? sharedMetadataOf(s.cluster.s3, s.log) : undefined;
+  }
 
   private mirrorAuth(): string | undefined {
     return this.s.options.upstreamToken ? `Bearer ${this.s.options.upstreamToken}` : undefined;
@@ -519,6 +527,9 @@ class HfFace {
       if (fm) return { meta: fm, stale: false, asCaller: vis !== 'public' };
     }
     if (s.options.offline) return this.fromStoreOnly(rc, loc, rev, filePath, false);
+    // Cluster mode: what another replica learned, within the TTL, with access as for memory.
+    const shared = await this.fromBucket(loc, rev, filePath, vis, accessOk, false);
+    if (shared) return shared;
     // One revalidation per branch name: wait for one in flight, then the commit may be all we needed.
     const revKey = `${loc.repoKey}|${rev}`;
     const inflight = accessOk && !commit ? this.revalidating.get(revKey) : undefined;
@@ -582,6 +593,9 @@ class HfFace {
       if (err instanceof UpstreamDownError && !(s.access.wasRestricted(loc.repoKey) && decision?.allowed !== true)) {
         const local = await this.fromStoreOnly(rc, loc, rev, filePath, true).catch(() => undefined);
         if (local && 'meta' in local) return local;
+        // Then the bucket, however old (a StoreUnavailableError here is the caller's 503).
+        const shared = await this.fromBucket(loc, rev, filePath, vis, decision?.allowed === true, true);
+        if (shared) return shared;
       }
       throw err;
     }
@@ -605,8 +619,74 @@ class HfFace {
       if (!isCommitHash(rev)) s.meta.set(`rev|${loc.repoKey}|${rev}`, meta.commit, s.options.metadataTtlMs);
       s.meta.set(`file|${loc.repoKey}|${meta.commit}|${filePath}`, meta, Infinity);
       s.upstreams.recordRevision(loc.repoKey, a.upstream, rev, meta.commit);
+      // Fresh from upstream: tell the other replicas (public only if it came without the caller's token).
+      if (!(look as Lookup<Answer>).hit) await this.shareFile(loc, rev, filePath, meta, !asCaller);
     }
     return { meta, stale, asCaller, upstream: a.upstream };
+  }
+
+  /**
+   * Cluster mode: file metadata another replica wrote to the bucket. A record past the TTL counts only
+   * when `anyAge` (upstream is down: the answer is then stale). Access: the caller's own (`accessOk`),
+   * or the record's mark that upstream served the repo without a token. Store errors: none when
+   * fresh-only (upstream is asked instead), thrown when `anyAge` (nothing else can answer).
+   */
+  private async fromBucket(
+    loc: Located,
+    rev: string,
+    filePath: string,
+    vis: Visibility | undefined,
+    accessOk: boolean,
+    anyAge: boolean,
+  ): Promise<Found | undefined> {
+    const sm = this.shared;
+    if (!sm) return undefined;
+    const ttl = anyAge ? Infinity : this.s.options.metadataTtlMs;
+    const { type, id } = loc.repo;
+    try {
+      let commit: string | undefined;
+      let refPublic = false;
+      let refFresh = true;
+      if (isCommitHash(rev)) commit = rev;
+      else {
+        const ref = await sm.hfRef(type, id, rev);
+        if (ref && isCommitHash(ref.commit) && freshWithin(ref.fetchedAt, ttl)) {
+          commit = ref.commit;
+          refPublic = ref.public === true;
+          refFresh = freshWithin(ref.fetchedAt, this.s.options.metadataTtlMs);
+          if (refFresh) {
+            const left = Date.parse(ref.fetchedAt) + this.s.options.metadataTtlMs - Date.now();
+            this.s.meta.set(`rev|${loc.repoKey}|${rev}`, commit, left);
+          }
+        }
+      }
+      const f = commit ? await sm.hfFile(type, id, commit, filePath, ttl) : undefined;
+      const isPublic = f !== undefined && (isCommitHash(rev) ? f.isPublic : refPublic);
+      if (!commit || !f || !(accessOk || isPublic)) {
+        sm.note(false);
+        return undefined;
+      }
+      sm.note(true);
+      const meta: FileMeta = { commit, ...f.file };
+      this.s.meta.set(`file|${loc.repoKey}|${commit}|${filePath}`, meta, Infinity);
+      return { meta, stale: anyAge && !refFresh, asCaller: vis !== 'public' && !isPublic };
+    } catch (err) {
+      if (anyAge || !(err instanceof StoreError)) throw err;
+      this.s.log.warn({ err, repo: loc.repoKey }, 'shared store unreadable: asking upstream');
+      return undefined;
+    }
+  }
+
+  /** Cluster mode: the ref and the file's metadata to the bucket (errors logged, not fatal). */
+  private async shareFile(loc: Located, rev: string, filePath: string, meta: FileMeta, isPublic: boolean) {
+    const sm = this.shared;
+    if (!sm) return;
+    const { type, id } = loc.repo;
+    const file = { etag: meta.etag, size: meta.size, lfs: meta.lfs };
+    await Promise.all([
+      isCommitHash(rev) ? undefined : sm.writeHfRef(type, id, rev, meta.commit, isPublic),
+      sm.addHfFile(type, id, meta.commit, filePath, file, isPublic, this.s.options.metadataTtlMs),
+    ]);
   }
 
   /** HEAD resolve/ upstream, following relative redirects (renamed repos) but never an absolute one (the CDN). */

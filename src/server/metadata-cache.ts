@@ -9,6 +9,8 @@ export interface Loaded<T> {
   value: T;
   /** How long the value may be reused without asking upstream; Infinity = immutable. */
   ttlMs: number;
+  /** An old answer the loader fell back to because upstream is down (e.g. from the shared store). */
+  stale?: boolean;
 }
 
 export interface Lookup<T> {
@@ -57,7 +59,8 @@ export class MetadataCache {
       this.inflight.set(key, p);
     }
     try {
-      return { value: (await p).value, stale: false, hit: false };
+      const l = await p;
+      return { value: l.value, stale: l.stale === true, hit: false };
     } catch (err) {
       const last = this.entries.get(key) as Entry<T> | undefined;
       if (last && err instanceof UpstreamDownError) return { value: last.value, stale: true, hit: false };

@@ -2,6 +2,8 @@
 // scrape time, by the live state (fills in progress, waiters, store size). One registry per
 // mirror, so several mirrors in one process (tests) do not share counters.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { sharedMetadataOf } from '../cluster/metadata.js';
+import { clusterStatus } from './cluster-view.js';
 import { BLOB_ROUTES, storeView, trafficOf } from './overview.js';
 import type { RouteModule } from './services.js';
 
@@ -114,6 +116,59 @@ export const metricsRoutes: RouteModule = (app, s) => {
       }
     },
   });
+  if (s.cluster) {
+    const view = async () => {
+      try {
+        return await clusterStatus(s);
+      } catch {
+        return undefined; // the gauges keep their last values
+      }
+    };
+    new Gauge({
+      name: 'hubcache_cluster_replicas',
+      help: 'Replicas whose heartbeat is recent (cluster mode)',
+      registers: [registry],
+      async collect() {
+        const c = await view();
+        if (c) this.set(c.replicas.filter((r) => r.alive).length);
+      },
+    });
+    new Gauge({
+      name: 'hubcache_cluster_fills_in_progress',
+      help: 'Blob fills running now, per replica (from the heartbeats)',
+      labelNames: ['replica'],
+      registers: [registry],
+      async collect() {
+        const c = await view();
+        if (!c) return;
+        this.reset();
+        for (const r of c.replicas) this.set({ replica: r.id }, r.fills.length);
+      },
+    });
+    new Gauge({
+      name: 'hubcache_cluster_upstream_bytes_saved',
+      help: 'Blob bytes the replicas served minus the blob bytes they fetched from upstream',
+      registers: [registry],
+      async collect() {
+        const c = await view();
+        if (c) this.set(c.upstreamBytesSaved);
+      },
+    });
+    const shared = sharedMetadataOf(s.cluster.s3, s.log).counters;
+    new Gauge({
+      name: 'hubcache_shared_metadata_total',
+      help: 'Metadata lookups and writes through the bucket by this replica (hit = no upstream request)',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        this.set({ result: 'hit' }, shared.hits);
+        this.set({ result: 'miss' }, shared.misses);
+        this.set({ result: 'write' }, shared.writes);
+        this.set({ result: 'write_error' }, shared.writeErrors);
+        this.set({ result: 'read_error' }, shared.readErrors);
+      },
+    });
+  }
   if (s.options.maxSizeBytes !== undefined) {
     new Gauge({ name: 'hubcache_store_max_bytes', help: 'The --max-size cap', registers: [registry] }).set(
       s.options.maxSizeBytes,

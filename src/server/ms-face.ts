@@ -14,7 +14,8 @@ import { ensureMsFile, type MsDownloadContext } from '../download/modelscope.js'
 import { quotePlus } from '../hubs/modelscope.js';
 import type { RemoteFile, RepoRef } from '../hubs/types.js';
 import { ModelScopeCache } from '../layouts/modelscope-cache.js';
-import { StoreUnavailableError } from '../stores/store-errors.js';
+import { freshWithin, sharedMetadataOf, type SharedMetadata } from '../cluster/metadata.js';
+import { StoreError, StoreUnavailableError } from '../stores/store-errors.js';
 import { assertSafeRepoPath } from '../util/safe-path.js';
 import { hashToken, type Caller } from './access.js';
 import type { Loaded, Lookup } from './metadata-cache.js';
@@ -118,7 +119,11 @@ class MsFace {
   /** Files found complete and indexed in the store: `repoKey|path|sha256|revision` → path. */
   private readonly present = new Map<string, string>();
 
+  /** Cluster mode: revision file lists shared through the bucket (src/cluster/metadata.ts). */
+  private readonly shared: SharedMetadata | undefined;
+
   constructor(private readonly s: MirrorServices) {
+    this.shared = s.cluster ? sharedMetadataOf(s.cluster.s3, s.log) : undefined;
     const cacheDir = path.resolve(s.options.cacheDir);
     this.ctx = { cacheDir, endpoint: s.options.modelscopeUpstream, offline: false, engine: s.cache.engine };
     this.cache = new ModelScopeCache(cacheDir, cacheDir);
@@ -161,20 +166,19 @@ class MsFace {
             'revisions',
             this.pathWith(`${loc.base}/revisions`, query, ['EndTime']),
           );
-        case 'repo/files':
-          return await this.passThrough(
-            req,
-            reply,
-            loc,
-            'files',
-            this.filesPath(loc, query.get('Revision'), query.get('Recursive'), query.get('Root')),
-          );
+        case 'repo/files': {
+          const p = this.filesPath(loc, query.get('Revision'), query.get('Recursive'), query.get('Root'));
+          // The whole list of a named revision is what the bucket shares (the download's listing).
+          const whole = p === this.filesPath(loc, query.get('Revision'), 'True', null);
+          return await this.passThrough(req, reply, loc, 'files', p, whole ? query.get('Revision') : null);
+        }
         case 'repo':
           return await this.download(req, reply, loc, query);
         default:
           return sendEnvelopeError(reply, 501, `The mirror does not serve /api/v1/models/{id}/${op} (downloads only)`);
       }
     } catch (err) {
+      if (err instanceof StoreUnavailableError) return storeDownEnvelope(reply, err);
       if (err instanceof UpstreamDownError) {
         return sendEnvelopeError(
           reply,
@@ -205,7 +209,14 @@ class MsFace {
    * An upstream answer through the metadata cache and the access rules: anonymous first; when
    * that is refused and the caller has a token, with the caller's token (cached under its hash).
    */
-  private async lookup(req: FastifyRequest, loc: MsRepo, op: string, upstreamPath: string): Promise<Lookup<Answer>> {
+  private async lookup(
+    req: FastifyRequest,
+    loc: MsRepo,
+    op: string,
+    upstreamPath: string,
+    /** The whole file list of this named revision: shared through the bucket in cluster mode. */
+    sharedRevision: string | null = null,
+  ): Promise<Lookup<Answer>> {
     const s = this.s;
     const caller = msCallerOf(s, req);
     const load = (token: string | undefined) => async (): Promise<Loaded<Answer>> => {
@@ -229,7 +240,11 @@ class MsFace {
     const vis = s.access.getVisibility('meta', loc.repoKey);
     let look: Lookup<Answer> | undefined;
     if (!(vis === 'restricted' && caller.tokenHash)) {
-      look = await s.meta.get(`ms|pub|${upstreamPath}`, load(undefined));
+      const anonymous = load(undefined);
+      look = await s.meta.get(
+        `ms|pub|${upstreamPath}`,
+        sharedRevision !== null && this.shared ? this.viaBucket(loc, sharedRevision, anonymous) : anonymous,
+      );
       if (!look.hit && !look.stale && (msRefuses(look.value, op) || look.value.status < 300))
         this.learn(loc, msRefuses(look.value, op));
     }
@@ -237,6 +252,53 @@ class MsFace {
       look = await s.meta.get(`ms|${caller.tokenHash}|${upstreamPath}`, load(caller.token));
     }
     return look as Lookup<Answer>;
+  }
+
+  /**
+   * Cluster mode: an anonymous file list from the bucket while within the TTL, else from upstream
+   * (a good answer is then written to the bucket). Upstream down: the bucket's record however old,
+   * stale; the bucket unreadable too: its StoreUnavailableError (503). Only anonymous answers are
+   * shared, so a private repo's list never reaches the bucket.
+   */
+  private viaBucket(loc: MsRepo, revision: string, load: () => Promise<Loaded<Answer>>) {
+    const sm = this.shared as SharedMetadata;
+    const ttl = this.s.options.metadataTtlMs;
+    return async (): Promise<Loaded<Answer>> => {
+      let rec: Awaited<ReturnType<SharedMetadata['msRevision']>>;
+      let readError: StoreError | undefined;
+      try {
+        rec = await sm.msRevision(loc.repo.id, revision);
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        readError = err;
+        this.s.log.warn({ err, repo: loc.repoKey }, 'shared store unreadable: asking upstream');
+      }
+      const asAnswer = (r: NonNullable<typeof rec>): Answer => ({
+        status: r.status,
+        headers: r.headers,
+        body: Buffer.from(r.body, 'utf8'),
+      });
+      sm.note(rec !== undefined && freshWithin(rec.fetchedAt, ttl));
+      if (rec && freshWithin(rec.fetchedAt, ttl))
+        return { value: asAnswer(rec), ttlMs: Date.parse(rec.fetchedAt) + ttl - Date.now() };
+      let l: Loaded<Answer>;
+      try {
+        l = await load();
+      } catch (err) {
+        if (!(err instanceof UpstreamDownError)) throw err;
+        if (rec) return { value: asAnswer(rec), ttlMs: 0, stale: true };
+        throw readError instanceof StoreUnavailableError ? readError : err;
+      }
+      const a = l.value;
+      if (a.status < 300 && !envelopeFailed(a)) {
+        await sm.writeMsRevision(loc.repo.id, revision, {
+          status: a.status,
+          headers: { 'content-type': a.headers['content-type'] ?? 'application/json' },
+          body: a.body.toString('utf8'),
+        });
+      }
+      return l;
+    };
   }
 
   /** Visibility learned from an anonymous answer; a restricted repo is remembered across restarts. */
@@ -252,8 +314,9 @@ class MsFace {
     loc: MsRepo,
     op: string,
     upstreamPath: string,
+    sharedRevision: string | null = null,
   ): Promise<FastifyReply> {
-    const look = await this.lookup(req, loc, op, upstreamPath);
+    const look = await this.lookup(req, loc, op, upstreamPath, sharedRevision);
     const a = look.value;
     reply.code(a.status).header('content-type', a.headers['content-type'] ?? 'application/json');
     if (look.stale) {
@@ -279,7 +342,7 @@ class MsFace {
     } catch (err) {
       return sendEnvelopeError(reply, 400, (err as Error).message);
     }
-    const look = await this.lookup(req, loc, 'files', this.filesPath(loc, revision, 'True', null));
+    const look = await this.lookup(req, loc, 'files', this.filesPath(loc, revision, 'True', null), revision);
     const a = look.value;
     if (a.status >= 300 || envelopeFailed(a)) {
       // The listing's own error (403 private, 404 revision...) is the download's answer.
@@ -338,12 +401,7 @@ class MsFace {
     try {
       await fill.whenAvailable(typeof range === 'object' ? range.start : 0);
     } catch (err) {
-      if (err instanceof StoreUnavailableError)
-        return sendEnvelopeError(
-          reply.header('retry-after', '5'),
-          503,
-          `The mirror's shared store is unavailable: ${err.message}`,
-        );
+      if (err instanceof StoreUnavailableError) return storeDownEnvelope(reply, err);
       return sendEnvelopeError(reply, 502, `Fetching ${filePath} from ModelScope failed: ${(err as Error).message}`);
     }
     return sendBlob(req, reply, { size: file.size, source: 'fill', open: (s, e) => fill.stream(s, e) });
@@ -388,4 +446,13 @@ function findEntry(a: Answer, filePath: string): MsFileEntry | undefined {
     /* not JSON: no entry */
   }
   return undefined;
+}
+
+/** The ModelScope face's 503 for a request that needs the cluster's shared store while it does not answer. */
+function storeDownEnvelope(reply: FastifyReply, err: Error): FastifyReply {
+  return sendEnvelopeError(
+    reply.header('retry-after', '5'),
+    503,
+    `The mirror's shared store is unavailable: ${err.message}`,
+  );
 }

@@ -1,4 +1,5 @@
 // GET /api/hubcache/status: the overview (overview.ts) as JSON, for scripts and the dashboard.
+import { withCluster } from './cluster-view.js';
 import { overview, trafficOf } from './overview.js';
 import type { RouteModule } from './services.js';
 
@@ -7,6 +8,6 @@ export const statusRoutes: RouteModule = (app, s) => {
   app.get('/api/hubcache/status', async (req, reply) => {
     req.hubcache.route = 'hubcache.status';
     reply.header('cache-control', 'no-store');
-    return overview(s);
+    return withCluster(s, await overview(s));
   });
 };

@@ -8,6 +8,7 @@
 //   refs/hf/<models--org--name>/<branch or tag>.json   {"commit": "<40 hex>", "fetchedAt": "<ISO time>"}: the
 //   refs/modelscope/<org>/<name>/<rev>.json              answer reused until fetchedAt + --metadata-ttl
 //   leases/sha256/<hex>.json, leases/sha1/<hex>.json   who fills a blob now: {"holder", "address", "expiresAt", ...}
+//   replicas/<replica id>.json                         a replica's heartbeat: address, startedAt, lastSeen, fills, counters
 //   probe/<uuid>                                       the startup conditional-write probe (deleted after it)
 //
 // Blobs are written only whole and verified (a multipart upload is invisible until it completes), so a
@@ -24,6 +25,8 @@ export interface RefRecord {
   commit: string;
   /** ISO 8601 time of the upstream answer; the TTL counts from here. */
   fetchedAt: string;
+  /** HF: upstream answered without a token (absent: gated, private or unknown; access is never shared). */
+  public?: boolean;
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -43,6 +46,14 @@ export function blobKey(key: string): string {
 export function leaseKey(key: string): string {
   return `leases/${blobAlgorithm(key)}/${key}.json`;
 }
+
+/** `replicas/<id>.json`: the heartbeat of one replica (cluster view on the dashboard). */
+export function replicaKey(id: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(id)) throw new UsageError(`not a replica id: ${JSON.stringify(id)}`);
+  return `replicas/${id}.json`;
+}
+
+export const REPLICAS_PREFIX = 'replicas/';
 
 export function probeKey(id: string): string {
   return `probe/${assertSafeRepoPath(id, 'probe id')}`;
