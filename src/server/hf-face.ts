@@ -394,12 +394,7 @@ class HfFace {
         `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`,
         'MirrorOffline',
       );
-    if (req.method === 'HEAD')
-      return sendBlob(req, identify(), {
-        size: meta.size,
-        source: 'none',
-        open: () => Promise.reject(new Error('HEAD')),
-      });
+    // A HEAD starts the fill too: huggingface_hub sends HEAD then GET, and the GET joins the running fill.
     const fill = this.startFill(
       loc,
       rev,
@@ -408,6 +403,12 @@ class HfFace {
       found.asCaller ? this.s.callerOf(req) : undefined,
       found.upstream,
     );
+    if (req.method === 'HEAD')
+      return sendBlob(req, identify(), {
+        size: meta.size,
+        source: 'none',
+        open: () => Promise.reject(new Error('HEAD')),
+      });
     // Headers go out with the first byte: a fill that fails before it still gets a proper 502.
     const range = parseRange(req.headers.range, meta.size);
     try {
