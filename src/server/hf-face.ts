@@ -6,6 +6,7 @@ import { promises as fsp } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ensureBlob } from '../download/hf.js';
 import { normalizeEtag, quoteAll, quotePath } from '../hubs/hf.js';
+import { INVALID_CREDENTIALS } from '../hubs/http-errors.js';
 import { isCommitHash } from '../hubs/repo-ref.js';
 import type { RemoteFile, RepoRef, RepoType } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
@@ -136,6 +137,33 @@ class HfFace {
     return this.s.options.upstreamToken ? `Bearer ${this.s.options.upstreamToken}` : undefined;
   }
 
+  /**
+   * True when upstream refuses the caller's token itself: the Hub then answers 401 on every route,
+   * public repos included, and so does the mirror. Asked once per token hash (whoami-v2) for the
+   * access TTL; offline, or with upstream down and nothing known, the token is not judged.
+   */
+  private async tokenRejected(req: FastifyRequest): Promise<boolean> {
+    const s = this.s;
+    const caller = s.callerOf(req);
+    if (!caller.tokenHash || s.options.offline) return false;
+    try {
+      const look = await s.meta.get<boolean>(`token|${caller.tokenHash}`, async () => {
+        const a = await s.upstreams.request({
+          method: 'GET',
+          path: '/api/whoami-v2',
+          authorization: caller.authorization,
+          op: 'whoami',
+        });
+        const judged = a.status === 401 || a.status < 300;
+        return { value: a.status === 401, ttlMs: judged ? s.options.accessTtlMs : s.options.negativeTtlMs };
+      });
+      return look.value;
+    } catch (err) {
+      if (err instanceof UpstreamDownError) return false;
+      throw err;
+    }
+  }
+
   async whoami(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     req.hubcache.route = 'hf.whoami';
     if (this.s.options.offline) return sendError(reply, 504, 'The mirror is offline', 'MirrorOffline');
@@ -168,6 +196,7 @@ class HfFace {
     req.hubcache.route = `hf.${op ?? 'info'}`;
     if (!this.s.access.repoAllowed(loc.repo.id))
       return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
+    if (await this.tokenRejected(req)) return sendError(reply, 401, INVALID_CREDENTIALS);
     if (op === 'xet-read-token')
       return sendError(reply, 404, 'Xet is not available through this mirror; use plain HTTP downloads', 'MirrorNoXet');
     const args = loc.rest.slice(1);
@@ -349,6 +378,7 @@ class HfFace {
     }
     if (!this.s.access.repoAllowed(loc.repo.id))
       return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
+    if (await this.tokenRejected(req)) return sendError(reply, 401, INVALID_CREDENTIALS);
 
     let found: Found;
     try {
