@@ -50,6 +50,12 @@ describe('serve: fills', () => {
       assert.ok(a.body.equals(bytes));
     }
     assert.equal(cdnGets(), 1, 'one body transfer upstream');
+    // The fill uses the CDN URL of the mirror's own resolve HEAD: no second HEAD by the engine.
+    assert.equal(
+      hub.countRequests((r) => r.method === 'HEAD'),
+      1,
+      'one resolve HEAD upstream for the whole cold fill',
+    );
     // Warm now: served from the store, still one transfer in total.
     assert.ok((await raw(`${m.url}${FILE}`)).body.equals(bytes));
     assert.equal(cdnGets(), 1);

@@ -48,7 +48,15 @@ export interface FileMeta {
  * restricted; `upstream`: who answered), or the answer to replay (an error, a refusal).
  */
 type Found =
-  { meta: FileMeta; stale: boolean; asCaller: boolean; upstream?: string } | { answer: Answer; stale: boolean };
+  | {
+      meta: FileMeta;
+      stale: boolean;
+      asCaller: boolean;
+      upstream?: string;
+      /** The CDN URL of a resolve HEAD made for this request (fresh: the fill skips its own HEAD). */
+      location?: string;
+    }
+  | { answer: Answer; stale: boolean };
 
 interface Located {
   repo: RepoRef;
@@ -404,7 +412,8 @@ class HfFace {
     if (meta.size > MAX_HTTP_DOWNLOAD_SIZE) this.flagLarge(loc, filePath, meta.size);
 
     const key = { repo: loc.repo, etag: meta.etag };
-    const st = await this.s.store.stat(key);
+    // While a fill runs the blob is not in the store: a client's hundreds of range requests skip the stat.
+    const st = this.s.fills.running(fillKey(loc, meta)) ? undefined : await this.s.store.stat(key);
     if (st && st.size === meta.size) {
       void this.s.store.markUsed(key);
       await this.writeRef(loc, rev, meta.commit);
@@ -432,6 +441,7 @@ class HfFace {
       meta,
       found.asCaller ? this.s.callerOf(req) : undefined,
       found.upstream,
+      found.location,
     );
     if (req.method === 'HEAD')
       return sendBlob(req, identify(), {
@@ -461,6 +471,7 @@ class HfFace {
     meta: FileMeta,
     caller: Caller | undefined,
     upstream: string | undefined,
+    location: string | undefined,
   ) {
     const s = this.s;
     const file: RemoteFile = { path: filePath, size: meta.size, lfs: meta.lfs };
@@ -470,14 +481,20 @@ class HfFace {
     const token = caller?.authorization ? caller.authorization.slice('Bearer '.length) : s.options.upstreamToken;
     const urls = upstream ? [upstream, ...s.upstreams.urls.filter((u) => u !== upstream)] : s.upstreams.urls;
     let attempt = 0;
-    const fill = s.fills.join(`${loc.repoKey}/${meta.etag}`, {
+    const fill = s.fills.join(fillKey(loc, meta), {
       size: meta.size,
       repo: loc.repoKey,
       path: filePath,
       upstream: urls[0] as string,
       run: async (onPartial, signal) => {
+        const first = attempt === 0;
         const endpoint = urls[Math.min(attempt++, urls.length - 1)] as string;
-        const r = await ensureBlob(s.hfContext(endpoint, token), loc.repo, meta.commit, file, { onPartial, signal });
+        const knownLocation = first && endpoint === upstream ? location : undefined;
+        const r = await ensureBlob(s.hfContext(endpoint, token), loc.repo, meta.commit, file, {
+          onPartial,
+          signal,
+          ...(knownLocation ? { knownLocation } : {}),
+        });
         await this.writeRef(loc, rev, meta.commit);
         return r.path;
       },
@@ -596,7 +613,15 @@ class HfFace {
       s.meta.set(`file|${loc.repoKey}|${meta.commit}|${filePath}`, meta, Infinity);
       s.upstreams.recordRevision(loc.repoKey, a.upstream, rev, meta.commit);
     }
-    return { meta, stale, asCaller, upstream: a.upstream };
+    const fresh = !stale && !(look as Lookup<Answer>).hit;
+    const location = a.headers.location;
+    return {
+      meta,
+      stale,
+      asCaller,
+      upstream: a.upstream,
+      ...(fresh && meta.lfs && location && /^https?:\/\//i.test(location) ? { location } : {}),
+    };
   }
 
   /** HEAD resolve/ upstream, following relative redirects (renamed repos) but never an absolute one (the CDN). */
@@ -712,6 +737,11 @@ function jsonAnswer(status: number, message: string, code: string): Answer {
     headers: { 'content-type': 'application/json; charset=utf-8', 'x-error-code': code, 'x-error-message': message },
     body: Buffer.from(JSON.stringify({ error: message })),
   };
+}
+
+/** The single-flight key of a blob's fill. */
+function fillKey(loc: Located, meta: FileMeta): string {
+  return `${loc.repoKey}/${meta.etag}`;
 }
 
 /** Commit, etag and size from a resolve HEAD answer (docs/protocols.md §HF file metadata), or undefined if incomplete. */
