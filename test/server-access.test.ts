@@ -156,7 +156,10 @@ describe('serve: access control', () => {
       assert.ok(good.body.equals(bytes));
       assert.equal((await raw(file)).status, 200, 'anonymous callers still served');
       // The token was judged once upstream, not per request.
-      assert.equal(hub.countRequests((q) => q.authorization === 'Bearer hf_nope'), 1);
+      assert.equal(
+        hub.countRequests((q) => q.authorization === 'Bearer hf_nope'),
+        1,
+      );
     } finally {
       await m.close();
       await hub.close();
