@@ -154,11 +154,6 @@ export class FillManager {
 
   constructor(private readonly events: MirrorEventBus) {}
 
-  /** True while a fill for `key` runs (its blob is not in the store yet). */
-  running(key: string): boolean {
-    return this.fills.has(key);
-  }
-
   /** The running fill for `key`, or a new one started with `start`. */
   join(key: string, start: FillStart): Fill {
     const running = this.fills.get(key);

@@ -412,8 +412,7 @@ class HfFace {
     if (meta.size > MAX_HTTP_DOWNLOAD_SIZE) this.flagLarge(loc, filePath, meta.size);
 
     const key = { repo: loc.repo, etag: meta.etag };
-    // While a fill runs the blob is not in the store: a client's hundreds of range requests skip the stat.
-    const st = this.s.fills.running(fillKey(loc, meta)) ? undefined : await this.s.store.stat(key);
+    const st = await this.s.store.stat(key);
     if (st && st.size === meta.size) {
       void this.s.store.markUsed(key);
       await this.writeRef(loc, rev, meta.commit);
