@@ -129,6 +129,43 @@ describe('serve: access control', () => {
     }
   });
 
+  test('an invalid token gets 401 even for a public repo, also when the file is in the store (as from the Hub)', async () => {
+    const hub = await startTestHub();
+    hub.hf.createRepo('org/public').commit({ 'model.safetensors': { size: SIZE, seed: 9 }, 'config.json': '{}' });
+    hub.tokens.add('hf_alice', { name: 'alice' });
+    const m = await startMirror([hub.hfEndpoint]);
+    try {
+      const file = `${m.url}/org/public/resolve/main/model.safetensors`;
+      const info = `${m.url}/api/models/org/public/revision/main`;
+      assert.ok((await raw(file)).body.equals(bytes), 'anonymous caller fills the store');
+      assert.equal((await raw(info)).status, 200);
+      for (const [url, method] of [
+        [file, 'GET'],
+        [file, 'HEAD'],
+        [info, 'GET'],
+        [`${m.url}/api/models/org/public/tree/main`, 'GET'],
+      ] as const) {
+        const r = await raw(url, { method, headers: bearer('hf_nope') });
+        assert.equal(r.status, 401, `${method} ${url}`);
+        assert.equal(r.headers['x-error-message'], 'Invalid credentials in Authorization header');
+        assert.equal(r.headers['x-error-code'], undefined, 'not RepoNotFound: huggingface_hub re-raises it as is');
+        assert.equal(r.headers['content-length'] === String(SIZE), false, 'no byte of the body');
+      }
+      const good = await raw(file, { headers: bearer('hf_alice') });
+      assert.equal(good.status, 200);
+      assert.ok(good.body.equals(bytes));
+      assert.equal((await raw(file)).status, 200, 'anonymous callers still served');
+      // The token was judged once upstream, not per request.
+      assert.equal(
+        hub.countRequests((q) => q.authorization === 'Bearer hf_nope'),
+        1,
+      );
+    } finally {
+      await m.close();
+      await hub.close();
+    }
+  });
+
   test('API keys: required from every caller (header, Basic password or Bearer), never forwarded upstream; /healthz open', async () => {
     const hub = await startTestHub();
     hub.hf.createRepo('org/m').commit({ 'config.json': '{}' });

@@ -50,6 +50,12 @@ describe('serve: fills', () => {
       assert.ok(a.body.equals(bytes));
     }
     assert.equal(cdnGets(), 1, 'one body transfer upstream');
+    // The fill uses the CDN URL of the mirror's own resolve HEAD: no second HEAD by the engine.
+    assert.equal(
+      hub.countRequests((r) => r.method === 'HEAD'),
+      1,
+      'one resolve HEAD upstream for the whole cold fill',
+    );
     // Warm now: served from the store, still one transfer in total.
     assert.ok((await raw(`${m.url}${FILE}`)).body.equals(bytes));
     assert.equal(cdnGets(), 1);
@@ -135,6 +141,37 @@ describe('serve: fills', () => {
     const r = await pending;
     assert.equal(r.complete, false, 'cut, not a short clean body');
     assert.ok(r.body.length < SIZE);
+  });
+
+  test('a HEAD on an uncached file starts the fill; the GET after it joins it (one upstream transfer)', async () => {
+    const key = { repo: { hub: 'hf' as const, type: 'model' as const, id: 'org/big' }, etag: content.sha256() };
+    const head = await raw(`${m.url}${FILE}`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], String(SIZE));
+    assert.equal(head.body.length, 0);
+    // The HEAD alone brings the blob into the store.
+    const store = m.mirror.services.store;
+    for (let i = 0; i < 1000 && !(await store.has(key)); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(await store.has(key), true, 'blob in the store after a HEAD alone');
+    assert.equal(cdnGets(), 1);
+    const get = await raw(`${m.url}${FILE}`);
+    assert.ok(get.body.equals(bytes));
+    assert.equal(cdnGets(), 1, 'the GET after the HEAD cost no second transfer');
+  });
+
+  test('a GET right after a HEAD joins the fill the HEAD started', async () => {
+    hub.throttleBytesPerSec = 8 * 1024 * 1024; // ~0.5 s: the GET arrives while the fill runs
+    let starts = 0;
+    let joins = 0;
+    m.mirror.services.events.on('fill-start', () => starts++);
+    m.mirror.services.events.on('fill-join', () => joins++);
+    assert.equal((await raw(`${m.url}${FILE}`, { method: 'HEAD' })).status, 200);
+    const get = await raw(`${m.url}${FILE}`);
+    assert.equal(get.status, 200);
+    assert.ok(get.body.equals(bytes));
+    assert.equal(starts, 1);
+    assert.equal(joins, 1, 'the GET joined the running fill');
+    assert.equal(cdnGets(), 1);
   });
 
   test('content that fails its hash is never served whole', async () => {

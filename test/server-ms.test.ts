@@ -195,3 +195,81 @@ describe('serve: ModelScope face', () => {
     assert.equal(starts.length, 1, `one upstream transfer: ${transfers.map((r) => r.range ?? 'whole').join(' ')}`);
   });
 });
+
+describe('serve: ModelScope face from the store alone (air-gapped, or upstream down after a restart)', () => {
+  test('a store seeded by hubcache download modelscope:... answers info, revisions and file list; downloads work', async () => {
+    const hub = await startTestHub();
+    hub.ms
+      .createRepo(ID, { gitattributes: true })
+      .commit({ 'config.json': '{"v":1}\n', 'model.safetensors': W, 'sub/tokenizer.json': 'tok' });
+    const store = await tempDir();
+    const seeded = await runCli(['download', `modelscope:${ID}`], {
+      MODELSCOPE_CACHE: store,
+      MODELSCOPE_ENDPOINT: hub.msEndpoint,
+    });
+    assert.equal(seeded.code, 0, seeded.stderr);
+    const listing = `/api/v1/models/${ID}/repo/files?Revision=master&Recursive=True`;
+    const upstreamFiles = (JSON.parse((await raw(`${hub.msEndpoint}${listing}`)).body.toString()) as Envelope).Data
+      ?.Files;
+    const sums = (files: Array<Record<string, unknown>> | undefined): string[] =>
+      (files ?? [])
+        .filter((f) => f.Type === 'blob' && f.Name !== '.gitattributes')
+        .map((f) => `${String(f.Path)} ${String(f.Size)} ${String(f.Sha256)} ${String(f.Revision)}`)
+        .sort();
+    hub.resetRequests();
+    // --offline, and a restart with the upstream unreachable (nothing in memory).
+    for (const opts of [{ offline: true }, { modelscopeUpstream: 'http://127.0.0.1:9' }]) {
+      const m = await startMirror(['http://127.0.0.1:9'], {
+        modelscopeUpstream: hub.msEndpoint,
+        ...opts,
+        cacheDir: store,
+      });
+      try {
+        const files = await raw(`${m.url}${listing}`);
+        assert.equal(files.status, 200);
+        assert.equal(files.headers['x-hubcache-stale'], '1');
+        const env = JSON.parse(files.body.toString()) as Envelope;
+        assert.equal(env.Success, true);
+        assert.deepEqual(sums(env.Data?.Files), sums(upstreamFiles), 'Path, Size, Sha256, Revision as upstream');
+        const top = JSON.parse((await raw(`${m.url}/api/v1/models/${ID}/repo/files?Revision=master`)).body.toString());
+        assert.deepEqual((top as Envelope).Data?.Files?.map((f) => `${String(f.Type)}:${String(f.Path)}`).sort(), [
+          'blob:config.json',
+          'blob:model.safetensors',
+          'tree:sub',
+        ]);
+        const revs = JSON.parse((await raw(`${m.url}/api/v1/models/${ID}/revisions`)).body.toString()) as {
+          Data: { RevisionMap: { Branches: Array<{ Revision: string }> } };
+        };
+        assert.deepEqual(
+          revs.Data.RevisionMap.Branches.map((b) => b.Revision),
+          ['master'],
+        );
+        assert.equal((await raw(`${m.url}/api/v1/models/${ID}`)).status, 200);
+        const bad = await raw(`${m.url}/api/v1/models/${ID}/repo/files?Revision=v9&Recursive=True`);
+        assert.equal(bad.status, 404);
+        assert.equal((JSON.parse(bad.body.toString()) as Envelope).Success, false);
+        const unknown = await raw(`${m.url}/api/v1/models/org/unknown/repo/files?Revision=master&Recursive=True`);
+        assert.ok(unknown.status === 502 || unknown.status === 504, `nothing stored: ${unknown.status}`);
+        // hubcache's own client through the air-gapped mirror.
+        const client = await tempDir();
+        const r = await runCli(['download', `modelscope:${ID}`], {
+          MODELSCOPE_CACHE: client,
+          MODELSCOPE_ENDPOINT: m.url,
+        });
+        assert.equal(r.code, 0, r.stderr);
+        const dir = path.join(client, 'models', 'Qwen', MASKED);
+        assert.ok((await fs.readFile(path.join(dir, 'model.safetensors'))).equals(weights));
+        assert.equal(await fs.readFile(path.join(dir, 'sub/tokenizer.json'), 'utf8'), 'tok');
+        const part = await raw(`${m.url}/api/v1/models/${ID}/repo?Revision=master&FilePath=model.safetensors`, {
+          headers: { range: 'bytes=10-19' },
+        });
+        assert.equal(part.status, 206);
+        assert.ok(part.body.equals(weights.subarray(10, 20)));
+      } finally {
+        await m.close();
+      }
+    }
+    assert.equal(hub.countRequests(), 0, 'no request reached the upstream');
+    await hub.close();
+  });
+});

@@ -277,9 +277,17 @@ function hfTransfer(
   partialDir: string,
   partialKey: string,
   finalPath: string,
-  opts: Pick<DownloadOptions, 'signal' | 'onProgress'> & Pick<EnsureBlobOptions, 'source'>,
+  opts: Pick<DownloadOptions, 'signal' | 'onProgress'> & Pick<EnsureBlobOptions, 'source' | 'knownLocation'>,
 ) {
-  const source = opts.source ?? (() => client.downloadSource(repo, commit, f, opts.signal));
+  // A known CDN URL serves the first ask only: a refresh (expired URL) resolves again.
+  let known = opts.knownLocation;
+  const source =
+    opts.source ??
+    (() => {
+      const k = known;
+      known = undefined;
+      return client.downloadSource(repo, commit, f, opts.signal, k);
+    });
   return transferRequest(
     { path: f.path, source, expected: expectedContentOf(f), partialDir, partialKey, finalPath },
     opts,
@@ -310,6 +318,8 @@ export interface EnsureBlobOptions {
   onProgress?: DownloadOptions['onProgress'];
   /** See TransferRequest.onPartial: the partial file and its written prefix, while the blob fills. */
   onPartial?: TransferRequest['onPartial'];
+  /** The CDN URL of an LFS file the caller just got from resolve/ (the mirror): no HEAD of its own. */
+  knownLocation?: string;
   /** Re-download even if the blob is there. */
   forceDownload?: boolean;
   /**

@@ -226,11 +226,18 @@ export class HfClient {
    * Where to GET a file. LFS files redirect to a CDN: one HEAD finds the signed URL so every
    * parallel range goes straight there, without the token. Plain git files come from resolve/.
    */
-  async downloadSource(repo: RepoRef, commit: string, file: RemoteFile, signal?: AbortSignal): Promise<DownloadSource> {
+  /** `knownLocation`: the CDN URL a resolve HEAD just gave the caller (saves asking again). */
+  async downloadSource(
+    repo: RepoRef,
+    commit: string,
+    file: RemoteFile,
+    signal?: AbortSignal,
+    knownLocation?: string,
+  ): Promise<DownloadSource> {
     const resolve = this.resolveUrl(repo, commit, file.path);
     if (!file.lfs) return { url: resolve, headers: { ...this.authHeaders(resolve), 'accept-encoding': 'identity' } };
-    const meta = await this.fileMetadata(repo, commit, file.path, signal);
-    return { url: meta.location, headers: { ...this.authHeaders(meta.location), 'accept-encoding': 'identity' } };
+    const location = knownLocation ?? (await this.fileMetadata(repo, commit, file.path, signal)).location;
+    return { url: location, headers: { ...this.authHeaders(location), 'accept-encoding': 'identity' } };
   }
 }
 

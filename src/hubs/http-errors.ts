@@ -33,7 +33,8 @@ export interface HubErrorAnswer {
   hubUrl?: boolean;
 }
 
-const INVALID_CREDENTIALS = 'Invalid credentials in Authorization header';
+/** The Hub's message for a token it does not accept (any route, public repos included). */
+export const INVALID_CREDENTIALS = 'Invalid credentials in Authorization header';
 
 export function hubErrorFor(a: HubErrorAnswer): HubHttpError {
   const { status: s, code, message, url, what } = a;

@@ -40,6 +40,12 @@ export class Fill extends EventEmitter {
   waiters = 0;
   readonly started = Date.now();
   readonly done: Promise<string>;
+  /**
+   * One read handle per file of the fill, shared by its streams: a client fetching in ranges sends
+   * hundreds of requests, and an open plus a close each waits behind the fill's own writes in
+   * libuv's thread pool. Kept while the fill runs; closed once it settled and no stream uses it.
+   */
+  private readonly handles = new Map<string, { fh: Promise<promises.FileHandle>; refs: number }>();
 
   constructor(
     readonly key: string,
@@ -62,6 +68,7 @@ export class Fill extends EventEmitter {
     this.partialPath = p.path;
     this.prefix = p.bytes;
     this.emit('progress');
+    this.closeUnused();
   }
 
   commit(finalPath: string): void {
@@ -69,12 +76,49 @@ export class Fill extends EventEmitter {
     this.prefix = this.size;
     this.emit('committed', finalPath);
     this.emit('progress');
+    this.closeUnused();
   }
 
   fail(err: Error): void {
     this.error = err;
     this.emit('failed', err);
     this.emit('progress');
+    this.closeUnused();
+  }
+
+  /**
+   * A shared read handle on `file` (the partial, or the committed blob) for this generation (a
+   * restarted fill may have recreated the file); give it back with release(key).
+   */
+  acquire(file: string): { key: string; fh: Promise<promises.FileHandle> } {
+    const key = `${this.generation}|${file}`;
+    let h = this.handles.get(key);
+    if (!h) {
+      const entry = { fh: fsp.open(file, 'r'), refs: 0 };
+      entry.fh.catch(() => {
+        if (this.handles.get(key) === entry) this.handles.delete(key); // the next stream tries again
+      });
+      this.handles.set(key, entry);
+      h = entry;
+    }
+    h.refs++;
+    return { key, fh: h.fh };
+  }
+
+  release(key: string): void {
+    const h = this.handles.get(key);
+    if (h) h.refs--;
+    this.closeUnused();
+  }
+
+  /** Closes handles no stream uses that no later stream can want (the fill settled, restarted or moved). */
+  private closeUnused(): void {
+    const current = `${this.generation}|${this.partialPath}`;
+    for (const [key, h] of this.handles) {
+      if (h.refs > 0 || (!this.settled && key === current)) continue;
+      this.handles.delete(key);
+      void h.fh.then((fh) => fh.close()).catch(() => undefined);
+    }
   }
 
   get settled(): boolean {
@@ -192,6 +236,8 @@ class FillStream extends Readable {
   private pos: number;
   private fh: promises.FileHandle | undefined;
   private fhPath: string | undefined;
+  /** What `fh` was acquired under from the fill. */
+  private fhKey: string | undefined;
   private generation: number;
   /** Bytes pushed so far (read by the request event when a response is cut). */
   sent = 0;
@@ -267,24 +313,27 @@ class FillStream extends Readable {
     const want = f.finalPath !== undefined && this.fhPath === undefined ? f.finalPath : f.partialPath;
     if (this.fh && (this.generation === f.generation || f.finalPath !== undefined)) return this.fh;
     if (!want) return undefined;
-    if (this.fh) await this.fh.close().catch(() => undefined);
-    this.fh = await fsp.open(want, 'r');
+    this.giveBack();
+    const { key, fh } = f.acquire(want);
+    this.fhKey = key;
     this.fhPath = want;
     this.generation = f.generation;
+    this.fh = await fh;
     return this.fh;
+  }
+
+  private giveBack(): void {
+    if (this.fhKey !== undefined) this.fill.release(this.fhKey);
+    this.fh = undefined;
+    this.fhKey = undefined;
+    this.fhPath = undefined;
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     this.fill.waiters--;
     this.fill.off('progress', this.onProgress);
     this.fill.off('restart', this.onRestart);
-    const fh = this.fh;
-    this.fh = undefined;
-    if (fh)
-      fh.close().then(
-        () => cb(err),
-        () => cb(err),
-      );
-    else cb(err);
+    this.giveBack();
+    cb(err);
   }
 }

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { clusterFill, type EnsureFrom } from '../cluster/blob-fill.js';
 import { ensureBlob } from '../download/hf.js';
 import { normalizeEtag, quoteAll, quotePath } from '../hubs/hf.js';
+import { INVALID_CREDENTIALS } from '../hubs/http-errors.js';
 import { isCommitHash } from '../hubs/repo-ref.js';
 import type { RemoteFile, RepoRef, RepoType } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
@@ -50,7 +51,15 @@ export interface FileMeta {
  * restricted; `upstream`: who answered), or the answer to replay (an error, a refusal).
  */
 type Found =
-  { meta: FileMeta; stale: boolean; asCaller: boolean; upstream?: string } | { answer: Answer; stale: boolean };
+  | {
+      meta: FileMeta;
+      stale: boolean;
+      asCaller: boolean;
+      upstream?: string;
+      /** The CDN URL of a resolve HEAD made for this request (fresh: the fill skips its own HEAD). */
+      location?: string;
+    }
+  | { answer: Answer; stale: boolean };
 
 interface Located {
   repo: RepoRef;
@@ -146,6 +155,33 @@ class HfFace {
     return this.s.options.upstreamToken ? `Bearer ${this.s.options.upstreamToken}` : undefined;
   }
 
+  /**
+   * True when upstream refuses the caller's token itself: the Hub then answers 401 on every route,
+   * public repos included, and so does the mirror. Asked once per token hash (whoami-v2) for the
+   * access TTL; offline, or with upstream down and nothing known, the token is not judged.
+   */
+  private async tokenRejected(req: FastifyRequest): Promise<boolean> {
+    const s = this.s;
+    const caller = s.callerOf(req);
+    if (!caller.tokenHash || s.options.offline) return false;
+    try {
+      const look = await s.meta.get<boolean>(`token|${caller.tokenHash}`, async () => {
+        const a = await s.upstreams.request({
+          method: 'GET',
+          path: '/api/whoami-v2',
+          authorization: caller.authorization,
+          op: 'whoami',
+        });
+        const judged = a.status === 401 || a.status < 300;
+        return { value: a.status === 401, ttlMs: judged ? s.options.accessTtlMs : s.options.negativeTtlMs };
+      });
+      return look.value;
+    } catch (err) {
+      if (err instanceof UpstreamDownError) return false;
+      throw err;
+    }
+  }
+
   async whoami(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     req.hubcache.route = 'hf.whoami';
     if (this.s.options.offline) return sendError(reply, 504, 'The mirror is offline', 'MirrorOffline');
@@ -178,6 +214,7 @@ class HfFace {
     req.hubcache.route = `hf.${op ?? 'info'}`;
     if (!this.s.access.repoAllowed(loc.repo.id))
       return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
+    if (await this.tokenRejected(req)) return sendError(reply, 401, INVALID_CREDENTIALS);
     if (op === 'xet-read-token')
       return sendError(reply, 404, 'Xet is not available through this mirror; use plain HTTP downloads', 'MirrorNoXet');
     const args = loc.rest.slice(1);
@@ -359,6 +396,7 @@ class HfFace {
     }
     if (!this.s.access.repoAllowed(loc.repo.id))
       return sendError(reply, 403, `This mirror does not serve ${loc.repo.id}`, 'MirrorRepoDenied');
+    if (await this.tokenRejected(req)) return sendError(reply, 401, INVALID_CREDENTIALS);
 
     let found: Found;
     try {
@@ -406,15 +444,10 @@ class HfFace {
         `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`,
         'MirrorOffline',
       );
-    if (req.method === 'HEAD')
-      return sendBlob(req, identify(), {
-        size: meta.size,
-        source: 'none',
-        open: () => Promise.reject(new Error('HEAD')),
-      });
+    // A HEAD starts the fill too: huggingface_hub sends HEAD then GET, and the GET joins the running fill.
     const range = parseRange(req.headers.range, meta.size);
     const c = this.s.cluster;
-    if (c && typeof range === 'object' && !this.s.fills.get(`${loc.repoKey}/${meta.etag}`)) {
+    if (c && typeof range === 'object' && !this.s.fills.get(fillKey(loc, meta))) {
       // A range of a blob the cluster has but this replica does not: straight from S3, no local fill.
       try {
         const remote = await c.s3.stat({ etag: meta.etag });
@@ -439,7 +472,14 @@ class HfFace {
       meta,
       found.asCaller ? this.s.callerOf(req) : undefined,
       found.upstream,
+      found.location,
     );
+    if (req.method === 'HEAD')
+      return sendBlob(req, identify(), {
+        size: meta.size,
+        source: 'none',
+        open: () => Promise.reject(new Error('HEAD')),
+      });
     // Headers go out with the first byte: a fill that fails before it still gets a proper 502.
     try {
       await fill.whenAvailable(typeof range === 'object' ? range.start : 0);
@@ -462,6 +502,7 @@ class HfFace {
     meta: FileMeta,
     caller: Caller | undefined,
     upstream: string | undefined,
+    location: string | undefined,
   ) {
     const s = this.s;
     const file: RemoteFile = { path: filePath, size: meta.size, lfs: meta.lfs };
@@ -471,19 +512,22 @@ class HfFace {
     const token = caller?.authorization ? caller.authorization.slice('Bearer '.length) : s.options.upstreamToken;
     const urls = upstream ? [upstream, ...s.upstreams.urls.filter((u) => u !== upstream)] : s.upstreams.urls;
     let attempt = 0;
-    const fill = s.fills.join(`${loc.repoKey}/${meta.etag}`, {
+    const fill = s.fills.join(fillKey(loc, meta), {
       size: meta.size,
       repo: loc.repoKey,
       path: filePath,
       upstream: urls[0] as string,
       run: async (onPartial, signal) => {
+        const first = attempt === 0;
         const endpoint = urls[Math.min(attempt++, urls.length - 1)] as string;
+        const knownLocation = first && endpoint === upstream ? location : undefined;
         const ensure: EnsureFrom = async (source, sig = signal) =>
           (
             await ensureBlob(s.hfContext(endpoint, token), loc.repo, meta.commit, file, {
               onPartial,
               signal: sig,
               ...(source ? { source } : {}),
+              ...(knownLocation ? { knownLocation } : {}),
             })
           ).path;
         const p = s.cluster
@@ -622,7 +666,15 @@ class HfFace {
       // Fresh from upstream: tell the other replicas (public only if it came without the caller's token).
       if (!(look as Lookup<Answer>).hit) await this.shareFile(loc, rev, filePath, meta, !asCaller);
     }
-    return { meta, stale, asCaller, upstream: a.upstream };
+    const fresh = !stale && !(look as Lookup<Answer>).hit;
+    const location = a.headers.location;
+    return {
+      meta,
+      stale,
+      asCaller,
+      upstream: a.upstream,
+      ...(fresh && meta.lfs && location && /^https?:\/\//i.test(location) ? { location } : {}),
+    };
   }
 
   /**
@@ -802,6 +854,11 @@ function jsonAnswer(status: number, message: string, code: string): Answer {
     headers: { 'content-type': 'application/json; charset=utf-8', 'x-error-code': code, 'x-error-message': message },
     body: Buffer.from(JSON.stringify({ error: message })),
   };
+}
+
+/** The single-flight key of a blob's fill. */
+function fillKey(loc: Located, meta: FileMeta): string {
+  return `${loc.repoKey}/${meta.etag}`;
 }
 
 /** Commit, etag and size from a resolve HEAD answer (docs/protocols.md §HF file metadata), or undefined if incomplete. */

@@ -21,9 +21,15 @@ import { hashToken, type Caller } from './access.js';
 import type { Loaded, Lookup } from './metadata-cache.js';
 import { parseRange, sendBlob, STALE_HEADER } from './reply.js';
 import type { MirrorServices } from './services.js';
+import { msStoreMetadata } from './store-metadata.js';
 import { UpstreamDownError, type Answer } from './upstream.js';
 
 const ID_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+type MsOp = 'info' | 'revisions' | 'files';
+/** What a store-built answer needs of the request's query. */
+type MsStoreQuery = Parameters<typeof msStoreMetadata>[3];
 
 /** The caller as ModelScope sees them: the token of the cookie or of the Bearer header. */
 interface MsCaller {
@@ -157,7 +163,9 @@ class MsFace {
     try {
       switch (op) {
         case '':
-          return await this.passThrough(req, reply, loc, 'info', this.pathWith(loc.base, query, ['Revision']));
+          return await this.passThrough(req, reply, loc, 'info', this.pathWith(loc.base, query, ['Revision']), {
+            revision: query.get('Revision'),
+          });
         case 'revisions':
           return await this.passThrough(
             req,
@@ -165,12 +173,19 @@ class MsFace {
             loc,
             'revisions',
             this.pathWith(`${loc.base}/revisions`, query, ['EndTime']),
+            {},
           );
         case 'repo/files': {
-          const p = this.filesPath(loc, query.get('Revision'), query.get('Recursive'), query.get('Root'));
+          const revision = query.get('Revision');
+          const p = this.filesPath(loc, revision, query.get('Recursive'), query.get('Root'));
           // The whole list of a named revision is what the bucket shares (the download's listing).
-          const whole = p === this.filesPath(loc, query.get('Revision'), 'True', null);
-          return await this.passThrough(req, reply, loc, 'files', p, whole ? query.get('Revision') : null);
+          const whole = p === this.filesPath(loc, revision, 'True', null);
+          const storeQuery = {
+            revision,
+            recursive: /^(true|1)$/i.test(query.get('Recursive') ?? ''),
+            root: query.get('Root'),
+          };
+          return await this.passThrough(req, reply, loc, 'files', p, storeQuery, whole ? revision : null);
         }
         case 'repo':
           return await this.download(req, reply, loc, query);
@@ -208,14 +223,35 @@ class MsFace {
   /**
    * An upstream answer through the metadata cache and the access rules: anonymous first; when
    * that is refused and the caller has a token, with the caller's token (cached under its hash).
+   * Upstream down (or --offline) with nothing in memory: the store's own answer, flagged stale,
+   * unless the repo was ever found restricted.
    */
   private async lookup(
     req: FastifyRequest,
     loc: MsRepo,
-    op: string,
+    op: MsOp,
     upstreamPath: string,
+    query: MsStoreQuery,
     /** The whole file list of this named revision: shared through the bucket in cluster mode. */
     sharedRevision: string | null = null,
+  ): Promise<Lookup<Answer>> {
+    try {
+      return await this.upstreamLookup(req, loc, op, upstreamPath, sharedRevision);
+    } catch (err) {
+      if (!(err instanceof UpstreamDownError) || this.s.access.wasRestricted(loc.repoKey)) throw err;
+      const local = await msStoreMetadata(this.s.options.cacheDir, loc.repo.id, op, query).catch(() => undefined);
+      if (!local) throw err;
+      const body = Buffer.from(JSON.stringify(local.body));
+      return { value: { status: local.status, headers: { 'content-type': JSON_TYPE }, body }, stale: true, hit: false };
+    }
+  }
+
+  private async upstreamLookup(
+    req: FastifyRequest,
+    loc: MsRepo,
+    op: MsOp,
+    upstreamPath: string,
+    sharedRevision: string | null,
   ): Promise<Lookup<Answer>> {
     const s = this.s;
     const caller = msCallerOf(s, req);
@@ -312,11 +348,12 @@ class MsFace {
     req: FastifyRequest,
     reply: FastifyReply,
     loc: MsRepo,
-    op: string,
+    op: MsOp,
     upstreamPath: string,
+    query: MsStoreQuery,
     sharedRevision: string | null = null,
   ): Promise<FastifyReply> {
-    const look = await this.lookup(req, loc, op, upstreamPath, sharedRevision);
+    const look = await this.lookup(req, loc, op, upstreamPath, query, sharedRevision);
     const a = look.value;
     reply.code(a.status).header('content-type', a.headers['content-type'] ?? 'application/json');
     if (look.stale) {
@@ -342,7 +379,14 @@ class MsFace {
     } catch (err) {
       return sendEnvelopeError(reply, 400, (err as Error).message);
     }
-    const look = await this.lookup(req, loc, 'files', this.filesPath(loc, revision, 'True', null), revision);
+    const look = await this.lookup(
+      req,
+      loc,
+      'files',
+      this.filesPath(loc, revision, 'True', null),
+      { revision, recursive: true },
+      revision,
+    );
     const a = look.value;
     if (a.status >= 300 || envelopeFailed(a)) {
       // The listing's own error (403 private, 404 revision...) is the download's answer.

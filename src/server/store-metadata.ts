@@ -1,12 +1,16 @@
 // Metadata answers built from the store alone, for --offline and for an upstream that is down with
-// nothing in memory (e.g. after a restart): revision/info, tree and paths-info of a revision the
-// store holds (refs/ and snapshots/), listing only what the store can serve, so a client's
-// snapshot_download asks for nothing the mirror cannot give. Served with X-Hubcache-Stale.
+// nothing in memory (e.g. after a restart): HF revision/info, tree and paths-info of a revision the
+// store holds (refs/ and snapshots/); ModelScope info, revisions and file list from the legacy
+// layout (.msc, .mv, files). Listing only what the store can serve, so a client's snapshot_download
+// asks for nothing the mirror cannot give. Served with X-Hubcache-Stale.
+import { randomBytes } from 'node:crypto';
 import { promises as fsp, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { isCommitHash } from '../hubs/repo-ref.js';
 import type { RepoRef } from '../hubs/types.js';
 import { HfRepoCache } from '../layouts/hf-cache.js';
+import { ModelScopeCache } from '../layouts/modelscope-cache.js';
+import { sha256File } from '../util/hash.js';
 
 interface StoredFile {
   path: string;
@@ -156,4 +160,83 @@ export function pathsOfBody(body: string | undefined, contentType: string | unde
   } catch {
     return [];
   }
+}
+
+// ---- ModelScope ---------------------------------------------------------------------------
+
+/** sha256 of store files already hashed, by path + size + mtime (an air-gapped file list is asked often). */
+const msHashes = new Map<string, string>();
+
+async function storedSha256(abs: string, size: number, mtimeMs: number): Promise<string> {
+  const k = `${abs}|${size}|${mtimeMs}`;
+  let h = msHashes.get(k);
+  if (h === undefined) {
+    h = await sha256File(abs);
+    if (msHashes.size > 100_000) msHashes.clear();
+    msHashes.set(k, h);
+  }
+  return h;
+}
+
+const msOk = (data: unknown): StoreAnswer => ({
+  status: 200,
+  body: { Code: 200, Data: data, Message: 'success', RequestId: randomBytes(16).toString('hex'), Success: true },
+});
+const msNotFound = (message: string): StoreAnswer => ({
+  status: 404,
+  body: { Code: 404, Data: null, Message: message, RequestId: randomBytes(16).toString('hex'), Success: false },
+});
+
+/**
+ * A ModelScope answer (`info`, `revisions`, `files`) from the store's legacy layout alone
+ * (`.msc` entries whose files exist, `.mv` for the revision name, as `hubcache download
+ * modelscope:` and the SDK write them), or undefined when the store holds nothing of the repo.
+ * Only the revision the store was filled at is known; each file's Sha256 is computed once.
+ */
+export async function msStoreMetadata(
+  cacheDir: string,
+  repoId: string,
+  op: 'info' | 'revisions' | 'files',
+  query: { revision?: string | null; recursive?: boolean; root?: string | null },
+): Promise<StoreAnswer | undefined> {
+  const dir = new ModelScopeCache(cacheDir).legacy(repoId);
+  const indexed = await dir.indexedFiles();
+  if (indexed.length === 0) return undefined;
+  const mv = await dir.readMv();
+  const revision = mv?.revision || 'master';
+  const createdAt = mv?.createdAt ?? 0;
+  if (op === 'revisions') {
+    const branch = { Revision: revision, CreatedAt: createdAt, CommitId: '', Message: '' };
+    return msOk({ RevisionMap: { Branches: [branch], Tags: [] } });
+  }
+  const asked = query.revision;
+  if (asked && asked !== revision) return msNotFound(`Revision ${asked} is not in the mirror's store (${revision} is)`);
+  const [owner = '', name = ''] = repoId.split('/');
+  if (op === 'info') return msOk({ Id: 0, Name: name, Path: owner, Visibility: 5, Revision: revision, Tags: [] });
+  const root = (query.root ?? '').replace(/^\/+|\/+$/g, '');
+  const rel = (p: string): string | undefined =>
+    root === '' ? p : p.startsWith(`${root}/`) ? p.slice(root.length + 1) : undefined;
+  const files: Record<string, unknown>[] = [];
+  const trees = new Set<string>();
+  for (const f of indexed.sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    const r = rel(f.path);
+    if (r === undefined) continue;
+    if (!query.recursive && r.includes('/')) {
+      trees.add(`${root === '' ? '' : `${root}/`}${r.slice(0, r.indexOf('/'))}`);
+      continue;
+    }
+    const abs = dir.filePath(f.path);
+    const st = await fsp.stat(abs).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    files.push({
+      Name: path.posix.basename(f.path),
+      Path: f.path,
+      Type: 'blob',
+      Size: st.size,
+      Sha256: await storedSha256(abs, st.size, st.mtimeMs),
+      Revision: f.revision,
+    });
+  }
+  const dirs = [...trees].map((t) => ({ Name: path.posix.basename(t), Path: t, Type: 'tree', Size: 0, Sha256: '' }));
+  return msOk({ Files: [...dirs, ...files] });
 }
