@@ -196,7 +196,7 @@ test('racing writers, locks disabled, first writer live: one download, others wa
   server.resetStats();
   const l = await layout();
   // A longer stale window than the other tests: a loaded CI box must not make a live writer look dead.
-  const opts = { ...fastOptions, staleAfterSeconds: 3 };
+  const opts = { ...fastOptions, staleAfterSeconds: 8 };
   const first = startChild(childConfig(server, '/race', data, l, { options: opts }));
   await first.waitFor((e) => e['event'] === 'checkpoint');
   const others = [1, 2, 3].map(() => startChild(childConfig(server, '/race', data, l, { options: opts })));
@@ -213,7 +213,7 @@ test('racing writers started at the same instant: correct file, no partial left,
   server.resetStats();
   const l = await layout();
   // A longer stale window than the other tests: a loaded CI box must not make a live writer look dead.
-  const opts = { ...fastOptions, staleAfterSeconds: 3 };
+  const opts = { ...fastOptions, staleAfterSeconds: 8 };
   const runs = await Promise.all(
     [0, 1, 2, 3].map(() => startChild(childConfig(server, '/race2', data, l, { options: opts })).done),
   );

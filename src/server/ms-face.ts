@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { clusterFill, type EnsureFrom } from '../cluster/blob-fill.js';
 import { ensureMsFile, type MsDownloadContext } from '../download/modelscope.js';
-import { quotePlus } from '../hubs/modelscope.js';
+import { ModelScopeClient, quotePlus } from '../hubs/modelscope.js';
 import type { RemoteFile, RepoRef } from '../hubs/types.js';
 import { ModelScopeCache } from '../layouts/modelscope-cache.js';
 import { freshWithin, sharedMetadataOf, type SharedMetadata } from '../cluster/metadata.js';
@@ -127,6 +127,11 @@ class MsFace {
 
   /** Cluster mode: revision file lists shared through the bucket (src/cluster/metadata.ts). */
   private readonly shared: SharedMetadata | undefined;
+
+  /** A client per upstream token, on the Cache's pool (one pool for metadata and bodies). */
+  private clientFor(token: string | undefined): ModelScopeClient {
+    return new ModelScopeClient({ endpoint: this.ctx.endpoint, token, http: this.s.cache.http });
+  }
 
   constructor(private readonly s: MirrorServices) {
     this.shared = s.cluster ? sharedMetadataOf(s.cluster.s3, s.log) : undefined;
@@ -428,11 +433,17 @@ class MsFace {
       run: async (onPartial, signal) => {
         const ensure: EnsureFrom = async (source, sig = signal) =>
           (
-            await ensureMsFile({ ...this.ctx, token }, loc.repo, revision ?? 'master', file, {
-              onPartial,
-              signal: sig,
-              ...(source ? { source } : {}),
-            })
+            await ensureMsFile(
+              { ...this.ctx, token, client: this.clientFor(token) },
+              loc.repo,
+              revision ?? 'master',
+              file,
+              {
+                onPartial,
+                signal: sig,
+                ...(source ? { source } : {}),
+              },
+            )
           ).path;
         // In a cluster, files with a sha256 (all but the odd legacy one) are blobs of the shared store.
         const c = this.s.cluster;
