@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { main } from '../src/cli/main.js';
 import { startTestHub, type TestHub } from '../test/fixtures/test-hub.js';
 import { startMirror } from '../test/fixtures/mirror.js';
@@ -19,9 +20,11 @@ if (!PY) {
   process.exit(2);
 }
 
+const execFileP = promisify(execFile);
+
 // Async on purpose: the test hub runs in this process, so a blocking exec would starve it.
 async function py(client: 'hfpy' | 'mspy' | 'mshubpy', code: string, env: Record<string, string>): Promise<string> {
-  const { stdout } = await promisify(execFile)(path.join(PY!, client), ['-c', code], {
+  const { stdout } = await execFileP(path.join(PY!, client), ['-c', code], {
     env: { PATH: process.env.PATH ?? '', HOME: os.tmpdir(), ...env },
     encoding: 'utf8',
     timeout: 120_000,
@@ -286,6 +289,64 @@ print(h.get_hf_file_metadata(h.hf_hub_url('org/compat', 'model.safetensors')).xe
         }
       },
     );
+  }
+
+  // Cluster mode: two replicas on one bucket of a real Ceph RGW (scripts/ceph-rgw.sh); Python through
+  // replica A, then a fresh Python cache through replica B costs no upstream body.
+  const rgwDir = await tmp();
+  const rgwStarted = await execFileP('bash', ['scripts/ceph-rgw.sh', 'start', rgwDir], { timeout: 120_000 }).then(
+    (r) => r.stdout,
+    (err: Error) => {
+      results.push(`SKIP HF cluster (2 replicas on Ceph RGW): ${err.message.split('\n')[0]}`);
+      return undefined;
+    },
+  );
+  if (rgwStarted !== undefined) {
+    try {
+      await check(
+        'HF cluster (2 replicas on one RGW bucket): Python via A, then via B with no upstream body',
+        async () => {
+          const env = Object.fromEntries(
+            [...rgwStarted.matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((m) => [m[1] as string, m[2] as string]),
+          );
+          const s3 = new S3Client({
+            endpoint: env['AWS_ENDPOINT_URL_S3'],
+            region: env['AWS_REGION'] ?? 'us-east-1',
+            forcePathStyle: true,
+            credentials: {
+              accessKeyId: env['AWS_ACCESS_KEY_ID'] ?? '',
+              secretAccessKey: env['AWS_SECRET_ACCESS_KEY'] ?? '',
+            },
+          });
+          await s3.send(new CreateBucketCommand({ Bucket: 'compat' }));
+          s3.destroy();
+          const cluster = { store: 's3://compat/hc', secret: 'compat-cluster-secret', env: { ...process.env, ...env } };
+          const a = await startMirror([hub.hfEndpoint], { cluster });
+          const b = await startMirror([hub.hfEndpoint], { cluster });
+          try {
+            const fetchVia = (m: { url: string }, cache: string): Promise<string> =>
+              py(
+                'hfpy',
+                `import huggingface_hub as h, os\nprint(sorted(os.listdir(h.snapshot_download('org/compat'))))`,
+                {
+                  HF_HUB_CACHE: cache,
+                  HF_ENDPOINT: m.url,
+                },
+              );
+            assert.equal(await fetchVia(a, await tmp()), "['config.json', 'model.safetensors', 'sub']");
+            await a.mirror.services.cluster?.idle(); // its uploads to the bucket
+            hub.resetRequests();
+            assert.equal(await fetchVia(b, await tmp()), "['config.json', 'model.safetensors', 'sub']");
+            assert.equal(bodies(hub), 0, 'replica B fetched no body upstream');
+          } finally {
+            await a.close();
+            await b.close();
+          }
+        },
+      );
+    } finally {
+      await execFileP('bash', ['scripts/ceph-rgw.sh', 'stop', rgwDir], { timeout: 60_000 }).catch(() => undefined);
+    }
   }
 } finally {
   await hub.close();

@@ -130,8 +130,13 @@ export class ClusterServices {
     void upload.finally(() => this.uploads.delete(upload));
   }
 
-  async close(): Promise<void> {
+  /** Resolves once every background upload started so far has ended (ok or not). */
+  async idle(): Promise<void> {
     await Promise.allSettled([...this.uploads]);
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
     this.s3.close();
   }
 }
