@@ -309,6 +309,7 @@ print(h.get_hf_file_metadata(h.hf_hub_url('org/compat', 'model.safetensors')).xe
           const env = Object.fromEntries(
             [...rgwStarted.matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((m) => [m[1] as string, m[2] as string]),
           );
+          process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // as src/stores/s3-client.ts
           const s3 = new S3Client({
             endpoint: env['AWS_ENDPOINT_URL_S3'],
             region: env['AWS_REGION'] ?? 'us-east-1',
