@@ -96,7 +96,7 @@ async function startHub(): Promise<{ endpoint: string; bytes: () => Promise<numb
     },
   );
   children.push(child);
-  const rl = readline.createInterface({ input: child.stdout! });
+  const rl = readline.createInterface({ input: child.stdout });
   const lines: string[] = [];
   const waiters: Array<(l: string) => void> = [];
   rl.on('line', (l) => (waiters.length ? waiters.shift()!(l) : lines.push(l)));
@@ -106,7 +106,7 @@ async function startHub(): Promise<{ endpoint: string; bytes: () => Promise<numb
     endpoint: hfEndpoint,
     // Body bytes the hub sent since the previous call (API and CDN).
     bytes: async () => {
-      child.stdin!.write('bytes\n');
+      child.stdin.write('bytes\n');
       return Number(await next());
     },
   };
