@@ -231,8 +231,10 @@ describe('serve: ModelScope face from the store alone (air-gapped, or upstream d
         const env = JSON.parse(files.body.toString()) as Envelope;
         assert.equal(env.Success, true);
         assert.deepEqual(sums(env.Data?.Files), sums(upstreamFiles), 'Path, Size, Sha256, Revision as upstream');
-        const top = JSON.parse((await raw(`${m.url}/api/v1/models/${ID}/repo/files?Revision=master`)).body.toString());
-        assert.deepEqual((top as Envelope).Data?.Files?.map((f) => `${String(f.Type)}:${String(f.Path)}`).sort(), [
+        const top = JSON.parse(
+          (await raw(`${m.url}/api/v1/models/${ID}/repo/files?Revision=master`)).body.toString(),
+        ) as Envelope;
+        assert.deepEqual(top.Data?.Files?.map((f) => `${String(f.Type)}:${String(f.Path)}`).sort(), [
           'blob:config.json',
           'blob:model.safetensors',
           'tree:sub',
