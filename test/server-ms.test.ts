@@ -194,6 +194,34 @@ describe('serve: ModelScope face', () => {
     const starts = transfers.filter((r) => !r.range || /^bytes=0-/.test(r.range));
     assert.equal(starts.length, 1, `one upstream transfer: ${transfers.map((r) => r.range ?? 'whole').join(' ')}`);
   });
+
+  test('a HEAD on an uncached file starts the fill; the GET after it costs no second transfer', async () => {
+    const w = { size: 1024 * 1024 + 3, seed: 45 };
+    hub.ms.createRepo('org/headfill').commit({ 'w.bin': w });
+    const want = generatedContent(w.size, w.seed).toBuffer();
+    hub.resetRequests();
+    const head = await raw(dl('w.bin', 'master', 'org/headfill'), { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], String(w.size));
+    assert.equal(head.body.length, 0);
+    // The HEAD alone brings the file into the store (the ModelScope layout beside the HF one).
+    const stored = path.join(m.cacheDir, 'models', 'org', 'headfill', 'w.bin');
+    for (
+      let i = 0;
+      i < 1000 &&
+      !(await fs.access(stored).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 10));
+    assert.ok((await fs.readFile(stored)).equals(want), 'file in the store after a HEAD alone');
+    assert.equal(hub.countRequests({ host: 'cdn' }), 1);
+    const get = await raw(dl('w.bin', 'master', 'org/headfill'));
+    assert.ok(get.body.equals(want));
+    assert.equal(hub.countRequests({ host: 'cdn' }), 1, 'the GET after the HEAD cost no second transfer');
+  });
 });
 
 describe('serve: ModelScope face from the store alone (air-gapped, or upstream down after a restart)', () => {

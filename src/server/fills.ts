@@ -318,7 +318,18 @@ class FillStream extends Readable {
     this.fhKey = key;
     this.fhPath = want;
     this.generation = f.generation;
-    this.fh = await fh;
+    try {
+      this.fh = await fh;
+    } catch (err) {
+      // The partial was just moved into place and the commit is on its way (or the fill failed).
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || want === f.finalPath) throw err;
+      this.giveBack();
+      const finalPath = await f.done;
+      const again = f.acquire(finalPath);
+      this.fhKey = again.key;
+      this.fhPath = finalPath;
+      this.fh = await again.fh;
+    }
     return this.fh;
   }
 

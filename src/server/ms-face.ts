@@ -420,8 +420,6 @@ class MsFace {
     }
     if (this.s.options.offline)
       return sendEnvelopeError(reply, 504, `${loc.repo.id}/${filePath} is not in the mirror's store (offline)`);
-    if (req.method === 'HEAD')
-      return sendBlob(req, reply, { size: file.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });
     // A restricted repo is filled with the (accepted) caller's token, a public one anonymously.
     const token =
       this.s.access.getVisibility('content', loc.repoKey) === 'restricted' ? msCallerOf(this.s, req).token : undefined;
@@ -452,6 +450,9 @@ class MsFace {
           : ensure();
       },
     });
+    // A HEAD starts the fill too (as on the HF face): the GET that follows joins it.
+    if (req.method === 'HEAD')
+      return sendBlob(req, reply, { size: file.size, source: 'none', open: () => Promise.reject(new Error('HEAD')) });
     const range = parseRange(req.headers.range, file.size);
     try {
       await fill.whenAvailable(typeof range === 'object' ? range.start : 0);
